@@ -1,0 +1,25 @@
+"""contdepth: residual networks as discretisations of ODEs and SDEs.
+
+Fields (drift ``f(t, u)``, diffusion ``g(t, u)``) are unrolled by interchangeable schemes into
+finite-depth networks (:class:`Flow`), or integrated in the continuous limit with torchdiffeq
+(:func:`odeint`) and torchsde (:func:`sdeint`).
+"""
+from . import noise, schemes
+from .continuous import odeint, sdeint
+from .fields import Blocks, Coupled, Field, Tied
+from .flow import Flow
+from .noise import get_law
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Blocks", "Coupled", "Field", "Flow", "Tied", "get_law", "models", "noise", "odeint", "schemes", "sdeint",
+]
+
+
+def __getattr__(name):  # models import torch.nn layers only when asked for
+    if name == "models":
+        import importlib
+
+        return importlib.import_module(".models", __name__)
+    raise AttributeError(f"module 'contdepth' has no attribute {name!r}")

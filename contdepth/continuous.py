@@ -1,0 +1,220 @@
+"""The continuous limit: a field handed to torchdiffeq (ODE) or torchsde (SDE).
+
+A field that is piecewise constant in time (``Blocks``) is integrated piece by piece, so an
+adaptive solver never steps across a block boundary. torchsde needs a 2-D state: the adapter
+flattens ``u`` and restores its shape inside ``f`` and ``g``.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+import torchdiffeq
+from torch import Tensor, nn
+
+from .fields import Field
+from .flow import Flow
+from .noise import PER_CHOICES
+
+
+def _resolve(field: Field | Flow, t0: Optional[float], t1: Optional[float]) -> tuple[Field, float, float, Optional[Flow]]:
+    """Field and interval from a field or a flow (a flow's scheme gives its continuous field)."""
+    flow = None
+    if isinstance(field, Flow):
+        flow = field
+        t0 = flow.t0 if t0 is None else t0
+        t1 = flow.t1 if t1 is None else t1
+        field = flow.scheme.continuous_field(flow.field)
+    if not isinstance(field, Field):
+        raise TypeError(f"expected a contdepth Field or Flow, got {type(field).__name__}")
+    t0 = 0.0 if t0 is None else float(t0)
+    if t1 is None:
+        t1 = field.horizon
+        if t1 is None:
+            raise ValueError("t1 is required for a field without a natural horizon")
+    t1 = float(t1)
+    if t1 <= t0:
+        raise ValueError(f"t1 must be greater than t0, got t0={t0}, t1={t1}")
+    return field, t0, t1, flow
+
+
+def _segments(field: Field, t0: float, t1: float) -> list[tuple[float, float, int]]:
+    """``(a, b, piece)`` for each piece of the field inside ``[t0, t1]``."""
+    edges = [t0, *[b for b in field.breakpoints() if t0 < b < t1], t1]
+    return [(a, b, field.piece(0.5 * (a + b))) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def _check_times(times: Optional[Sequence[float] | Tensor], t0: float, t1: float) -> Optional[list[float]]:
+    if times is None:
+        return None
+    values = [float(v) for v in torch.as_tensor(times, dtype=torch.float64).flatten()]
+    if any(b <= a for a, b in zip(values[:-1], values[1:])):
+        raise ValueError("times must be strictly increasing")
+    if values and (values[0] < t0 or values[-1] > t1):
+        raise ValueError(f"times must lie in [t0, t1] = [{t0:g}, {t1:g}]")
+    return values
+
+
+class _PieceODE(nn.Module):
+    """``f(t, u)`` of one piece, as torchdiffeq calls it; counts evaluations."""
+
+    def __init__(self, field: Field, piece: int) -> None:
+        super().__init__()
+        self.field = field
+        self.piece = piece
+        self.nfe = 0
+
+    def forward(self, t: Tensor, u: Tensor) -> Tensor:
+        self.nfe += 1
+        out = self.field.drift(float(t), u, self.piece)
+        if out.shape != u.shape:
+            raise ValueError(f"the field's drift has shape {tuple(out.shape)}, the state {tuple(u.shape)}")
+        return out
+
+
+def _integrate_pieces(field, u0, t0, t1, times, solve_piece):
+    """Run ``solve_piece(a, b, piece, u, ts) -> values at ts`` piece by piece; collect outputs."""
+    requested = _check_times(times, t0, t1)
+    outputs: list[Tensor] = []
+    if requested is not None and requested and requested[0] == t0:
+        outputs.append(u0)
+    u = u0
+    for a, b, piece in _segments(field, t0, t1):
+        inside = [] if requested is None else [v for v in requested if a < v < b]
+        values = solve_piece(a, b, piece, u, [a, *inside, b])
+        outputs.extend(values[1:-1])
+        u = values[-1]
+        if requested is not None and b in requested:
+            outputs.append(u)
+    return u, (None if requested is None else torch.stack(outputs))
+
+
+def odeint(
+    field: Field | Flow,
+    u0: Tensor,
+    t1: Optional[float] = None,
+    *,
+    t0: Optional[float] = None,
+    method: str = "dopri5",
+    rtol: float = 1e-7,
+    atol: float = 1e-9,
+    step_size: Optional[float] = None,
+    options: Optional[dict] = None,
+    adjoint: bool = False,
+    times: Optional[Sequence[float] | Tensor] = None,
+    return_stats: bool = False,
+):
+    """Solve ``u' = f(t, u)`` from ``t0`` to ``t1`` with torchdiffeq, piece by piece.
+
+    ``field`` may be a :class:`Flow`: its scheme's continuous limit is integrated over its
+    interval (an LM flow gives ``u' = f/(1 + k(t))``). ``method`` is any torchdiffeq method;
+    fixed-grid methods take ``step_size``. ``adjoint=True`` uses ``odeint_adjoint``.
+
+    Returns ``u(t1)`` (shape of ``u0``), or the states at ``times`` (``(len(times), *u0.shape)``)
+    when given; with ``return_stats`` also ``{"nfe": ..., "pieces": ...}``.
+    """
+    field, t0, t1, _ = _resolve(field, t0, t1)
+    opts = dict(options or {})
+    if step_size is not None:
+        if step_size <= 0:
+            raise ValueError(f"step_size must be positive, got {step_size}")
+        opts["step_size"] = step_size
+    solver = torchdiffeq.odeint_adjoint if adjoint else torchdiffeq.odeint
+    nfe = [0]
+
+    def solve_piece(a, b, piece, u, ts):
+        func = _PieceODE(field, piece)
+        grid = torch.tensor(ts, dtype=u.dtype if u.is_floating_point() else torch.float64, device=u.device)
+        kwargs = dict(rtol=rtol, atol=atol, method=method, options=opts or None)
+        if adjoint:
+            kwargs["adjoint_params"] = tuple(field.parameters())
+        try:
+            values = solver(func, u, grid, **kwargs)
+        except ValueError as err:  # torchdiffeq names its methods in its message
+            raise ValueError(f"torchdiffeq: {err}") from None
+        nfe[0] += func.nfe
+        return list(values)
+
+    u, traj = _integrate_pieces(field, u0, t0, t1, times, solve_piece)
+    out = u if traj is None else traj
+    if return_stats:
+        return out, {"nfe": nfe[0], "pieces": len(_segments(field, t0, t1))}
+    return out
+
+
+class _PieceSDE(nn.Module):
+    """One piece of a field as a torchsde Itô SDE on flattened states."""
+
+    sde_type = "ito"
+
+    def __init__(self, field: Field, piece: int, shape: torch.Size, per: str) -> None:
+        super().__init__()
+        self.field, self.piece, self.shape, self.per = field, piece, shape, per
+        self.noise_type = "diagonal" if per == "element" else "general"
+
+    def _unflat(self, y: Tensor) -> Tensor:
+        return y.reshape(self.shape)
+
+    def _flat(self, v: Tensor, y: Tensor) -> Tensor:
+        return v.reshape(y.shape)
+
+    def _g(self, g: Optional[Tensor], u: Tensor, y: Tensor) -> Tensor:
+        if g is None:
+            raise ValueError("sdeint needs a stochastic field (one with a diffusion)")
+        g = self._flat(g.expand_as(u), y)
+        return g if self.per == "element" else g.unsqueeze(-1)
+
+    def f(self, t: Tensor, y: Tensor) -> Tensor:
+        return self._flat(self.field.drift(float(t), self._unflat(y), self.piece), y)
+
+    def g(self, t: Tensor, y: Tensor) -> Tensor:
+        u = self._unflat(y)
+        return self._g(self.field.diffusion(float(t), u, self.piece), u, y)
+
+    def f_and_g(self, t: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        u = self._unflat(y)
+        f, g = self.field.drift_diffusion(float(t), u, self.piece)
+        return self._flat(f, y), self._g(g, u, y)
+
+
+def sdeint(
+    field: Field | Flow,
+    u0: Tensor,
+    t1: Optional[float] = None,
+    *,
+    t0: Optional[float] = None,
+    method: str = "euler",
+    dt: float = 1e-3,
+    per: Optional[str] = None,
+    times: Optional[Sequence[float] | Tensor] = None,
+    **sdeint_kwargs,
+):
+    """Solve the Itô SDE ``du = f dt + g dW`` with torchsde, piece by piece; ``u0`` of any shape.
+
+    ``per`` matches the discrete noise granularity: ``sample`` (one Brownian motion per sample,
+    the default), ``batch`` (one for the whole batch) or ``element`` (diagonal noise). A
+    :class:`Flow` gives its continuous field, interval and its scheme's granularity.
+    Returns ``u(t1)``, or the states at ``times`` stacked along a new first dimension.
+    """
+    import torchsde  # imported here: only SDE users pay for it
+
+    field, t0, t1, flow = _resolve(field, t0, t1)
+    if per is None:
+        per = getattr(flow.scheme, "per", "sample") if flow is not None else "sample"
+    if per not in PER_CHOICES:
+        raise ValueError(f"unknown noise granularity per={per!r}; choose one of {PER_CHOICES}")
+    if not field.stochastic:
+        raise ValueError("sdeint needs a stochastic field (one with a diffusion); use odeint for an ODE")
+    if dt <= 0:
+        raise ValueError(f"dt must be positive, got {dt}")
+    shape = u0.shape
+    flat_shape = (1, u0.numel()) if per == "batch" else (shape[0], u0[0].numel())
+
+    def solve_piece(a, b, piece, u, ts):
+        sde = _PieceSDE(field, piece, shape, per)
+        grid = torch.tensor(ts, dtype=u.dtype, device=u.device)
+        ys = torchsde.sdeint(sde, u.reshape(flat_shape), grid, method=method, dt=dt, **sdeint_kwargs)
+        return [y.reshape(shape) for y in ys]
+
+    u, traj = _integrate_pieces(field, u0, t0, t1, times, solve_piece)
+    return u if traj is None else traj

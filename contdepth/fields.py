@@ -1,0 +1,245 @@
+"""Fields: the right-hand sides ``f(t, u)`` (drift) and ``g(t, u)`` (diffusion) that schemes unroll.
+
+A field never assumes a 2-D state: ``u`` is any tensor with the batch dimension first
+(feature maps are ``(B, C, H, W)``). Time is a Python float.
+
+``Blocks`` is piecewise constant in time (block ``m`` owns ``[m, m+1)``), which is what a
+ResNet is; ``Tied`` uses one function for all ``t`` (a neural ODE); ``Coupled`` is the
+partitioned system ``x' = f1(y), y' = f2(x)`` of RevNet.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+
+FieldFn = Callable[[float, Tensor], Tensor]
+
+
+class Field(nn.Module):
+    """Base class. Subclasses implement ``drift`` and, when stochastic, ``diffusion``.
+
+    ``piece`` arguments select the time interval explicitly (see :meth:`breakpoints`); a flow
+    passes the piece of the step it is taking so that a stage evaluated at a step's right end
+    still uses the block of that step, as an ODE solver with piecewise-constant coefficients must.
+    """
+
+    #: True when ``diffusion`` returns a tensor rather than ``None``.
+    stochastic: bool = False
+
+    def breakpoints(self) -> tuple[float, ...]:
+        """Sorted times where the field may jump; pieces are the intervals between them."""
+        return ()
+
+    @property
+    def horizon(self) -> Optional[float]:
+        """Natural end time (a ``Blocks`` field with M blocks: ``M``), or ``None``."""
+        return None
+
+    def piece(self, t: float) -> int:
+        """Index of the piece holding ``t``; pieces are left-closed, the last one closed."""
+        bps = self.breakpoints()
+        if len(bps) < 2:
+            return 0
+        inner = bps[1:-1]
+        index = 0
+        for b in inner:
+            if t >= b:
+                index += 1
+        return index
+
+    def drift(self, t: float, u: Tensor, piece: Optional[int] = None) -> Tensor:
+        raise NotImplementedError
+
+    def diffusion(self, t: float, u: Tensor, piece: Optional[int] = None) -> Optional[Tensor]:
+        return None
+
+    def drift_diffusion(
+        self, t: float, u: Tensor, piece: Optional[int] = None
+    ) -> tuple[Tensor, Optional[Tensor]]:
+        """``(f(t, u), g(t, u))``; subclasses override it to share work between the two."""
+        return self.drift(t, u, piece), self.diffusion(t, u, piece)
+
+    def forward(self, t: float, u: Tensor) -> Tensor:  # lets a field be called like f(t, u)
+        return self.drift(t, u)
+
+
+def _as_scales(values: Optional[Sequence[float] | Tensor], n: int, name: str) -> Optional[Tensor]:
+    if values is None:
+        return None
+    scales = torch.as_tensor(values, dtype=torch.float64).flatten()
+    if scales.numel() == 1:
+        scales = scales.repeat(n)
+    if scales.numel() != n:
+        raise ValueError(f"{name} has {scales.numel()} entries; this field has {n} blocks")
+    if not torch.isfinite(scales).all():
+        raise ValueError(f"{name} must be finite, got {scales.tolist()}")
+    return scales
+
+
+class Blocks(Field):
+    """Per-block field: block ``m`` owns ``t in [m, m+1)`` and its module gives ``F_m(u)``.
+
+    A module either maps ``u -> F_m(u)`` (same shape as ``u``) or has a method
+    ``drift_diffusion(u) -> (f, g)`` (shake-shake: ``((F1+F2)/2, (F1-F2)/sqrt 12)``).
+
+    Args:
+        modules: the residual branches, one per block.
+        drift_scale: optional per-block factors ``a_m`` with ``f = a_m F_m`` (stochastic depth:
+            the survival probability ``p_m``).
+        diffusion_scale: optional per-block factors ``c_m`` with ``g = c_m F_m`` (stochastic depth:
+            ``sqrt(p_m (1 - p_m))``); the branch is then evaluated once for both.
+        diffusion: optional independent diffusion ``g(t, u)`` (additive noise, say); exclusive
+            with ``diffusion_scale``.
+    """
+
+    def __init__(
+        self,
+        modules: Sequence[nn.Module],
+        drift_scale: Optional[Sequence[float] | Tensor] = None,
+        diffusion_scale: Optional[Sequence[float] | Tensor] = None,
+        diffusion: Optional[FieldFn] = None,
+    ) -> None:
+        super().__init__()
+        modules = list(modules)
+        if not modules:
+            raise ValueError("Blocks needs at least one module")
+        for i, m in enumerate(modules):
+            if not callable(m):
+                raise TypeError(f"Blocks: entry {i} ({type(m).__name__}) is not callable")
+        if diffusion is not None and diffusion_scale is not None:
+            raise ValueError("give either diffusion_scale (g = c_m F_m) or diffusion (g(t, u)), not both")
+        self.blocks = nn.ModuleList(modules)
+        n = len(modules)
+        self._drift_scale = _as_scales(drift_scale, n, "drift_scale")
+        self._diffusion_scale = _as_scales(diffusion_scale, n, "diffusion_scale")
+        self._diffusion_fn = diffusion
+        if isinstance(diffusion, nn.Module):
+            self.diffusion_module = diffusion
+        self.stochastic = (
+            diffusion is not None
+            or diffusion_scale is not None
+            or any(hasattr(m, "drift_diffusion") for m in modules)
+        )
+
+    def __len__(self) -> int:
+        return len(self.blocks)
+
+    def breakpoints(self) -> tuple[float, ...]:
+        return tuple(float(m) for m in range(len(self.blocks) + 1))
+
+    @property
+    def horizon(self) -> float:
+        return float(len(self.blocks))
+
+    def piece(self, t: float) -> int:
+        return min(max(int(math.floor(t)), 0), len(self.blocks) - 1)
+
+    def _index(self, t: float, piece: Optional[int]) -> int:
+        return self.piece(t) if piece is None else piece
+
+    def _scale(self, scales: Optional[Tensor], m: int) -> Optional[float]:
+        return None if scales is None else float(scales[m])
+
+    def drift(self, t: float, u: Tensor, piece: Optional[int] = None) -> Tensor:
+        return self.drift_diffusion(t, u, piece, need_diffusion=False)[0]
+
+    def diffusion(self, t: float, u: Tensor, piece: Optional[int] = None) -> Optional[Tensor]:
+        return self.drift_diffusion(t, u, piece)[1]
+
+    def drift_diffusion(
+        self, t: float, u: Tensor, piece: Optional[int] = None, need_diffusion: bool = True
+    ) -> tuple[Tensor, Optional[Tensor]]:
+        m = self._index(t, piece)
+        block = self.blocks[m]
+        a = self._scale(self._drift_scale, m)
+        c = self._scale(self._diffusion_scale, m)
+        if hasattr(block, "drift_diffusion"):
+            f, g = block.drift_diffusion(u)
+            if not need_diffusion:
+                g = None
+        else:
+            f = block(u)
+            g = f * c if (need_diffusion and c is not None) else None
+        if a is not None:
+            f = f * a
+        if need_diffusion and self._diffusion_fn is not None:
+            g = self._diffusion_fn(t, u)
+        return f, g
+
+
+class Tied(Field):
+    """Weight-tied field: one ``drift(t, u)`` for all times (a neural ODE), optional ``diffusion(t, u)``.
+
+    Both functions return a tensor shaped like ``u``. ``nn.Module`` arguments are registered, so
+    their parameters train with the flow.
+    """
+
+    def __init__(self, drift: FieldFn, diffusion: Optional[FieldFn] = None) -> None:
+        super().__init__()
+        if not callable(drift):
+            raise TypeError("Tied: drift must be callable as drift(t, u)")
+        if diffusion is not None and not callable(diffusion):
+            raise TypeError("Tied: diffusion must be callable as diffusion(t, u) or None")
+        self._drift_fn = drift
+        self._diffusion_fn = diffusion
+        if isinstance(drift, nn.Module):
+            self.drift_module = drift
+        if isinstance(diffusion, nn.Module):
+            self.diffusion_module = diffusion
+        self.stochastic = diffusion is not None
+
+    def drift(self, t: float, u: Tensor, piece: Optional[int] = None) -> Tensor:
+        return self._drift_fn(t, u)
+
+    def diffusion(self, t: float, u: Tensor, piece: Optional[int] = None) -> Optional[Tensor]:
+        return None if self._diffusion_fn is None else self._diffusion_fn(t, u)
+
+
+class Coupled(Field):
+    """Partitioned field ``x' = f1(t, y), y' = f2(t, x)`` of RevNet, on ``u = cat(x, y, dim=1)``.
+
+    ``f1`` and ``f2`` are fields acting on half of the channels (dim 1) each. The leapfrog scheme
+    uses :meth:`drift_x` and :meth:`drift_y` separately; ``drift`` gives the whole right-hand side.
+    """
+
+    def __init__(self, f1: Field, f2: Field) -> None:
+        super().__init__()
+        self.f1 = f1
+        self.f2 = f2
+
+    def breakpoints(self) -> tuple[float, ...]:
+        return tuple(sorted(set(self.f1.breakpoints()) | set(self.f2.breakpoints())))
+
+    @property
+    def horizon(self) -> Optional[float]:
+        h1, h2 = self.f1.horizon, self.f2.horizon
+        if h1 is not None and h2 is not None and h1 != h2:
+            raise ValueError(f"Coupled: f1 and f2 have different horizons ({h1} and {h2})")
+        return h1 if h1 is not None else h2
+
+    @staticmethod
+    def split(u: Tensor) -> tuple[Tensor, Tensor]:
+        """Halves ``(x, y)`` of ``u`` along dim 1, which must be even."""
+        if u.dim() < 2 or u.shape[1] % 2:
+            raise ValueError(f"Coupled: dim 1 of the state must be even to split into (x, y); got shape {tuple(u.shape)}")
+        return u.chunk(2, dim=1)
+
+    def _sub_piece(self, sub: Field, piece: Optional[int]) -> Optional[int]:
+        """Piece of ``sub`` that holds this field's piece ``piece`` (located by its midpoint)."""
+        bps = self.breakpoints()
+        if piece is None or len(bps) < 2:
+            return None
+        return sub.piece(0.5 * (bps[piece] + bps[piece + 1]))
+
+    def drift_x(self, t: float, y: Tensor, piece: Optional[int] = None) -> Tensor:
+        return self.f1.drift(t, y, self._sub_piece(self.f1, piece))
+
+    def drift_y(self, t: float, x: Tensor, piece: Optional[int] = None) -> Tensor:
+        return self.f2.drift(t, x, self._sub_piece(self.f2, piece))
+
+    def drift(self, t: float, u: Tensor, piece: Optional[int] = None) -> Tensor:
+        x, y = self.split(u)
+        return torch.cat([self.drift_x(t, y, piece), self.drift_y(t, x, piece)], dim=1)

@@ -1,0 +1,226 @@
+"""Flow: a field unrolled by a scheme over ``[t0, t1]`` in a fixed number of steps, as an ``nn.Module``."""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+import torch
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint as torch_checkpoint
+
+from .fields import Coupled, Field
+from .schemes import get as get_scheme
+from .schemes.base import Scheme, StepContext, StepField
+
+
+def _check_steps(steps: object) -> int:
+    if isinstance(steps, bool) or not isinstance(steps, int):
+        raise TypeError(f"steps must be an integer, got {steps!r}")
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    return steps
+
+
+class Flow(nn.Module):
+    """The map ``u(t0) -> u(t1)`` of ``field`` under ``scheme`` with ``steps`` equal steps.
+
+    Args:
+        field: a :class:`~contdepth.fields.Field` (``Blocks``, ``Tied``, ``Coupled``, ...).
+        scheme: a registered name (see ``contdepth.schemes.available()``) or a built scheme.
+        steps: number of steps (required); for a ``Blocks`` field every block boundary inside
+            ``(t0, t1)`` must fall on the step grid, so use a multiple of the number of blocks.
+        t0, t1: time interval; ``t1`` defaults to the field's horizon (M for M blocks).
+        noise_at_eval: keep injecting noise in eval mode (noise is on in training mode only).
+        checkpoint: per-step activation checkpointing (``torch.utils.checkpoint``): activations
+            of a step are recomputed in backward instead of stored.
+        reversible: backpropagate by reconstructing states with the scheme's exact inverse
+            (``revnet``/``leapfrog``), storing no intermediate activations.
+        post_step: optional map applied after every step (the ReLU of a post-activation ResNet).
+
+    Note: under ``checkpoint`` or ``reversible``, BatchNorm layers in training mode see the
+    recomputed forward too, so their running statistics are updated twice per step.
+    """
+
+    def __init__(
+        self,
+        field: Field,
+        scheme: str | Scheme = "euler",
+        *,
+        steps: int,
+        t0: float = 0.0,
+        t1: Optional[float] = None,
+        noise_at_eval: bool = False,
+        checkpoint: bool = False,
+        reversible: bool = False,
+        post_step: Optional[Callable[[Tensor], Tensor]] = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(field, Field):
+            raise TypeError(f"Flow needs a contdepth Field (Blocks, Tied, ...), got {type(field).__name__}")
+        self.field = field
+        self.scheme = get_scheme(scheme)
+        self.steps = _check_steps(steps)
+        if t1 is None:
+            t1 = field.horizon
+            if t1 is None:
+                raise ValueError("t1 is required for a field without a natural horizon (a Tied field)")
+        t0, t1 = float(t0), float(t1)
+        if not (math.isfinite(t0) and math.isfinite(t1)):
+            raise ValueError(f"t0 and t1 must be finite, got t0={t0}, t1={t1}")
+        if t1 <= t0:
+            raise ValueError(f"t1 must be greater than t0, got t0={t0}, t1={t1}")
+        self.t0, self.t1 = t0, t1
+        self.h = (t1 - t0) / self.steps
+        self.noise_at_eval = bool(noise_at_eval)
+        self.checkpoint = bool(checkpoint)
+        self.reversible = bool(reversible)
+        self.post_step = post_step
+        self._validate_scheme()
+        self.pieces = self._step_pieces()
+        self.scheme.setup(self._scheme_breaks())
+
+    # ----------------------------------------------------------------- set-up
+    def _validate_scheme(self) -> None:
+        s = self.scheme
+        if getattr(s, "requires_coupled", False) and not isinstance(self.field, Coupled):
+            raise TypeError(f"scheme {s.name!r} needs a contdepth.Coupled field (x' = f1(y), y' = f2(x))")
+        if getattr(s, "law", None) is not None and not self.field.stochastic:
+            raise ValueError(
+                f"scheme {s.name!r} injects noise but the field has no diffusion; give the field a diffusion "
+                "(Tied(..., diffusion=g), Blocks(..., diffusion_scale=c)) or use a deterministic scheme"
+            )
+        if self.reversible:
+            if not s.invertible:
+                raise ValueError(f"reversible=True needs an invertible scheme (revnet, leapfrog), not {s.name!r}")
+            if self.post_step is not None:
+                raise ValueError("reversible=True cannot be combined with post_step (it is not invertible)")
+            if self.checkpoint:
+                raise ValueError("choose reversible or checkpoint, not both")
+
+    def _inner_breakpoints(self) -> list[float]:
+        return [b for b in self.field.breakpoints() if self.t0 < b < self.t1]
+
+    def _step_pieces(self) -> list[int]:
+        tol = 1e-9 * max(1.0, abs(self.t1), abs(self.t0))
+        for b in self._inner_breakpoints():
+            ratio = (b - self.t0) / self.h
+            if abs(ratio - round(ratio)) * self.h > tol:
+                n_pieces = len(self._inner_breakpoints()) + 1
+                raise ValueError(
+                    f"steps={self.steps} puts no step boundary at the field's block boundary t={b:g}; "
+                    f"the field has {n_pieces} blocks in [{self.t0:g}, {self.t1:g}]: use a multiple of {n_pieces} steps"
+                )
+        return [self.field.piece(self.t0 + (n + 0.5) * self.h) for n in range(self.steps)]
+
+    def _scheme_breaks(self) -> tuple[float, ...]:
+        """Intervals for time-dependent scheme parameters: the field's blocks, else the step grid."""
+        inner = self._inner_breakpoints()
+        if inner or len(self.field.breakpoints()) >= 2:
+            return (self.t0, *inner, self.t1)
+        return tuple(self.t0 + n * self.h for n in range(self.steps)) + (self.t1,)
+
+    @property
+    def times(self) -> Tensor:
+        """Step grid, shape ``(steps + 1,)``, float64."""
+        return torch.linspace(self.t0, self.t1, self.steps + 1, dtype=torch.float64)
+
+    def refine(self, steps: Optional[int] = None, scheme: Optional[str | Scheme] = None) -> "Flow":
+        """The same trained field under another step count and/or scheme (weights shared).
+
+        Switching away from an LM scheme integrates its continuous limit ``u' = f/(1 + k(t))``.
+        """
+        steps = self.steps if steps is None else steps
+        if scheme is None:
+            new_scheme, field = self.scheme, self.field
+        else:
+            new_scheme = get_scheme(scheme)
+            same_kind = type(new_scheme) is type(self.scheme)
+            field = self.field if same_kind else self.scheme.continuous_field(self.field)
+        return Flow(
+            field, new_scheme, steps=steps, t0=self.t0, t1=self.t1, noise_at_eval=self.noise_at_eval,
+            checkpoint=self.checkpoint, reversible=self.reversible and new_scheme.invertible, post_step=self.post_step,
+        )
+
+    # ---------------------------------------------------------------- running
+    def _context(self, n: int, u: Tensor, inject: bool) -> StepContext:
+        piece = self.pieces[n]
+        xi = self.scheme.sample_noise(u, piece) if inject and self.scheme.supports_noise else None
+        return StepContext(
+            field=StepField(self.field, piece),
+            t=self.t0 + n * self.h,
+            h=self.h,
+            index=n,
+            piece=piece,
+            new_piece=n == 0 or piece != self.pieces[n - 1],
+            xi=xi,
+        )
+
+    def _run(self, u0: Tensor, u_prev: Optional[Tensor], keep: bool) -> tuple[Tensor, list[Tensor]]:
+        if not isinstance(u0, Tensor):
+            raise TypeError(f"the initial state must be a tensor, got {type(u0).__name__}")
+        if u0.dim() < 1:
+            raise ValueError("the initial state needs a batch dimension first")
+        inject = self.training or self.noise_at_eval
+        state = self.scheme.init_state(u0, u_prev)
+        u, path = u0, [u0] if keep else []
+        use_ckpt = self.checkpoint and torch.is_grad_enabled()
+        for n in range(self.steps):
+            ctx = self._context(n, u, inject)
+            if use_ckpt:
+                u, state = torch_checkpoint(self.scheme.step, ctx, u, state, use_reentrant=False)
+            else:
+                u, state = self.scheme.step(ctx, u, state)
+            if self.post_step is not None:
+                u = self.post_step(u)
+            if keep:
+                path.append(u)
+        return u, path
+
+    def forward(self, u0: Tensor, u_prev: Optional[Tensor] = None) -> Tensor:
+        """``u(t1)`` from ``u(t0) = u0``; ``u_prev`` seeds a multistep scheme's history."""
+        if self.reversible and torch.is_grad_enabled():
+            params = tuple(p for p in self.field.parameters() if p.requires_grad)
+            return _ReversibleFlow.apply(self, u0, *params)
+        return self._run(u0, u_prev, keep=False)[0]
+
+    def trajectory(self, u0: Tensor, u_prev: Optional[Tensor] = None) -> Tensor:
+        """All states on the step grid, shape ``(steps + 1, *u0.shape)``."""
+        return torch.stack(self._run(u0, u_prev, keep=True)[1])
+
+    def extra_repr(self) -> str:
+        extras = [f"steps={self.steps}", f"t0={self.t0:g}", f"t1={self.t1:g}", f"h={self.h:g}"]
+        extras += [name for name in ("noise_at_eval", "checkpoint", "reversible") if getattr(self, name)]
+        return ", ".join(extras)
+
+
+class _ReversibleFlow(torch.autograd.Function):
+    """Backprop through an invertible flow by reconstructing each state from the next one."""
+
+    @staticmethod
+    def forward(ctx, flow: Flow, u0: Tensor, *params: Tensor) -> Tensor:
+        with torch.no_grad():
+            u = flow._run(u0, None, keep=False)[0]
+        ctx.flow = flow
+        ctx.save_for_backward(u)
+        return u
+
+    @staticmethod
+    def backward(ctx, grad_u: Tensor):
+        flow: Flow = ctx.flow
+        (u,) = ctx.saved_tensors
+        params = [p for p in flow.field.parameters() if p.requires_grad]
+        grads = [torch.zeros_like(p) for p in params]
+        for n in reversed(range(flow.steps)):
+            step_ctx = flow._context(n, u, inject=False)
+            with torch.no_grad():
+                u_before = flow.scheme.inverse_step(step_ctx, u)
+            with torch.enable_grad():
+                u_in = u_before.detach().requires_grad_(True)
+                u_out, _ = flow.scheme.step(step_ctx, u_in, None)
+                got = torch.autograd.grad(u_out, [u_in, *params], grad_u, allow_unused=True)
+            grad_u = got[0]
+            for acc, g in zip(grads, got[1:]):
+                if g is not None:
+                    acc.add_(g)
+            u = u_before
+        return (None, grad_u, *grads)

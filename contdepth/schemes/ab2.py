@@ -1,0 +1,25 @@
+"""Adams–Bashforth two-step, order 2: ``x_{n+1} = x_n + h (3/2 f_n - 1/2 f_{n-1})``.
+
+The first step, and the first step after a block boundary (where a piecewise-constant field
+jumps, so ``f_{n-1}`` belongs to another block), is forward Euler: a single step with local
+error O(h²) keeps the global order 2.
+"""
+from __future__ import annotations
+
+from .base import Scheme, StepContext
+from .registry import register
+
+
+@register("ab2", "adams_bashforth2")
+class AdamsBashforth2(Scheme):
+    order = 2
+    multistep = True
+
+    def step(self, ctx: StepContext, u, state):
+        f_now = ctx.field.drift(ctx.t, u)
+        f_prev = None if (state is None or ctx.new_piece) else state.get("f_prev")
+        if f_prev is None:
+            u_next = u + ctx.h * f_now
+        else:
+            u_next = u + ctx.h * (1.5 * f_now - 0.5 * f_prev)
+        return u_next, {"f_prev": f_now}

@@ -1,0 +1,19 @@
+"""Heun's method (explicit trapezoid, RK2): order 2.
+
+``k1 = f(t, x)``, ``k2 = f(t + h, x + h k1)``, ``x_{n+1} = x + h (k1 + k2) / 2``.
+"""
+from __future__ import annotations
+
+from .base import Scheme, StepContext
+from .registry import register
+
+
+@register("heun", "rk2")
+class Heun(Scheme):
+    order = 2
+
+    def step(self, ctx: StepContext, u, state):
+        f, t, h = ctx.field.drift, ctx.t, ctx.h
+        k1 = f(t, u)
+        k2 = f(t + h, u + h * k1)
+        return u + (0.5 * h) * (k1 + k2), state

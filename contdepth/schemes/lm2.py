@@ -1,0 +1,190 @@
+"""LM-ResNet's linear two-step scheme (Lu, Zhong, Li, Dong 2018).
+
+``x_{n+1} = (1 - k_n) x_n + k_n x_{n-1} + h f_n(x_n)  [+ sqrt(h) g_n(x_n) ξ_n]``
+
+The first step (no history) is forward Euler. ``k`` belongs to time: one value per block of a
+``Blocks`` field (per step grid interval for a field without blocks), piecewise constant, so a
+trained LM-ResNet can be re-run with more steps. The modified equation is
+``(1 + k) u' + (1 - k)(h/2) u'' = f(u)``: as h -> 0 the scheme converges, at order 1, to
+``u' = f(u) / (1 + k(t))``. The characteristic polynomial ``(z - 1)(z + k)`` is zero-stable only
+for ``|k| < 1``.
+"""
+from __future__ import annotations
+
+import bisect
+import warnings
+from typing import Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..fields import Field
+from ..noise import NoiseLaw
+from .base import NoiseMixin, Scheme, StepContext
+from .registry import register
+
+INIT_RANGE = (-0.1, 0.0)
+
+
+@register("lm2", "lm", "lm_resnet")
+class LM2(NoiseMixin, Scheme):
+    """LM-ResNet two-step scheme with learnable (or fixed) momentum ``k``.
+
+    Args:
+        k: initial (or fixed) value, one float or one per interval; ``None`` draws each
+            uniformly from ``(-0.1, 0)`` as in the paper.
+        learnable: train ``k`` (a parameter) or keep it fixed (a buffer).
+        per_channel: number of channels C for one k per channel (dim 1 of the state).
+        noise, per, seed, **law_kwargs: optional noise, as in ``euler_maruyama`` (LM + stochastic depth).
+    """
+
+    order = 1
+    multistep = True
+    supports_noise = True
+
+    def __init__(
+        self,
+        k: Optional[float | Sequence[float]] = None,
+        learnable: bool = True,
+        per_channel: Optional[int] = None,
+        noise: Optional[str | NoiseLaw] = None,
+        per: str = "sample",
+        seed: Optional[int] = None,
+        **law_kwargs,
+    ) -> None:
+        super().__init__()
+        if per_channel is not None and (not isinstance(per_channel, int) or per_channel < 1):
+            raise ValueError(f"lm2: per_channel must be a positive channel count, got {per_channel!r}")
+        self._k_init = None if k is None else torch.as_tensor(k, dtype=torch.float32).flatten()
+        if self._k_init is not None:
+            self._check_values(self._k_init, "fixed" if not learnable else "initial")
+        self.learnable = learnable
+        self.per_channel = per_channel
+        self.breaks: tuple[float, ...] = ()
+        self._init_noise(noise, per, seed, law_kwargs)
+
+    @staticmethod
+    def _check_values(k: Tensor, what: str) -> None:
+        if not torch.isfinite(k).all():
+            raise ValueError(f"lm2: {what} k must be finite, got {k.tolist()}")
+        if (k.abs() >= 1).any():
+            raise ValueError(
+                f"lm2: {what} k = {k.tolist()} has |k| >= 1; the two-step scheme is zero-stable only "
+                "for |k| < 1 (its characteristic roots are 1 and -k)"
+            )
+
+    def setup(self, breaks: tuple[float, ...]) -> None:
+        n = len(breaks) - 1
+        if self.breaks:
+            # k belongs to time: a flow re-using this scheme (finer steps) keeps its intervals.
+            if (self.breaks[0], self.breaks[-1]) != (breaks[0], breaks[-1]):
+                raise ValueError(
+                    f"lm2: this scheme's k covers [{self.breaks[0]:g}, {self.breaks[-1]:g}], the flow "
+                    f"[{breaks[0]:g}, {breaks[-1]:g}]; build one scheme per flow"
+                )
+            return
+        shape = (n,) if self.per_channel is None else (n, self.per_channel)
+        if self._k_init is None:
+            value = torch.empty(shape).uniform_(*INIT_RANGE)
+        elif self._k_init.numel() == 1:
+            value = torch.full(shape, float(self._k_init))
+        elif self._k_init.numel() == n:
+            value = self._k_init.reshape(n, *([1] if self.per_channel else [])).expand(shape).clone()
+        else:
+            raise ValueError(f"lm2: {self._k_init.numel()} values of k given for {n} intervals")
+        if self.learnable:
+            self.k = nn.Parameter(value)
+        else:
+            self.register_buffer("k", value)
+        self.breaks = tuple(breaks)
+
+    def interval(self, t_mid: float) -> int:
+        """Index of the k interval holding time ``t_mid``."""
+        return min(max(bisect.bisect_right(self.breaks, t_mid) - 1, 0), len(self.breaks) - 2)
+
+    def k_at(self, t_mid: float, like: Tensor) -> Tensor:
+        """k at time ``t_mid``, shaped to broadcast against a state like ``like``."""
+        k = self.k[self.interval(t_mid)].to(like.dtype)
+        if self.per_channel is None:
+            return k
+        if like.dim() < 2 or like.shape[1] != self.per_channel:
+            raise ValueError(f"lm2: per_channel={self.per_channel} but the state has shape {tuple(like.shape)}")
+        return k.view(1, -1, *([1] * (like.dim() - 2)))
+
+    def init_state(self, u0: Tensor, u_prev: Optional[Tensor] = None):
+        if u_prev is not None and u_prev.shape != u0.shape:
+            raise ValueError(f"lm2: u_prev has shape {tuple(u_prev.shape)}, the state {tuple(u0.shape)}")
+        return {"u_prev": u_prev}
+
+    def step(self, ctx: StepContext, u: Tensor, state):
+        if ctx.xi is None:
+            f, noise = ctx.field.drift(ctx.t, u), None
+        else:
+            f, g = ctx.field.drift_diffusion(ctx.t, u)
+            noise = self.noise_term(ctx, g)
+        u_prev = None if state is None else state.get("u_prev")
+        if u_prev is None:
+            u_next = u + ctx.h * f
+        else:
+            k = self.k_at(ctx.t + 0.5 * ctx.h, u)
+            u_next = u + k * (u_prev - u) + ctx.h * f
+        if noise is not None:
+            u_next = u_next + noise
+        return u_next, {"u_prev": u}
+
+    def max_abs_k(self) -> float:
+        return float(self.k.detach().abs().max()) if self.breaks else 0.0
+
+    def check_stability(self) -> bool:
+        """Warn (and return False) when a learned k has left the zero-stable range |k| < 1."""
+        if self.max_abs_k() >= 1.0:
+            warnings.warn(f"lm2: learned max |k| = {self.max_abs_k():.3f} >= 1: the scheme is no longer zero-stable")
+            return False
+        return True
+
+    def continuous_field(self, field: Field) -> Field:
+        return LMLimit(field, self)
+
+    def extra_repr(self) -> str:
+        n = len(self.breaks) - 1 if self.breaks else 0
+        return f"intervals={n}, learnable={self.learnable}, per_channel={self.per_channel}, noise={self.law!r}"
+
+
+class LMLimit(Field):
+    """The ODE an LM scheme converges to: ``u' = f(t, u) / (1 + k(t))`` (diffusion scaled alike)."""
+
+    def __init__(self, field: Field, scheme: LM2) -> None:
+        super().__init__()
+        if not scheme.breaks:
+            raise ValueError("LMLimit: the lm2 scheme has not been attached to a flow yet")
+        self.field = field
+        self.scheme = scheme
+        self.stochastic = field.stochastic
+
+    def breakpoints(self) -> tuple[float, ...]:
+        return tuple(sorted(set(self.field.breakpoints()) | set(self.scheme.breaks)))
+
+    @property
+    def horizon(self) -> Optional[float]:
+        return self.field.horizon
+
+    def _locate(self, t: float, piece: Optional[int]) -> tuple[float, Optional[int]]:
+        bps = self.breakpoints()
+        if piece is None or len(bps) < 2:
+            return t, None
+        mid = 0.5 * (bps[piece] + bps[piece + 1])
+        inner = self.field.breakpoints()
+        return mid, (self.field.piece(mid) if len(inner) >= 2 else None)
+
+    def drift_diffusion(self, t: float, u: Tensor, piece: Optional[int] = None):
+        mid, inner_piece = self._locate(t, piece)
+        f, g = self.field.drift_diffusion(t, u, inner_piece)
+        scale = 1.0 + self.scheme.k_at(mid, u)
+        return f / scale, (None if g is None else g / scale)
+
+    def drift(self, t: float, u: Tensor, piece: Optional[int] = None) -> Tensor:
+        mid, inner_piece = self._locate(t, piece)
+        return self.field.drift(t, u, inner_piece) / (1.0 + self.scheme.k_at(mid, u))
+
+    def diffusion(self, t: float, u: Tensor, piece: Optional[int] = None):
+        return self.drift_diffusion(t, u, piece)[1]

@@ -1,0 +1,15 @@
+"""Explicit midpoint rule: order 2. ``x_{n+1} = x + h f(t + h/2, x + (h/2) f(t, x))``."""
+from __future__ import annotations
+
+from .base import Scheme, StepContext
+from .registry import register
+
+
+@register("midpoint")
+class Midpoint(Scheme):
+    order = 2
+
+    def step(self, ctx: StepContext, u, state):
+        f, t, h = ctx.field.drift, ctx.t, ctx.h
+        k1 = f(t, u)
+        return u + h * f(t + 0.5 * h, u + (0.5 * h) * k1), state

@@ -1,0 +1,54 @@
+"""Scheme registry: names -> scheme classes, ``get`` builds one, ``available`` lists them."""
+from __future__ import annotations
+
+from typing import Callable, Type
+
+from .base import Scheme
+
+_REGISTRY: dict[str, Type[Scheme]] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register(name: str, *aliases: str) -> Callable[[Type[Scheme]], Type[Scheme]]:
+    """Class decorator: register a scheme under ``name`` and optional aliases."""
+
+    def wrap(cls: Type[Scheme]) -> Type[Scheme]:
+        for key in (name, *aliases):
+            if key in _REGISTRY or key in _ALIASES:
+                raise ValueError(f"scheme name {key!r} is already registered")
+        _REGISTRY[name] = cls
+        for alias in aliases:
+            _ALIASES[alias] = name
+        cls.name = name
+        return cls
+
+    return wrap
+
+
+def available() -> list[str]:
+    """Registered scheme names (aliases included), sorted."""
+    return sorted([*_REGISTRY, *_ALIASES])
+
+
+def canonical(name: str) -> str:
+    """The registered name behind ``name`` or an alias of it."""
+    key = name.lower() if isinstance(name, str) else name
+    key = _ALIASES.get(key, key)
+    if key not in _REGISTRY:
+        raise ValueError(f"unknown scheme {name!r}; available: {', '.join(available())}")
+    return key
+
+
+def get(scheme: str | Scheme, **options) -> Scheme:
+    """A new scheme by name with options (``get("lm2", k=-0.05, learnable=False)``), or ``scheme`` as given."""
+    if isinstance(scheme, Scheme):
+        if options:
+            raise ValueError("options were given for a scheme that is already built")
+        return scheme
+    if not isinstance(scheme, str):
+        raise TypeError(f"scheme must be a name or a Scheme, got {type(scheme).__name__}")
+    cls = _REGISTRY[canonical(scheme)]
+    try:
+        return cls(**options)
+    except TypeError as err:
+        raise TypeError(f"scheme {cls.name!r}: {err}") from None
