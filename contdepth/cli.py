@@ -1,0 +1,44 @@
+"""The ``contdepth`` command: one subcommand per module, each with ``configure(parser)`` and ``run(args)``."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Optional, Sequence
+
+# subcommand -> (module, one-line help). Modules are imported only to build their parser.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("contdepth.toy.command", "the stochastic-training toy of Sun, Tao and Du on built-in 2-D data (CPU, ~1 min)"),
+    "train": ("contdepth.train.command", "train a CIFAR classifier with any scheme"),
+    "eval": ("contdepth.train.evaluate", "test accuracy of a trained run under another scheme / step count"),
+    "models": ("contdepth.models.command", "list the named models with depth, parameters and scheme"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="contdepth", description="Continuous-depth networks: ResNets as ODE/SDE discretisations.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if not err.name or not err.name.startswith("contdepth"):
+                raise
+            continue  # a subcommand whose module is not part of this build
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        mod.configure(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
