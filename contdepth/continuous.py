@@ -66,7 +66,7 @@ class _PieceODE(nn.Module):
 
     def forward(self, t: Tensor, u: Tensor) -> Tensor:
         self.nfe += 1
-        out = self.field.drift(float(t), u, self.piece)
+        out = self.field.drift(float(t.detach()), u, self.piece)
         if out.shape != u.shape:
             raise ValueError(f"the field's drift has shape {tuple(out.shape)}, the state {tuple(u.shape)}")
         return out
@@ -165,15 +165,15 @@ class _PieceSDE(nn.Module):
         return g if self.per == "element" else g.unsqueeze(-1)
 
     def f(self, t: Tensor, y: Tensor) -> Tensor:
-        return self._flat(self.field.drift(float(t), self._unflat(y), self.piece), y)
+        return self._flat(self.field.drift(float(t.detach()), self._unflat(y), self.piece), y)
 
     def g(self, t: Tensor, y: Tensor) -> Tensor:
         u = self._unflat(y)
-        return self._g(self.field.diffusion(float(t), u, self.piece), u, y)
+        return self._g(self.field.diffusion(float(t.detach()), u, self.piece), u, y)
 
     def f_and_g(self, t: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         u = self._unflat(y)
-        f, g = self.field.drift_diffusion(float(t), u, self.piece)
+        f, g = self.field.drift_diffusion(float(t.detach()), u, self.piece)
         return self._flat(f, y), self._g(g, u, y)
 
 
