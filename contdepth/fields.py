@@ -66,16 +66,17 @@ class Field(nn.Module):
         return self.drift(t, u)
 
 
-def _as_scales(values: Optional[Sequence[float] | Tensor], n: int, name: str) -> Optional[Tensor]:
+def _as_scales(values: Optional[Sequence[float] | Tensor], n: int, name: str) -> Optional[list[float]]:
+    """Per-block factors as plain floats (configuration, not parameters; cheap under torch.compile)."""
     if values is None:
         return None
-    scales = torch.as_tensor(values, dtype=torch.float64).flatten()
-    if scales.numel() == 1:
-        scales = scales.repeat(n)
-    if scales.numel() != n:
-        raise ValueError(f"{name} has {scales.numel()} entries; this field has {n} blocks")
-    if not torch.isfinite(scales).all():
-        raise ValueError(f"{name} must be finite, got {scales.tolist()}")
+    scales = [float(v) for v in torch.as_tensor(values, dtype=torch.float64).flatten()]
+    if len(scales) == 1:
+        scales = scales * n
+    if len(scales) != n:
+        raise ValueError(f"{name} has {len(scales)} entries; this field has {n} blocks")
+    if not all(math.isfinite(v) for v in scales):
+        raise ValueError(f"{name} must be finite, got {scales}")
     return scales
 
 
@@ -140,8 +141,9 @@ class Blocks(Field):
     def _index(self, t: float, piece: Optional[int]) -> int:
         return self.piece(t) if piece is None else piece
 
-    def _scale(self, scales: Optional[Tensor], m: int) -> Optional[float]:
-        return None if scales is None else float(scales[m])
+    @staticmethod
+    def _scale(scales: Optional[list[float]], m: int) -> Optional[float]:
+        return None if scales is None else scales[m]
 
     def drift(self, t: float, u: Tensor, piece: Optional[int] = None) -> Tensor:
         return self.drift_diffusion(t, u, piece, need_diffusion=False)[0]
