@@ -11,7 +11,6 @@ for ``|k| < 1``.
 """
 from __future__ import annotations
 
-import bisect
 import warnings
 from typing import Optional, Sequence
 
@@ -100,7 +99,11 @@ class LM2(NoiseMixin, Scheme):
 
     def interval(self, t_mid: float) -> int:
         """Index of the k interval holding time ``t_mid``."""
-        return min(max(bisect.bisect_right(self.breaks, t_mid) - 1, 0), len(self.breaks) - 2)
+        index = 0  # a plain loop rather than bisect: torch.compile traces it without a graph break
+        for b in self.breaks[1:-1]:
+            if t_mid >= b:
+                index += 1
+        return index
 
     def k_at(self, t_mid: float, like: Tensor) -> Tensor:
         """k at time ``t_mid``, shaped to broadcast against a state like ``like``."""
