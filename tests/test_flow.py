@@ -247,3 +247,13 @@ def test_leapfrog_needs_a_coupled_field():
         cd.Flow(conv_blocks(), "leapfrog", steps=3)
     with pytest.raises(ValueError, match="invertible"):
         cd.Flow(conv_blocks(), "euler", steps=3, reversible=True)
+
+
+@pytest.mark.parametrize("scheme", ["euler", "lm2", "rk4"])
+def test_flows_trace_whole_under_torch_compile(scheme):
+    torch.manual_seed(0)
+    field = cd.Blocks([nn.Sequential(nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1)) for _ in range(2)])
+    flow = cd.Flow(field, scheme, steps=4)
+    compiled = torch.compile(flow, backend="eager", fullgraph=True)  # dynamo tracing, no graph break
+    x = torch.randn(2, 4, 5, 5)
+    assert torch.allclose(compiled(x), flow(x), atol=1e-6)
