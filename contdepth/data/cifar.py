@@ -1,0 +1,231 @@
+"""Readers for CIFAR-10 (``cifar-10-batches-py``) and CIFAR-100 (``cifar-100-python``) in the
+standard python (pickle) layout, the one torchvision's download unpacks. No torchvision needed.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import Tensor
+
+IMAGE_SHAPE = (3, 32, 32)
+IMAGE_BYTES = 3 * 32 * 32
+# A pickle of the standard layout can run code when loaded: only read files you trust.
+
+
+class DataError(RuntimeError):
+    """The data set is missing, unreadable or not in the expected layout (message says how to fix it)."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Where one CIFAR variant keeps what, and its per-channel statistics (of the train split, in [0, 1])."""
+
+    name: str
+    title: str
+    folder: str
+    train_files: tuple[str, ...]
+    test_files: tuple[str, ...]
+    meta_file: str
+    label_key: str
+    names_key: str
+    num_classes: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    archive: str
+
+
+DATASETS: dict[str, Spec] = {
+    "cifar10": Spec(
+        "cifar10", "CIFAR-10", "cifar-10-batches-py",
+        tuple(f"data_batch_{i}" for i in range(1, 6)), ("test_batch",), "batches.meta",
+        "labels", "label_names", 10,
+        (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), "cifar-10-python.tar.gz",
+    ),
+    "cifar100": Spec(
+        "cifar100", "CIFAR-100", "cifar-100-python", ("train",), ("test",), "meta",
+        "fine_labels", "fine_label_names", 100,
+        (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), "cifar-100-python.tar.gz",
+    ),
+}
+
+
+@dataclass
+class Split:
+    """One split: ``images`` uint8 ``(N, 3, 32, 32)`` (RGB, CHW) and ``labels`` int64 ``(N,)``."""
+
+    images: Tensor
+    labels: Tensor
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def head(self, n: Optional[int]) -> "Split":
+        """The first ``n`` examples (all when ``n`` is None)."""
+        if n is None:
+            return self
+        if n < 1:
+            raise ValueError(f"subset size must be positive, got {n}")
+        return Split(self.images[:n], self.labels[:n])
+
+
+@dataclass
+class CifarData:
+    """A CIFAR data set read from ``root``: train and test splits, class names, normalisation."""
+
+    name: str
+    root: Path
+    train: Split
+    test: Split
+    classes: list[str]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def spec(name: str) -> Spec:
+    """The spec of data set ``name`` (``cifar10`` or ``cifar100``)."""
+    key = name.lower().replace("-", "")
+    if key not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+    return DATASETS[key]
+
+
+def _shared_tool() -> Optional[Path]:
+    """This project's decoder of the shared JPEG copy, when the checkout sits beside ``shared/``."""
+    tool = Path(__file__).resolve().parents[2].parent / "shared" / "tools" / "cifar10_from_jpeg.py"
+    return tool if tool.is_file() else None
+
+
+def how_to_get(s: Spec, data_dir: Path, *, mention_download: bool = True) -> str:
+    """Lines telling the user how to obtain ``s`` in the standard layout under ``data_dir``."""
+    first = "Get it with --download (needs torchvision), or unpack" if mention_download else "Unpack"
+    lines = [f"{first} {s.archive} from https://www.cs.toronto.edu/~kriz/cifar.html into {data_dir}"]
+    if s.name == "cifar10":
+        tool = _shared_tool()
+        where = os.path.relpath(tool) if tool else "../shared/tools/cifar10_from_jpeg.py"
+        lines.append(f"or write a copy in the standard layout with: python3 {where} {data_dir}")
+    return "\n".join(lines)
+
+
+def expected_layout(s: Spec, data_dir: Path) -> str:
+    files = [*s.train_files, *s.test_files, s.meta_file]
+    return f"Expected the standard python layout: {data_dir / s.folder}/{{{', '.join(files)}}}"
+
+
+def locate(s: Spec, data_dir: str | os.PathLike) -> Path:
+    """The folder holding ``s``'s files: ``data_dir/<folder>``, or ``data_dir`` itself if it is that folder."""
+    root = Path(data_dir).expanduser()
+    for candidate in (root / s.folder, root):
+        if all((candidate / f).is_file() for f in (*s.train_files, *s.test_files, s.meta_file)):
+            return candidate
+    raise DataError(_not_found_message(s, root))
+
+
+def _not_found_message(s: Spec, root: Path) -> str:
+    folder = root / s.folder
+    where = folder.resolve()
+    if not root.exists():
+        problem = f"{s.title} not found: the data directory {root.resolve()} does not exist."
+    elif folder.is_dir():
+        missing = [f for f in (*s.train_files, *s.test_files, s.meta_file) if not (folder / f).is_file()]
+        problem = f"{s.title} in {where} is incomplete: missing {', '.join(missing)}."
+    else:
+        entries = sorted(p.name for p in root.iterdir())
+        shown = ", ".join(entries[:8]) + (f", ... ({len(entries)} entries)" if len(entries) > 8 else "")
+        problem = f"{s.title} not found: searched {where} (no such folder; {root.resolve()} holds: {shown or 'nothing'})."
+        if s.archive in entries:
+            problem += f" Unpack the archive first: tar xzf {root / s.archive} -C {root}"
+        others = [o.title for o in DATASETS.values() if o is not s and (root / o.folder).is_dir()]
+        if others:
+            problem += f" It holds {', '.join(others)} instead: pick that --dataset."
+    return "\n".join([problem, expected_layout(s, root), how_to_get(s, root)])
+
+
+def _unpickle(path: Path, s: Spec, data_dir: Path) -> dict:
+    hint = f"re-create the copy.\n{how_to_get(s, data_dir)}"
+    try:
+        with open(path, "rb") as fh:
+            obj = pickle.load(fh, encoding="latin1")  # the original batches were pickled by python 2
+    except (EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError, IndexError,
+            KeyError, OverflowError, MemoryError) as err:
+        raise DataError(f"{s.title} file {path} is truncated or corrupt ({type(err).__name__}: {err}); {hint}") from None
+    except OSError as err:
+        raise DataError(f"{s.title} file {path} cannot be read ({err})") from None
+    if not isinstance(obj, dict):
+        raise DataError(f"{s.title} file {path} holds a {type(obj).__name__}, not a CIFAR batch dict; {hint}")
+    return obj
+
+
+def _read_batch(path: Path, s: Spec, data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    obj = _unpickle(path, s, data_dir)
+    if "data" not in obj or s.label_key not in obj:
+        raise DataError(
+            f"{path} is not a {s.title} batch: it has keys {sorted(obj)}, expected 'data' and {s.label_key!r}; "
+            f"{expected_layout(s, data_dir)}"
+        )
+    data = np.asarray(obj["data"])
+    labels = np.asarray(obj[s.label_key], dtype=np.int64)
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != IMAGE_BYTES or len(labels) != len(data):
+        raise DataError(
+            f"{path} is truncated or corrupt: 'data' is {data.dtype} {data.shape} with {len(labels)} labels, "
+            f"expected uint8 (N, {IMAGE_BYTES}) with N labels; re-create the copy.\n{how_to_get(s, data_dir)}"
+        )
+    if len(labels) and (labels.min() < 0 or labels.max() >= s.num_classes):
+        raise DataError(f"{path}: labels outside 0..{s.num_classes - 1}; is this {s.title}?")
+    return data, labels
+
+
+def _read_split(folder: Path, files: tuple[str, ...], s: Spec, data_dir: Path) -> Split:
+    parts = [_read_batch(folder / f, s, data_dir) for f in files]
+    data = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts])
+    images = torch.from_numpy(data).reshape(-1, *IMAGE_SHAPE)  # rows are R(1024) G(1024) B(1024)
+    return Split(images, torch.from_numpy(labels))
+
+
+def _read_classes(folder: Path, s: Spec, data_dir: Path) -> list[str]:
+    meta = _unpickle(folder / s.meta_file, s, data_dir)
+    names = meta.get(s.names_key)
+    if not isinstance(names, (list, tuple, np.ndarray)) or len(names) != s.num_classes:
+        raise DataError(
+            f"{folder / s.meta_file} has no list of {s.num_classes} class names under {s.names_key!r} "
+            f"(keys: {sorted(meta)}); {expected_layout(s, data_dir)}"
+        )
+    return [str(n) for n in names]
+
+
+def load_cifar(name: str, data_dir: str | os.PathLike, *, download: bool = False) -> CifarData:
+    """Read CIFAR-10/100 from ``data_dir`` (which holds ``cifar-10-batches-py`` or ``cifar-100-python``).
+
+    ``download=True`` fetches a missing copy with torchvision. Raises :class:`DataError` with
+    the directory searched, the expected layout and how to get it when the data is missing or bad.
+    """
+    s = spec(name)
+    root = Path(data_dir).expanduser()
+    try:
+        folder = locate(s, root)
+    except DataError:
+        if not download:
+            raise
+        from .download import download as fetch
+
+        fetch(s, root)
+        folder = locate(s, root)
+    return CifarData(
+        name=s.name,
+        root=folder,
+        train=_read_split(folder, s.train_files, s, root),
+        test=_read_split(folder, s.test_files, s, root),
+        classes=_read_classes(folder, s, root),
+        mean=s.mean,
+        std=s.std,
+    )

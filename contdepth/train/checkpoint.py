@@ -1,0 +1,85 @@
+"""Checkpoints: RNG states captured and restored, files written atomically, read with ``weights_only``."""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def rng_state() -> dict[str, Any]:
+    """This process's python, numpy, torch CPU and CUDA generator states (tensors and plain types)."""
+    np_state = np.random.get_state(legacy=False)
+    return {
+        "python": random.getstate(),
+        "numpy": {
+            "key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
+            "pos": int(np_state["state"]["pos"]),
+            "has_gauss": int(np_state["has_gauss"]),
+            "gauss": float(np_state["gauss"]),
+        },
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` captured (CUDA states only for the devices present)."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    np_state = state["numpy"]
+    np.random.set_state({
+        "bit_generator": "MT19937",
+        "state": {"key": np_state["key"].numpy().astype(np.uint32), "pos": np_state["pos"]},
+        "has_gauss": np_state["has_gauss"],
+        "gauss": np_state["gauss"],
+    })
+    torch.set_rng_state(state["torch"])
+    cuda = state.get("cuda") or []
+    if cuda and torch.cuda.is_available():
+        for i, s in enumerate(cuda[: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(s, i)
+
+
+def module_generator_states(model: nn.Module) -> dict[str, dict[str, torch.Tensor]]:
+    """States of seeded generators owned by modules (noise schemes built with ``seed=``)."""
+    out = {}
+    for name, module in model.named_modules():
+        gens = getattr(module, "_generators", None)
+        if isinstance(gens, dict) and gens:
+            out[name] = {str(dev): g.get_state() for dev, g in gens.items()}
+    return out
+
+
+def set_module_generator_states(model: nn.Module, states: dict[str, dict[str, torch.Tensor]]) -> None:
+    modules = dict(model.named_modules())
+    for name, per_device in states.items():
+        module = modules.get(name)
+        if module is None or not hasattr(module, "_generator"):
+            continue
+        for dev, state in per_device.items():
+            gen = module._generator(torch.device(dev))  # creates and seeds it, then we overwrite
+            if gen is not None:
+                gen.set_state(state)
+
+
+def save_atomic(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file beside ``path``, flushed to disk, then renamed over it."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        torch.save(obj, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_atomic` (tensors and plain types only)."""
+    return torch.load(path, map_location=map_location, weights_only=True)

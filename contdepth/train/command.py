@@ -1,0 +1,125 @@
+"""``contdepth train``: train a named CIFAR model with any scheme (paper recipe by default).
+
+Under ``torchrun --nproc_per_node=N -m contdepth train ...`` it runs DistributedDataParallel.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..data import DataError
+from ..data.cifar import DATASETS
+from .config import AMP_CHOICES, SCHEDULES, TrainConfig
+from .records import CONFIG
+from .trainer import RunExists, Trainer
+
+# CLI flag dest -> TrainConfig field, where the names differ
+_RENAMED = {"warmup": "warmup_epochs", "no_progress": "progress"}
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _milestones(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"milestones are epochs like '80,120', got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"milestones are positive epochs like '80,120', got {text!r}")
+    return values
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the ``train`` flags. Defaults are None here so a resumed run can tell what was given."""
+    parser.epilog = ("Defaults follow Lu et al. 2018: SGD momentum 0.9, weight decay 1e-4 (not on LM's k), "
+                     "batch 128, lr 0.1 divided by 10 at 1/2 and 3/4 of 160 epochs (CIFAR-100: 300).")
+    a = parser.add_argument
+    a("--model", help="a named model (see `contdepth models`), e.g. resnet56, lm_resnet56 (default lm_resnet20)")
+    a("--dataset", choices=list(DATASETS), help="default cifar10")
+    a("--data-dir", help="folder holding cifar-10-batches-py/ or cifar-100-python/ (default ./data)")
+    a("--out", help="run directory for checkpoint, metrics and plots (default runs/<model>)")
+    a("--scheme", help="override the model's scheme (euler, lm2, rk4, ...)")
+    a("--noise", help="override the model's noise: none, sd:P (stochastic depth), gaussian:SIGMA, shake")
+    a("--steps-per-block", type=_positive_int, help="steps of size 1/S per residual block (default 1)")
+    a("--epochs", type=_positive_int, help="default 160 (CIFAR-100: 300)")
+    a("--batch-size", type=_positive_int, help="global batch size, split over processes (default 128)")
+    a("--eval-batch-size", type=_positive_int, help="test batch size; divide 10,000 (default 500)")
+    a("--lr", type=float, help="peak learning rate (default 0.1)")
+    a("--momentum", type=float, help="SGD momentum (default 0.9)")
+    a("--nesterov", action="store_true", default=None, help="Nesterov momentum")
+    a("--weight-decay", type=float, help="on weights, not on scheme parameters such as k (default 1e-4)")
+    a("--schedule", choices=SCHEDULES, help="step (divide by 1/gamma at milestones) or cosine (default step)")
+    a("--milestones", type=_milestones, help="epochs where a step schedule decays, e.g. 80,120 (default E/2, 3E/4)")
+    a("--gamma", type=float, help="step schedule factor (default 0.1)")
+    a("--warmup", type=float, metavar="EPOCHS", help="linear warm-up over this many epochs (default 0)")
+    a("--label-smoothing", type=float, help="default 0")
+    a("--seed", type=int, help="seeds the weights, the data order and augmentation (default 0)")
+    a("--device", help="cuda or cpu (default: cuda when available)")
+    a("--subset", type=_positive_int, metavar="N", help="train on the first N training images (smoke runs)")
+    a("--test-subset", type=_positive_int, metavar="N", help="evaluate on the first N test images (smoke runs)")
+    a("--amp", choices=AMP_CHOICES, help="bf16 autocast (default none)")
+    a("--channels-last", action="store_true", default=None, help="channels_last memory format")
+    a("--compile", action="store_true", default=None, help="torch.compile the model")
+    a("--sync-bn", action="store_true", default=None, help="synchronise BatchNorm statistics across processes")
+    a("--no-progress", action="store_true", default=None, help="no progress bar (also off when not a terminal)")
+    a("--resume", action="store_true", help="continue the run saved in --out")
+    a("--download", action="store_true", default=None, help="download the data with torchvision if missing")
+
+
+def given_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig fields set on the command line (unset flags are None and left out)."""
+    out = {}
+    for key, value in vars(args).items():
+        if key in ("command", "_run", "resume") or value is None:
+            continue
+        name = _RENAMED.get(key, key)
+        out[name] = (not value) if key == "no_progress" else value
+    return out
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """A new run's config, or, with ``--resume``, the saved one with this invocation's runtime settings."""
+    given = given_settings(args)
+    if args.resume:
+        out = Path(given.get("out") or f"runs/{given.get('model', TrainConfig.model)}")
+        saved_path = out / CONFIG
+        if not saved_path.is_file():
+            raise RunExists(f"--resume: no run to resume in {out.resolve()} (no {CONFIG}); check --out")
+        saved = json.loads(saved_path.read_text())
+        return TrainConfig.from_dict({**saved, **given})  # the Trainer rejects changed non-runtime settings
+    given.setdefault("out", f"runs/{given.get('model', TrainConfig.model)}")
+    return TrainConfig(**given)
+
+
+def _check_names(cfg: TrainConfig) -> None:
+    from ..models import parse_noise  # raises ValueError listing the valid noise specs
+    from .build import check_model_name, check_scheme_name
+
+    check_model_name(cfg.model)
+    check_scheme_name(cfg.scheme)
+    parse_noise(cfg.noise)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train; 0 when finished, 130 when stopped by Ctrl-C/SIGTERM (resumable), 2 on a usage error."""
+    try:
+        cfg = config_from_args(args)
+        _check_names(cfg)
+        trainer = Trainer(cfg, resume=args.resume)
+        trainer.prepare()
+    except (ValueError, TypeError, DataError, RunExists) as err:
+        print(f"contdepth train: error: {err}", file=sys.stderr)
+        return 2
+    trainer.fit()
+    return 130 if trainer.stopped else 0

@@ -1,0 +1,129 @@
+"""A training run's settings: the paper's recipe as defaults, validated, JSON round-trippable."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from ..data.cifar import DATASETS
+
+DEFAULT_EPOCHS = {"cifar10": 160, "cifar100": 300}
+SCHEDULES = ("step", "cosine")
+AMP_CHOICES = ("none", "bf16")
+
+# Settings that only change how fast (or where) a run goes; a resumed run may change them.
+RUNTIME_KEYS = ("data_dir", "out", "device", "compile", "progress", "download")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (epochs count from 1; lr per optimiser step).
+
+    ``epochs`` defaults to 160 (CIFAR-10) or 300 (CIFAR-100) and ``milestones`` to half and
+    three quarters of it (80/120 of 160, 150/225 of 300): the paper's recipe.
+    """
+
+    model: str = "lm_resnet20"
+    dataset: str = "cifar10"
+    data_dir: str = "data"
+    out: str = "runs/run"
+    scheme: Optional[str] = None
+    noise: Optional[str] = None
+    steps_per_block: int = 1
+    epochs: Optional[int] = None
+    batch_size: int = 128
+    eval_batch_size: int = 500
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 1e-4
+    schedule: str = "step"
+    milestones: Optional[list[int]] = None
+    gamma: float = 0.1
+    warmup_epochs: float = 0.0
+    label_smoothing: float = 0.0
+    seed: int = 0
+    subset: Optional[int] = None
+    test_subset: Optional[int] = None
+    amp: str = "none"
+    channels_last: bool = False
+    compile: bool = False
+    sync_bn: bool = False
+    device: Optional[str] = None
+    progress: bool = True
+    download: bool = False
+
+    def __post_init__(self) -> None:
+        self.dataset = self.dataset.lower().replace("-", "")
+        if self.epochs is None:
+            self.epochs = DEFAULT_EPOCHS.get(self.dataset, 160)
+        if self.milestones is None:
+            self.milestones = [max(1, round(self.epochs / 2)), max(1, round(3 * self.epochs / 4))]
+        self.milestones = sorted(int(m) for m in self.milestones)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` with one line naming the bad value and the valid ones."""
+        if self.dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {self.dataset!r}; choose one of: {', '.join(DATASETS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of: {', '.join(SCHEDULES)}")
+        if self.amp not in AMP_CHOICES:
+            raise ValueError(f"unknown amp mode {self.amp!r}; choose one of: {', '.join(AMP_CHOICES)}")
+        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "eval_batch_size": self.eval_batch_size,
+                    "steps_per_block": self.steps_per_block}
+        for name, value in positive.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("subset", "test_subset"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov needs a momentum > 0")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not 0 < self.gamma <= 1:
+            raise ValueError(f"gamma must be in (0, 1], got {self.gamma!r}")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise ValueError(f"warmup_epochs must be in [0, epochs={self.epochs}), got {self.warmup_epochs!r}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        if any(m < 1 for m in self.milestones):
+            raise ValueError(f"milestones must be epochs >= 1, got {self.milestones}")
+
+    @property
+    def num_classes(self) -> int:
+        return DATASETS[self.dataset].num_classes
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        """Build from a saved dict, ignoring keys this version does not know."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def differences(saved: TrainConfig, given: dict[str, Any]) -> list[str]:
+    """``key: saved -> given`` for settings in ``given`` that would change the run (runtime keys excepted)."""
+    out = []
+    for key, value in given.items():
+        if key in RUNTIME_KEYS or value is None:
+            continue
+        old = getattr(saved, key)
+        if key == "milestones":
+            value = sorted(int(v) for v in value)
+        if old != value:
+            out.append(f"{key}: {old!r} -> {value!r}")
+    return out
+

@@ -1,0 +1,99 @@
+"""Process group set-up for ``torchrun`` (gloo on CPU, nccl on CUDA) and the few collectives training needs."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class Dist:
+    """This process's place: ``rank`` of ``world`` processes, its ``device``; ``main`` writes files."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+    initialised_here: bool = False
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+
+def launched_by_torchrun() -> bool:
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def resolve_device(name: Optional[str], local_rank: int = 0) -> torch.device:
+    """``cuda`` (this process's GPU under torchrun), ``cpu``, or the best available when ``name`` is None."""
+    if name is None:
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
+        if device.index is None:
+            device = torch.device("cuda", local_rank % torch.cuda.device_count())
+    elif device.type != "cpu":
+        raise ValueError(f"unsupported device {name!r}; choose one of: cuda, cpu")
+    return device
+
+
+def setup(device_name: Optional[str]) -> Dist:
+    """Join the process group torchrun describes in the environment (or run alone)."""
+    if not launched_by_torchrun():
+        return Dist(device=resolve_device(device_name))
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    device = resolve_device(device_name, local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    here = False
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world,
+                                device_id=device if device.type == "cuda" else None)
+        here = True
+    return Dist(rank, world, local_rank, device, here)
+
+
+def teardown(d: Dist) -> None:
+    if d.initialised_here and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce_sum(d: Dist, values: torch.Tensor) -> torch.Tensor:
+    """Sum of ``values`` over all processes (``values`` itself when alone)."""
+    if d.active:
+        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values
+
+
+def all_gather_objects(d: Dist, obj: Any) -> list[Any]:
+    """Every process's ``obj``, in rank order."""
+    if not d.active:
+        return [obj]
+    out: list[Any] = [None] * d.world
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def any_flag(d: Dist, flag: bool) -> bool:
+    """True when any process raised ``flag`` (so all stop at the same step)."""
+    if not d.active:
+        return flag
+    t = torch.tensor([int(flag)], device=d.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def barrier(d: Dist) -> None:
+    if d.active:
+        dist.barrier()

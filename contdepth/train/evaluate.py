@@ -1,0 +1,133 @@
+"""``contdepth eval``: test accuracy of a trained run, optionally under another scheme / step count.
+
+>>> evaluate_run("runs/lm56", scheme="rk4", steps_per_block=2)    # doctest: +SKIP
+{'test_acc': 0.93, 'test_error': 7.0, ...}
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..data import DataError, DeviceLoader, load_cifar
+from . import checkpoint as ckpt
+from .build import model_from_config
+from .config import TrainConfig
+from .distributed import resolve_device
+from .records import CONFIG
+
+
+@torch.no_grad()
+def test_sums(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], device: torch.device,
+              amp: str = "none") -> Tensor:
+    """``[summed cross-entropy, correct, count]`` (float64, on ``device``) of ``model`` in eval mode."""
+    model.eval()
+    sums = torch.zeros(3, dtype=torch.float64, device=device)
+    autocast = (torch.autocast(device_type=device.type, dtype=torch.bfloat16) if amp == "bf16"
+                else contextlib.nullcontext())
+    with autocast:
+        for x, y in batches:
+            logits = model(x).float()
+            sums += torch.stack([F.cross_entropy(logits, y, reduction="sum").double(),
+                                 (logits.argmax(1) == y).sum().double(),
+                                 torch.tensor(y.shape[0], dtype=torch.float64, device=device)])
+    return sums
+
+
+def load_run_config(run_dir: str | Path) -> TrainConfig:
+    """The config a run was trained with (``config.json``, else the checkpoint's copy)."""
+    run = Path(run_dir)
+    if (run / CONFIG).is_file():
+        return TrainConfig.from_dict(json.loads((run / CONFIG).read_text()))
+    if (run / ckpt.CHECKPOINT).is_file():
+        return TrainConfig.from_dict(ckpt.load(run / ckpt.CHECKPOINT)["config"])
+    raise FileNotFoundError(f"{run.resolve()} is not a training run (no {CONFIG} or {ckpt.CHECKPOINT})")
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    scheme: Optional[str] = None,
+    steps_per_block: Optional[int] = None,
+    *,
+    data_dir: Optional[str] = None,
+    device: Optional[str] = None,
+    batch_size: Optional[int] = None,
+    test_subset: Optional[int] = None,
+    amp: Optional[str] = None,
+    model: Optional[nn.Module] = None,
+) -> dict[str, Any]:
+    """Test loss/accuracy of the run's latest weights, rebuilt from its config and re-discretised.
+
+    Args:
+        run_dir: a directory written by ``contdepth train``.
+        scheme, steps_per_block: evaluate under this scheme / step count (default: as trained).
+        data_dir, device, batch_size, test_subset, amp: override the run's settings.
+        model: a freshly built module of the run's architecture, for runs of a model not in the zoo.
+
+    Returns ``dict(test_acc (fraction), test_error (%), test_loss, images, scheme, steps_per_block,
+    trained_scheme, trained_steps_per_block, epochs_done, seconds, ...)``.
+    """
+    run = Path(run_dir)
+    cfg = load_run_config(run)
+    state = ckpt.load(run / ckpt.CHECKPOINT) if (run / ckpt.CHECKPOINT).is_file() else None
+    if state is None:
+        raise FileNotFoundError(f"{run.resolve()} has no {ckpt.CHECKPOINT} with trained weights")
+    dev = resolve_device(device or (None if cfg.device is None else cfg.device.split(":")[0]))
+    if model is None:
+        model = model_from_config(cfg)
+    model.load_state_dict(state["model"])
+    trained = (getattr(model, "scheme", cfg.scheme), getattr(model, "steps_per_block", cfg.steps_per_block))
+    if scheme is not None or steps_per_block is not None:
+        model.rediscretise(scheme=scheme, steps_per_block=steps_per_block)
+    model.to(dev)
+    data = load_cifar(cfg.dataset, data_dir or cfg.data_dir)
+    subset = test_subset if test_subset is not None else cfg.test_subset
+    loader = DeviceLoader(data.test.head(subset), batch_size or cfg.eval_batch_size, train=False,
+                          mean=data.mean, std=data.std, device=dev)
+    start = time.perf_counter()
+    loss_sum, correct, seen = test_sums(model, loader.batches(), dev, amp or cfg.amp).tolist()
+    return {
+        "run": str(run), "model": cfg.model, "dataset": cfg.dataset,
+        "scheme": getattr(model, "scheme", scheme), "steps_per_block": getattr(model, "steps_per_block", steps_per_block),
+        "trained_scheme": trained[0], "trained_steps_per_block": trained[1],
+        "test_acc": correct / seen, "test_error": 100 * (1 - correct / seen), "test_loss": loss_sum / seen,
+        "images": int(seen), "epochs_done": int(state["epoch"]), "seconds": time.perf_counter() - start,
+        "device": str(dev),
+    }
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    a = parser.add_argument
+    a("--run", required=True, help="run directory written by `contdepth train`")
+    a("--scheme", help="evaluate under this scheme (euler, lm2, rk4, heun, ...; default: as trained)")
+    a("--steps-per-block", type=int, help="steps per residual block (default: as trained)")
+    a("--data-dir", help="data folder (default: the run's)")
+    a("--device", help="cuda or cpu (default: cuda when available)")
+    a("--batch-size", type=int, help="evaluation batch size (default: the run's, 500)")
+    a("--test-subset", type=int, metavar="N", help="first N test images (default: the run's, all)")
+    a("--json", action="store_true", help="print the result as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        result = evaluate_run(args.run, args.scheme, args.steps_per_block, data_dir=args.data_dir,
+                              device=args.device, batch_size=args.batch_size, test_subset=args.test_subset)
+    except (ValueError, TypeError, FileNotFoundError, DataError) as err:
+        print(f"contdepth eval: error: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{result['model']} (trained: {result['trained_scheme']}, {result['trained_steps_per_block']} step/block, "
+              f"{result['epochs_done']} epochs) under {result['scheme']} with {result['steps_per_block']} step/block: "
+              f"test acc {100 * result['test_acc']:.2f}% (error {result['test_error']:.2f}%), "
+              f"loss {result['test_loss']:.4f}, {result['images']} images, {result['seconds']:.1f}s")
+    return 0

@@ -1,0 +1,37 @@
+"""The learned momentum k_n of LM schemes in a model: values per stage, stability checks."""
+from __future__ import annotations
+
+import warnings
+
+from torch import nn
+
+from ..schemes import LM2
+
+
+def lm_schemes(model: nn.Module) -> list[LM2]:
+    """The model's LM2 schemes, one per stage, in depth order (via ``model.flows()`` when it has it)."""
+    flows = model.flows() if hasattr(model, "flows") else []
+    found = [f.scheme for f in flows if isinstance(f.scheme, LM2)]
+    if not found:
+        found = [m for m in model.modules() if isinstance(m, LM2)]
+    return [s for s in found if s.breaks]
+
+
+def momentum(model: nn.Module) -> list[list[float]]:
+    """k_n per block, one list per stage (a per-channel k is averaged over channels)."""
+    out = []
+    for s in lm_schemes(model):
+        k = s.k.detach().float().cpu()
+        out.append((k.mean(dim=1) if k.dim() > 1 else k).tolist())
+    return out
+
+
+def check_stability(model: nn.Module) -> tuple[float, bool]:
+    """``(max |k|, all zero-stable)`` over the model's LM schemes; each scheme warns if |k| >= 1."""
+    schemes = lm_schemes(model)
+    if not schemes:
+        return 0.0, True
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")  # warn every epoch it happens, not once per process
+        stable = all([s.check_stability() for s in schemes])
+    return max(s.max_abs_k() for s in schemes), stable

@@ -1,0 +1,70 @@
+"""Figures of a run: learning curves (``curves.png``) and LM-ResNet's momentum (``momentum.png``)."""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(rows: Sequence[dict], path: str | os.PathLike, title: str = "") -> None:
+    """Loss, error (%) and learning rate against epoch, train and test."""
+    plt = _pyplot()
+    ep = [r["epoch"] for r in rows]
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(13, 3.8))
+    a.plot(ep, [r["train_loss"] for r in rows], label="train")
+    a.plot(ep, [r["test_loss"] for r in rows], label="test")
+    a.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    b.plot(ep, [100 * (1 - r["train_acc"]) for r in rows], label="train")
+    b.plot(ep, [100 * (1 - r["test_acc"]) for r in rows], label="test")
+    best = min(rows, key=lambda r: 1 - r["test_acc"])
+    b.scatter([best["epoch"]], [100 * (1 - best["test_acc"])], color="k", zorder=3,
+              label=f"best test {100 * (1 - best['test_acc']):.2f}%")
+    b.set(xlabel="epoch", ylabel="error (%)", title="error")
+    c.plot(ep, [r["lr"] for r in rows])
+    c.set(xlabel="epoch", ylabel="lr", title="learning rate (start of epoch)", yscale="log")
+    for ax in (a, b):
+        ax.legend()
+        ax.grid(alpha=0.3)
+    c.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_momentum(k_per_stage: Sequence[Sequence[float]], path: str | os.PathLike, title: str = "") -> None:
+    """Learned k_n per block (stages marked) and the modified-equation coefficients of
+    ``(1 + k_n) u' + (1 - k_n)(Δt/2) u'' = f(u)``: (1 + k_n) and (1 - k_n)/2."""
+    plt = _pyplot()
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 3.8))
+    start = 0
+    for s, ks in enumerate(k_per_stage):
+        x = list(range(start, start + len(ks)))
+        a.plot(x, ks, "o-", ms=3, label=f"stage {s + 1}")
+        b.plot(x, [1 + k for k in ks], "o-", ms=3, color=f"C{s}", label=f"1 + k (stage {s + 1})")
+        b.plot(x, [(1 - k) / 2 for k in ks], "s--", ms=3, color=f"C{s}", alpha=0.6, label=f"(1 - k)/2 (stage {s + 1})")
+        if start:
+            for ax in (a, b):
+                ax.axvline(start - 0.5, color="0.7", lw=0.8)
+        start += len(ks)
+    a.axhline(0, color="k", lw=0.6)
+    a.set(xlabel="block n", ylabel="k_n", title="learned momentum k_n (first block of a stage: Euler)")
+    b.set(xlabel="block n", title="modified equation: (1+k) u' + (1-k)(Δt/2) u'' = f(u)")
+    a.legend(fontsize=8)
+    b.legend(fontsize=7, ncol=2)
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,406 @@
+"""The training loop: paper recipe, device-resident data, per-epoch checkpoints, exact resume, DDP."""
+from __future__ import annotations
+
+import contextlib
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+
+from ..data import DeviceLoader
+from ..schemes import Scheme
+from . import checkpoint as ckpt
+from . import distributed as dist_util
+from . import records
+from .build import count_params, data_from_config, model_from_config
+from .config import TrainConfig, differences
+from .evaluate import test_sums
+from .interrupt import StopRequest
+from .momentum import check_stability, lm_schemes, momentum
+from .optim import build_optimizer
+from .schedule import build_scheduler
+
+BatchHook = Callable[["Trainer", int, int], None]
+STOP_CHECK_EVERY = 10  # batches between cross-process checks for a stop request (each one syncs)
+
+
+class RunExists(RuntimeError):
+    """The output directory already holds a run and ``resume`` was not asked for (or vice versa)."""
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """Trains ``config.model`` on ``config.dataset`` and keeps the run directory ``config.out`` up to date.
+
+    Args:
+        config: the run's settings (:class:`TrainConfig`).
+        resume: continue the run saved in ``config.out`` (its settings must match ``config``
+            apart from :data:`~contdepth.train.config.RUNTIME_KEYS`).
+        on_batch_end: called as ``hook(trainer, epoch, batch)`` after every optimiser step.
+        model: train this module instead of building ``config.model`` from the zoo (``config.model``
+            then only names it; build it the same way again to resume or evaluate the run).
+
+    ``fit()`` returns the results dict (also written to ``results.json``); after Ctrl-C/SIGTERM
+    it saves a checkpoint at the current step and returns with ``trainer.stopped`` set.
+    """
+
+    def __init__(self, config: TrainConfig, *, resume: bool = False, on_batch_end: Optional[BatchHook] = None,
+                 model: Optional[nn.Module] = None) -> None:
+        self.cfg = config
+        self._given_model = model
+        self.resume = resume
+        self.on_batch_end = on_batch_end
+        self.out = Path(config.out)
+        self.stopped = False
+        self.history: list[dict[str, Any]] = []
+        self.sessions: list[dict[str, Any]] = []
+        self.epoch = 0  # epochs completed
+        self.batch = 0  # optimiser steps done in epoch ``self.epoch + 1``
+        self._stop = StopRequest()
+
+    # ------------------------------------------------------------------ set-up
+    def _check_out_dir(self) -> Optional[dict[str, Any]]:
+        path = self.out / ckpt.CHECKPOINT
+        if self.resume:
+            if not path.is_file():
+                raise RunExists(f"--resume: no checkpoint to resume in {self.out.resolve()} (expected {ckpt.CHECKPOINT})")
+            state = ckpt.load(path)
+            saved = TrainConfig.from_dict(state["config"])
+            diffs = differences(saved, self.cfg.to_dict())
+            if diffs:
+                raise RunExists(f"--resume: {self.out} was started with other settings ({'; '.join(diffs)}); "
+                                "resume continues the same run: drop those options or choose another --out")
+            return state
+        if path.is_file():
+            raise RunExists(f"{self.out.resolve()} already holds a run ({ckpt.CHECKPOINT}); pass --resume to continue it "
+                            "or choose another --out")
+        return None
+
+    def _setup(self) -> Optional[dict[str, Any]]:
+        cfg, d = self.cfg, self.dist
+        self.device = d.device
+        state = self._check_out_dir()
+        if d.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+
+        seed_everything(cfg.seed)
+        self.model = model = self._given_model if self._given_model is not None else model_from_config(cfg)
+        self.params = count_params(model)
+        if cfg.download and d.active and not d.main:
+            dist_util.barrier(d)  # let rank 0 download first
+        data = data_from_config(cfg)
+        if cfg.download and d.active and d.main:
+            dist_util.barrier(d)
+        self.data = data
+        self.classes = data.classes
+        if data.num_classes != cfg.num_classes:
+            raise ValueError(f"{cfg.dataset} at {data.root} has {data.num_classes} classes, expected {cfg.num_classes}")
+        # the model's own randomness (noise) differs per process; the data order is shared
+        seed_everything(cfg.seed + 1000 * d.rank)
+
+        model.to(self.device)
+        if cfg.sync_bn and d.active:
+            model = self.model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        if cfg.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.train_loader = DeviceLoader(
+            data.train.head(cfg.subset), cfg.batch_size, train=True, mean=data.mean, std=data.std,
+            device=self.device, seed=cfg.seed, rank=d.rank, world=d.world, channels_last=cfg.channels_last,
+        )
+        self.test_loader = DeviceLoader(
+            data.test.head(cfg.test_subset), cfg.eval_batch_size, train=False, mean=data.mean, std=data.std,
+            device=self.device, rank=d.rank, world=d.world, channels_last=cfg.channels_last,
+        )
+        self.optimizer = build_optimizer(model, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                                         nesterov=cfg.nesterov)
+        self.scheduler = build_scheduler(self.optimizer, self.train_loader.num_batches, cfg.epochs,
+                                         schedule=cfg.schedule, milestones=cfg.milestones, gamma=cfg.gamma,
+                                         warmup_epochs=cfg.warmup_epochs)
+        net: nn.Module = model
+        if d.active:
+            has_scheme_params = any(any(True for _ in m.parameters()) for m in model.modules() if isinstance(m, Scheme))
+            # a stage's first block is an Euler step, so its k gets no gradient
+            net = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                                          find_unused_parameters=has_scheme_params)
+        # evaluation runs on the bare model: DDP's per-forward buffer broadcast would need equal batch counts
+        self.eval_net = torch.compile(model) if cfg.compile else model
+        self.net = torch.compile(net) if cfg.compile and d.active else (self.eval_net if cfg.compile else net)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self._partial = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss sum, correct, seen
+        self._partial_seconds = 0.0
+        self._epoch_lr = self._lr()
+        return state
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        d = self.dist
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.train_loader.set_state(state["loader"])
+        self.history = list(state["history"])
+        self.sessions = list(state.get("sessions", []))
+        self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
+        partial = state["partial"]
+        self._partial = partial["sums"].to(self.device)
+        self._partial_seconds = float(partial["seconds"])
+        self._epoch_lr = float(partial["lr"])
+        rngs = state["rng"]
+        if len(rngs) == d.world:
+            ckpt.set_rng_state(rngs[d.rank]["rng"])
+            ckpt.set_module_generator_states(self.model, rngs[d.rank]["modules"])
+        elif d.main:
+            print(f"note: the checkpoint was written by {len(rngs)} processes, this run has {d.world}; "
+                  "the model's random streams restart (the data order is still exact)", file=sys.stderr)
+
+    # ---------------------------------------------------------------- helpers
+    def _lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.cfg.amp == "bf16":
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _progress(self, epoch: int):
+        from tqdm.auto import tqdm
+
+        show = self.cfg.progress and self.dist.main and sys.stderr.isatty()
+        return tqdm(total=len(self.train_loader), initial=self.batch, disable=not show, leave=False,
+                    desc=f"epoch {epoch}/{self.cfg.epochs}", unit="batch", dynamic_ncols=True)
+
+    def _stop_requested(self, last: bool) -> bool:
+        """Whether all processes agree to stop now (checked every step alone, every few steps in DDP)."""
+        if not self.dist.active:
+            return self._stop.requested
+        if last or self.batch % STOP_CHECK_EVERY == 0:
+            return dist_util.any_flag(self.dist, self._stop.requested)
+        return False
+
+    def request_stop(self) -> None:
+        """Ask the loop to save and stop after the current step (what Ctrl-C does)."""
+        self._stop.request()
+
+    # ---------------------------------------------------------------- training
+    def _train_step(self, x: Tensor, y: Tensor) -> None:
+        with self._autocast():
+            logits = self.net(x)
+            loss = self.criterion(logits, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        with torch.no_grad():
+            n = y.shape[0]
+            correct = (logits.argmax(1) == y).sum()
+            self._partial += torch.stack([loss.detach().double() * n, correct.double(),
+                                          torch.tensor(n, dtype=torch.float64, device=self.device)])
+
+    def _train_epoch(self, epoch: int) -> bool:
+        """Run the rest of epoch ``epoch``; False when stopped part-way (state saved by the caller)."""
+        self.model.train()
+        loader = self.train_loader
+        loader.begin_epoch()
+        n_batches = loader.num_batches
+        start = time.perf_counter()
+        halted = False
+        with self._progress(epoch) as bar:
+            for x, y in loader.batches(self.batch):
+                self._train_step(x, y)
+                self.batch += 1
+                if self.on_batch_end is not None:
+                    self.on_batch_end(self, epoch, self.batch)
+                if not bar.disable:
+                    bar.update(1)
+                    if self.batch % 20 == 0 or self.batch == n_batches:
+                        loss_sum, correct, seen = self._partial.tolist()
+                        elapsed = self._partial_seconds + time.perf_counter() - start
+                        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}%",
+                                        img_s=f"{seen * self.dist.world / max(elapsed, 1e-9):.0f}")
+                if self._stop_requested(last=self.batch == n_batches):
+                    halted = True
+                    break
+        self._sync()
+        self._partial_seconds += time.perf_counter() - start
+        return not halted
+
+    def evaluate(self) -> dict[str, float]:
+        """Test loss and accuracy of the current weights over the whole test split (all processes)."""
+        sums = test_sums(self.eval_net, self.test_loader.batches(), self.device, self.cfg.amp)
+        loss_sum, correct, seen = dist_util.all_reduce_sum(self.dist, sums).tolist()
+        return {"test_loss": loss_sum / seen, "test_acc": correct / seen}
+
+    def _finish_epoch(self, epoch: int) -> dict[str, Any]:
+        loss_sum, correct, seen = dist_util.all_reduce_sum(self.dist, self._partial.clone()).tolist()
+        t_eval = time.perf_counter()
+        test = self.evaluate()
+        max_k, stable = check_stability(self.model)
+        eval_seconds = time.perf_counter() - t_eval
+        row: dict[str, Any] = {
+            "epoch": epoch,
+            "lr": self._epoch_lr,
+            "train_loss": loss_sum / seen,
+            "train_acc": correct / seen,
+            **test,
+            "seconds": self._partial_seconds + eval_seconds,
+            "images_per_s": seen / max(self._partial_seconds, 1e-9),
+        }
+        if lm_schemes(self.model):
+            row["max_abs_k"] = max_k
+            row["k_stable"] = stable
+        return row
+
+    def _log(self, row: dict[str, Any]) -> None:
+        if not self.dist.main:
+            return
+        k = f"  max|k| {row['max_abs_k']:.3f}" if "max_abs_k" in row else ""
+        print(f"epoch {row['epoch']:>3}/{self.cfg.epochs}  lr {row['lr']:.4g}  "
+              f"train loss {row['train_loss']:.4f} acc {100 * row['train_acc']:.2f}%  "
+              f"test loss {row['test_loss']:.4f} acc {100 * row['test_acc']:.2f}%  "
+              f"{row['seconds']:.1f}s {row['images_per_s']:.0f} img/s{k}", flush=True)
+
+    # ----------------------------------------------------------------- saving
+    def _save(self) -> None:
+        """Checkpoint the current step (every process's RNG state; rank 0 writes)."""
+        rngs = dist_util.all_gather_objects(self.dist, {
+            "rng": ckpt.rng_state(), "modules": ckpt.module_generator_states(self.model)})
+        if self.dist.main:
+            ckpt.save_atomic({
+                "format": 1,
+                "config": self.cfg.to_dict(),
+                "epoch": self.epoch,
+                "batch": self.batch,
+                "partial": {"sums": self._partial.cpu(), "seconds": self._partial_seconds, "lr": self._epoch_lr},
+                "history": self.history,
+                "sessions": self.sessions,
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "loader": self.train_loader.get_state(),
+                "rng": rngs,
+                "world": self.dist.world,
+            }, self.out / ckpt.CHECKPOINT)
+        dist_util.barrier(self.dist)
+
+    def results(self) -> dict[str, Any]:
+        """Summary of the run so far (test errors in %, accuracies as fractions)."""
+        cfg, rows = self.cfg, self.history
+        out: dict[str, Any] = {
+            "model": cfg.model, "dataset": cfg.dataset, "scheme": self._scheme_name(), "noise": cfg.noise,
+            "steps_per_block": cfg.steps_per_block, "params": self.params,
+            "epochs": cfg.epochs, "epochs_done": self.epoch, "complete": self.epoch >= cfg.epochs,
+        }
+        if rows:
+            best = min(rows, key=lambda r: (1 - r["test_acc"], r["epoch"]))
+            out.update({
+                "final_test_error": 100 * (1 - rows[-1]["test_acc"]), "best_test_error": 100 * (1 - best["test_acc"]),
+                "best_epoch": best["epoch"], "final_test_acc": rows[-1]["test_acc"], "final_test_loss": rows[-1]["test_loss"],
+                "final_train_loss": rows[-1]["train_loss"], "final_train_acc": rows[-1]["train_acc"],
+                "mean_images_per_s": sum(r["images_per_s"] for r in rows) / len(rows),
+                "mean_epoch_seconds": sum(r["seconds"] for r in rows) / len(rows),
+            })
+        ks = momentum(self.model)
+        if ks:
+            out["max_abs_k"] = max(abs(k) for stage in ks for k in stage)
+            out["momentum_k"] = ks
+        out["units"] = {"*_error": "% of test images", "*_acc": "fraction", "*_loss": "cross-entropy (nats)"}
+        out["train_images"] = self.train_loader.num_examples
+        out["test_images"] = self.test_loader.num_examples
+        out["data_dir"] = str(self.data.root)
+        out["config"] = cfg.to_dict()
+        out["provenance"] = self.sessions[-1] if self.sessions else {}
+        out["sessions"] = self.sessions
+        return out
+
+    def _scheme_name(self) -> Optional[str]:
+        flows = self.model.flows() if hasattr(self.model, "flows") else []
+        names = sorted({f.scheme.name for f in flows})
+        return ",".join(names) if names else self.cfg.scheme
+
+    def _write_outputs(self, plots: bool) -> dict[str, Any]:
+        results = self.results()
+        if not self.dist.main:
+            return results
+        records.write_metrics(self.out / records.METRICS, self.history)
+        records.write_json(self.out / records.RESULTS, results)
+        if plots and self.history:
+            from .plots import plot_curves, plot_momentum
+
+            title = f"{self.cfg.model} on {self.cfg.dataset}"
+            plot_curves(self.history, self.out / "curves.png", title)
+            if "momentum_k" in results:
+                plot_momentum(results["momentum_k"], self.out / "momentum.png", title)
+        return results
+
+    # -------------------------------------------------------------------- run
+    def prepare(self) -> None:
+        """Join the process group, build model, data and optimiser, and restore a resumed run.
+
+        Called by :meth:`fit`; call it first to surface set-up errors (bad names, missing data).
+        """
+        if getattr(self, "_prepared", False):
+            return
+        self.dist = dist_util.setup(self.cfg.device)
+        try:
+            state = self._setup()
+            if state is not None:
+                self._restore(state)
+        except BaseException:
+            dist_util.teardown(self.dist)
+            raise
+        self.sessions.append(records.provenance(self.device, self.cfg.seed, self.dist.world))
+        if self.dist.main:
+            records.write_json(self.out / records.CONFIG, self.cfg.to_dict())
+            where = f"resuming at epoch {self.epoch + 1} batch {self.batch}" if state is not None else "starting"
+            print(f"{self.cfg.model}: {self.params:,} parameters, {where}; "
+                  f"{self.train_loader.num_examples} train / {self.test_loader.num_examples} test images "
+                  f"on {self.device} x {self.dist.world}", flush=True)
+        self._prepared = True
+
+    def fit(self) -> dict[str, Any]:
+        """Train to ``config.epochs`` (or until stopped); returns the results dict."""
+        self.prepare()
+        try:
+            with self._stop:
+                while self.epoch < self.cfg.epochs:
+                    epoch = self.epoch + 1
+                    if self.batch == 0:
+                        self._epoch_lr = self._lr()
+                    if not self._train_epoch(epoch):
+                        self.stopped = True
+                        break
+                    self.train_loader.end_epoch()
+                    row = self._finish_epoch(epoch)
+                    self.history.append(row)
+                    self.epoch, self.batch = epoch, 0
+                    self._partial.zero_()
+                    self._partial_seconds = 0.0
+                    self._log(row)
+                    self._save()
+                    self._write_outputs(plots=False)
+                    if dist_util.any_flag(self.dist, self._stop.requested):
+                        self.stopped = True
+                        break
+            if self.stopped:
+                if self.batch:
+                    self._save()
+                if self.dist.main:
+                    print(f"stopped at epoch {self.epoch + 1} batch {self.batch}: checkpoint saved in {self.out}; "
+                          "continue with --resume", file=sys.stderr, flush=True)
+            return self._write_outputs(plots=True)
+        finally:
+            dist_util.teardown(self.dist)
