@@ -1,0 +1,20 @@
+"""Model zoo: CIFAR and ImageNet residual networks built from fields, schemes and flows.
+
+>>> import contdepth as cd
+>>> model = cd.models.get("lm_resnet56", num_classes=10)          # doctest: +SKIP
+>>> model = cd.models.resnet(110, noise="sd:0.5")                  # doctest: +SKIP
+>>> model.rediscretise(scheme="rk4", steps_per_block=2)            # doctest: +SKIP
+
+A stage is a transition block (change of space, Euler step with projection shortcut) followed by
+a :class:`~contdepth.Flow` over a :class:`~contdepth.Blocks` field of residual branches.
+"""
+from .cifar import resnet, resnext, shake_resnet
+from .imagenet import imagenet_resnet
+from .noise_spec import NoiseSpec, parse_noise
+from .registry import available, describe, get
+from .stage import ResidualNet, Stage, StagePlan, noisy_schemes
+
+__all__ = [
+    "NoiseSpec", "ResidualNet", "Stage", "StagePlan", "available", "describe", "get", "imagenet_resnet",
+    "noisy_schemes", "parse_noise", "resnet", "resnext", "shake_resnet",
+]

@@ -1,0 +1,216 @@
+"""Residual branches ``F(u)`` and shortcuts ``P(u)`` of the model zoo.
+
+Every map takes ``(B, C_in, H, W)`` to ``(B, C_out, H/s, W/s)`` for stride ``s``. Inside a stage
+(``C_in = C_out``, ``s = 1``) a branch is a block of a :class:`~contdepth.fields.Blocks` field.
+Pre-activation branches split into ``pre`` (BN-ReLU) and ``body`` so a stage transition can feed
+the pre-activated input to both the branch and the projection shortcut.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..fields import Blocks
+from ..noise import NoiseLaw, noise_shape
+
+
+def conv3x3(c_in: int, c_out: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, groups=groups, bias=False)
+
+
+def conv1x1(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False)
+
+
+def bn_relu(c: int) -> nn.Sequential:
+    return nn.Sequential(nn.BatchNorm2d(c), nn.ReLU())
+
+
+class BasicBranch(nn.Sequential):
+    """Post-activation basic branch (He et al. 2015): conv3x3-BN-ReLU-conv3x3-BN."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
+        super().__init__(
+            conv3x3(c_in, c_out, stride), nn.BatchNorm2d(c_out), nn.ReLU(),
+            conv3x3(c_out, c_out), nn.BatchNorm2d(c_out),
+        )
+
+
+class BottleneckBranch(nn.Sequential):
+    """Post-activation bottleneck (ResNet v1, ResNeXt with ``groups > 1``):
+    conv1x1-BN-ReLU-conv3x3(groups, stride)-BN-ReLU-conv1x1-BN; ``width`` is the 3x3 conv's."""
+
+    def __init__(self, c_in: int, width: int, c_out: int, stride: int = 1, groups: int = 1) -> None:
+        super().__init__(
+            conv1x1(c_in, width), nn.BatchNorm2d(width), nn.ReLU(),
+            conv3x3(width, width, stride, groups), nn.BatchNorm2d(width), nn.ReLU(),
+            conv1x1(width, c_out), nn.BatchNorm2d(c_out),
+        )
+
+
+class PreActBranch(nn.Module):
+    """A pre-activation branch ``body(pre(u))`` with ``pre`` = BN-ReLU (He et al. 2016)."""
+
+    def __init__(self, c_in: int, body: nn.Module) -> None:
+        super().__init__()
+        self.pre = bn_relu(c_in)
+        self.body = body
+
+    def forward(self, u: Tensor) -> Tensor:
+        return self.body(self.pre(u))
+
+
+class PreActBasicBranch(PreActBranch):
+    """BN-ReLU-conv3x3-BN-ReLU-conv3x3."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
+        super().__init__(c_in, nn.Sequential(conv3x3(c_in, c_out, stride), bn_relu(c_out), conv3x3(c_out, c_out)))
+
+
+class PreActBottleneckBranch(PreActBranch):
+    """BN-ReLU-conv1x1-BN-ReLU-conv3x3(stride)-BN-ReLU-conv1x1; ``c_out = 4 width`` in ResNet-164."""
+
+    def __init__(self, c_in: int, width: int, c_out: int, stride: int = 1) -> None:
+        super().__init__(c_in, nn.Sequential(
+            conv1x1(c_in, width), bn_relu(width),
+            conv3x3(width, width, stride), bn_relu(width),
+            conv1x1(width, c_out),
+        ))
+
+
+class ShakeBranchPair(nn.Module):
+    """Shake-shake's two branches (Gastaldi 2017), each ReLU-conv3x3-BN-ReLU-conv3x3-BN.
+
+    ``drift_diffusion(u) -> ((F1+F2)/2, (F1-F2)/sqrt 12)``: with a uniform ξ and step 1,
+    Euler–Maruyama gives ``u + η F1 + (1-η) F2``, ``η ~ U(0, 1)``; the mean is the eval-mode block.
+    """
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
+        super().__init__()
+        self.branch1 = self._branch(c_in, c_out, stride)
+        self.branch2 = self._branch(c_in, c_out, stride)
+
+    @staticmethod
+    def _branch(c_in: int, c_out: int, stride: int) -> nn.Sequential:
+        return nn.Sequential(
+            nn.ReLU(), conv3x3(c_in, c_out, stride), nn.BatchNorm2d(c_out),
+            nn.ReLU(), conv3x3(c_out, c_out), nn.BatchNorm2d(c_out),
+        )
+
+    def drift_diffusion(self, u: Tensor) -> tuple[Tensor, Tensor]:
+        f1, f2 = self.branch1(u), self.branch2(u)
+        return 0.5 * (f1 + f2), (f1 - f2) / math.sqrt(12.0)
+
+    def forward(self, u: Tensor) -> Tensor:
+        return self.drift_diffusion(u)[0]
+
+
+# ------------------------------------------------------------------------------------ shortcuts
+class PadShortcut(nn.Module):
+    """He et al.'s parameter-free option A: subsample by ``stride``, zero-pad the new channels."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
+        super().__init__()
+        if c_out < c_in:
+            raise ValueError(f"PadShortcut cannot reduce channels ({c_in} -> {c_out})")
+        self.extra, self.stride = c_out - c_in, stride
+
+    def forward(self, u: Tensor) -> Tensor:
+        u = u[:, :, :: self.stride, :: self.stride]
+        return F.pad(u, (0, 0, 0, 0, 0, self.extra)) if self.extra else u
+
+
+def projection(c_in: int, c_out: int, stride: int = 1, bn: bool = True) -> nn.Module:
+    """1x1-conv projection shortcut (option B), followed by BN in post-activation nets."""
+    conv = conv1x1(c_in, c_out, stride)
+    return nn.Sequential(conv, nn.BatchNorm2d(c_out)) if bn else conv
+
+
+class ShakeShortcut(nn.Module):
+    """Shake-shake's projection: ReLU, then two strided 1x1 convs (one on the input shifted by a
+    pixel, so together they see every position) to ``c_out/2`` channels each, concatenated, BN."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
+        super().__init__()
+        if c_out % 2:
+            raise ValueError(f"ShakeShortcut needs an even channel count, got {c_out}")
+        self.stride = stride
+        self.conv1 = conv1x1(c_in, c_out // 2)
+        self.conv2 = conv1x1(c_in, c_out // 2)
+        self.bn = nn.BatchNorm2d(c_out)
+
+    def forward(self, u: Tensor) -> Tensor:
+        u = F.relu(u)
+        shifted = F.pad(u[:, :, 1:, 1:], (0, 1, 0, 1))
+        s = self.stride
+        return self.bn(torch.cat([self.conv1(u[:, :, ::s, ::s]), self.conv2(shifted[:, :, ::s, ::s])], dim=1))
+
+
+def init_weights(model: nn.Module) -> None:
+    """He-normal convs (fan_out), unit BN scale and zero shift, zero linear bias."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+
+# ----------------------------------------------------------------------------------- transition
+class Transition(nn.Module):
+    """First block of a stage: a change of space, not a time step of the stage's flow.
+
+    ``x1 = post(P a + a_0 F(a) + c_0 F(a) ξ)`` with ``a = pre(x0)`` (the shared BN-ReLU of a
+    pre-activation branch, else ``a = x0``): one Euler(–Maruyama) step of size 1 with a projection
+    shortcut ``P``. Returns ``(x1, P a)``; ``P a`` seeds the stage flow's multistep history. The
+    scales and the law come from the net's noise spec; ξ is drawn per sample in training mode only
+    (eval: ``P a + a_0 F(a)``, the mean).
+
+    Args:
+        branch: residual branch ``(B, C_in, H, W) -> (B, C_out, H/s, W/s)``; a :class:`PreActBranch`
+            shares its ``pre`` with the shortcut; a branch with ``drift_diffusion`` gives its own g.
+        shortcut: ``P``, same shapes as the branch.
+        post: optional map after the addition (ReLU of a post-activation net).
+        drift_scale, diffusion_scale: ``a_0`` and ``c_0`` (see :class:`~contdepth.fields.Blocks`).
+        law: noise law of ξ (``None``: deterministic).
+    """
+
+    def __init__(
+        self,
+        branch: nn.Module,
+        shortcut: nn.Module,
+        *,
+        post: Optional[nn.Module] = None,
+        drift_scale: Optional[float] = None,
+        diffusion_scale: Optional[float] = None,
+        law: Optional[NoiseLaw] = None,
+    ) -> None:
+        super().__init__()
+        shared = isinstance(branch, PreActBranch)
+        self.pre = branch.pre if shared else nn.Identity()
+        self.shortcut = shortcut
+        self.field = Blocks(
+            [branch.body if shared else branch],
+            drift_scale=None if drift_scale is None else [drift_scale],
+            diffusion_scale=None if diffusion_scale is None else [diffusion_scale],
+        )
+        self.post = post if post is not None else nn.Identity()
+        self.law = law
+
+    def forward(self, x0: Tensor) -> tuple[Tensor, Tensor]:
+        a = self.pre(x0)
+        p = self.shortcut(a)
+        if self.training and self.law is not None:
+            f, g = self.field.drift_diffusion(0.0, a, 0)
+            out = p + f
+            if g is not None:
+                out = out + g * self.law.sample(noise_shape(g, "sample"), g, None, 0)
+        else:
+            out = p + self.field.drift(0.0, a, 0)
+        return self.post(out), p

@@ -1,0 +1,146 @@
+"""CIFAR models (32x32 inputs; any size works through adaptive pooling).
+
+* :func:`resnet` — depth ``6n+2`` (basic) or ``9n+2`` (bottleneck), plain (He et al. 2015:
+  post-activation, option-A shortcut, ReLU after the addition) or pre-activation (He et al. 2016:
+  1x1 projection of the pre-activated input at stage transitions). LM-ResNet is ``scheme="lm2"``.
+* :func:`shake_resnet` — shake-shake ResNet-26 2xWd (Gastaldi 2017) as an Euler–Maruyama SDE.
+* :func:`resnext` — ResNeXt-29 CxDd (Xie et al. 2017), post-activation grouped bottlenecks.
+
+Three stages at widths ``(16, 32, 64)`` (ResNeXt ``(256, 512, 1024)``), strides 1, 2, 2. Every
+stage is a :class:`~.stage.Stage`: a transition where the space changes, then a flow.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+from torch import nn
+
+from .blocks import (
+    BasicBranch, BottleneckBranch, PadShortcut, PreActBasicBranch, PreActBottleneckBranch, ShakeBranchPair,
+    ShakeShortcut, conv3x3, init_weights, projection,
+)
+from .stage import ResidualNet, StagePlan
+
+BranchFn = Callable[[int, int], nn.Module]  # (c_in, stride) -> branch
+
+
+def head(c: int, num_classes: int, preact: bool = False) -> nn.Sequential:
+    """(BN-ReLU if pre-activation) - global average pool - linear: ``(B, c, H, W) -> (B, num_classes)``."""
+    layers: list[nn.Module] = [nn.BatchNorm2d(c), nn.ReLU()] if preact else []
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, num_classes))
+
+
+def _blocks_per_stage(depth: int, bottleneck: Optional[bool]) -> tuple[int, bool]:
+    fits6, fits9 = depth >= 8 and (depth - 2) % 6 == 0, depth >= 11 and (depth - 2) % 9 == 0
+    if bottleneck is None:
+        bottleneck = depth == 164 or (fits9 and not fits6)
+    if bottleneck and not fits9:
+        raise ValueError(f"a bottleneck CIFAR ResNet has depth 9n+2 (11, 20, ..., 164), got {depth}")
+    if not bottleneck and not fits6:
+        raise ValueError(f"a basic CIFAR ResNet has depth 6n+2 (8, 14, 20, ...); 9n+2 takes bottleneck=True; got {depth}")
+    return (depth - 2) // (9 if bottleneck else 6), bottleneck
+
+
+def resnet(
+    depth: int,
+    scheme: str = "euler",
+    preact: bool = True,
+    noise: Optional[str] = None,
+    num_classes: int = 10,
+    steps_per_block: int = 1,
+    bottleneck: Optional[bool] = None,
+    *,
+    scheme_options: Optional[dict] = None,
+    checkpoint: bool = False,
+) -> ResidualNet:
+    """CIFAR ResNet of ``depth`` = 6n+2 (basic) or 9n+2 (bottleneck; default at 164 and where 6n+2
+    does not fit). ``preact=False`` is He et al. 2015 (option-A shortcut; a post-activation
+    bottleneck uses a projection). ``noise``: see :mod:`.noise_spec`. ``scheme_options`` go to every
+    stage's scheme (``{"k": 0.0, "learnable": False}`` for lm2)."""
+    n, bottleneck = _blocks_per_stage(depth, bottleneck)
+    plan = StagePlan(3 * n, scheme, noise, steps_per_block, scheme_options, checkpoint)
+    stem: nn.Module = conv3x3(3, 16) if preact else nn.Sequential(conv3x3(3, 16), nn.BatchNorm2d(16), nn.ReLU())
+    post = None if preact else nn.ReLU()
+    stages, c_in = [], 16
+    for i, width in enumerate((16, 32, 64)):
+        stride, c_out = (1 if i == 0 else 2), (4 * width if bottleneck else width)
+        branch = _resnet_branch(width, c_out, preact, bottleneck)
+        if stride == 1 and c_in == c_out:
+            stages.append(plan.stage([branch(c_in, 1) for _ in range(n)], post=post))
+        else:
+            if preact:
+                shortcut = projection(c_in, c_out, stride, bn=False)
+            else:
+                shortcut = projection(c_in, c_out, stride) if bottleneck else PadShortcut(c_in, c_out, stride)
+            branches = [branch(c_in, stride)] + [branch(c_out, 1) for _ in range(n - 1)]
+            stages.append(plan.stage(branches, shortcut, post=post))
+        c_in = c_out
+    model = ResidualNet(stem, stages, head(c_in, num_classes, preact), plan)
+    init_weights(model)
+    return model
+
+
+def _resnet_branch(width: int, c_out: int, preact: bool, bottleneck: bool) -> BranchFn:
+    if bottleneck:
+        kind = PreActBottleneckBranch if preact else BottleneckBranch
+        return lambda c_in, stride: kind(c_in, width, c_out, stride)
+    kind = PreActBasicBranch if preact else BasicBranch
+    return lambda c_in, stride: kind(c_in, c_out, stride)
+
+
+def shake_resnet(
+    depth: int = 26,
+    width: int = 32,
+    scheme: str = "euler_maruyama",
+    noise: Optional[str] = "shake",
+    num_classes: int = 10,
+    steps_per_block: int = 1,
+    *,
+    scheme_options: Optional[dict] = None,
+    checkpoint: bool = False,
+) -> ResidualNet:
+    """Shake-shake ResNet ``depth``-2x``width``d: stages of (depth-2)/6 branch pairs at widths
+    ``(w, 2w, 4w)``. Training draws ``η ~ U(0, 1)`` per sample and block (the forward pass of
+    shake-shake; the backward uses the same η); eval uses the mean ``(F1+F2)/2``.
+    ``noise='none'`` trains the mean field deterministically."""
+    n, _ = _blocks_per_stage(depth, bottleneck=False)
+    plan = StagePlan(3 * n, scheme, noise, steps_per_block, scheme_options, checkpoint, two_branch=True)
+    stem = nn.Sequential(conv3x3(3, 16), nn.BatchNorm2d(16))
+    stages, c_in = [], 16
+    for i, c_out in enumerate((width, 2 * width, 4 * width)):
+        stride = 1 if i == 0 else 2
+        branches = [ShakeBranchPair(c_in, c_out, stride)] + [ShakeBranchPair(c_out, c_out) for _ in range(n - 1)]
+        stages.append(plan.stage(branches, ShakeShortcut(c_in, c_out, stride)))
+        c_in = c_out
+    model = ResidualNet(stem, stages, nn.Sequential(nn.ReLU(), head(c_in, num_classes)), plan)
+    init_weights(model)
+    return model
+
+
+def resnext(
+    depth: int = 29,
+    cardinality: int = 8,
+    base_width: int = 64,
+    scheme: str = "euler",
+    noise: Optional[str] = None,
+    num_classes: int = 10,
+    steps_per_block: int = 1,
+    *,
+    scheme_options: Optional[dict] = None,
+    checkpoint: bool = False,
+) -> ResidualNet:
+    """ResNeXt-``depth`` ``cardinality``x``base_width``d for CIFAR: (depth-2)/9 grouped bottlenecks
+    per stage, 3x3 width ``cardinality * base_width * 2^i``, outputs ``(256, 512, 1024)``."""
+    n, _ = _blocks_per_stage(depth, bottleneck=True)
+    plan = StagePlan(3 * n, scheme, noise, steps_per_block, scheme_options, checkpoint)
+    stem = nn.Sequential(conv3x3(3, 64), nn.BatchNorm2d(64), nn.ReLU())
+    stages, c_in = [], 64
+    for i in range(3):
+        stride, width, c_out = (1 if i == 0 else 2), cardinality * base_width * 2**i, 256 * 2**i
+        branches = [BottleneckBranch(c_in, width, c_out, stride, cardinality)]
+        branches += [BottleneckBranch(c_out, width, c_out, 1, cardinality) for _ in range(n - 1)]
+        stages.append(plan.stage(branches, projection(c_in, c_out, stride), post=nn.ReLU()))
+        c_in = c_out
+    model = ResidualNet(stem, stages, head(c_in, num_classes), plan)
+    init_weights(model)
+    return model

@@ -1,0 +1,87 @@
+"""Noise specifications of the model zoo: ``None | "none" | "sd:P" | "gaussian:SIGMA" | "shake"``.
+
+A spec says, for block ``l`` of ``L`` in the whole net (1-based, transition blocks included),
+which drift scale ``a_l`` and diffusion scale ``c_l`` the branch ``F_l`` gets and which noise law
+draws ξ, so that one Euler–Maruyama step of size 1 is the published layer:
+
+* ``sd:P`` — stochastic depth (Huang et al. 2016): survival ``p_l = 1 - l/L (1 - P)``,
+  ``a_l = p_l``, ``c_l = sqrt(p_l (1 - p_l))``, two-point law: ``x + η F(x)``, ``η ~ Bernoulli(p_l)``.
+* ``gaussian:SIGMA`` — multiplicative Gaussian noise: ``x + F + SIGMA F ξ``, ``ξ ~ N(0, 1)``.
+* ``shake`` — shake-shake: the two-branch block gives its own ``((F1+F2)/2, (F1-F2)/sqrt 12)``,
+  uniform law: ``x + η F1 + (1 - η) F2``, ``η ~ U(0, 1)``.
+
+ξ is drawn per sample. In eval mode the noise is off and the drift ``a_l F_l`` (the mean) is used.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from ..noise import Bernoulli, Gaussian, NoiseLaw, Uniform
+
+KINDS = ("sd", "gaussian", "shake")
+CHOICES = "None or 'none' (no noise), 'sd:P' (stochastic depth, final survival P in (0, 1]), " \
+          "'gaussian:SIGMA' (SIGMA >= 0), 'shake' (shake-shake models only)"
+
+
+@dataclass(frozen=True)
+class NoiseSpec:
+    """A parsed noise option; ``level`` is ``P`` for ``sd``, ``SIGMA`` for ``gaussian``, 0 for ``shake``."""
+
+    kind: str
+    level: float = 0.0
+
+    def survival(self, l: int, total: int) -> float:
+        """Survival probability of block ``l`` (1-based) of ``total`` (1 unless ``sd``)."""
+        if self.kind != "sd":
+            return 1.0
+        return 1.0 - l / total * (1.0 - self.level)
+
+    def scales(self, l: int, total: int) -> tuple[Optional[float], Optional[float]]:
+        """``(drift_scale a_l, diffusion_scale c_l)`` of block ``l``; ``None`` means not scaled / no diffusion."""
+        if self.kind == "sd":
+            p = self.survival(l, total)
+            return p, math.sqrt(p * (1.0 - p))
+        if self.kind == "gaussian":
+            return None, self.level
+        return None, None  # shake: the branch pair returns its own diffusion
+
+    def law(self, blocks: Sequence[int], total: int) -> NoiseLaw:
+        """The standardised law ξ for the given global blocks (one Bernoulli p per block for ``sd``)."""
+        if self.kind == "sd":
+            return Bernoulli([self.survival(l, total) for l in blocks])
+        if self.kind == "gaussian":
+            return Gaussian()
+        return Uniform()
+
+    def __str__(self) -> str:
+        return "shake" if self.kind == "shake" else f"{self.kind}:{self.level:g}"
+
+
+def parse_noise(noise: None | str | NoiseSpec) -> Optional[NoiseSpec]:
+    """``None``/``"none"`` -> no noise; ``"sd:0.5"``, ``"gaussian:0.001"``, ``"shake"`` -> a :class:`NoiseSpec`."""
+    if noise is None or isinstance(noise, NoiseSpec):
+        return noise
+    if not isinstance(noise, str):
+        raise TypeError(f"noise must be a string or None, got {type(noise).__name__}; choices: {CHOICES}")
+    text = noise.strip().lower()
+    if text in ("", "none", "off"):
+        return None
+    kind, _, value = text.partition(":")
+    kind = {"stochastic_depth": "sd", "gauss": "gaussian", "shake_shake": "shake"}.get(kind, kind)
+    if kind not in KINDS:
+        raise ValueError(f"unknown noise spec {noise!r}; choices: {CHOICES}")
+    if kind == "shake":
+        if value:
+            raise ValueError(f"noise 'shake' takes no value, got {noise!r}")
+        return NoiseSpec("shake")
+    try:
+        level = float(value)
+    except ValueError:
+        raise ValueError(f"noise spec {noise!r} needs a number after ':'; choices: {CHOICES}") from None
+    if kind == "sd" and not 0.0 < level <= 1.0:
+        raise ValueError(f"stochastic depth needs a final survival probability in (0, 1], got {level}")
+    if kind == "gaussian" and not (level >= 0.0 and math.isfinite(level)):
+        raise ValueError(f"gaussian noise needs a finite level >= 0, got {level}")
+    return NoiseSpec(kind, level)

@@ -1,0 +1,112 @@
+"""Named models: ``available()``, ``get(name, ...)``, ``describe(name)``."""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+from .cifar import resnet, resnext, shake_resnet
+from .imagenet import imagenet_resnet
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A named model: ``build(scheme=, noise=, num_classes=, steps_per_block=, **kw)`` and its defaults."""
+
+    build: Callable[..., nn.Module]
+    depth: int
+    family: str
+    scheme: str
+    noise: Optional[str] = None
+    dataset: str = "cifar"
+
+
+_MODELS: dict[str, Entry] = {}
+
+
+def _add(name: str, entry: Entry) -> None:
+    _MODELS[name] = entry
+
+
+for _d in (20, 32, 44, 56, 110, 1202):
+    _add(f"resnet{_d}", Entry(functools.partial(resnet, _d, preact=False), _d, "resnet", "euler"))
+for _d in (20, 32, 44, 56, 110, 164, 1202):
+    _add(f"preact_resnet{_d}", Entry(functools.partial(resnet, _d, preact=True), _d, "preact_resnet", "euler"))
+_add("resnet164", Entry(functools.partial(resnet, 164, preact=True), 164, "preact_resnet", "euler"))
+for _d in (20, 32, 44, 56, 110, 164):
+    _add(f"lm_resnet{_d}", Entry(functools.partial(resnet, _d, preact=True), _d, "lm_resnet", "lm2"))
+for _w in (32, 64, 96):
+    _add(f"shake_resnet26_2x{_w}d",
+         Entry(functools.partial(shake_resnet, 26, _w), 26, "shake_shake", "euler_maruyama", "shake"))
+for _c in (8, 16):
+    _add(f"resnext29_{_c}x64d", Entry(functools.partial(resnext, 29, _c, 64), 29, "resnext", "euler"))
+    _add(f"lm_resnext29_{_c}x64d", Entry(functools.partial(resnext, 29, _c, 64), 29, "lm_resnext", "lm2"))
+for _d in (50, 101):
+    _add(f"resnet{_d}", Entry(functools.partial(imagenet_resnet, _d), _d, "imagenet_resnet", "euler", dataset="imagenet"))
+    _add(f"lm_resnet{_d}",
+         Entry(functools.partial(imagenet_resnet, _d), _d, "imagenet_lm_resnet", "lm2", dataset="imagenet"))
+
+
+def available() -> list[str]:
+    """Every model name, in registration order (CIFAR first, then ImageNet)."""
+    return list(_MODELS)
+
+
+def _entry(name: str) -> Entry:
+    if not isinstance(name, str) or name.lower() not in _MODELS:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(available())}")
+    return _MODELS[name.lower()]
+
+
+def get(
+    name: str,
+    *,
+    num_classes: int = 10,
+    scheme: Optional[str] = None,
+    noise: Optional[str] = None,
+    steps_per_block: int = 1,
+    **kw,
+) -> nn.Module:
+    """Build a named model. ``scheme``/``noise`` override its defaults (``noise="none"`` turns a
+    shake-shake model's noise off); ``**kw``: ``scheme_options`` (dict for every stage's scheme),
+    ``checkpoint`` (per-step activation checkpointing). ImageNet names take ``num_classes=1000``
+    for the published network."""
+    entry = _entry(name)
+    return entry.build(
+        scheme=entry.scheme if scheme is None else scheme,
+        noise=entry.noise if noise is None else noise,
+        num_classes=num_classes,
+        steps_per_block=steps_per_block,
+        **kw,
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _count(name: str) -> int:
+    entry = _entry(name)
+    classes = 1000 if entry.dataset == "imagenet" else 10
+    try:
+        with torch.device("meta"):  # counts shapes without allocating or initialising weights
+            model = get(name, num_classes=classes)
+    except (NotImplementedError, RuntimeError):
+        model = get(name, num_classes=classes)
+    return sum(p.numel() for p in model.parameters())
+
+
+def describe(name: str) -> dict:
+    """``dict(name, depth, params, scheme, family, noise, dataset, num_classes)``; ``params`` for
+    10 classes (ImageNet names: 1000), LM's k included."""
+    entry = _entry(name)
+    return dict(
+        name=name.lower(),
+        depth=entry.depth,
+        params=_count(name.lower()),
+        scheme=entry.scheme,
+        family=entry.family,
+        noise=entry.noise or "none",
+        dataset=entry.dataset,
+        num_classes=1000 if entry.dataset == "imagenet" else 10,
+    )

@@ -1,0 +1,253 @@
+"""Stages and nets: a stage is a :class:`~.blocks.Transition` (change of space) followed by a
+:class:`~contdepth.flow.Flow` over a :class:`~contdepth.fields.Blocks` field of residual branches;
+the scheme does every residual update. :class:`StagePlan` hands out schemes, noise scales and
+global block indices while a net is built; :class:`ResidualNet` stacks stem, stages and head.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from torch import Tensor, nn
+
+from .. import schemes
+from ..fields import Blocks
+from ..flow import Flow
+from ..noise import NoiseLaw
+from ..schemes.base import Scheme
+from .blocks import Transition
+from .noise_spec import NoiseSpec, parse_noise
+
+
+# ------------------------------------------------------------------------------------- schemes
+def noisy_schemes() -> list[str]:
+    """Registered schemes that can inject noise (``supports_noise``), canonical names."""
+    names = []
+    for name in sorted({schemes.canonical(n) for n in schemes.available()}):
+        try:
+            if schemes.get(name).supports_noise:
+                names.append(name)
+        except (TypeError, ValueError):
+            continue
+    return names
+
+
+def resolve_scheme(scheme: str, noise: Optional[NoiseSpec]) -> str:
+    """Canonical scheme name for a net with ``noise``; ``euler`` with noise is ``euler_maruyama``."""
+    if not isinstance(scheme, str):
+        raise TypeError(
+            f"scheme must be a registered name (every stage builds its own scheme), got {type(scheme).__name__}"
+        )
+    name = schemes.canonical(scheme)
+    if noise is None:
+        return name
+    if name == "euler":
+        return "euler_maruyama"
+    if not schemes.get(name).supports_noise:
+        raise ValueError(
+            f"scheme {scheme!r} cannot inject noise (noise={str(noise)!r}); schemes that can: "
+            f"{', '.join(['euler (as euler_maruyama)', *noisy_schemes()])}; or pass noise='none'"
+        )
+    return name
+
+
+def build_scheme(name: str, law: Optional[NoiseLaw], options: Optional[dict] = None) -> Scheme:
+    """A fresh scheme instance (one per stage: LM's k belong to one flow)."""
+    kw = dict(options or {})
+    if law is not None:
+        kw["noise"] = law
+    return schemes.get(name, **kw)
+
+
+# -------------------------------------------------------------------------------------- stages
+class Stage(nn.Module):
+    """``x0 -> flow(x1, u_prev=P a)`` with ``(x1, P a) = transition(x0)``; either part may be absent.
+
+    ``flow`` is the flow as built and owns the parameters (so ``state_dict`` keys never change);
+    :meth:`rediscretise` swaps in a refinement of it that shares the weights.
+    """
+
+    def __init__(self, transition: Optional[Transition], flow: Optional[Flow], blocks: int) -> None:
+        super().__init__()
+        self.transition = transition
+        self.flow = flow
+        self.blocks = blocks  # blocks of the flow's field (the transition excluded)
+        self.rescheme: Optional[Scheme] = None  # a scheme rediscretise built with parameters of its own
+        self._active: list[Optional[Flow]] = [flow]  # a list keeps the refined flow out of the registry
+
+    @property
+    def active_flow(self) -> Optional[Flow]:
+        return self._active[0]
+
+    def rediscretise(self, scheme: str, steps_per_block: int) -> None:
+        """Use ``scheme`` (canonical name) with ``steps_per_block`` steps of size ``1/steps_per_block``."""
+        base = self.flow
+        if base is None:
+            return
+        steps = steps_per_block * self.blocks
+        self.rescheme = None
+        if scheme == base.scheme.name:
+            new = base if steps == base.steps else base.refine(steps=steps)
+        else:
+            law = getattr(base.scheme, "law", None)
+            options: dict = {"k": 0.0} if scheme == "lm2" else {}  # a ResNet is LM with k = 0
+            built = build_scheme(scheme, law if schemes.get(scheme).supports_noise else None, options)
+            new = base.refine(steps=steps, scheme=built)
+            if any(True for _ in built.parameters()):
+                self.rescheme = built
+        new.train(self.training)
+        self._active[0] = new
+
+    def train(self, mode: bool = True) -> "Stage":
+        super().train(mode)
+        if self.active_flow is not None:
+            self.active_flow.train(mode)
+        return self
+
+    def forward(self, x: Tensor) -> Tensor:
+        u_prev = None
+        if self.transition is not None:
+            x, u_prev = self.transition(x)
+        flow = self.active_flow
+        return x if flow is None else flow(x, u_prev)
+
+
+class StagePlan:
+    """Builds the stages of one net: schemes, noise scales and laws, global block numbering.
+
+    Args:
+        total_blocks: residual blocks ``L`` of the whole net (transitions included).
+        scheme: scheme name for every stage flow (``euler`` becomes ``euler_maruyama`` with noise).
+        noise: a noise spec (see :mod:`.noise_spec`).
+        steps_per_block: ``s``; a flow over M blocks takes ``s M`` steps of size ``1/s``.
+        scheme_options: keyword options of every stage's scheme (``{"k": 0.0, "learnable": False}``).
+        checkpoint: per-step activation checkpointing in the flows.
+        two_branch: the net is made of shake-shake branch pairs.
+    """
+
+    def __init__(
+        self,
+        total_blocks: int,
+        scheme: str = "euler",
+        noise: None | str | NoiseSpec = None,
+        steps_per_block: int = 1,
+        scheme_options: Optional[dict] = None,
+        checkpoint: bool = False,
+        two_branch: bool = False,
+    ) -> None:
+        self.noise = parse_noise(noise)
+        if self.noise is not None and (self.noise.kind == "shake") != two_branch:
+            raise ValueError(
+                "noise 'shake' needs a shake-shake model (two-branch blocks)" if not two_branch else
+                f"shake-shake models carry their own noise; use noise='shake' (default) or 'none', not {str(self.noise)!r}"
+            )
+        self.scheme = resolve_scheme(scheme, self.noise)
+        self.steps_per_block = check_steps_per_block(steps_per_block)
+        self.scheme_options = scheme_options
+        self.checkpoint = checkpoint
+        self.total = total_blocks
+        self.used = 0
+
+    def _take(self, n: int) -> list[int]:
+        blocks = list(range(self.used + 1, self.used + n + 1))
+        self.used += n
+        if self.used > self.total:
+            raise RuntimeError(f"StagePlan: {self.used} blocks built, {self.total} planned")
+        return blocks
+
+    def transition(self, branch: nn.Module, shortcut: nn.Module, post: Optional[nn.Module] = None) -> Transition:
+        (l,) = self._take(1)
+        if self.noise is None:
+            return Transition(branch, shortcut, post=post)
+        a, c = self.noise.scales(l, self.total)
+        law = self.noise.law([l], self.total)
+        return Transition(branch, shortcut, post=post, drift_scale=a, diffusion_scale=c, law=law)
+
+    def flow(self, branches: Sequence[nn.Module], post_step: Optional[nn.Module] = None) -> Flow:
+        blocks = self._take(len(branches))
+        drift_scale = diffusion_scale = law = None
+        if self.noise is not None:
+            scales = [self.noise.scales(l, self.total) for l in blocks]
+            if scales[0][0] is not None:
+                drift_scale = [a for a, _ in scales]
+            if scales[0][1] is not None:
+                diffusion_scale = [c for _, c in scales]
+            law = self.noise.law(blocks, self.total)
+        field = Blocks(branches, drift_scale=drift_scale, diffusion_scale=diffusion_scale)
+        scheme = build_scheme(self.scheme, law, self.scheme_options)
+        return Flow(
+            field, scheme, steps=self.steps_per_block * len(branches), post_step=post_step, checkpoint=self.checkpoint
+        )
+
+    def stage(
+        self, branches: Sequence[nn.Module], shortcut: Optional[nn.Module] = None, post: Optional[nn.Module] = None
+    ) -> Stage:
+        """A stage; with ``shortcut``, ``branches[0]`` is the transition's branch. ``post``: map after each add."""
+        branches = list(branches)
+        transition = None
+        if shortcut is not None:
+            transition = self.transition(branches.pop(0), shortcut, post)
+        flow = self.flow(branches, post) if branches else None
+        return Stage(transition, flow, len(branches))
+
+
+def check_steps_per_block(steps_per_block: object) -> int:
+    if isinstance(steps_per_block, bool) or not isinstance(steps_per_block, int) or steps_per_block < 1:
+        raise ValueError(f"steps_per_block must be an integer >= 1, got {steps_per_block!r}")
+    return steps_per_block
+
+
+# ----------------------------------------------------------------------------------------- nets
+class ResidualNet(nn.Module):
+    """``stem -> stages -> head``: images ``(B, 3, H, W)`` -> logits ``(B, num_classes)``.
+
+    Attributes ``scheme`` (canonical name in use), ``noise`` (:class:`NoiseSpec` or ``None``) and
+    ``steps_per_block`` describe the current discretisation.
+    """
+
+    def __init__(self, stem: nn.Module, stages: Sequence[Stage], head: nn.Module, plan: StagePlan) -> None:
+        super().__init__()
+        if plan.used != plan.total:
+            raise RuntimeError(f"StagePlan: {plan.used} blocks built, {plan.total} planned")
+        self.stem = stem
+        self.stages = nn.ModuleList(stages)
+        self.head = head
+        self.scheme: str = plan.scheme
+        self.noise: Optional[NoiseSpec] = plan.noise
+        self.steps_per_block: int = plan.steps_per_block
+
+    def flows(self) -> list[Flow]:
+        """The stage flows in use, in order (stages made of a transition only have none)."""
+        return [s.active_flow for s in self.stages if s.active_flow is not None]
+
+    def rediscretise(self, scheme: Optional[str] = None, steps_per_block: Optional[int] = None) -> "ResidualNet":
+        """In place: every stage flow becomes ``flow.refine(steps=s * blocks, scheme=scheme)``.
+
+        Weights are shared. Always refines the flow as built, so returning to the original scheme
+        restores it (LM's trained k included). Leaving ``lm2`` integrates LM's continuous limit
+        ``u' = f/(1+k)``; ``lm2`` on a non-LM net starts from k = 0 (the same map at s = 1).
+        ``euler`` on a noisy net is ``euler_maruyama`` with the net's law; a deterministic scheme
+        (``rk4``, ...) integrates the drift, i.e. the eval-mode network.
+        """
+        s = self.steps_per_block if steps_per_block is None else check_steps_per_block(steps_per_block)
+        if scheme is None:
+            name = self.scheme
+        else:
+            if not isinstance(scheme, str):
+                raise TypeError(f"scheme must be a registered name, got {type(scheme).__name__}")
+            name = schemes.canonical(scheme)
+            if self.noise is not None and name == "euler":
+                name = "euler_maruyama"
+        for stage in self.stages:
+            stage.rediscretise(name, s)
+        self.scheme, self.steps_per_block = name, s
+        return self
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+        return self.head(x)
+
+    def extra_repr(self) -> str:
+        noise = "none" if self.noise is None else str(self.noise)
+        return f"scheme={self.scheme!r}, noise={noise!r}, steps_per_block={self.steps_per_block}"
