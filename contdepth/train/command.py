@@ -108,7 +108,10 @@ def _check_names(cfg: TrainConfig) -> None:
 
     check_model_name(cfg.model)
     check_scheme_name(cfg.scheme)
-    parse_noise(cfg.noise)
+    try:
+        parse_noise(cfg.noise)
+    except ValueError as err:
+        raise ValueError(f"--noise {cfg.noise}: {err}") from None
 
 
 def run(args: argparse.Namespace) -> int:

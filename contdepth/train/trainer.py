@@ -14,7 +14,6 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..data import DeviceLoader
-from ..schemes import Scheme
 from . import checkpoint as ckpt
 from . import distributed as dist_util
 from . import records
@@ -129,10 +128,9 @@ class Trainer:
                                          warmup_epochs=cfg.warmup_epochs)
         net: nn.Module = model
         if d.active:
-            has_scheme_params = any(any(True for _ in m.parameters()) for m in model.modules() if isinstance(m, Scheme))
-            # a stage's first block is an Euler step, so its k gets no gradient
+            # static_graph: parameters a model never uses (a first LM step has no k) need no per-step search
             net = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                                          find_unused_parameters=has_scheme_params)
+                                          static_graph=True)
         # evaluation runs on the bare model: DDP's per-forward buffer broadcast would need equal batch counts
         self.eval_net = torch.compile(model) if cfg.compile else model
         self.net = torch.compile(net) if cfg.compile and d.active else (self.eval_net if cfg.compile else net)

@@ -1,0 +1,178 @@
+"""Training end to end on a tiny random CIFAR copy: outputs, exact resume, DDP, eval, errors, real data."""
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from contdepth.cli import main
+from contdepth.data import write_fake_cifar
+from contdepth.train import TrainConfig, Trainer, evaluate_run
+from contdepth.train.checkpoint import load
+from contdepth.train.records import read_metrics
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+TIMING = ("seconds", "images_per_s")
+SMALL = ["--model", "lm_resnet20", "--epochs", "2", "--batch-size", "16", "--subset", "32", "--test-subset", "32",
+         "--device", "cpu", "--no-progress"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine more threads only contend (and results depend on it)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cifar")
+    write_fake_cifar(root, "cifar10", train=40, test=32)
+    return root
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory, data_dir):
+    out = tmp_path_factory.mktemp("runs") / "straight"
+    assert main(["train", *SMALL, "--data-dir", str(data_dir), "--out", str(out)]) == 0
+    return out
+
+
+def _without_timing(rows):
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
+
+
+def test_outputs_and_fields(straight_run):
+    rows = read_metrics(straight_run / "metrics.jsonl")
+    assert [r["epoch"] for r in rows] == [1, 2]
+    for r in rows:
+        assert {"epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "images_per_s",
+                "max_abs_k"} <= set(r)
+        assert np.isfinite(r["train_loss"]) and 0 <= r["test_acc"] <= 1 and r["images_per_s"] > 0
+    assert rows[0]["lr"] == pytest.approx(0.1) and rows[1]["lr"] == pytest.approx(0.01)  # milestones E/2, 3E/4
+    res = json.loads((straight_run / "results.json").read_text())
+    assert res["complete"] and res["epochs_done"] == 2 and res["params"] > 100_000
+    assert res["final_test_error"] == pytest.approx(100 * (1 - rows[-1]["test_acc"]))
+    assert res["best_test_error"] <= res["final_test_error"]
+    assert res["train_images"] == 32 and res["test_images"] == 32 and res["scheme"] == "lm2"
+    assert {"command", "git_commit", "device", "torch", "seed", "date"} <= set(res["provenance"])
+    assert [len(stage) for stage in res["momentum_k"]] and res["max_abs_k"] < 1
+    for name in ("curves.png", "momentum.png"):
+        assert (straight_run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    state = load(straight_run / "checkpoint.pt")
+    assert state["epoch"] == 2 and state["batch"] == 0
+    assert {"model", "optimizer", "scheduler", "rng", "loader", "history"} <= set(state)
+    groups = state["optimizer"]["param_groups"]
+    assert [g["weight_decay"] for g in groups] == [1e-4, 0.0]  # no weight decay on LM's k
+
+
+def test_interrupted_run_resumes_exactly(straight_run, data_dir, tmp_path):
+    out = tmp_path / "interrupted"
+
+    def ctrl_c(trainer, epoch, batch):
+        if (epoch, batch) == (2, 1):
+            os.kill(os.getpid(), signal.SIGINT)  # the real Ctrl-C path: handler, save, clean exit
+
+    cfg = TrainConfig(model="lm_resnet20", data_dir=str(data_dir), out=str(out), epochs=2, batch_size=16, subset=32,
+                      test_subset=32, device="cpu", progress=False)
+    trainer = Trainer(cfg, on_batch_end=ctrl_c)
+    trainer.fit()
+    assert trainer.stopped
+    state = load(out / "checkpoint.pt")
+    assert (state["epoch"], state["batch"]) == (1, 1)
+    assert len(read_metrics(out / "metrics.jsonl")) == 1
+
+    assert main(["train", *SMALL, "--data-dir", str(data_dir), "--out", str(out), "--resume"]) == 0
+    resumed = _without_timing(read_metrics(out / "metrics.jsonl"))
+    assert resumed == _without_timing(read_metrics(straight_run / "metrics.jsonl"))
+    assert len(load(out / "checkpoint.pt")["sessions"]) == 2
+
+
+def test_run_directory_is_protected(straight_run, data_dir, capsys):
+    assert main(["train", *SMALL, "--data-dir", str(data_dir), "--out", str(straight_run)]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    changed = [a if a != "2" else "3" for a in SMALL]  # --epochs 3
+    assert main(["train", *changed, "--data-dir", str(data_dir), "--out", str(straight_run), "--resume"]) == 2
+    assert "epochs: 2 -> 3" in capsys.readouterr().err
+
+
+def test_evaluate_run_and_rediscretise(straight_run, data_dir, capsys):
+    same = evaluate_run(straight_run)
+    last = read_metrics(straight_run / "metrics.jsonl")[-1]
+    assert same["test_acc"] == last["test_acc"] and same["images"] == 32
+    assert same["test_loss"] == pytest.approx(last["test_loss"], rel=1e-6)
+    rk4 = evaluate_run(straight_run, scheme="rk4", steps_per_block=2)
+    assert rk4["scheme"] == "rk4" and rk4["steps_per_block"] == 2 and rk4["trained_scheme"] == "lm2"
+    assert 0 <= rk4["test_acc"] <= 1 and np.isfinite(rk4["test_loss"])
+    assert main(["eval", "--run", str(straight_run), "--scheme", "lm2", "--steps-per-block", "2"]) == 0
+    assert "under lm2 with 2 step/block" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flag, value, expected", [
+    ("--model", "resnet7", "choose one of:"),
+    ("--scheme", "rk5", "available:"),
+    ("--noise", "sd:2", "survival probability"),
+])
+def test_bad_names_get_one_clear_line(data_dir, tmp_path, capsys, flag, value, expected):
+    # a repeated flag: argparse keeps the last value
+    assert main(["train", *SMALL, flag, value, "--data-dir", str(data_dir), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expected in err and value in err
+
+
+def test_bad_choice_and_missing_data(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--amp", "fp8"])
+    assert "invalid choice" in capsys.readouterr().err
+    assert main(["train", *SMALL, "--data-dir", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "cifar-10-batches-py" in err
+
+
+def test_ddp_two_processes_gloo(data_dir, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "contdepth",
+           "train", *[a if a != "2" else "1" for a in SMALL], "--data-dir", str(data_dir), "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("epoch   1/1") == 1  # only rank 0 reports and writes
+    res = json.loads((out / "results.json").read_text())
+    assert res["provenance"]["processes"] == 2 and res["complete"]
+    rows = read_metrics(out / "metrics.jsonl")
+    assert len(rows) == 1 and np.isfinite(rows[0]["train_loss"]) and 0 <= rows[0]["test_acc"] <= 1
+    assert len(load(out / "checkpoint.pt")["rng"]) == 2  # every rank's RNG state is kept
+
+
+NPZ = SHARED / "data" / "cifar10-jpeg75.npz"
+
+
+@pytest.mark.skipif(not NPZ.is_file(), reason=f"the shared CIFAR-10 copy {NPZ} is not present")
+def test_real_cifar10_copy(tmp_path):
+    """512 real training images, one epoch, through the shared decoder and the standard layout."""
+    z = np.load(NPZ)
+    small = {"classes": z["classes"]}
+    for split, n in (("train", 512), ("test", 200)):
+        offsets = z[f"{split}_offsets"][: n + 1]
+        small[f"{split}_offsets"] = offsets
+        small[f"{split}_jpeg"] = z[f"{split}_jpeg"][: int(offsets[-1])]
+        small[f"{split}_labels"] = z[f"{split}_labels"][:n]
+    np.savez(tmp_path / "small.npz", **small)
+    tool = SHARED / "tools" / "cifar10_from_jpeg.py"
+    subprocess.run([sys.executable, str(tool), str(tmp_path / "data"), "--npz", str(tmp_path / "small.npz")],
+                   check=True, capture_output=True, timeout=120)
+    out = tmp_path / "run"
+    assert main(["train", "--model", "resnet20", "--epochs", "1", "--device", "cpu", "--no-progress",
+                 "--data-dir", str(tmp_path / "data"), "--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["train_images"] == 512 and res["test_images"] == 200
+    assert np.isfinite(res["final_train_loss"]) and 0 <= res["final_test_acc"] <= 1
+    assert not (out / "momentum.png").exists()  # a plain ResNet has no momentum to plot
