@@ -151,8 +151,10 @@ class ShakeShortcut(nn.Module):
 
 
 def init_weights(model: nn.Module) -> None:
-    """He-normal convs (fan_out), unit BN scale and zero shift, zero linear bias."""
+    """He-normal convs (fan_out), unit BN scale and zero shift, zero linear bias (meta tensors: skipped)."""
     for m in model.modules():
+        if any(p.is_meta for p in m.parameters(recurse=False)):
+            continue  # shapes only (parameter counting): initialising meta tensors is slow and pointless
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
         elif isinstance(m, nn.BatchNorm2d):
@@ -174,8 +176,9 @@ class Transition(nn.Module):
 
     Args:
         branch: residual branch ``(B, C_in, H, W) -> (B, C_out, H/s, W/s)``; a :class:`PreActBranch`
-            shares its ``pre`` with the shortcut; a branch with ``drift_diffusion`` gives its own g.
-        shortcut: ``P``, same shapes as the branch.
+            shares its ``pre`` with a projection shortcut; a branch with ``drift_diffusion`` gives
+            its own g.
+        shortcut: ``P``, same shapes as the branch (``nn.Identity()`` where the space is unchanged).
         post: optional map after the addition (ReLU of a post-activation net).
         drift_scale, diffusion_scale: ``a_0`` and ``c_0`` (see :class:`~contdepth.fields.Blocks`).
         law: noise law of ξ (``None``: deterministic).
@@ -192,7 +195,7 @@ class Transition(nn.Module):
         law: Optional[NoiseLaw] = None,
     ) -> None:
         super().__init__()
-        shared = isinstance(branch, PreActBranch)
+        shared = isinstance(branch, PreActBranch) and not isinstance(shortcut, nn.Identity)
         self.pre = branch.pre if shared else nn.Identity()
         self.shortcut = shortcut
         self.field = Blocks(

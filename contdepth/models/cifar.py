@@ -7,7 +7,8 @@
 * :func:`resnext` — ResNeXt-29 CxDd (Xie et al. 2017), post-activation grouped bottlenecks.
 
 Three stages at widths ``(16, 32, 64)`` (ResNeXt ``(256, 512, 1024)``), strides 1, 2, 2. Every
-stage is a :class:`~.stage.Stage`: a transition where the space changes, then a flow.
+stage is a :class:`~.stage.Stage`: a transition (its first block; identity shortcut where the
+space does not change), then a flow whose multistep history starts from the shortcut.
 """
 from __future__ import annotations
 
@@ -66,14 +67,13 @@ def resnet(
         stride, c_out = (1 if i == 0 else 2), (4 * width if bottleneck else width)
         branch = _resnet_branch(width, c_out, preact, bottleneck)
         if stride == 1 and c_in == c_out:
-            stages.append(plan.stage([branch(c_in, 1) for _ in range(n)], post=post))
+            shortcut: nn.Module = nn.Identity()
+        elif preact:
+            shortcut = projection(c_in, c_out, stride, bn=False)
         else:
-            if preact:
-                shortcut = projection(c_in, c_out, stride, bn=False)
-            else:
-                shortcut = projection(c_in, c_out, stride) if bottleneck else PadShortcut(c_in, c_out, stride)
-            branches = [branch(c_in, stride)] + [branch(c_out, 1) for _ in range(n - 1)]
-            stages.append(plan.stage(branches, shortcut, post=post))
+            shortcut = projection(c_in, c_out, stride) if bottleneck else PadShortcut(c_in, c_out, stride)
+        branches = [branch(c_in, stride)] + [branch(c_out, 1) for _ in range(n - 1)]
+        stages.append(plan.stage(branches, shortcut, post=post))
         c_in = c_out
     model = ResidualNet(stem, stages, head(c_in, num_classes, preact), plan)
     init_weights(model)

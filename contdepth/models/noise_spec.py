@@ -74,14 +74,14 @@ def parse_noise(noise: None | str | NoiseSpec) -> Optional[NoiseSpec]:
         raise ValueError(f"unknown noise spec {noise!r}; choices: {CHOICES}")
     if kind == "shake":
         if value:
-            raise ValueError(f"noise 'shake' takes no value, got {noise!r}")
+            raise ValueError(f"noise 'shake' takes no value, got {noise!r}; choices: {CHOICES}")
         return NoiseSpec("shake")
     try:
         level = float(value)
     except ValueError:
         raise ValueError(f"noise spec {noise!r} needs a number after ':'; choices: {CHOICES}") from None
     if kind == "sd" and not 0.0 < level <= 1.0:
-        raise ValueError(f"stochastic depth needs a final survival probability in (0, 1], got {level}")
+        raise ValueError(f"stochastic depth needs a final survival probability in (0, 1], got {level}; choices: {CHOICES}")
     if kind == "gaussian" and not (level >= 0.0 and math.isfinite(level)):
-        raise ValueError(f"gaussian noise needs a finite level >= 0, got {level}")
+        raise ValueError(f"gaussian noise needs a finite level >= 0, got {level}; choices: {CHOICES}")
     return NoiseSpec(kind, level)

@@ -32,21 +32,28 @@ def noisy_schemes() -> list[str]:
 
 
 def resolve_scheme(scheme: str, noise: Optional[NoiseSpec]) -> str:
-    """Canonical scheme name for a net with ``noise``; ``euler`` with noise is ``euler_maruyama``."""
+    """Canonical scheme name for a net with ``noise`` (see :func:`effective_scheme`); checks noise support."""
     if not isinstance(scheme, str):
         raise TypeError(
             f"scheme must be a registered name (every stage builds its own scheme), got {type(scheme).__name__}"
         )
-    name = schemes.canonical(scheme)
-    if noise is None:
+    name = effective_scheme(schemes.canonical(scheme), noise)
+    if noise is None or name == "euler_maruyama":
         return name
-    if name == "euler":
-        return "euler_maruyama"
     if not schemes.get(name).supports_noise:
         raise ValueError(
             f"scheme {scheme!r} cannot inject noise (noise={str(noise)!r}); schemes that can: "
             f"{', '.join(['euler (as euler_maruyama)', *noisy_schemes()])}; or pass noise='none'"
         )
+    return name
+
+
+def effective_scheme(name: str, noise: Optional[NoiseSpec]) -> str:
+    """``euler`` with noise is ``euler_maruyama`` and ``euler_maruyama`` without noise is ``euler``."""
+    if noise is not None and name == "euler":
+        return "euler_maruyama"
+    if noise is None and name == "euler_maruyama":
+        return "euler"
     return name
 
 
@@ -225,7 +232,8 @@ class ResidualNet(nn.Module):
         Weights are shared. Always refines the flow as built, so returning to the original scheme
         restores it (LM's trained k included). Leaving ``lm2`` integrates LM's continuous limit
         ``u' = f/(1+k)``; ``lm2`` on a non-LM net starts from k = 0 (the same map at s = 1).
-        ``euler`` on a noisy net is ``euler_maruyama`` with the net's law; a deterministic scheme
+        ``euler`` on a noisy net is ``euler_maruyama`` with the net's law (and ``euler_maruyama`` on a
+        noise-free net is ``euler``); a deterministic scheme
         (``rk4``, ...) integrates the drift, i.e. the eval-mode network.
         """
         s = self.steps_per_block if steps_per_block is None else check_steps_per_block(steps_per_block)
@@ -234,9 +242,7 @@ class ResidualNet(nn.Module):
         else:
             if not isinstance(scheme, str):
                 raise TypeError(f"scheme must be a registered name, got {type(scheme).__name__}")
-            name = schemes.canonical(scheme)
-            if self.noise is not None and name == "euler":
-                name = "euler_maruyama"
+            name = effective_scheme(schemes.canonical(scheme), self.noise)
         for stage in self.stages:
             stage.rediscretise(name, s)
         self.scheme, self.steps_per_block = name, s
