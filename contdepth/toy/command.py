@@ -1,0 +1,133 @@
+"""``contdepth demo``: the stochastic-training toy on built-in 2-D data, on CPU in about a minute.
+
+Trains the deterministic and stochastic variants (one seed by default), prints a table, checks
+the backward Kolmogorov equation of the Gaussian-noise model against Monte Carlo, and writes
+``demo.png`` and ``demo.json`` (results + provenance) to ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+from ._threads import one_thread
+from .data import DATASETS
+from .experiment import DEFAULT_CONFIGS, format_table, run_experiment
+from .kolmogorov import Grid, kolmogorov_check, summary as kolmogorov_summary
+from .model import NOISES, SCHEMES, ModelConfig
+from .provenance import provenance
+from .train import TrainConfig
+
+# Sizes of the default (about a minute) and --fast (a few seconds) runs.
+PRESETS = {
+    "default": dict(iters=600, n_train=300, n_test=3000, roi_nodes=(11, 9), paths=1000, mc_steps=(4, 16, 64, 256), refine=8),
+    "fast": dict(iters=30, n_train=100, n_test=400, roi_nodes=(5, 4), paths=200, mc_steps=(4, 16), refine=2),
+}
+ROI = ((-2.0, -1.5), (2.0, 1.5))
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scheme", default=None,
+                        help=f"comma-separated schemes ({', '.join(SCHEMES)}); noise turns euler into Euler–Maruyama")
+    parser.add_argument("--noise", default=None,
+                        help=f"comma-separated noise kinds ({', '.join(NOISES)}); default: the standard set of 6 configurations")
+    parser.add_argument("--steps", type=int, default=None, help="steps over the 4 blocks (a multiple of 4; default 4: a ResNet)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of data, weights and noise (default 0)")
+    parser.add_argument("--seeds", type=int, default=1, help="number of seeds, from --seed on (default 1)")
+    parser.add_argument("--dataset", default="moons", help=f"{', '.join(DATASETS)} (default moons)")
+    parser.add_argument("--out", default="contdepth-demo", help="output folder (default ./contdepth-demo)")
+    parser.add_argument("--fast", action="store_true", help="tiny sizes, a few seconds (for tests)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _split(value: Optional[str]) -> Optional[list[str]]:
+    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+
+
+def build_configs(schemes: Optional[list[str]], noises: Optional[list[str]], steps: Optional[int]) -> list[ModelConfig]:
+    """The standard set when neither is given, else every (scheme, noise) pair (defaults euler / none)."""
+    if schemes is None and noises is None:
+        pairs = list(DEFAULT_CONFIGS)
+    else:
+        pairs = [(s, n) for s in (schemes or ["euler"]) for n in (noises or ["none"])]
+    configs = [ModelConfig(scheme=s, noise=n, steps=steps) for s, n in pairs]
+    return list({c: None for c in configs})  # de-duplicated (aliases), in order
+
+
+def run(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    preset = PRESETS["fast" if args.fast else "default"]
+    try:
+        configs = build_configs(_split(args.scheme), _split(args.noise), args.steps)
+        if args.dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {args.dataset!r}; valid choices: {', '.join(DATASETS)}")
+        if args.seeds < 1:
+            raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+    except ValueError as err:
+        print(f"contdepth demo: {err}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    train = TrainConfig(iters=preset["iters"])
+    data_options = dict(name=args.dataset, n_train=preset["n_train"], n_test=preset["n_test"])
+    print(f"contdepth demo: {len(configs)} configuration(s) x {len(seeds)} seed(s) on {args.dataset}, "
+          f"{preset['n_train']} training points, {train.iters} full-batch Adam updates each", flush=True)
+    with one_thread():
+        result = run_experiment(configs, seeds, train, data_options, progress=not args.no_progress)
+        rows = result.summary()
+        print(format_table(rows), flush=True)
+
+        check, check_label = None, None
+        gaussian = [c for c in configs if c.noise == "gaussian"]
+        if gaussian:
+            check_label = gaussian[0].label
+            model = result.models[(check_label, seeds[0])]
+            roi = Grid.box(ROI[0], ROI[1], preset["roi_nodes"])
+            print(f"Kolmogorov check on {check_label}: Monte Carlo vs finite differences ...", flush=True)
+            check = kolmogorov_check(model.flow, model.phi, roi, steps=preset["mc_steps"], paths=preset["paths"],
+                                     refine=preset["refine"], seed=seeds[0])
+            best = check["mc"][-1]
+            own = next((m for m in check["mc"] if m["steps"] == model.flow.steps), None)
+            print(f"  v(0,x) = E[sigmoid(readout(X_T)) | X_0 = x] on {roi.shape[1]}x{roi.shape[0]} points: "
+                  f"max |MC - PDE| = {best['agreement']['max_abs_diff']:.4f} at h = {best['h']:.3g} "
+                  f"(max MC s.e. {best['agreement']['max_se']:.4f}, rms z {best['agreement']['rms_z']:.2f})")
+            if own is not None and own is not best:
+                print(f"  at the network's own step h = {own['h']:.3g}: max |MC - PDE| = "
+                      f"{own['agreement']['max_abs_diff']:.4f} (weak error O(h))")
+
+    from .plots import experiment_figure  # matplotlib only when writing the figure
+
+    shown = [(c.label, result.models[(c.label, seeds[0])]) for c in configs]
+    fig = experiment_figure(shown, result.data[seeds[0]], check)
+    png, js = out / "demo.png", out / "demo.json"
+    fig.savefig(png, dpi=110)
+    seconds = time.perf_counter() - start
+    record = {
+        "provenance": provenance(_command(args), args.seed),
+        "dataset": {**data_options, "summary": result.data[seeds[0]].summary()},
+        "train": train.to_dict(),
+        "configs": [c.to_dict() for c in configs],
+        "seeds": seeds,
+        "summary": rows,
+        "runs": [vars(r) for r in result.runs],
+        "kolmogorov": None if check is None else {"model": check_label, **kolmogorov_summary(check)},
+        "seconds": seconds,
+        "figure": png.name,
+    }
+    js.write_text(json.dumps(record, indent=2))
+    print(f"wrote {png.resolve()} and {js.resolve()} ({seconds:.0f} s)")
+    return 0
+
+
+def _command(args: argparse.Namespace) -> list[str]:
+    """The command line that reproduces this run (from the parsed options, so it works under tests)."""
+    cmd = ["contdepth", "demo"]
+    for name in ("scheme", "noise", "steps"):
+        if getattr(args, name) is not None:
+            cmd += [f"--{name}", str(getattr(args, name))]
+    cmd += ["--seed", str(args.seed), "--seeds", str(args.seeds), "--dataset", args.dataset, "--out", str(args.out)]
+    return cmd + (["--fast"] if args.fast else [])

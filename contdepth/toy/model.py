@@ -1,0 +1,160 @@
+"""The toy classifier: a planar flow of small tanh-MLP blocks, then a linear read-out and a sigmoid.
+
+The state lives in the plane (dimension 2) for the whole depth, so trajectories and decision
+regions can be drawn. Block ``m`` of the :class:`~contdepth.fields.Blocks` field owns
+``t in [m, m+1)``, so the horizon is ``T = blocks`` and one step per block is a ResNet.
+
+Noise variants (all evaluated without noise, i.e. with the mean drift, in ``eval()`` mode):
+
+- ``none``: deterministic, any of ``euler``, ``lm2``, ``rk4``.
+- ``gaussian``: additive noise, ``dX = F_m(X) dt + σ dW`` with a 2-D Brownian motion (ξ drawn
+  per element, so the diffusion matrix is ``a = σ² I``); ``euler`` becomes Euler–Maruyama.
+- ``bernoulli``: stochastic depth, ``f = p F_m``, ``g = sqrt(p(1-p)) F_m`` with the two-point law
+  and ξ drawn per sample; with one step per block this is exactly ``x + η F_m(x)``, η ~ Bernoulli(p).
+- ``dropout``: dropout on the hidden units inside each residual branch (the scheme is unchanged;
+  the noise comes from the branch itself and is switched off by ``eval()``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from ..fields import Blocks
+from ..flow import Flow
+from ..schemes import get as get_scheme
+
+SCHEMES = ("euler", "lm2", "rk4")
+NOISES = ("none", "gaussian", "bernoulli", "dropout")
+_SCHEME_ALIASES = {"resnet": "euler", "euler_maruyama": "euler", "em": "euler", "lm": "lm2", "lm_resnet": "lm2"}
+_NOISE_ALIASES = {"sd": "bernoulli", "stochastic_depth": "bernoulli", "normal": "gaussian", "off": "none"}
+
+
+def check_choice(value: str, valid: tuple[str, ...], aliases: dict[str, str], what: str) -> str:
+    """Canonical name of ``value`` or a one-line ``ValueError`` listing the valid choices."""
+    key = aliases.get(value.lower(), value.lower()) if isinstance(value, str) else value
+    if key not in valid:
+        raise ValueError(f"unknown {what} {value!r}; valid choices: {', '.join(valid)}")
+    return key
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture and noise of one toy model.
+
+    ``steps`` defaults to ``blocks`` (one step per block: a ResNet). ``sigma`` is the additive
+    diffusion (state units per sqrt(time)), ``survival`` the stochastic-depth keep probability p,
+    ``dropout`` the drop probability of the hidden units.
+    """
+
+    scheme: str = "euler"
+    noise: str = "none"
+    blocks: int = 4
+    hidden: int = 16
+    steps: Optional[int] = None
+    sigma: float = 0.4
+    survival: float = 0.7
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scheme", check_choice(self.scheme, SCHEMES, _SCHEME_ALIASES, "scheme"))
+        object.__setattr__(self, "noise", check_choice(self.noise, NOISES, _NOISE_ALIASES, "noise"))
+        if self.steps is not None and (self.steps < 1 or self.steps % self.blocks):
+            raise ValueError(f"steps must be a positive multiple of blocks={self.blocks}, got {self.steps}")
+        if self.noise in ("gaussian", "bernoulli") and self.scheme == "rk4":
+            raise ValueError(f"noise {self.noise!r} needs a stochastic scheme; use euler (Euler–Maruyama) or lm2")
+        if not 0.0 < self.survival <= 1.0:
+            raise ValueError(f"survival probability must lie in (0, 1], got {self.survival}")
+
+    @property
+    def n_steps(self) -> int:
+        return self.blocks if self.steps is None else self.steps
+
+    @property
+    def label(self) -> str:
+        """``scheme/noise``, plus ``/N steps`` when not one step per block."""
+        extra = f"/{self.n_steps} steps" if self.n_steps != self.blocks else ""
+        return f"{self.scheme}/{self.noise}{extra}"
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "steps": self.n_steps}
+
+
+class Additive(nn.Module):
+    """Diffusion ``g(t, u) = σ`` (shaped like ``u``): additive noise."""
+
+    def __init__(self, sigma: float) -> None:
+        super().__init__()
+        self.sigma = float(sigma)
+
+    def forward(self, t: float, u: Tensor) -> Tensor:
+        return torch.full_like(u, self.sigma)
+
+    def extra_repr(self) -> str:
+        return f"sigma={self.sigma:g}"
+
+
+def branch(hidden: int, dropout: float = 0.0) -> nn.Sequential:
+    """Residual branch ``F(u) = W2 dropout(tanh(W1 u + b1)) + b2`` on ``(N, 2)`` states."""
+    layers: list[nn.Module] = [nn.Linear(2, hidden), nn.Tanh()]
+    if dropout > 0:
+        layers.append(nn.Dropout(dropout))
+    layers.append(nn.Linear(hidden, 2))
+    return nn.Sequential(*layers)
+
+
+def _field(cfg: ModelConfig) -> Blocks:
+    drop = cfg.dropout if cfg.noise == "dropout" else 0.0
+    modules = [branch(cfg.hidden, drop) for _ in range(cfg.blocks)]
+    if cfg.noise == "gaussian":
+        return Blocks(modules, diffusion=Additive(cfg.sigma))
+    if cfg.noise == "bernoulli":
+        p = cfg.survival
+        return Blocks(modules, drift_scale=p, diffusion_scale=math.sqrt(p * (1.0 - p)))
+    return Blocks(modules)
+
+
+def _scheme(cfg: ModelConfig, noise_seed: Optional[int]):
+    if cfg.noise == "gaussian":
+        opts = dict(noise="gaussian", per="element", seed=noise_seed)
+    elif cfg.noise == "bernoulli":
+        opts = dict(noise="bernoulli", per="sample", seed=noise_seed, p=cfg.survival)
+    else:
+        return get_scheme(cfg.scheme)
+    return get_scheme("euler_maruyama" if cfg.scheme == "euler" else cfg.scheme, **opts)
+
+
+class ToyModel(nn.Module):
+    """``x (N, 2) -> logit (N,)``: flow to ``X_T``, then ``w · X_T + b``. ``phi`` is the sigmoid read-out."""
+
+    def __init__(self, cfg: ModelConfig, flow: Flow, readout: nn.Linear) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.flow = flow
+        self.readout = readout
+
+    def logits_of_state(self, x_T: Tensor) -> Tensor:
+        return self.readout(x_T).squeeze(-1)
+
+    def phi(self, x_T: Tensor) -> Tensor:
+        """Terminal payoff ``φ(X_T) = sigmoid(w · X_T + b)``: the predicted probability of class 1."""
+        return torch.sigmoid(self.logits_of_state(x_T))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.logits_of_state(self.flow(x))
+
+    @torch.no_grad()
+    def prob(self, x: Tensor) -> Tensor:
+        """Probability of class 1 in the current mode (``eval()``: noise off, the mean drift)."""
+        return torch.sigmoid(self(x))
+
+
+def build_model(cfg: ModelConfig, seed: int = 0) -> ToyModel:
+    """A freshly initialised model; ``seed`` fixes the weights (and LM's k) and the scheme's noise."""
+    torch.manual_seed(seed)
+    field = _field(cfg)
+    flow = Flow(field, _scheme(cfg, noise_seed=seed + 7919), steps=cfg.n_steps)
+    return ToyModel(cfg, flow, nn.Linear(2, 1))

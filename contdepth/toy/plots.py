@@ -1,0 +1,143 @@
+"""Figures of the toy: decision regions, trajectories in the plane, the two Kolmogorov solutions."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from .data import ToyData  # noqa: E402
+from .model import ToyModel  # noqa: E402
+
+EXTENT = (-2.2, 2.2, -1.7, 1.7)  # x0, x1, y0, y1 of the input-space panels
+COLORS = ("tab:blue", "tab:red")
+
+
+@torch.no_grad()
+def decision_regions(ax: Axes, model: ToyModel, data: ToyData, title: str = "", n: int = 100) -> None:
+    """P(class 1) of the noise-free model over the input plane, test points faint, train points bold
+    (flipped labels as crosses)."""
+    x0, x1, y0, y1 = EXTENT
+    xs, ys = torch.linspace(x0, x1, n), torch.linspace(y0, y1, n)
+    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+    model.eval()
+    prob = model.prob(torch.stack([xx.flatten(), yy.flatten()], dim=1)).reshape(n, n)
+    ax.contourf(xx, yy, prob, levels=torch.linspace(0, 1, 11).tolist(), cmap="RdBu_r", alpha=0.55)
+    ax.contour(xx, yy, prob, levels=[0.5], colors="k", linewidths=1.0)
+    test = data.x_test[:600]
+    ax.scatter(test[:, 0], test[:, 1], s=2, c=[COLORS[int(c)] for c in data.y_test[:600]], alpha=0.25, lw=0)
+    keep = ~data.flipped
+    ax.scatter(*data.x_train[keep].T, s=7, c=[COLORS[int(c)] for c in data.y_train[keep]], lw=0)
+    ax.scatter(*data.x_train[~keep].T, s=16, marker="x", c=[COLORS[int(c)] for c in data.y_train[~keep]], lw=0.8)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+@torch.no_grad()
+def trajectories(ax: Axes, model: ToyModel, data: ToyData, count: int = 24, noisy: int = 3, title: str = "") -> None:
+    """Hidden states ``x_n`` (noise off) of ``count`` training points (dots at ``x_N``), a few noisy
+    passes for a stochastic scheme, and the read-out's decision line ``w · x + b = 0`` at ``t = T``."""
+    gen = torch.Generator().manual_seed(0)
+    idx = torch.randperm(len(data.x_train), generator=gen)[:count]
+    x, y = data.x_train[idx], data.y_train[idx]
+    flow = model.flow
+    flow.eval()
+    mean = flow.trajectory(x)  # the network's own hidden states, one per step
+    stochastic = flow.field.stochastic and getattr(flow.scheme, "law", None) is not None
+    if stochastic and noisy:
+        flow.noise_at_eval = True
+        for _ in range(noisy):
+            path = flow.trajectory(x)
+            for i in range(count):
+                ax.plot(path[:, i, 0], path[:, i, 1], color=COLORS[int(y[i])], lw=0.4, alpha=0.3)
+        flow.noise_at_eval = False
+    for i in range(count):
+        ax.plot(mean[:, i, 0], mean[:, i, 1], color=COLORS[int(y[i])], lw=0.9)
+    ax.scatter(*mean[-1].T, s=8, c=[COLORS[int(c)] for c in y], zorder=3)
+    w, b = model.readout.weight[0], float(model.readout.bias[0])
+    lo, hi = mean.amin(dim=(0, 1)), mean.amax(dim=(0, 1))
+    pad = 0.1 * (hi - lo) + 0.1
+    lo, hi = lo - pad, hi + pad
+    if abs(float(w[1])) > abs(float(w[0])):
+        xs = torch.linspace(float(lo[0]), float(hi[0]), 2)
+        ax.plot(xs, -(w[0] * xs + b) / w[1], "k--", lw=0.8)
+    else:
+        ys = torch.linspace(float(lo[1]), float(hi[1]), 2)
+        ax.plot(-(w[1] * ys + b) / w[0], ys, "k--", lw=0.8)
+    ax.set_xlim(float(lo[0]), float(hi[0]))
+    ax.set_ylim(float(lo[1]), float(hi[1]))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def experiment_figure(
+    models: Sequence[tuple[str, ToyModel]], data: ToyData, kolmogorov: Optional[dict] = None
+) -> Figure:
+    """Decision regions (row 1) and trajectories (row 2) per configuration; a Kolmogorov row when given."""
+    cols = max(len(models), 4 if kolmogorov else 1)
+    rows = 3 if kolmogorov else 2
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.5 * rows), squeeze=False)
+    for j, (label, model) in enumerate(models):
+        decision_regions(axes[0, j], model, data, title=label)
+        trajectories(axes[1, j], model, data, title="hidden states $x_n$, n = 0..N")
+    for j in range(len(models), cols):
+        axes[0, j].axis("off")
+        axes[1, j].axis("off")
+    if kolmogorov:
+        kolmogorov_row(axes[2], kolmogorov)
+    fig.tight_layout()
+    return fig
+
+
+def kolmogorov_row(axes: Sequence[Axes], check: dict) -> None:
+    """MC estimate, PDE solution, their difference in MC standard errors, and the weak error versus h."""
+    roi = check["roi"]
+    extent = (float(roi.xs[0]), float(roi.xs[-1]), float(roi.ys[0]), float(roi.ys[-1]))
+    best = check["mc"][-1]
+    shape = roi.shape
+    panels = [
+        (best["mean"].reshape(shape), f"Monte Carlo, {best['paths']} paths, h={best['h']:.3g}", "RdBu_r", (0, 1)),
+        (check["pde"].reshape(shape), "backward Kolmogorov (FD)", "RdBu_r", (0, 1)),
+        (((check["pde"].flatten() - best["mean"]) / best["se"].clamp(min=1e-3)).reshape(shape), "(PDE - MC) / SE", "PuOr", (-4, 4)),
+    ]
+    for ax, (img, title, cmap, (vmin, vmax)) in zip(axes, panels):
+        im = ax.imshow(img.numpy(), origin="lower", extent=extent, cmap=cmap, vmin=vmin, vmax=vmax, aspect="equal")
+        ax.set_title(title, fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        plt.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+    ax = axes[3]
+    hs = [m["h"] for m in check["mc"]]
+    ax.loglog(hs, [m["agreement"]["mean_abs_diff"] for m in check["mc"]], "o-", label="mean |MC - PDE|")
+    ax.loglog(hs, [m["agreement"]["max_abs_diff"] for m in check["mc"]], "s-", label="max |MC - PDE|")
+    ax.loglog(hs, [m["agreement"]["max_se"] for m in check["mc"]], "k:", label="max MC s.e.")
+    ax.set_xlabel("Euler–Maruyama step h", fontsize=8)
+    ax.set_title("weak error of the network", fontsize=8)
+    ax.legend(fontsize=6)
+    ax.tick_params(labelsize=7)
+    for extra in axes[4:]:
+        extra.axis("off")
+    if len(axes) > 4:
+        a = best["agreement"]
+        lines = [
+            "v(0,x) = E[φ(X_T) | X_0 = x]",
+            "φ = sigmoid read-out",
+            f"{a['points']} points, {best['paths']} paths",
+            f"max |MC - PDE| = {a['max_abs_diff']:.4f}",
+            f"max MC s.e.    = {a['max_se']:.4f}",
+            f"rms z = {a['rms_z']:.2f}, max |z| = {a['max_abs_z']:.2f}",
+            f"within 3 s.e.: {100 * a['frac_within_3se']:.1f} %",
+        ]
+        axes[4].text(0.0, 0.95, "\n".join(lines), va="top", family="monospace", fontsize=7, transform=axes[4].transAxes)
