@@ -89,6 +89,12 @@ def _split(n=70, seed=0):
     return Split(torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g), torch.arange(n) % 10)
 
 
+def test_spread_samples_a_sorted_split_evenly():
+    sorted_split = Split(torch.zeros(100, 3, 32, 32, dtype=torch.uint8), torch.arange(100) // 10)
+    assert torch.equal(sorted_split.spread(10).labels, torch.arange(10))
+    assert len(sorted_split.spread(None)) == 100 and len(sorted_split.head(7)) == 7
+
+
 def test_train_batches_drop_last_and_are_seeded():
     loader = DeviceLoader(_split(), 16, train=True, mean=MEAN, std=STD, seed=3)
     first = list(loader)

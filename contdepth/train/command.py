@@ -67,7 +67,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--seed", type=int, help="seeds the weights, the data order and augmentation (default 0)")
     a("--device", help="cuda or cpu (default: cuda when available)")
     a("--subset", type=_positive_int, metavar="N", help="train on the first N training images (smoke runs)")
-    a("--test-subset", type=_positive_int, metavar="N", help="evaluate on the first N test images (smoke runs)")
+    a("--test-subset", type=_positive_int, metavar="N", help="evaluate on N test images evenly spaced through the split (smoke runs)")
     a("--amp", choices=AMP_CHOICES, help="bf16 autocast (default none)")
     a("--channels-last", action="store_true", default=None, help="channels_last memory format")
     a("--compile", action="store_true", default=None, help="torch.compile the model")
@@ -115,7 +115,7 @@ def _check_names(cfg: TrainConfig) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train; 0 when finished, 130 when stopped by Ctrl-C/SIGTERM (resumable), 2 on a usage error."""
+    """Train; 0 when finished, 130 when stopped by Ctrl-C/SIGTERM (resumable), 1 if it diverged, 2 on a usage error."""
     try:
         cfg = config_from_args(args)
         _check_names(cfg)
@@ -125,4 +125,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"contdepth train: error: {err}", file=sys.stderr)
         return 2
     trainer.fit()
+    if trainer.diverged:
+        return 1
     return 130 if trainer.stopped else 0

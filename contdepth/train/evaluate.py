@@ -80,7 +80,7 @@ def evaluate_run(
     state = ckpt.load(run / ckpt.CHECKPOINT) if (run / ckpt.CHECKPOINT).is_file() else None
     if state is None:
         raise FileNotFoundError(f"{run.resolve()} has no {ckpt.CHECKPOINT} with trained weights")
-    dev = resolve_device(device or (None if cfg.device is None else cfg.device.split(":")[0]))
+    dev = resolve_device(device)
     if model is None:
         model = model_from_config(cfg)
     model.load_state_dict(state["model"])
@@ -90,7 +90,7 @@ def evaluate_run(
     model.to(dev)
     data = load_cifar(cfg.dataset, data_dir or cfg.data_dir)
     subset = test_subset if test_subset is not None else cfg.test_subset
-    loader = DeviceLoader(data.test.head(subset), batch_size or cfg.eval_batch_size, train=False,
+    loader = DeviceLoader(data.test.spread(subset), batch_size or cfg.eval_batch_size, train=False,
                           mean=data.mean, std=data.std, device=dev)
     start = time.perf_counter()
     loss_sum, correct, seen = test_sums(model, loader.batches(), dev, amp or cfg.amp).tolist()
@@ -112,7 +112,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--data-dir", help="data folder (default: the run's)")
     a("--device", help="cuda or cpu (default: cuda when available)")
     a("--batch-size", type=int, help="evaluation batch size (default: the run's, 500)")
-    a("--test-subset", type=int, metavar="N", help="first N test images (default: the run's, all)")
+    a("--test-subset", type=int, metavar="N", help="N test images evenly spaced through the split (default: the run's, all)")
     a("--json", action="store_true", help="print the result as JSON")
 
 

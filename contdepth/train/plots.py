@@ -14,6 +14,12 @@ def _pyplot():
     return plt
 
 
+def _integer_ticks(ax) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def plot_curves(rows: Sequence[dict], path: str | os.PathLike, title: str = "") -> None:
     """Loss, error (%) and learning rate against epoch, train and test."""
     plt = _pyplot()
@@ -28,12 +34,13 @@ def plot_curves(rows: Sequence[dict], path: str | os.PathLike, title: str = "") 
     b.scatter([best["epoch"]], [100 * (1 - best["test_acc"])], color="k", zorder=3,
               label=f"best test {100 * (1 - best['test_acc']):.2f}%")
     b.set(xlabel="epoch", ylabel="error (%)", title="error")
-    c.plot(ep, [r["lr"] for r in rows])
+    c.plot(ep, [r["lr"] for r in rows], drawstyle="steps-post")
     c.set(xlabel="epoch", ylabel="lr", title="learning rate (start of epoch)", yscale="log")
     for ax in (a, b):
         ax.legend()
+    for ax in (a, b, c):
         ax.grid(alpha=0.3)
-    c.grid(alpha=0.3)
+        _integer_ticks(ax)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -57,12 +64,13 @@ def plot_momentum(k_per_stage: Sequence[Sequence[float]], path: str | os.PathLik
                 ax.axvline(start - 0.5, color="0.7", lw=0.8)
         start += len(ks)
     a.axhline(0, color="k", lw=0.6)
-    a.set(xlabel="block n", ylabel="k_n", title="learned momentum k_n (first block of a stage: Euler)")
-    b.set(xlabel="block n", title="modified equation: (1+k) u' + (1-k)(Δt/2) u'' = f(u)")
+    a.set(xlabel="block n of the stage flows (grey: change of space)", ylabel="k_n", title="learned momentum k_n")
+    b.set(xlabel="block n of the stage flows", title="modified equation: (1+k) u' + (1-k)(Δt/2) u'' = f(u)")
     a.legend(fontsize=8)
     b.legend(fontsize=7, ncol=2)
     for ax in (a, b):
         ax.grid(alpha=0.3)
+        _integer_ticks(ax)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

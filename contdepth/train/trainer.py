@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import sys
 import time
@@ -62,6 +63,7 @@ class Trainer:
         self.on_batch_end = on_batch_end
         self.out = Path(config.out)
         self.stopped = False
+        self.diverged = False
         self.history: list[dict[str, Any]] = []
         self.sessions: list[dict[str, Any]] = []
         self.epoch = 0  # epochs completed
@@ -118,7 +120,7 @@ class Trainer:
             device=self.device, seed=cfg.seed, rank=d.rank, world=d.world, channels_last=cfg.channels_last,
         )
         self.test_loader = DeviceLoader(
-            data.test.head(cfg.test_subset), cfg.eval_batch_size, train=False, mean=data.mean, std=data.std,
+            data.test.spread(cfg.test_subset), cfg.eval_batch_size, train=False, mean=data.mean, std=data.std,
             device=self.device, rank=d.rank, world=d.world, channels_last=cfg.channels_last,
         )
         self.optimizer = build_optimizer(model, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
@@ -301,6 +303,7 @@ class Trainer:
             "model": cfg.model, "dataset": cfg.dataset, "scheme": self._scheme_name(), "noise": cfg.noise,
             "steps_per_block": cfg.steps_per_block, "params": self.params,
             "epochs": cfg.epochs, "epochs_done": self.epoch, "complete": self.epoch >= cfg.epochs,
+            "diverged": self.diverged,
         }
         if rows:
             best = min(rows, key=lambda r: (1 - r["test_acc"], r["epoch"]))
@@ -390,10 +393,16 @@ class Trainer:
                     self._log(row)
                     self._save()
                     self._write_outputs(plots=False)
+                    if not math.isfinite(row["train_loss"]):
+                        self.diverged = self.stopped = True
+                        if self.dist.main:
+                            print(f"training diverged (train loss {row['train_loss']}) in epoch {epoch}: stopping; "
+                                  "try a lower --lr or --warmup", file=sys.stderr, flush=True)
+                        break
                     if dist_util.any_flag(self.dist, self._stop.requested):
                         self.stopped = True
                         break
-            if self.stopped:
+            if self.stopped and not self.diverged:
                 if self.batch:
                     self._save()
                 if self.dist.main:
