@@ -202,6 +202,10 @@ def _read_split(folder: Path, files: tuple[str, ...], s: Spec, data_dir: Path) -
     return Split(images, torch.from_numpy(labels))
 
 
+def _empty() -> Split:
+    return Split(torch.empty(0, *IMAGE_SHAPE, dtype=torch.uint8), torch.empty(0, dtype=torch.int64))
+
+
 def _read_classes(folder: Path, s: Spec, data_dir: Path) -> list[str]:
     meta = _unpickle(folder / s.meta_file, s, data_dir)
     names = meta.get(s.names_key)
@@ -213,10 +217,11 @@ def _read_classes(folder: Path, s: Spec, data_dir: Path) -> list[str]:
     return [str(n) for n in names]
 
 
-def load_cifar(name: str, data_dir: str | os.PathLike, *, download: bool = False) -> CifarData:
+def load_cifar(name: str, data_dir: str | os.PathLike, *, download: bool = False, train: bool = True) -> CifarData:
     """Read CIFAR-10/100 from ``data_dir`` (which holds ``cifar-10-batches-py`` or ``cifar-100-python``).
 
-    ``download=True`` fetches a missing copy with torchvision. Raises :class:`DataError` with
+    ``download=True`` fetches a missing copy with torchvision; ``train=False`` skips reading the
+    training split (left empty), for evaluation. Raises :class:`DataError` with
     the directory searched, the expected layout and how to get it when the data is missing or bad.
     """
     s = spec(name)
@@ -233,7 +238,7 @@ def load_cifar(name: str, data_dir: str | os.PathLike, *, download: bool = False
     return CifarData(
         name=s.name,
         root=folder,
-        train=_read_split(folder, s.train_files, s, root),
+        train=_read_split(folder, s.train_files, s, root) if train else _empty(),
         test=_read_split(folder, s.test_files, s, root),
         classes=_read_classes(folder, s, root),
         mean=s.mean,

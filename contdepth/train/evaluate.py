@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data import DataError, DeviceLoader, load_cifar
+from ..data import CifarData, DataError, DeviceLoader, load_cifar
 from . import checkpoint as ckpt
 from .build import model_from_config
 from .config import TrainConfig
@@ -63,6 +63,7 @@ def evaluate_run(
     test_subset: Optional[int] = None,
     amp: Optional[str] = None,
     model: Optional[nn.Module] = None,
+    data: Optional[CifarData] = None,
 ) -> dict[str, Any]:
     """Test loss/accuracy of the run's latest weights, rebuilt from its config and re-discretised.
 
@@ -71,6 +72,7 @@ def evaluate_run(
         scheme, steps_per_block: evaluate under this scheme / step count (default: as trained).
         data_dir, device, batch_size, test_subset, amp: override the run's settings.
         model: a freshly built module of the run's architecture, for runs of a model not in the zoo.
+        data: the data set, already read (saves re-reading it when sweeping schemes).
 
     Returns ``dict(test_acc (fraction), test_error (%), test_loss, images, scheme, steps_per_block,
     trained_scheme, trained_steps_per_block, epochs_done, seconds, ...)``.
@@ -88,7 +90,8 @@ def evaluate_run(
     if scheme is not None or steps_per_block is not None:
         model.rediscretise(scheme=scheme, steps_per_block=steps_per_block)
     model.to(dev)
-    data = load_cifar(cfg.dataset, data_dir or cfg.data_dir)
+    if data is None:
+        data = load_cifar(cfg.dataset, data_dir or cfg.data_dir, train=False)
     subset = test_subset if test_subset is not None else cfg.test_subset
     loader = DeviceLoader(data.test.spread(subset), batch_size or cfg.eval_batch_size, train=False,
                           mean=data.mean, std=data.std, device=dev)

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..data import DeviceLoader
+from ..data import CifarData, DeviceLoader
 from . import checkpoint as ckpt
 from . import distributed as dist_util
 from . import records
@@ -94,60 +94,76 @@ class Trainer:
         state = self._check_out_dir()
         if d.main:
             self.out.mkdir(parents=True, exist_ok=True)
-
-        seed_everything(cfg.seed)
-        self.model = model = self._given_model if self._given_model is not None else model_from_config(cfg)
-        self.params = count_params(model)
-        if cfg.download and d.active and not d.main:
-            dist_util.barrier(d)  # let rank 0 download first
-        data = data_from_config(cfg)
-        if cfg.download and d.active and d.main:
-            dist_util.barrier(d)
-        self.data = data
-        self.classes = data.classes
-        if data.num_classes != cfg.num_classes:
-            raise ValueError(f"{cfg.dataset} at {data.root} has {data.num_classes} classes, expected {cfg.num_classes}")
-        # the model's own randomness (noise) differs per process; the data order is shared
-        seed_everything(cfg.seed + 1000 * d.rank)
-
-        model.to(self.device)
-        if cfg.sync_bn and d.active:
-            model = self.model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        if cfg.channels_last:
-            model.to(memory_format=torch.channels_last)
-        self.train_loader = DeviceLoader(
-            data.train.head(cfg.subset), cfg.batch_size, train=True, mean=data.mean, std=data.std,
-            device=self.device, seed=cfg.seed, rank=d.rank, world=d.world, channels_last=cfg.channels_last,
-        )
-        self.test_loader = DeviceLoader(
-            data.test.spread(cfg.test_subset), cfg.eval_batch_size, train=False, mean=data.mean, std=data.std,
-            device=self.device, rank=d.rank, world=d.world, channels_last=cfg.channels_last,
-        )
-        self.optimizer = build_optimizer(model, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                                         nesterov=cfg.nesterov)
+        seed_everything(cfg.seed)  # the weights (and LM's k) are the same on every process
+        self.model = self._given_model if self._given_model is not None else model_from_config(cfg)
+        self.params = count_params(self.model)
+        self.data = self._load_data()
+        seed_everything(cfg.seed + 1000 * d.rank)  # the model's own noise differs per process; data order is shared
+        self._place_model()
+        self._build_loaders()
+        self.optimizer = build_optimizer(self.model, lr=cfg.lr, momentum=cfg.momentum,
+                                         weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
         self.scheduler = build_scheduler(self.optimizer, self.train_loader.num_batches, cfg.epochs,
                                          schedule=cfg.schedule, milestones=cfg.milestones, gamma=cfg.gamma,
                                          warmup_epochs=cfg.warmup_epochs)
-        net: nn.Module = model
-        if d.active:
-            # static_graph: parameters a model never uses (a first LM step has no k) need no per-step search
-            net = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                                          static_graph=True)
-        # evaluation runs on the bare model: DDP's per-forward buffer broadcast would need equal batch counts
-        self.eval_net = torch.compile(model) if cfg.compile else model
-        self.net = torch.compile(net) if cfg.compile and d.active else (self.eval_net if cfg.compile else net)
+        self._wrap_model()
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self._partial = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss sum, correct, seen
         self._partial_seconds = 0.0
         self._epoch_lr = self._lr()
         return state
 
+    def _load_data(self) -> CifarData:
+        cfg, d = self.cfg, self.dist
+        first = cfg.download and d.active
+        if first and not d.main:
+            dist_util.barrier(d)  # rank 0 downloads, the others read after it
+        data = data_from_config(cfg)
+        if first and d.main:
+            dist_util.barrier(d)
+        if data.num_classes != cfg.num_classes:
+            raise ValueError(f"{cfg.dataset} at {data.root} has {data.num_classes} classes, expected {cfg.num_classes}")
+        return data
+
+    def _place_model(self) -> None:
+        self.model.to(self.device)
+        if self.cfg.sync_bn and self.dist.active:
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        if self.cfg.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+
+    def _build_loaders(self) -> None:
+        cfg, d, data = self.cfg, self.dist, self.data
+        common = dict(mean=data.mean, std=data.std, device=self.device, rank=d.rank, world=d.world,
+                      channels_last=cfg.channels_last)
+        self.train_loader = DeviceLoader(data.train.head(cfg.subset), cfg.batch_size, train=True, seed=cfg.seed,
+                                         **common)
+        self.test_loader = DeviceLoader(data.test.spread(cfg.test_subset), cfg.eval_batch_size, train=False, **common)
+
+    def _wrap_model(self) -> None:
+        """``self.net`` trains (DDP and/or compiled); ``self.eval_net`` evaluates the bare model, since DDP's
+        per-forward buffer broadcast would need the same number of test batches on every process."""
+        model, compile_ = self.model, self.cfg.compile
+        self.eval_net = torch.compile(model) if compile_ else model
+        if not self.dist.active:
+            self.net = self.eval_net
+            return
+        # static_graph: parameters that no step ever reads need no per-step search for unused ones
+        ddp = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                                      static_graph=True)
+        self.net = torch.compile(ddp) if compile_ else ddp
+
     def _restore(self, state: dict[str, Any]) -> None:
         d = self.dist
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.train_loader.set_state(state["loader"])
+        try:
+            self.train_loader.set_state(state["loader"])
+        except (RuntimeError, TypeError):  # a generator state of another device type
+            if d.main:
+                print("note: the data order of the resumed run restarts (checkpoint from another device type)",
+                      file=sys.stderr)
         self.history = list(state["history"])
         self.sessions = list(state.get("sessions", []))
         self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
