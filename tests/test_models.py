@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import argparse
-import math
+import json
 
 import pytest
 import torch
@@ -20,7 +20,7 @@ CIFAR_NAMES = (
     + ["resnext29_8x64d", "resnext29_16x64d", "lm_resnext29_8x64d", "lm_resnext29_16x64d"]
 )
 IMAGENET_NAMES = ["resnet50", "resnet101", "lm_resnet50", "lm_resnet101"]
-SMALL_INPUT = ("1202", "resnext")  # run at 8x8 (adaptive pooling) to keep the suite fast on a CPU
+SMALL_INPUT = ("1202", "resnext", "2x96d")  # run at 8x8 (adaptive pooling) to keep the suite fast on a CPU
 # widest nets: shapes and gradient wiring on the meta device; their 8x64d twins run for real
 ON_META = ("resnext29_16x64d", "lm_resnext29_16x64d")
 
@@ -327,13 +327,16 @@ def test_bad_depth_and_steps():
 
 
 # ------------------------------------------------------------------------------------ command
-def test_models_command_prints_every_name(capsys):
+def test_models_command_table_and_json(capsys, monkeypatch):
     from contdepth.models import command
 
+    names = ["resnet20", "lm_resnet56", "shake_resnet26_2x32d", "lm_resnext29_8x64d", "resnet50"]
+    monkeypatch.setattr(command, "available", lambda: names)  # the full listing builds 31 nets
     parser = argparse.ArgumentParser()
     command.configure(parser)
     assert command.run(parser.parse_args([])) == 0
     out = capsys.readouterr().out
-    for name in CIFAR_NAMES + IMAGENET_NAMES:
-        assert name in out
-    assert "25.557" in out
+    assert all(name in out for name in names) and "25.557" in out and "lm2" in out
+    assert command.run(parser.parse_args(["--json"])) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rows] == names and rows[-1]["num_classes"] == 1000

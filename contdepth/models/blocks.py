@@ -18,12 +18,28 @@ from ..fields import Blocks
 from ..noise import NoiseLaw, noise_shape
 
 
+def conv(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
+    """Bias-free conv with "same" padding, He-normal initialised (fan_out, ReLU gain) once."""
+    device = torch.empty(()).device  # honours a `with torch.device(...)` block
+    # big layers skip PyTorch's default init (overwritten below); for small ones that detour costs more
+    big = c_in * c_out * kernel * kernel // groups >= 1 << 18
+    layer = nn.Conv2d(
+        c_in, c_out, kernel, stride=stride, padding=kernel // 2, groups=groups, bias=False,
+        device="meta" if big else device,
+    )
+    if big:
+        layer = layer.to_empty(device=device)
+    if not layer.weight.is_meta:
+        nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
+    return layer
+
+
 def conv3x3(c_in: int, c_out: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, groups=groups, bias=False)
+    return conv(c_in, c_out, 3, stride, groups)
 
 
 def conv1x1(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False)
+    return conv(c_in, c_out, 1, stride)
 
 
 def bn_relu(c: int) -> nn.Sequential:
@@ -151,13 +167,11 @@ class ShakeShortcut(nn.Module):
 
 
 def init_weights(model: nn.Module) -> None:
-    """He-normal convs (fan_out), unit BN scale and zero shift, zero linear bias (meta tensors: skipped)."""
+    """Unit BN scale and zero shift, zero linear bias; convs made by :func:`conv` are already He-normal."""
     for m in model.modules():
         if any(p.is_meta for p in m.parameters(recurse=False)):
-            continue  # shapes only (parameter counting): initialising meta tensors is slow and pointless
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, nn.BatchNorm2d):
+            continue  # shapes only (parameter counting)
+        if isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
         elif isinstance(m, nn.Linear) and m.bias is not None:

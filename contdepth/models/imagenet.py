@@ -9,7 +9,7 @@ from typing import Optional
 
 from torch import nn
 
-from .blocks import BottleneckBranch, init_weights, projection
+from .blocks import BottleneckBranch, conv, init_weights, projection
 from .cifar import head
 from .stage import ResidualNet, StagePlan
 
@@ -33,7 +33,7 @@ def imagenet_resnet(
     layers = LAYERS[depth]
     plan = StagePlan(sum(layers), scheme, noise, steps_per_block, scheme_options, checkpoint)
     stem = nn.Sequential(
-        nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+        conv(3, 64, 7, stride=2), nn.BatchNorm2d(64), nn.ReLU(),
         nn.MaxPool2d(3, stride=2, padding=1),
     )
     relu = nn.ReLU()
