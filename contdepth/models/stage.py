@@ -99,8 +99,9 @@ class Stage(nn.Module):
             options: dict = {"k": 0.0} if scheme == "lm2" else {}  # a ResNet is LM with k = 0
             built = build_scheme(scheme, law if schemes.get(scheme).supports_noise else None, options)
             new = base.refine(steps=steps, scheme=built)
-            if any(True for _ in built.parameters()):
-                self.rescheme = built
+            if any(True for _ in built.parameters()):  # lm2's k, created on the default device
+                weight = next(base.field.parameters(), None)
+                self.rescheme = built if weight is None else built.to(weight.device)
         new.train(self.training)
         self._active[0] = new
 
