@@ -1,0 +1,488 @@
+"""Training and inference throughput of contdepth's ResNet-56 / LM-ResNet-56 against hand-written PyTorch.
+
+The hand-written networks below compute the same maps as ``cd.models.get("resnet56")`` (He et al.
+2015: post-activation, option-A shortcut) and ``cd.models.get("lm_resnet56")`` (pre-activation,
+LM-ResNet's two-step update ``x + k (x_prev - x) + F(x)`` per block); the script copies the
+contdepth weights into them and checks that outputs agree before timing. Both run in one process,
+on the same batch and options, in interleaved repetitions (the order alternates every repetition);
+the reported ratio is the median over repetitions of contdepth/hand-written images per second.
+
+Memory: on CPU, the bytes of activations autograd saves for backward in one training step
+(distinct storages, counted with saved-tensor hooks); on CUDA also the peak allocated memory.
+
+``--device cuda`` also compares eager, ``torch.compile`` and compile + bf16 autocast +
+channels_last, and with ``--pipeline`` the time of a training epoch fed by contdepth's GPU-resident
+loader versus a DataLoader with per-sample transforms (torchvision's when it imports).
+
+    python3 benchmarks/throughput.py [--batch 32] [--reps 7] [--device cpu|cuda] [--out benchmarks/results]
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import contdepth as cd  # noqa: E402
+from _common import DEFAULT_OUT, markdown_table, provenance, setup_matplotlib, write_json  # noqa: E402
+
+
+# ============================================================================ hand-written nets
+def _conv3x3(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+
+
+class PlainBlock(nn.Module):
+    """Post-activation basic block with option-A shortcut: relu(shortcut(x) + bn(conv(relu(bn(conv(x))))))."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = _conv3x3(c_in, c_out, stride)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = _conv3x3(c_out, c_out)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.stride, self.pad = stride, c_out - c_in
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        short = x
+        if self.stride != 1 or self.pad:
+            short = F.pad(x[:, :, :: self.stride, :: self.stride], (0, 0, 0, 0, 0, self.pad))
+        return F.relu(short + out)
+
+
+class PlainResNet(nn.Module):
+    """He et al. (2015) CIFAR ResNet-(6n+2)."""
+
+    def __init__(self, n: int = 9, num_classes: int = 10) -> None:
+        super().__init__()
+        self.conv = _conv3x3(3, 16)
+        self.bn = nn.BatchNorm2d(16)
+        blocks, c_in = [], 16
+        for i, width in enumerate((16, 32, 64)):
+            for j in range(n):
+                blocks.append(PlainBlock(c_in, width, 2 if (i > 0 and j == 0) else 1))
+                c_in = width
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(64, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.blocks(F.relu(self.bn(self.conv(x))))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+class PreActBlock(nn.Module):
+    """Pre-activation branch conv(relu(bn(conv(relu(bn(x)))))); a stage's first block also has a 1x1 projection."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, project: bool) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(c_in)
+        self.shortcut = nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False) if project else None
+        self.conv1 = _conv3x3(c_in, c_out, stride)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.conv2 = _conv3x3(c_out, c_out)
+
+    def branch(self, a: Tensor) -> Tensor:
+        return self.conv2(F.relu(self.bn2(self.conv1(a))))
+
+
+class LMStage(nn.Module):
+    """First block (change of space; its shortcut seeds x_prev), then x_{n+1} = x_n + k_n (x_{n-1} - x_n) + F_n(x_n)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, n: int) -> None:
+        super().__init__()
+        project = stride != 1 or c_in != c_out
+        self.first = PreActBlock(c_in, c_out, stride, project)
+        self.blocks = nn.ModuleList([PreActBlock(c_out, c_out, 1, False) for _ in range(n - 1)])
+        self.k = nn.Parameter(torch.empty(n - 1).uniform_(-0.1, 0.0))
+
+    def forward(self, x: Tensor) -> Tensor:
+        first = self.first
+        if first.shortcut is not None:
+            a = F.relu(first.bn1(x))
+            x_prev = first.shortcut(a)
+            x = x_prev + first.branch(a)
+        else:
+            x_prev, x = x, x + first.branch(F.relu(first.bn1(x)))
+        for k, block in zip(self.k, self.blocks):
+            x, x_prev = x + k * (x_prev - x) + block.branch(F.relu(block.bn1(x))), x
+        return x
+
+
+class LMResNet(nn.Module):
+    """Pre-activation LM-ResNet-(6n+2) of Lu et al. (2018)."""
+
+    def __init__(self, n: int = 9, num_classes: int = 10) -> None:
+        super().__init__()
+        self.conv = _conv3x3(3, 16)
+        self.stages = nn.Sequential(LMStage(16, 16, 1, n), LMStage(16, 32, 2, n), LMStage(32, 64, 2, n))
+        self.bn = nn.BatchNorm2d(64)
+        self.fc = nn.Linear(64, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.relu(self.bn(self.stages(self.conv(x))))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+HAND: dict[str, Callable[[], nn.Module]] = {"resnet56": lambda: PlainResNet(9), "lm_resnet56": lambda: LMResNet(9)}
+
+
+def _is_k(name: str) -> bool:
+    return name == "k" or name.endswith(".k")
+
+
+def copy_weights(src: nn.Module, dst: nn.Module) -> None:
+    """Copy contdepth's state into the hand-written net: same registration order, LM's k matched by stage."""
+    s_items = [(n, t) for n, t in src.state_dict().items() if not _is_k(n)]
+    d_items = [(n, t) for n, t in dst.state_dict().items() if not _is_k(n)]
+    if len(s_items) != len(d_items):
+        raise RuntimeError(f"contdepth net has {len(s_items)} tensors, the hand-written one {len(d_items)}")
+    state = {}
+    for (sn, st), (dn, dt) in zip(s_items, d_items):
+        if st.shape != dt.shape:
+            raise RuntimeError(f"shape mismatch: {sn} {tuple(st.shape)} vs {dn} {tuple(dt.shape)}")
+        state[dn] = st
+    src_k = [t for n, t in src.state_dict().items() if _is_k(n)]
+    dst_k = [n for n in dst.state_dict() if _is_k(n)]
+    for name, value in zip(dst_k, src_k):
+        state[name] = value.reshape(-1)
+    dst.load_state_dict(state)
+
+
+def check_same_map(model: nn.Module, hand: nn.Module, x: Tensor) -> float:
+    """Max |difference| of the logits in train mode (batch statistics) and eval mode; raises if large."""
+    diffs = []
+    with torch.no_grad():
+        for train in (True, False):
+            model.train(train)
+            hand.train(train)
+            diffs.append((model(x) - hand(x)).abs().max().item())
+    copy_weights(model, hand)  # the train-mode pass moved both nets' running statistics alike; resync
+    if max(diffs) > 1e-3:
+        raise RuntimeError(f"the hand-written net differs from contdepth's by {max(diffs):.2e}: not the same map")
+    return max(diffs)
+
+
+# ============================================================================ measuring
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class Runner:
+    """A model with its optimiser and options; ``step()`` does one training or inference iteration."""
+
+    def __init__(self, model: nn.Module, x: Tensor, y: Tensor, *, train: bool, compile: bool, bf16: bool, channels_last: bool):
+        self.model, self.train = model, train
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
+        self.x, self.y = x, y
+        self.fn = torch.compile(model) if compile else model
+        self.bf16 = bf16
+        self.opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4) if train else None
+
+    def _autocast(self):
+        return torch.autocast(self.x.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    def step(self) -> None:
+        if self.train:
+            self.model.train()
+            with self._autocast():
+                loss = F.cross_entropy(self.fn(self.x), self.y)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+        else:
+            self.model.eval()
+            with torch.inference_mode(), self._autocast():
+                self.fn(self.x)
+
+    def timed(self, iters: int) -> float:
+        sync(self.x.device)
+        start = time.perf_counter()
+        for _ in range(iters):
+            self.step()
+        sync(self.x.device)
+        return time.perf_counter() - start
+
+
+def saved_activation_bytes(model: nn.Module, x: Tensor, y: Tensor) -> int:
+    """Bytes of distinct storages autograd saves for backward in one training forward."""
+    seen: dict[int, int] = {}
+
+    def pack(t: Tensor):
+        try:
+            storage = t.untyped_storage()
+            seen[storage.data_ptr()] = storage.nbytes()
+        except (RuntimeError, NotImplementedError):
+            pass
+        return t
+
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+    return sum(seen.values())
+
+
+def peak_cuda_bytes(runner: Runner) -> Optional[int]:
+    dev = runner.x.device
+    if dev.type != "cuda":
+        return None
+    sync(dev)
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(dev)
+    runner.step()
+    sync(dev)
+    return torch.cuda.max_memory_allocated(dev)
+
+
+def compare(name: str, args, device: torch.device, mode: str, train: bool) -> dict:
+    """Interleaved timing of contdepth's net and the hand-written one under one option set."""
+    torch.manual_seed(args.seed)
+    model = cd.models.get(name).to(device)
+    hand = HAND[name]().to(device)
+    copy_weights(model, hand)
+    gen = torch.Generator().manual_seed(args.seed)
+    x = torch.randn(args.batch, 3, 32, 32, generator=gen).to(device)
+    y = torch.randint(0, 10, (args.batch,), generator=gen).to(device)
+    max_diff = check_same_map(model, hand, x) if mode == "eager" else None
+    opts = dict(train=train, compile=mode != "eager", bf16=mode == "compile+bf16+cl", channels_last=mode == "compile+bf16+cl")
+    runners = {"contdepth": Runner(model, x, y, **opts), "hand": Runner(hand, x, y, **opts)}
+    for r in runners.values():  # warm-up (and compilation)
+        r.timed(args.warmup)
+    times: dict[str, list[float]] = {"contdepth": [], "hand": []}
+    for rep in range(args.reps):
+        order = ["contdepth", "hand"] if rep % 2 == 0 else ["hand", "contdepth"]
+        for key in order:
+            times[key].append(runners[key].timed(args.iters))
+    ips = {k: [args.batch * args.iters / t for t in v] for k, v in times.items()}
+    ratios = [c / h for c, h in zip(ips["contdepth"], ips["hand"])]
+    out = {
+        "model": name, "mode": mode, "phase": "train" if train else "inference", "batch": args.batch,
+        "images_per_s": {k: statistics.median(v) for k, v in ips.items()},
+        "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
+        "ratios": ratios, "max_logit_diff": max_diff,
+    }
+    if train:
+        out["saved_activation_MB"] = {k: saved_activation_bytes(m, x, y) / 2**20 for k, m in (("contdepth", model), ("hand", hand))}
+    if device.type == "cuda":
+        out["peak_cuda_MB"] = {k: peak_cuda_bytes(r) / 2**20 for k, r in runners.items()}
+    print(f"  {name:12s} {mode:16s} {out['phase']:9s} contdepth {out['images_per_s']['contdepth']:8.1f} img/s, "
+          f"hand {out['images_per_s']['hand']:8.1f} img/s, ratio {out['ratio_median']:.3f} "
+          f"[{out['ratio_min']:.3f}, {out['ratio_max']:.3f}]", flush=True)
+    return out
+
+
+# ============================================================================ profiling
+def profile_overhead(name: str, args, device: torch.device) -> dict:
+    """Where contdepth's extra time goes: per-forward Python overhead of the flows (no tensors)."""
+    model = cd.models.get(name).to(device).eval()
+    hand = HAND[name]().to(device).eval()
+    x = torch.randn(2, 3, 32, 32, device=device)
+    out = {}
+    with torch.inference_mode():
+        for key, m in (("contdepth", model), ("hand", hand)):
+            for _ in range(3):
+                m(x)
+            sync(device)
+            start = time.perf_counter()
+            n = 20
+            for _ in range(n):
+                m(x)
+            sync(device)
+            out[f"{key}_ms_per_forward_batch2"] = 1e3 * (time.perf_counter() - start) / n
+    return out
+
+
+# ============================================================================ pipeline (epoch)
+class TransformDataset(torch.utils.data.Dataset):
+    """uint8 CHW images with per-sample augmentation in DataLoader workers (torchvision when available)."""
+
+    def __init__(self, images: Tensor, labels: Tensor, mean, std) -> None:
+        self.images, self.labels = images, labels
+        try:
+            import torchvision.transforms as T
+
+            self.transform = T.Compose([
+                T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(),
+                T.ConvertImageDtype(torch.float32), T.Normalize(mean, std),
+            ])
+            self.kind = "torchvision.transforms"
+        except ImportError:
+            self.mean = torch.tensor(mean).view(3, 1, 1)
+            self.std = torch.tensor(std).view(3, 1, 1)
+            self.transform = self._plain
+            self.kind = "per-sample torch ops (torchvision not importable)"
+
+    def _plain(self, img: Tensor) -> Tensor:
+        padded = F.pad(img, (4, 4, 4, 4))
+        i, j = torch.randint(0, 9, (2,)).tolist()
+        out = padded[:, i:i + 32, j:j + 32]
+        if torch.rand(()) < 0.5:
+            out = out.flip(-1)
+        return (out.float() / 255.0 - self.mean) / self.std
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        return self.transform(self.images[i]), self.labels[i]
+
+
+def pipeline_epoch(args, device: torch.device) -> dict:
+    """Seconds per training epoch of resnet56: contdepth's DeviceLoader vs DataLoader + transforms."""
+    from contdepth.data import DeviceLoader, load_cifar, write_fake_cifar
+
+    if args.data:
+        data = load_cifar("cifar10", args.data)
+        source = str(args.data)
+    else:
+        tmp = Path(args.out) / "_fake_cifar"
+        write_fake_cifar(tmp, train=max(args.subset or 512, args.pipeline_batch), test=10)
+        data = load_cifar("cifar10", tmp)
+        source = "synthetic (write_fake_cifar)"
+    train = data.train.head(args.subset)
+    results = {"data": source, "images": len(train), "batch": args.pipeline_batch}
+    torch.manual_seed(args.seed)
+    model = cd.models.get("resnet56").to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+
+    def step(x: Tensor, y: Tensor) -> None:
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def epoch(batches) -> float:
+        sync(device)
+        start = time.perf_counter()
+        for x, y in batches:
+            step(x.to(device, non_blocking=True), y.to(device, non_blocking=True))
+        sync(device)
+        return time.perf_counter() - start
+
+    gpu_loader = DeviceLoader(train, args.pipeline_batch, train=True, mean=data.mean, std=data.std, device=device, seed=args.seed)
+    dataset = TransformDataset(train.images, train.labels, data.mean, data.std)
+    dl = torch.utils.data.DataLoader(dataset, batch_size=args.pipeline_batch, shuffle=True, drop_last=True,
+                                     num_workers=args.workers, pin_memory=device.type == "cuda",
+                                     persistent_workers=args.workers > 0)
+    model.train()
+    epoch(gpu_loader)  # warm-up epoch each
+    epoch(dl)
+    times = {"device_loader": [], "dataloader": []}
+    for rep in range(args.pipeline_reps):
+        for key in (["device_loader", "dataloader"] if rep % 2 == 0 else ["dataloader", "device_loader"]):
+            times[key].append(epoch(gpu_loader if key == "device_loader" else dl))
+    results.update({
+        "conventional": f"torch DataLoader, {args.workers} workers, {dataset.kind}",
+        "epoch_s": {k: statistics.median(v) for k, v in times.items()},
+        "speedup": statistics.median(times["dataloader"]) / statistics.median(times["device_loader"]),
+    })
+    print(f"  pipeline: DeviceLoader {results['epoch_s']['device_loader']:.2f} s/epoch, "
+          f"DataLoader {results['epoch_s']['dataloader']:.2f} s/epoch ({len(train)} images)", flush=True)
+    return results
+
+
+# ============================================================================ report
+def plot(results: dict, path: Path) -> None:
+    plt = setup_matplotlib()
+    rows = results["comparisons"]
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(rows)), 4.2))
+    labels = [f"{r['model']}\n{r['mode']}\n{r['phase']}" for r in rows]
+    med = [r["ratio_median"] for r in rows]
+    lo = [r["ratio_median"] - r["ratio_min"] for r in rows]
+    hi = [r["ratio_max"] - r["ratio_median"] for r in rows]
+    ax.bar(range(len(rows)), med, yerr=[lo, hi], capsize=4, color="tab:blue", alpha=0.8)
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.axhspan(0.97, 1.03, color="tab:green", alpha=0.15, label="within 3%")
+    ax.set_xticks(range(len(rows)), labels, fontsize=7)
+    ax.set_ylim(min(0.85, min(r["ratio_min"] for r in rows) - 0.02), max(1.1, max(r["ratio_max"] for r in rows) + 0.02))
+    ax.set_ylabel("throughput ratio contdepth / hand-written")
+    ax.set_title(f"{results['provenance']['device']}, batch {results['batch']} (median, min-max over {results['reps']} interleaved reps)", fontsize=8)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def tables(results: dict) -> str:
+    rows = []
+    for r in results["comparisons"]:
+        mem = r.get("peak_cuda_MB") or r.get("saved_activation_MB")
+        mem_s = "" if mem is None else f"{mem['contdepth']:.1f} / {mem['hand']:.1f}"
+        rows.append([r["model"], r["mode"], r["phase"], f"{r['images_per_s']['contdepth']:.1f}", f"{r['images_per_s']['hand']:.1f}",
+                     f"{r['ratio_median']:.3f} [{r['ratio_min']:.3f}, {r['ratio_max']:.3f}]", mem_s])
+    mem_head = "peak CUDA MB (cd / hand)" if results["device_type"] == "cuda" else "saved activations MB (cd / hand)"
+    text = markdown_table(["model", "mode", "phase", "contdepth img/s", "hand-written img/s", "ratio (median [min, max])", mem_head], rows)
+    if results.get("pipeline"):
+        p = results["pipeline"]
+        text += "\n\n" + markdown_table(
+            ["pipeline (resnet56 training epoch)", "s / epoch"],
+            [["contdepth DeviceLoader (data on device)", f"{p['epoch_s']['device_loader']:.2f}"],
+             [p["conventional"], f"{p['epoch_s']['dataloader']:.2f}"]])
+    return text
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder for JSON and PNG")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--models", nargs="+", default=["resnet56", "lm_resnet56"], choices=sorted(HAND))
+    parser.add_argument("--batch", type=int, default=None, help="batch size (default 32 on CPU, 128 on CUDA)")
+    parser.add_argument("--iters", type=int, default=None, help="iterations per timed repetition (default 2 CPU, 50 CUDA)")
+    parser.add_argument("--reps", type=int, default=7, help="interleaved repetitions")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed iterations first (default 1 CPU, 20 CUDA)")
+    parser.add_argument("--modes", nargs="+", default=None, choices=["eager", "compile", "compile+bf16+cl"],
+                        help="default: eager on CPU; all three on CUDA")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    parser.add_argument("--pipeline", action="store_true", help="also time a training epoch: DeviceLoader vs DataLoader")
+    parser.add_argument("--data", type=Path, default=None, help="CIFAR folder for --pipeline (default: synthetic images)")
+    parser.add_argument("--subset", type=int, default=None, help="training images for --pipeline (default all)")
+    parser.add_argument("--pipeline-batch", type=int, default=128)
+    parser.add_argument("--pipeline-reps", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=4, help="DataLoader workers for --pipeline")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--full", action="store_true", help="more repetitions and iterations")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.batch = args.batch or (128 if cuda else 32)
+    args.iters = args.iters or (50 if cuda else 2) * (2 if args.full else 1)
+    args.warmup = args.warmup if args.warmup is not None else (20 if cuda else 1)
+    if args.full:
+        args.reps = max(args.reps, 15)
+    modes = args.modes or (["eager", "compile", "compile+bf16+cl"] if cuda else ["eager"])
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+    results: dict = {"provenance": provenance(args.seed, device), "device_type": device.type, "batch": args.batch,
+                     "iters": args.iters, "reps": args.reps, "threads": torch.get_num_threads(), "comparisons": []}
+    for mode in modes:
+        for name in args.models:
+            for train in (True, False):
+                results["comparisons"].append(compare(name, args, device, mode, train))
+    results["overhead"] = {name: profile_overhead(name, args, device) for name in args.models}
+    if args.pipeline:
+        results["pipeline"] = pipeline_epoch(args, device)
+    results["markdown"] = tables(results)
+    stem = "throughput" if not cuda else "throughput_cuda"
+    write_json(args.out / f"{stem}.json", results)
+    plot(results, args.out / f"{stem}.png")
+    print(results["markdown"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
