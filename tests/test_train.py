@@ -1,6 +1,7 @@
 """Training end to end on a tiny random CIFAR copy: outputs, exact resume, DDP, eval, errors, real data."""
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from contdepth.data import load_cifar, write_fake_cifar
 from contdepth.train import TrainConfig, Trainer, evaluate_run
 from contdepth.train.checkpoint import load
 from contdepth.train.records import read_metrics
+from contdepth.train.schedule import RecipeFactor
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -77,10 +79,13 @@ def test_outputs_and_fields(straight_run):
 
 
 def test_interrupted_run_resumes_exactly(straight_run, data_dir, tmp_path):
-    out = tmp_path / "interrupted"
+    out, crashed = tmp_path / "interrupted", tmp_path / "crashed"
 
     def ctrl_c(trainer, epoch, batch):
         if (epoch, batch) == (2, 1):
+            crashed.mkdir()  # as if killed here: keep the files the end of epoch 1 left behind
+            for name in ("checkpoint.pt", "config.json", "metrics.jsonl"):
+                shutil.copy(out / name, crashed / name)
             os.kill(os.getpid(), signal.SIGINT)  # the real Ctrl-C path: handler, save, clean exit
 
     cfg = TrainConfig(model="lm_resnet20", data_dir=str(data_dir), out=str(out), epochs=2, batch_size=16, subset=32,
@@ -89,12 +94,13 @@ def test_interrupted_run_resumes_exactly(straight_run, data_dir, tmp_path):
     trainer.fit()
     assert trainer.stopped
     state = load(out / "checkpoint.pt")
-    assert (state["epoch"], state["batch"]) == (1, 1)
+    assert (state["epoch"], state["batch"]) == (1, 1)  # mid-epoch: saved at the step Ctrl-C came
     assert len(read_metrics(out / "metrics.jsonl")) == 1
 
-    assert main(["train", *SMALL, "--data-dir", str(data_dir), "--out", str(out), "--resume"]) == 0
-    resumed = _without_timing(read_metrics(out / "metrics.jsonl"))
-    assert resumed == _without_timing(read_metrics(straight_run / "metrics.jsonl"))
+    expected = _without_timing(read_metrics(straight_run / "metrics.jsonl"))
+    for run in (out, crashed):
+        assert main(["train", *SMALL, "--data-dir", str(data_dir), "--out", str(run), "--resume"]) == 0
+        assert _without_timing(read_metrics(run / "metrics.jsonl")) == expected
     assert len(load(out / "checkpoint.pt")["sessions"]) == 2
 
 
@@ -197,3 +203,17 @@ def test_real_cifar10_copy(tmp_path):
     assert res["train_images"] == 512 and res["test_images"] == 200
     assert np.isfinite(res["final_train_loss"]) and 0 <= res["final_test_acc"] <= 1
     assert not (out / "momentum.png").exists()  # a plain ResNet has no momentum to plot
+
+
+def test_recipe_defaults_and_schedules():
+    c10, c100 = TrainConfig(), TrainConfig(dataset="cifar100")
+    assert (c10.epochs, c10.milestones, c10.batch_size, c10.lr, c10.momentum, c10.weight_decay) == \
+        (160, [80, 120], 128, 0.1, 0.9, 1e-4)
+    assert (c100.epochs, c100.milestones) == (300, [150, 225])
+    step = RecipeFactor(10, 160, milestones=[80, 120])
+    assert [step(s) for s in (0, 799, 800, 1199, 1200)] == pytest.approx([1, 1, 0.1, 0.1, 0.01])
+    warm_cos = RecipeFactor(10, 100, schedule="cosine", warmup_epochs=2)
+    assert warm_cos(0) == pytest.approx(0.05) and warm_cos(19) == pytest.approx(1, abs=1e-2)
+    assert warm_cos(500) == pytest.approx(0.5) and warm_cos(1000) == pytest.approx(0)
+    with pytest.raises(ValueError, match="choose one of: step, cosine"):
+        TrainConfig(schedule="linear")

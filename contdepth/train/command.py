@@ -20,7 +20,7 @@ from .trainer import RunExists, Trainer
 _RENAMED = {"warmup": "warmup_epochs", "no_progress": "progress"}
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -51,23 +51,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--out", help="run directory for checkpoint, metrics and plots (default runs/<model>)")
     a("--scheme", help="override the model's scheme (euler, lm2, rk4, ...)")
     a("--noise", help="override the model's noise: none, sd:P (stochastic depth), gaussian:SIGMA, shake")
-    a("--steps-per-block", type=_positive_int, help="steps of size 1/S per residual block (default 1)")
-    a("--epochs", type=_positive_int, help="default 160 (CIFAR-100: 300)")
-    a("--batch-size", type=_positive_int, help="global batch size, split over processes (default 128)")
-    a("--eval-batch-size", type=_positive_int, help="test batch size; divide 10,000 (default 500)")
+    a("--steps-per-block", type=positive_int, help="steps of size 1/S per residual block (default 1)")
+    a("--epochs", type=positive_int, help="default 160 (CIFAR-100: 300)")
+    a("--batch-size", type=positive_int, help="global batch size, split over processes (default 128)")
+    a("--eval-batch-size", type=positive_int, help="test batch size; divide 10,000 (default 500)")
     a("--lr", type=float, help="peak learning rate (default 0.1)")
     a("--momentum", type=float, help="SGD momentum (default 0.9)")
     a("--nesterov", action="store_true", default=None, help="Nesterov momentum")
     a("--weight-decay", type=float, help="on weights, not on scheme parameters such as k (default 1e-4)")
-    a("--schedule", choices=SCHEDULES, help="step (divide by 1/gamma at milestones) or cosine (default step)")
+    a("--schedule", choices=SCHEDULES, help="step (lr times gamma at each milestone) or cosine (default step)")
     a("--milestones", type=_milestones, help="epochs where a step schedule decays, e.g. 80,120 (default E/2, 3E/4)")
     a("--gamma", type=float, help="step schedule factor (default 0.1)")
     a("--warmup", type=float, metavar="EPOCHS", help="linear warm-up over this many epochs (default 0)")
     a("--label-smoothing", type=float, help="default 0")
     a("--seed", type=int, help="seeds the weights, the data order and augmentation (default 0)")
     a("--device", help="cuda or cpu (default: cuda when available)")
-    a("--subset", type=_positive_int, metavar="N", help="train on the first N training images (smoke runs)")
-    a("--test-subset", type=_positive_int, metavar="N", help="evaluate on N test images evenly spaced through the split (smoke runs)")
+    a("--subset", type=positive_int, metavar="N", help="train on the first N training images (smoke runs)")
+    a("--test-subset", type=positive_int, metavar="N", help="evaluate on N test images evenly spaced through the split (smoke runs)")
     a("--amp", choices=AMP_CHOICES, help="bf16 autocast (default none)")
     a("--channels-last", action="store_true", default=None, help="channels_last memory format")
     a("--compile", action="store_true", default=None, help="torch.compile the model")

@@ -59,7 +59,7 @@ class TrainConfig:
         if self.epochs is None:
             self.epochs = DEFAULT_EPOCHS.get(self.dataset, 160)
         if self.milestones is None:
-            self.milestones = [max(1, round(self.epochs / 2)), max(1, round(3 * self.epochs / 4))]
+            self.milestones = sorted({max(1, round(self.epochs / 2)), max(1, round(3 * self.epochs / 4))})
         self.milestones = sorted(int(m) for m in self.milestones)
         self.validate()
 

@@ -108,14 +108,16 @@ def evaluate_run(
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from .command import positive_int
+
     a = parser.add_argument
     a("--run", required=True, help="run directory written by `contdepth train`")
     a("--scheme", help="evaluate under this scheme (euler, lm2, rk4, heun, ...; default: as trained)")
-    a("--steps-per-block", type=int, help="steps per residual block (default: as trained)")
+    a("--steps-per-block", type=positive_int, help="steps per residual block (default: as trained)")
     a("--data-dir", help="data folder (default: the run's)")
     a("--device", help="cuda or cpu (default: cuda when available)")
-    a("--batch-size", type=int, help="evaluation batch size (default: the run's, 500)")
-    a("--test-subset", type=int, metavar="N", help="N test images evenly spaced through the split (default: the run's, all)")
+    a("--batch-size", type=positive_int, help="evaluation batch size (default: the run's, 500)")
+    a("--test-subset", type=positive_int, metavar="N", help="N test images evenly spaced through the split (default: the run's, all)")
     a("--json", action="store_true", help="print the result as JSON")
 
 
