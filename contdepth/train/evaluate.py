@@ -30,16 +30,17 @@ def test_sums(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], device
               amp: str = "none") -> Tensor:
     """``[summed cross-entropy, correct, count]`` (float64, on ``device``) of ``model`` in eval mode."""
     model.eval()
-    sums = torch.zeros(3, dtype=torch.float64, device=device)
+    sums = torch.zeros(2, dtype=torch.float64, device=device)
+    seen = 0
     autocast = (torch.autocast(device_type=device.type, dtype=torch.bfloat16) if amp == "bf16"
                 else contextlib.nullcontext())
     with autocast:
         for x, y in batches:
             logits = model(x).float()
             sums += torch.stack([F.cross_entropy(logits, y, reduction="sum").double(),
-                                 (logits.argmax(1) == y).sum().double(),
-                                 torch.tensor(y.shape[0], dtype=torch.float64, device=device)])
-    return sums
+                                 (logits.argmax(1) == y).sum().double()])
+            seen += y.shape[0]
+    return torch.cat([sums, torch.tensor([seen], dtype=torch.float64, device=device)])
 
 
 def load_run_config(run_dir: str | Path) -> TrainConfig:

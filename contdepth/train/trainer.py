@@ -108,7 +108,9 @@ class Trainer:
                                          warmup_epochs=cfg.warmup_epochs)
         self._wrap_model()
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-        self._partial = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss sum, correct, seen
+        # this epoch so far, on this process: summed loss and correct count stay on the device (no sync per step)
+        self._partial = torch.zeros(2, dtype=torch.float64, device=self.device)
+        self._seen = 0
         self._partial_seconds = 0.0
         self._epoch_lr = self._lr()
         return state
@@ -169,6 +171,7 @@ class Trainer:
         self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
         partial = state["partial"]
         self._partial = partial["sums"].to(self.device)
+        self._seen = int(partial["seen"])
         self._partial_seconds = float(partial["seconds"])
         self._epoch_lr = float(partial["lr"])
         rngs = state["rng"]
@@ -223,8 +226,8 @@ class Trainer:
         with torch.no_grad():
             n = y.shape[0]
             correct = (logits.argmax(1) == y).sum()
-            self._partial += torch.stack([loss.detach().double() * n, correct.double(),
-                                          torch.tensor(n, dtype=torch.float64, device=self.device)])
+            self._partial += torch.stack([loss.detach().double() * n, correct.double()])
+            self._seen += n
 
     def _train_epoch(self, epoch: int) -> bool:
         """Run the rest of epoch ``epoch``; False when stopped part-way (state saved by the caller)."""
@@ -243,7 +246,7 @@ class Trainer:
                 if not bar.disable:
                     bar.update(1)
                     if self.batch % 20 == 0 or self.batch == n_batches:
-                        loss_sum, correct, seen = self._partial.tolist()
+                        (loss_sum, correct), seen = self._partial.tolist(), self._seen
                         elapsed = self._partial_seconds + time.perf_counter() - start
                         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}%",
                                         img_s=f"{seen * self.dist.world / max(elapsed, 1e-9):.0f}")
@@ -261,7 +264,8 @@ class Trainer:
         return {"test_loss": loss_sum / seen, "test_acc": correct / seen}
 
     def _finish_epoch(self, epoch: int) -> dict[str, Any]:
-        loss_sum, correct, seen = dist_util.all_reduce_sum(self.dist, self._partial.clone()).tolist()
+        sums = torch.cat([self._partial, torch.tensor([self._seen], dtype=torch.float64, device=self.device)])
+        loss_sum, correct, seen = dist_util.all_reduce_sum(self.dist, sums).tolist()
         t_eval = time.perf_counter()
         test = self.evaluate()
         max_k, stable = check_stability(self.model)
@@ -300,7 +304,8 @@ class Trainer:
                 "config": self.cfg.to_dict(),
                 "epoch": self.epoch,
                 "batch": self.batch,
-                "partial": {"sums": self._partial.cpu(), "seconds": self._partial_seconds, "lr": self._epoch_lr},
+                "partial": {"sums": self._partial.cpu(), "seen": self._seen, "seconds": self._partial_seconds,
+                            "lr": self._epoch_lr},
                 "history": self.history,
                 "sessions": self.sessions,
                 "model": self.model.state_dict(),
@@ -405,6 +410,7 @@ class Trainer:
                     self.history.append(row)
                     self.epoch, self.batch = epoch, 0
                     self._partial.zero_()
+                    self._seen = 0
                     self._partial_seconds = 0.0
                     self._log(row)
                     self._save()
