@@ -26,7 +26,7 @@ from .records import CONFIG
 
 
 @torch.no_grad()
-def test_sums(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], device: torch.device,
+def eval_sums(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], device: torch.device,
               amp: str = "none") -> Tensor:
     """``[summed cross-entropy, correct, count]`` (float64, on ``device``) of ``model`` in eval mode."""
     model.eval()
@@ -97,7 +97,7 @@ def evaluate_run(
     loader = DeviceLoader(data.test.spread(subset), batch_size or cfg.eval_batch_size, train=False,
                           mean=data.mean, std=data.std, device=dev)
     start = time.perf_counter()
-    loss_sum, correct, seen = test_sums(model, loader.batches(), dev, amp or cfg.amp).tolist()
+    loss_sum, correct, seen = eval_sums(model, loader.batches(), dev, amp or cfg.amp).tolist()
     return {
         "run": str(run), "model": cfg.model, "dataset": cfg.dataset,
         "scheme": getattr(model, "scheme", scheme), "steps_per_block": getattr(model, "steps_per_block", steps_per_block),

@@ -20,7 +20,7 @@ from . import distributed as dist_util
 from . import records
 from .build import count_params, data_from_config, model_from_config
 from .config import TrainConfig, differences
-from .evaluate import test_sums
+from .evaluate import eval_sums
 from .interrupt import StopRequest
 from .momentum import check_stability, lm_schemes, momentum
 from .optim import build_optimizer
@@ -259,7 +259,7 @@ class Trainer:
 
     def evaluate(self) -> dict[str, float]:
         """Test loss and accuracy of the current weights over the whole test split (all processes)."""
-        sums = test_sums(self.eval_net, self.test_loader.batches(), self.device, self.cfg.amp)
+        sums = eval_sums(self.eval_net, self.test_loader.batches(), self.device, self.cfg.amp)
         loss_sum, correct, seen = dist_util.all_reduce_sum(self.dist, sums).tolist()
         return {"test_loss": loss_sum / seen, "test_acc": correct / seen}
 
