@@ -101,7 +101,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     fig = experiment_figure(shown, moons.data[seeds[0]], check_a)
     fig.savefig(out / "kolmogorov_toy.png", dpi=90)
     plt.close(fig)
-    fig, axes = plt.subplots(2, 5, figsize=(14, 5.6))
+    fig, axes = plt.subplots(2, 5, figsize=(13, 5.8))
     for row, (check, label) in zip(axes, ((check_a, "ResNet, h = 1"), (check_b, "16 steps, h = 1/4"))):
         kolmogorov_row(row, check)
         row[0].set_ylabel(f"euler/gaussian\n{label}", fontsize=9)

@@ -33,9 +33,14 @@ i.e. the diffusion number and the advective CFL number together stay below one. 
 per piece, the largest ``Δt = safety / rate`` that divides the piece evenly; a ``dt`` forced by
 the caller that breaks the condition raises ``ValueError``.
 
-**Boundary.** The computational box pads the region of interest (see :func:`padded_grid`) so that
-paths starting inside it leave the box with negligible probability; on its edge a zero normal
-derivative is imposed (ghost node = edge node), which keeps the scheme monotone.
+**Accuracy.** O(Δt) in time; O(dx²) in space where advection is central, O(dx) where upwind.
+The flow's drift enters only through its values at the nodes.
+
+**Boundary.** :func:`kolmogorov_pde` pads the region of interest to a box holding the noise-free
+paths from it, widened by ``5 σ_max sqrt(T)`` (:func:`domain_for`), so that paths starting inside
+the region leave the box with negligible probability (:func:`monte_carlo` reports the fraction of
+end points outside it). On the box edge a zero normal derivative is imposed (ghost node = edge
+node), which keeps the scheme monotone; its error does not reach the region within ``[t0, T]``.
 """
 from __future__ import annotations
 
@@ -269,6 +274,7 @@ def flow_coefficients(flow: Flow) -> Coefficients:
     field = sde_field(flow)
     dtype = next(field.parameters()).dtype
 
+    @torch.no_grad()
     def coefficients(t: float, piece: Optional[int], points: Tensor) -> tuple[Tensor, Tensor]:
         u = points.to(dtype)
         f, g = field.drift_diffusion(t, u, piece)
@@ -321,7 +327,9 @@ def monte_carlo(
     """Average ``phi(X_T)`` over ``paths`` Euler–Maruyama paths of the flow from each of ``points`` (P, 2).
 
     The flow's field and noise law are reused with a private seeded generator, ``steps`` steps
-    (default: the flow's own) and ``noise_at_eval=True``; the flow itself is not modified.
+    (default: the flow's own) and ``noise_at_eval=True``; the flow itself is not modified. For an
+    Euler–Maruyama flow at its own step count these are exactly the network's noisy passes; for
+    an ``lm2`` flow, Euler–Maruyama paths of its limit SDE (``f/(1+k)``, ``g/(1+k)``).
     """
     _check_diagonal(flow)
     steps = flow.steps if steps is None else steps
@@ -409,8 +417,9 @@ def kolmogorov_check(
     own count shows its weak error, fine counts its convergence to the SDE). The PDE is also solved
     on a grid twice as coarse, whose difference estimates its own discretisation error.
 
-    Returns ``{"roi", "pde" (roi.shape), "pde_info", "pde_error_estimate", "mc": [per step count:
-    {"steps", "h", "paths", "mean" (P,), "se" (P,), "exit", "agreement"}]}``, finest step last.
+    Returns ``{"roi", "pde" (roi.shape), "pde_info", "pde_error_estimate", "network_h", "mc": [per
+    step count: {"steps", "h", "paths", "mean" (P,), "se" (P,), "exit", "agreement"}]}``, finest
+    step last; ``network_h`` is the flow's own step when its scheme is Euler–Maruyama.
     """
     start = time.perf_counter()
     pde, info = kolmogorov_pde(flow, phi, roi, refine=refine)
@@ -434,7 +443,10 @@ def kolmogorov_check(
             "exit": mc.exit,
             "agreement": agreement(pde, mc),
         })
-    return {"roi": roi, "pde": pde, "pde_info": info, "pde_error_estimate": coarse_error, "mc": results}
+    return {
+        "roi": roi, "pde": pde, "pde_info": info, "pde_error_estimate": coarse_error, "mc": results,
+        "network_h": flow.h if isinstance(flow.scheme, EulerMaruyama) else None,
+    }
 
 
 def summary(check: dict) -> dict:

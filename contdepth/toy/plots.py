@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
@@ -101,16 +102,24 @@ def experiment_figure(
     return fig
 
 
+def _fraction(h: float) -> str:
+    """``0.25 -> '1/4'``, ``1 -> '1'``: step sizes of the form 1/n as fractions."""
+    n = round(1.0 / h)
+    return "1" if n == 1 else (f"1/{n}" if abs(n * h - 1.0) < 1e-9 else f"{h:.3g}")
+
+
 def kolmogorov_row(axes: Sequence[Axes], check: dict) -> None:
-    """MC estimate, PDE solution, their difference in MC standard errors, and the weak error versus h."""
+    """MC estimate (finest step), PDE solution, their difference in MC standard errors, the weak
+    error versus the Euler–Maruyama step h (the network's own step dashed), and the numbers."""
     roi = check["roi"]
     extent = (float(roi.xs[0]), float(roi.xs[-1]), float(roi.ys[0]), float(roi.ys[-1]))
     best = check["mc"][-1]
     shape = roi.shape
+    z = (check["pde"].flatten() - best["mean"]) / best["se"].clamp(min=1e-3)
     panels = [
-        (best["mean"].reshape(shape), f"Monte Carlo, {best['paths']} paths, h={best['h']:.3g}", "RdBu_r", (0, 1)),
-        (check["pde"].reshape(shape), "backward Kolmogorov (FD)", "RdBu_r", (0, 1)),
-        (((check["pde"].flatten() - best["mean"]) / best["se"].clamp(min=1e-3)).reshape(shape), "(PDE - MC) / SE", "PuOr", (-4, 4)),
+        (best["mean"].reshape(shape), f"Monte Carlo v(0,x)\n{best['paths']} paths, h = {_fraction(best['h'])}", "RdBu_r", (0, 1)),
+        (check["pde"].reshape(shape), "finite differences v(0,x)\nbackward Kolmogorov", "RdBu_r", (0, 1)),
+        (z.reshape(shape), "(PDE - MC) / s.e.\n", "PuOr", (-4, 4)),
     ]
     for ax, (img, title, cmap, (vmin, vmax)) in zip(axes, panels):
         im = ax.imshow(img.numpy(), origin="lower", extent=extent, cmap=cmap, vmin=vmin, vmax=vmax, aspect="equal")
@@ -120,11 +129,19 @@ def kolmogorov_row(axes: Sequence[Axes], check: dict) -> None:
         plt.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
     ax = axes[3]
     hs = [m["h"] for m in check["mc"]]
-    ax.loglog(hs, [m["agreement"]["mean_abs_diff"] for m in check["mc"]], "o-", label="mean |MC - PDE|")
+    means = [m["agreement"]["mean_abs_diff"] for m in check["mc"]]
+    ax.loglog(hs, means, "o-", label="mean |MC - PDE|")
     ax.loglog(hs, [m["agreement"]["max_abs_diff"] for m in check["mc"]], "s-", label="max |MC - PDE|")
     ax.loglog(hs, [m["agreement"]["max_se"] for m in check["mc"]], "k:", label="max MC s.e.")
+    ax.loglog(hs, [means[0] * h / hs[0] for h in hs], color="0.6", lw=0.8, label="∝ h (weak order 1)")
+    if check.get("network_h") is not None:
+        ax.axvline(check["network_h"], color="0.3", ls="--", lw=0.8, label="the network's h")
+    ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(hs))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FixedFormatter([_fraction(h) for h in hs]))
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("Euler–Maruyama step h", fontsize=8)
-    ax.set_title("weak error of the network", fontsize=8)
+    ax.set_title("weak error", fontsize=8)
     ax.legend(fontsize=6)
     ax.tick_params(labelsize=7)
     for extra in axes[4:]:
@@ -135,9 +152,11 @@ def kolmogorov_row(axes: Sequence[Axes], check: dict) -> None:
             "v(0,x) = E[φ(X_T) | X_0 = x]",
             "φ = sigmoid read-out",
             f"{a['points']} points, {best['paths']} paths",
+            f"h = {_fraction(best['h'])}:",
             f"max |MC - PDE| = {a['max_abs_diff']:.4f}",
             f"max MC s.e.    = {a['max_se']:.4f}",
-            f"rms z = {a['rms_z']:.2f}, max |z| = {a['max_abs_z']:.2f}",
+            f"rms z = {a['rms_z']:.2f}",
+            f"max |z| = {a['max_abs_z']:.2f}",
             f"within 3 s.e.: {100 * a['frac_within_3se']:.1f} %",
         ]
         axes[4].text(0.0, 0.95, "\n".join(lines), va="top", family="monospace", fontsize=7, transform=axes[4].transAxes)
