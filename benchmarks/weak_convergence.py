@@ -182,6 +182,31 @@ def arctan_sde(x0: float, t1: float, reference_steps: int) -> Problem:
     )
 
 
+def two_point_values(law: NoiseLaw) -> tuple[list[float], list[float]]:
+    """Support and probabilities of a two-point law (Rademacher or Bernoulli)."""
+    if law.name == "rademacher":
+        return [1.0, -1.0], [0.5, 0.5]
+    p = law.prob()
+    scale = math.sqrt(p * (1.0 - p))
+    return [(1.0 - p) / scale, -p / scale], [p, 1.0 - p]
+
+
+def tree_mean(problem: Problem, law: NoiseLaw, steps: int) -> float:
+    """Exact ``E phi(X_N)`` of Euler–Maruyama with a two-point law, summing over all 2^N noise paths."""
+    values, probs = two_point_values(law)
+    v = torch.tensor(values, dtype=DTYPE)
+    pr = torch.tensor(probs, dtype=DTYPE)
+    h = problem.t1 / steps
+    x = torch.tensor([problem.x0], dtype=DTYPE)
+    w = torch.ones(1, dtype=DTYPE)
+    for n in range(steps):
+        t = n * h
+        drift = x + h * problem.field.drift(t, x)
+        x = (drift[:, None] + math.sqrt(h) * problem.field.diffusion(t, x)[:, None] * v[None, :]).reshape(-1)
+        w = (w[:, None] * pr[None, :]).reshape(-1)
+    return float((w * phi(x)).sum())
+
+
 def gbm_discrete_mean(mu: float, sigma: float, x0: float, t1: float, steps: int, third_moment: float) -> float:
     """Exact ``E X_N^3`` of Euler–Maruyama on GBM for any law with mean 0, variance 1, E xi^3 given."""
     h = t1 / steps
@@ -320,12 +345,17 @@ def plot(results: dict, laws: list[LawSpec], path: Path) -> None:
             sub = [i for i, n in enumerate(ex["steps"]) if n in res["steps"]]
             for label, r in ex["laws"].items():
                 ax.loglog([res["t1"] / ex["steps"][i] for i in sub], [r["errors"][i] for i in sub], ":", lw=1.2, color=colors[label])
+        if key == "nonlinear":
+            tree = results["nonlinear_exact_discrete"]
+            for label, errs in tree["laws"].items():
+                ax.plot([res["t1"] / n for n in tree["steps"]], [abs(e) for e in errs], "x", ms=7, color=colors[label])
         ax.set_xscale("log")
         ax.set_yscale("log")
         reference_slopes(ax, h, [0.5, 1], anchor=max(max(r["errors"]) for r in res["laws"].values()) * 2)
         ax.set(xlabel="step size h", ylabel="weak error |E phi(X_N) - E phi(X_T)|", title=f"({tag}) {res['description']}")
         ax.title.set_fontsize(8)
-        note = " (dotted: exact E X_N^3 of the scheme)" if key == "gbm" else ""
+        note = (" (dotted: exact E X_N^3 of the scheme)" if key == "gbm"
+                else " (x: exact E phi(X_N), all 2^N paths)")
         ax.legend(fontsize=7, title="MC weak order" + note, title_fontsize=7)
     ax = axes[1, 0]
     for key, marker in [("gbm", "o"), ("nonlinear", "s")]:
@@ -347,7 +377,7 @@ def plot(results: dict, laws: list[LawSpec], path: Path) -> None:
     ax.set(xlabel="step size h", ylabel="weak error (exact, no Monte Carlo)",
            title="(d) GBM, exact expectation of the scheme: E xi^3 = O(1) gives order 1/2")
     ax.title.set_fontsize(9)
-    ax.legend(fontsize=7, title=f"order over the finest {ex['fine_points']} points", title_fontsize=7)
+    ax.legend(fontsize=7, title=f"order over the finest {ex['fine_points']} points (symmetric laws coincide)", title_fontsize=7)
     for ax in axes.flat:
         ax.xaxis.set_minor_formatter(NullFormatter())
     fig.tight_layout()
@@ -372,6 +402,16 @@ def tables(results: dict, laws: list[LawSpec]) -> str:
     check = results["library_sampler_check"]
     rows = [[r["law"], r["steps"], f"{r['mc']:.5f} ± {r['sem']:.5f}", f"{r['exact_discrete']:.5f}", f"{r['z']:+.2f}"] for r in check]
     text += "\n\n" + markdown_table(["law (contdepth sampler)", "N", "MC E X_N^3", "exact E X_N^3", "z"], rows)
+    tree = results["nonlinear_exact_discrete"]
+    nl = results["problems"]["nonlinear"]
+    rows = []
+    for label, errs in tree["laws"].items():
+        r = nl["laws"][label]
+        for i, n in enumerate(tree["steps"]):
+            j = nl["steps"].index(n)
+            signed = sum(b[j] for b in r["batch_errors"]) / len(r["batch_errors"])
+            rows.append([label, n, f"{signed:+.5f} ± {r['error_stderr'][j]:.5f}", f"{errs[i]:+.5f}"])
+    text += "\n\n" + markdown_table(["nonlinear SDE, law", "N", "MC weak error (coupled, CV)", "exact (2^N paths)"], rows)
     return text
 
 
@@ -396,7 +436,7 @@ def main(argv=None) -> int:
     ]
     steps = [4, 8, 16, 32, 64]
     mu, sigma = 0.0, 0.5
-    problems = [gbm(mu, sigma, 1.0, 1.0), arctan_sde(0.5, 1.0, reference_steps=512)]
+    problems = [gbm(mu, sigma, 1.0, 1.0), arctan_sde(1.2, 1.0, reference_steps=512)]
     h0 = 1.0 / steps[0]
     results: dict = {"provenance": provenance(args.seed), "phi": "x^3", "batches": batches, "problems": {},
                      "third_moments": {}}
@@ -424,6 +464,12 @@ def main(argv=None) -> int:
                 "order_fine": fit_order([1.0 / n for n in wide[-5:]], errs[-5:]).order,
             }
         results["gbm_exact_discrete"] = ex
+        # two-point laws on the nonlinear SDE: the scheme's exact expectation by enumerating 2^N paths
+        nl = problems[1]
+        tree_steps = [n for n in steps if n <= 16]
+        results["nonlinear_exact_discrete"] = {"steps": tree_steps, "laws": {
+            spec.label: [tree_mean(nl, spec.law(1.0 / n, h0), n) - nl.exact_mean for n in tree_steps]
+            for spec in laws if spec.name in ("rademacher", "bernoulli")}}
         results["library_sampler_check"] = library_sampler_check(mu, sigma, gbm_problem, laws, 16, h0, 2**20 * scale, args.seed)
     results["markdown"] = tables(results, laws)
     write_json(args.out / "weak_convergence.json", results)
