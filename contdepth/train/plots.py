@@ -20,6 +20,15 @@ def _integer_ticks(ax) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
+def _save(plt, fig, path: str | os.PathLike, title: str) -> None:
+    """Title, layout, write the PNG and free the figure."""
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plot_curves(rows: Sequence[dict], path: str | os.PathLike, title: str = "") -> None:
     """Loss, error (%) and learning rate against epoch, train and test."""
     plt = _pyplot()
@@ -41,11 +50,7 @@ def plot_curves(rows: Sequence[dict], path: str | os.PathLike, title: str = "") 
     for ax in (a, b, c):
         ax.grid(alpha=0.3)
         _integer_ticks(ax)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path, title)
 
 
 def plot_momentum(k_per_stage: Sequence[Sequence[float]], path: str | os.PathLike, title: str = "") -> None:
@@ -71,8 +76,4 @@ def plot_momentum(k_per_stage: Sequence[Sequence[float]], path: str | os.PathLik
     for ax in (a, b):
         ax.grid(alpha=0.3)
         _integer_ticks(ax)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path, title)
