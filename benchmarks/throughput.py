@@ -19,7 +19,8 @@ loader versus a DataLoader with per-sample transforms (torchvision's when it imp
 from __future__ import annotations
 
 import argparse
-import math
+import collections
+import contextlib
 import statistics
 import sys
 import time
@@ -171,6 +172,37 @@ def check_same_map(model: nn.Module, hand: nn.Module, x: Tensor) -> float:
     return max(diffs)
 
 
+# ============================================================================ proposed core fix
+@contextlib.contextmanager
+def fused_updates():
+    """What-if: Euler and LM steps written as one fused ``torch.add(.., f, alpha=h)`` instead of ``.. + h * f``.
+
+    With h = 1 (a ResNet) ``h * f`` is a full extra elementwise pass and temporary per block (and its
+    backward). Patched on the classes for the duration of the block; deterministic steps only.
+    """
+    from contdepth.schemes.euler import Euler
+    from contdepth.schemes.lm2 import LM2
+
+    euler_step, lm_step = Euler.step, LM2.step
+
+    def euler_fused(self, ctx, u, state):
+        return torch.add(u, ctx.field.drift(ctx.t, u), alpha=ctx.h), state
+
+    def lm_fused(self, ctx, u, state):
+        if ctx.xi is not None:
+            return lm_step(self, ctx, u, state)
+        f = ctx.field.drift(ctx.t, u)
+        u_prev = None if state is None else state.get("u_prev")
+        base = u if u_prev is None else u + self.k_at(ctx.t + 0.5 * ctx.h, u) * (u_prev - u)
+        return torch.add(base, f, alpha=ctx.h), {"u_prev": u}
+
+    Euler.step, LM2.step = euler_fused, lm_fused
+    try:
+        yield
+    finally:
+        Euler.step, LM2.step = euler_step, lm_step
+
+
 # ============================================================================ measuring
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
@@ -180,8 +212,9 @@ def sync(device: torch.device) -> None:
 class Runner:
     """A model with its optimiser and options; ``step()`` does one training or inference iteration."""
 
-    def __init__(self, model: nn.Module, x: Tensor, y: Tensor, *, train: bool, compile: bool, bf16: bool, channels_last: bool):
-        self.model, self.train = model, train
+    def __init__(self, model: nn.Module, x: Tensor, y: Tensor, *, train: bool, compile: bool, bf16: bool, channels_last: bool,
+                 patch=contextlib.nullcontext):
+        self.model, self.train, self.patch = model, train, patch
         if channels_last:
             model.to(memory_format=torch.channels_last)
             x = x.contiguous(memory_format=torch.channels_last)
@@ -207,12 +240,16 @@ class Runner:
                 self.fn(self.x)
 
     def timed(self, iters: int) -> float:
-        sync(self.x.device)
-        start = time.perf_counter()
-        for _ in range(iters):
-            self.step()
-        sync(self.x.device)
-        return time.perf_counter() - start
+        """Seconds for ``iters`` iterations: wall time on CUDA; process CPU time on CPU, which a
+        shared machine's other processes do not inflate (the CPU runs use one thread by default)."""
+        clock = time.perf_counter if self.x.device.type == "cuda" else time.process_time
+        with self.patch():
+            sync(self.x.device)
+            start = clock()
+            for _ in range(iters):
+                self.step()
+            sync(self.x.device)
+            return clock() - start
 
 
 def saved_activation_bytes(model: nn.Module, x: Tensor, y: Tensor) -> int:
@@ -259,49 +296,113 @@ def compare(name: str, args, device: torch.device, mode: str, train: bool) -> di
     max_diff = check_same_map(model, hand, x) if mode == "eager" else None
     opts = dict(train=train, compile=mode != "eager", bf16=mode == "compile+bf16+cl", channels_last=mode == "compile+bf16+cl")
     runners = {"contdepth": Runner(model, x, y, **opts), "hand": Runner(hand, x, y, **opts)}
+    what_if = args.what_if and mode == "eager"
+    if what_if:
+        with torch.no_grad(), fused_updates():
+            model.eval()
+            fused_diff = (model(x) - hand(x)).abs().max().item()
+        runners["contdepth_fused"] = Runner(model, x, y, **opts, patch=fused_updates)
     for r in runners.values():  # warm-up (and compilation)
         r.timed(args.warmup)
-    times: dict[str, list[float]] = {"contdepth": [], "hand": []}
+    times: dict[str, list[float]] = {k: [] for k in runners}
+    keys = list(runners)
     for rep in range(args.reps):
-        order = ["contdepth", "hand"] if rep % 2 == 0 else ["hand", "contdepth"]
+        order = keys if rep % 2 == 0 else keys[::-1]
         for key in order:
             times[key].append(runners[key].timed(args.iters))
     ips = {k: [args.batch * args.iters / t for t in v] for k, v in times.items()}
     ratios = [c / h for c, h in zip(ips["contdepth"], ips["hand"])]
+    q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
     out = {
         "model": name, "mode": mode, "phase": "train" if train else "inference", "batch": args.batch,
         "images_per_s": {k: statistics.median(v) for k, v in ips.items()},
-        "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
-        "ratios": ratios, "max_logit_diff": max_diff,
+        "best_images_per_s": {k: max(v) for k, v in ips.items()},
+        "ratio_median": statistics.median(ratios), "ratio_q1": q1, "ratio_q3": q3,
+        "ratio_min": min(ratios), "ratio_max": max(ratios),
+        "ratio_best": max(ips["contdepth"]) / max(ips["hand"]), "ratios": ratios, "max_logit_diff": max_diff,
+        "clock": "wall" if device.type == "cuda" else "process CPU time",
     }
+    if what_if:
+        fused = [c / h for c, h in zip(ips["contdepth_fused"], ips["hand"])]
+        out["fused_what_if"] = {"ratio_median": statistics.median(fused), "ratios": fused, "max_logit_diff": fused_diff}
     if train:
         out["saved_activation_MB"] = {k: saved_activation_bytes(m, x, y) / 2**20 for k, m in (("contdepth", model), ("hand", hand))}
     if device.type == "cuda":
         out["peak_cuda_MB"] = {k: peak_cuda_bytes(r) / 2**20 for k, r in runners.items()}
     print(f"  {name:12s} {mode:16s} {out['phase']:9s} contdepth {out['images_per_s']['contdepth']:8.1f} img/s, "
           f"hand {out['images_per_s']['hand']:8.1f} img/s, ratio {out['ratio_median']:.3f} "
-          f"[{out['ratio_min']:.3f}, {out['ratio_max']:.3f}]", flush=True)
+          f"(IQR {out['ratio_q1']:.3f}-{out['ratio_q3']:.3f}, best-of {out['ratio_best']:.3f})"
+          + (f"; fused what-if {out['fused_what_if']['ratio_median']:.3f}" if what_if else ""), flush=True)
     return out
 
 
 # ============================================================================ profiling
-def profile_overhead(name: str, args, device: torch.device) -> dict:
-    """Where contdepth's extra time goes: per-forward Python overhead of the flows (no tensors)."""
-    model = cd.models.get(name).to(device).eval()
-    hand = HAND[name]().to(device).eval()
-    x = torch.randn(2, 3, 32, 32, device=device)
-    out = {}
+def op_profile(name: str, args, device: torch.device, reps: int = 3) -> dict:
+    """Where the time goes: self time per aten op (torch.profiler) of contdepth's and the hand-written net,
+    in inference and in training, and the Python overhead of a forward at batch 2 (no real compute)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.manual_seed(args.seed)
+    model = cd.models.get(name).to(device)
+    hand = HAND[name]().to(device)
+    copy_weights(model, hand)
+    x = torch.randn(args.batch, 3, 32, 32, device=device)
+    y = torch.randint(0, 10, (args.batch,), device=device)
+    out: dict = {}
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    for train in (False, True):
+        phase = "train" if train else "inference"
+        runners = {"contdepth": Runner(model, x, y, train=train, compile=False, bf16=False, channels_last=False),
+                   "hand": Runner(hand, x, y, train=train, compile=False, bf16=False, channels_last=False)}
+        per: dict = {}
+        for key, r in runners.items():
+            r.timed(1)
+            with profile(activities=activities) as prof:
+                r.timed(reps)
+            ops = {e.key: (e.count / reps, e.self_cpu_time_total / reps / 1e3) for e in prof.key_averages()}
+            per[key] = ops
+        extra = {}
+        for op, (count, ms) in per["contdepth"].items():
+            hand_count = per["hand"].get(op, (0, 0.0))[0]
+            if count > hand_count and op.startswith("aten::"):
+                extra[op] = {"extra_calls": count - hand_count, "contdepth_self_ms": ms}
+        total = {k: sum(ms for _, ms in v.values()) for k, v in per.items()}
+        out[phase] = {"self_ms_total": total, "extra_ops": extra,
+                      "extra_mul_share": extra.get("aten::mul", {}).get("contdepth_self_ms", 0.0) / total["contdepth"]}
+    small = torch.randn(2, 3, 32, 32, device=device)
     with torch.inference_mode():
-        for key, m in (("contdepth", model), ("hand", hand)):
+        for key, m in (("contdepth", model.eval()), ("hand", hand.eval())):
             for _ in range(3):
-                m(x)
+                m(small)
             sync(device)
             start = time.perf_counter()
-            n = 20
-            for _ in range(n):
-                m(x)
+            for _ in range(20):
+                m(small)
             sync(device)
-            out[f"{key}_ms_per_forward_batch2"] = 1e3 * (time.perf_counter() - start) / n
+            out[f"{key}_ms_per_forward_batch2"] = 1e3 * (time.perf_counter() - start) / 20
+    return out
+
+
+def step_overhead(steps: int = 8, calls: int = 2000) -> dict:
+    """Python cost of one Flow step: euler over identity blocks on a (2, 4) state vs the plain loop ``x + m(x)``."""
+    mods = [nn.Identity() for _ in range(steps)]
+    flow = cd.Flow(cd.Blocks(mods), "euler", steps=steps).eval()
+    x = torch.randn(2, 4)
+
+    def loop(u: Tensor) -> Tensor:
+        for m in mods:
+            u = u + m(u)
+        return u
+
+    out = {}
+    with torch.inference_mode():
+        for key, fn in (("flow_us_per_step", flow), ("loop_us_per_step", loop)):
+            for _ in range(100):
+                fn(x)
+            start = time.perf_counter()
+            for _ in range(calls):
+                fn(x)
+            out[key] = 1e6 * (time.perf_counter() - start) / calls / steps
     return out
 
 
@@ -401,15 +502,15 @@ def plot(results: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(rows)), 4.2))
     labels = [f"{r['model']}\n{r['mode']}\n{r['phase']}" for r in rows]
     med = [r["ratio_median"] for r in rows]
-    lo = [r["ratio_median"] - r["ratio_min"] for r in rows]
-    hi = [r["ratio_max"] - r["ratio_median"] for r in rows]
+    lo = [r["ratio_median"] - r["ratio_q1"] for r in rows]
+    hi = [r["ratio_q3"] - r["ratio_median"] for r in rows]
     ax.bar(range(len(rows)), med, yerr=[lo, hi], capsize=4, color="tab:blue", alpha=0.8)
     ax.axhline(1.0, color="k", lw=0.8)
     ax.axhspan(0.97, 1.03, color="tab:green", alpha=0.15, label="within 3%")
     ax.set_xticks(range(len(rows)), labels, fontsize=7)
-    ax.set_ylim(min(0.85, min(r["ratio_min"] for r in rows) - 0.02), max(1.1, max(r["ratio_max"] for r in rows) + 0.02))
+    ax.set_ylim(min(0.9, min(r["ratio_q1"] for r in rows) - 0.02), max(1.05, max(r["ratio_q3"] for r in rows) + 0.02))
     ax.set_ylabel("throughput ratio contdepth / hand-written")
-    ax.set_title(f"{results['provenance']['device']}, batch {results['batch']} (median, min-max over {results['reps']} interleaved reps)", fontsize=8)
+    ax.set_title(f"{results['provenance']['device']}, batch {results['batch']} (median and IQR over {results['reps']} interleaved reps)", fontsize=8)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -422,9 +523,27 @@ def tables(results: dict) -> str:
         mem = r.get("peak_cuda_MB") or r.get("saved_activation_MB")
         mem_s = "" if mem is None else f"{mem['contdepth']:.1f} / {mem['hand']:.1f}"
         rows.append([r["model"], r["mode"], r["phase"], f"{r['images_per_s']['contdepth']:.1f}", f"{r['images_per_s']['hand']:.1f}",
-                     f"{r['ratio_median']:.3f} [{r['ratio_min']:.3f}, {r['ratio_max']:.3f}]", mem_s])
+                     f"{r['ratio_median']:.3f} [{r['ratio_q1']:.3f}, {r['ratio_q3']:.3f}]", f"{r['ratio_best']:.3f}", mem_s])
     mem_head = "peak CUDA MB (cd / hand)" if results["device_type"] == "cuda" else "saved activations MB (cd / hand)"
-    text = markdown_table(["model", "mode", "phase", "contdepth img/s", "hand-written img/s", "ratio (median [min, max])", mem_head], rows)
+    text = markdown_table(["model", "mode", "phase", "contdepth img/s", "hand-written img/s", "ratio, median [IQR]", "ratio, best-of", mem_head], rows)
+    if results.get("profile"):
+        rows = []
+        for name, p in results["profile"].items():
+            for phase in ("inference", "train"):
+                q = p[phase]
+                mul = q["extra_ops"].get("aten::mul", {})
+                rows.append([name, phase, f"{q['self_ms_total']['contdepth']:.1f} / {q['self_ms_total']['hand']:.1f}",
+                             f"{mul.get('extra_calls', 0):.0f}", f"{100 * q['extra_mul_share']:.1f}%"])
+        text += "\n\n" + markdown_table(["model", "phase", "aten self ms per iteration (cd / hand)", "extra aten::mul calls",
+                                           "their share of cd's aten time"], rows)
+        so = results["step_overhead"]
+        text += (f"\n\nPython cost of a Flow step (euler, identity blocks, (2, 4) state): {so['flow_us_per_step']:.1f} us, "
+                 f"against {so['loop_us_per_step']:.1f} us for the plain loop `x = x + m(x)`.")
+        fused = [r for r in results["comparisons"] if r.get("fused_what_if")]
+        if fused:
+            text += "\n\n" + markdown_table(
+                ["model", "phase", "ratio as is", "ratio with fused update (what-if)"],
+                [[r["model"], r["phase"], f"{r['ratio_median']:.3f}", f"{r['fused_what_if']['ratio_median']:.3f}"] for r in fused])
     if results.get("pipeline"):
         p = results["pipeline"]
         text += "\n\n" + markdown_table(
@@ -440,30 +559,36 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--models", nargs="+", default=["resnet56", "lm_resnet56"], choices=sorted(HAND))
     parser.add_argument("--batch", type=int, default=None, help="batch size (default 32 on CPU, 128 on CUDA)")
-    parser.add_argument("--iters", type=int, default=None, help="iterations per timed repetition (default 2 CPU, 50 CUDA)")
-    parser.add_argument("--reps", type=int, default=7, help="interleaved repetitions")
+    parser.add_argument("--iters", type=int, default=None, help="iterations per timed repetition (default 1 CPU, 50 CUDA)")
+    parser.add_argument("--reps", type=int, default=None, help="interleaved repetitions (default 21 CPU, 7 CUDA)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed iterations first (default 1 CPU, 20 CUDA)")
     parser.add_argument("--modes", nargs="+", default=None, choices=["eager", "compile", "compile+bf16+cl"],
                         help="default: eager on CPU; all three on CUDA")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads (default 1 on CPU: the ratio is steadier on a shared machine; 0 = torch's default)")
     parser.add_argument("--pipeline", action="store_true", help="also time a training epoch: DeviceLoader vs DataLoader")
     parser.add_argument("--data", type=Path, default=None, help="CIFAR folder for --pipeline (default: synthetic images)")
     parser.add_argument("--subset", type=int, default=None, help="training images for --pipeline (default all)")
     parser.add_argument("--pipeline-batch", type=int, default=128)
     parser.add_argument("--pipeline-reps", type=int, default=3)
     parser.add_argument("--workers", type=int, default=4, help="DataLoader workers for --pipeline")
+    parser.add_argument("--no-what-if", dest="what_if", action="store_false",
+                        help="skip the 'fused update' what-if runs (eager only)")
+    parser.add_argument("--no-profile", action="store_true", help="skip the per-op profile")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--full", action="store_true", help="more repetitions and iterations")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     cuda = device.type == "cuda"
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = args.threads if args.threads is not None else (0 if cuda else 1)
+    if threads:
+        torch.set_num_threads(threads)
     args.batch = args.batch or (128 if cuda else 32)
-    args.iters = args.iters or (50 if cuda else 2) * (2 if args.full else 1)
+    args.iters = args.iters or (50 if cuda else 1) * (2 if args.full else 1)
+    args.reps = args.reps or (7 if cuda else 21)
     args.warmup = args.warmup if args.warmup is not None else (20 if cuda else 1)
     if args.full:
-        args.reps = max(args.reps, 15)
+        args.reps *= 2
     modes = args.modes or (["eager", "compile", "compile+bf16+cl"] if cuda else ["eager"])
     if cuda:
         torch.backends.cudnn.benchmark = True
@@ -473,7 +598,9 @@ def main(argv=None) -> int:
         for name in args.models:
             for train in (True, False):
                 results["comparisons"].append(compare(name, args, device, mode, train))
-    results["overhead"] = {name: profile_overhead(name, args, device) for name in args.models}
+    if not args.no_profile:
+        results["profile"] = {name: op_profile(name, args, device) for name in args.models}
+        results["step_overhead"] = step_overhead()
     if args.pipeline:
         results["pipeline"] = pipeline_epoch(args, device)
     results["markdown"] = tables(results)
