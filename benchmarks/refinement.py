@@ -9,6 +9,11 @@ and evaluates test accuracy with the same weights under
 and measures how far each discretisation's logits are from the dopri5 ones. The first block of each
 stage is a change of space (an Euler step of size 1 with a projection) and is never refined.
 
+An LM stage seeds its two-step history with the transition's shortcut ``u_prev``, one unit of time
+back. Refined with that seed, lm2 converges to the limit ODE started from ``(x0 + k u_prev)/(1 + k)``
+(what the recursion conserves), not from x0 as ``cd.odeint`` and the other schemes do; the script
+therefore also integrates the LM limit from that start ("LM-invariant start") and reports both distances.
+
 By default the models are trained here, briefly, on CPU (``contdepth train`` on a subset of CIFAR-10;
 short training, so absolute accuracies are low); ``--run DIR [DIR ...]`` evaluates trained runs instead.
 The CIFAR copy is made with ``python3 ../shared/tools/cifar10_from_jpeg.py data`` (done automatically
@@ -66,7 +71,7 @@ def train(model: str, run: Path, args) -> None:
     cmd = [sys.executable, "-m", "contdepth", "train", "--model", model, "--data-dir", str(args.data_dir),
            "--out", str(run), "--epochs", str(args.epochs), "--subset", str(args.subset), "--test-subset",
            str(args.test_subset), "--device", args.device, "--seed", str(args.seed), "--no-progress",
-           "--lr", str(args.lr), "--batch-size", str(args.batch_size)]
+           "--lr", str(args.lr), "--batch-size", str(args.batch_size), "--schedule", args.schedule]
     if args.retrain and run.exists():
         import shutil
 
@@ -91,14 +96,24 @@ def load_run(run: Path) -> tuple[nn.Module, dict]:
 
 
 # ------------------------------------------------------------------------------ evaluation
-def continuous_forward(model: nn.Module, x: Tensor, rtol: float, atol: float, nfe: list[int]) -> Tensor:
-    """The net with every stage flow replaced by dopri5 on its continuous field (LM: u' = f/(1+k))."""
+def continuous_forward(model: nn.Module, x: Tensor, rtol: float, atol: float, nfe: list[int],
+                       invariant_start: bool = False) -> Tensor:
+    """The net with every stage flow replaced by dopri5 on its continuous field (LM: u' = f/(1+k)).
+
+    ``invariant_start``: an LM stage whose history is seeded with ``u_prev`` starts its ODE from
+    ``(x0 + k u_prev) / (1 + k)``, the quantity the two-step recursion conserves when f = 0, which is
+    where lm2 refined with that seed converges to (instead of from x0).
+    """
     x = model.stem(x)
     for stage in model.stages:
+        u_prev = None
         if stage.transition is not None:
-            x, _ = stage.transition(x)
+            x, u_prev = stage.transition(x)
         flow = stage.active_flow
         if flow is not None:
+            if invariant_start and u_prev is not None and flow.scheme.name == "lm2":
+                k = flow.scheme.k_at(flow.t0 + 0.5, x)
+                x = (x + k * u_prev) / (1 + k)
             x, stats = cd.odeint(flow, x, rtol=rtol, atol=atol, return_stats=True)
             nfe.append(stats["nfe"])
     return model.head(x)
@@ -140,11 +155,22 @@ def evaluate(model: nn.Module, info: dict, batches, labels: Tensor, args) -> dic
         reference = logits_of(lambda x: continuous_forward(model, x, args.rtol, args.atol, nfe), batches)
         record(f"dopri5 (rtol {args.rtol:g})", "dopri5", None, reference, time.perf_counter() - start,
                {"nfe_per_batch": sum(nfe) / len(batches)})
+    shifted = None
+    if reference is not None and trained == "lm2":
+        start = time.perf_counter()
+        shifted = logits_of(lambda x: continuous_forward(model, x, args.rtol, args.atol, [], invariant_start=True), batches)
+        record("dopri5, LM-invariant start", "dopri5_invariant", None, shifted, time.perf_counter() - start)
+
+    def dist(a: Tensor, b: Tensor) -> float:
+        return ((a - b).norm(dim=1) / b.norm(dim=1)).mean().item()
+
     for row in rows:
         logits = row.pop("logits")
         if reference is not None:
-            row["logit_distance_to_dopri5"] = ((logits - reference).norm(dim=1) / reference.norm(dim=1)).mean().item()
+            row["logit_distance_to_dopri5"] = dist(logits, reference)
             row["agreement_with_dopri5"] = (logits.argmax(1) == reference.argmax(1)).double().mean().item()
+        if shifted is not None:
+            row["logit_distance_to_dopri5_invariant"] = dist(logits, shifted)
     out = {**info, "post_activation": has_post, "rows": rows}
     if reference is not None:  # order of convergence to the continuous limit, per refined scheme
         out["orders_to_dopri5"] = {}
@@ -154,6 +180,10 @@ def evaluate(model: nn.Module, info: dict, batches, labels: Tensor, args) -> dic
             if all(v > 0 for v in d):
                 fit = fit_order([1.0 / r["steps_per_block"] for r in sub], d)
                 out["orders_to_dopri5"][scheme] = {"order": fit.order, "stderr": fit.stderr}
+            if shifted is not None:
+                d = [r["logit_distance_to_dopri5_invariant"] for r in sub]
+                fit = fit_order([1.0 / r["steps_per_block"] for r in sub], d)
+                out["orders_to_dopri5"][scheme + " (vs LM-invariant start)"] = {"order": fit.order, "stderr": fit.stderr}
     return out
 
 
@@ -180,23 +210,31 @@ def plot(results: dict, path: Path) -> None:
                 h = [1.0 / r["steps_per_block"] for r in sub]
                 ax2.loglog(h, [r["logit_distance_to_dopri5"] for r in sub], "o-", color=line.get_color(),
                            label=f"{net['model']}: {scheme}")
+            if "logit_distance_to_dopri5_invariant" in sub[0] and scheme == "lm2":
+                ax2.loglog(h, [r["logit_distance_to_dopri5_invariant"] for r in sub], "o--", color=line.get_color(),
+                           label=f"{net['model']}: {scheme} vs dopri5 from (x0 + k u_prev)/(1 + k)")
         for r in rows:
             if r["scheme"] == "rk4":
                 ax1.plot([1], [100 * r["test_acc"]], "s", mfc="none", ms=9, color=line.get_color(), label=f"{net['model']}: rk4")
+            if r["scheme"] == "dopri5_invariant":
+                ax1.axhline(100 * r["test_acc"], ls=":", lw=1, color=line.get_color(), label=f"{net['model']}: dopri5, LM-invariant start")
             if r["scheme"] == "dopri5":
                 ax1.axhline(100 * r["test_acc"], ls="--", lw=1, color=line.get_color(), label=f"{net['model']}: dopri5")
     ax1.set_xscale("log", base=2)
     ax1.set_xticks(STEPS, [str(s) for s in STEPS])
     ax1.set(xlabel="steps per residual block (step size 1/s)", ylabel="test accuracy (%)",
             title="same trained weights, different discretisations")
-    ax1.legend(fontsize=7)
+    ax1.legend(fontsize=7, loc="lower left")
     hs = [1.0 / s for s in STEPS]
     first = [r for net in results["models"] for r in net["rows"] if r.get("logit_distance_to_dopri5")]
     if first:
         reference_slopes(ax2, hs, [1], anchor=max(r["logit_distance_to_dopri5"] for r in first))
     ax2.set(xlabel="step size h = 1/s", ylabel="mean relative logit distance to dopri5",
             title="convergence to the continuous limit")
-    ax2.legend(fontsize=7)
+    ax2.legend(fontsize=7, loc="lower right")
+    from matplotlib.ticker import NullFormatter
+
+    ax2.xaxis.set_minor_formatter(NullFormatter())
     fig.suptitle(results["setting"], fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -205,10 +243,11 @@ def plot(results: dict, path: Path) -> None:
 
 def tables(results: dict) -> str:
     nets = results["models"]
-    rank = {"euler": 0, "lm2": 1, "rk4": 2, "dopri5": 3}
+    rank = {"euler": 0, "lm2": 1, "rk4": 2, "dopri5": 3, "dopri5_invariant": 4}
     all_rows = sorted((r for n in nets for r in n["rows"]), key=lambda r: (rank.get(r["scheme"], 1), r["steps_per_block"] or 0))
     labels = list(dict.fromkeys(r["label"] for r in all_rows))
-    header = ["discretisation"] + [f"{n['model']} (trained: {n['scheme']}) acc % / dist. to dopri5" for n in nets]
+    header = ["discretisation"] + [f"{n['model']} (trained: {n['scheme']}): acc % / dist. to dopri5"
+                                   + (" / to dopri5 from LM-invariant start" if n["scheme"] == "lm2" else "") for n in nets]
     rows = []
     for label in labels:
         cells = [label]
@@ -217,8 +256,11 @@ def tables(results: dict) -> str:
             if r is None:
                 cells.append("")
             else:
-                dist = r.get("logit_distance_to_dopri5")
-                cells.append(f"{100 * r['test_acc']:.2f}" + ("" if dist is None else f" / {dist:.3f}"))
+                cell = f"{100 * r['test_acc']:.2f}"
+                for key in ("logit_distance_to_dopri5", "logit_distance_to_dopri5_invariant"):
+                    if r.get(key) is not None:
+                        cell += f" / {r[key]:.3f}"
+                cells.append(cell)
         rows.append(cells)
     return markdown_table(header, rows)
 
@@ -230,8 +272,9 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="+", default=["preact_resnet20", "lm_resnet20"], help="models to train")
     parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "refinement", help="where the short runs go")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data")
-    parser.add_argument("--subset", type=int, default=2560, help="training images for the short run")
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--subset", type=int, default=5000, help="training images for the short run")
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--schedule", default="cosine", help="learning-rate schedule of the short run (step or cosine)")
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--test-subset", type=int, default=1000, help="test images (evenly spaced)")
@@ -253,10 +296,11 @@ def main(argv=None) -> int:
         ensure_data(args.data_dir)
         runs = []
         for model in args.models:
-            run = args.runs_dir / model
+            run = args.runs_dir / f"{model}-n{args.subset}-e{args.epochs}-{args.schedule}-seed{args.seed}"
             train(model, run, args)
             runs.append(run)
-        setting = f"trained here: {args.epochs} epochs on {args.subset} CIFAR-10 images (CPU); {args.test_subset} test images"
+        setting = (f"trained here: {args.epochs} epochs ({args.schedule} lr from {args.lr:g}) on {args.subset} CIFAR-10 images (CPU); "
+                   f"{args.test_subset} test images")
     else:
         setting = f"runs {', '.join(str(r) for r in runs)}; {args.test_subset} test images"
     results: dict = {"provenance": provenance(args.seed), "setting": setting, "rtol": args.rtol, "atol": args.atol, "models": []}
