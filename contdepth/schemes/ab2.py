@@ -6,6 +6,8 @@ error O(h²) keeps the global order 2.
 """
 from __future__ import annotations
 
+import torch
+
 from .base import Scheme, StepContext
 from .registry import register
 
@@ -19,7 +21,7 @@ class AdamsBashforth2(Scheme):
         f_now = ctx.field.drift(ctx.t, u)
         f_prev = None if (state is None or ctx.new_piece) else state.get("f_prev")
         if f_prev is None:
-            u_next = u + ctx.h * f_now
+            u_next = torch.add(u, f_now, alpha=ctx.h)
         else:
             u_next = u + ctx.h * (1.5 * f_now - 0.5 * f_prev)
         return u_next, {"f_prev": f_now}

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+import torch
+
 from ..noise import NoiseLaw
 from .base import NoiseMixin, Scheme, StepContext
 from .registry import register
@@ -34,9 +36,9 @@ class EulerMaruyama(NoiseMixin, Scheme):
 
     def step(self, ctx: StepContext, u, state):
         if ctx.xi is None:
-            return u + ctx.h * ctx.field.drift(ctx.t, u), state
+            return torch.add(u, ctx.field.drift(ctx.t, u), alpha=ctx.h), state
         f, g = ctx.field.drift_diffusion(ctx.t, u)
-        out = u + ctx.h * f
+        out = torch.add(u, f, alpha=ctx.h)
         noise = self.noise_term(ctx, g)
         return (out if noise is None else out + noise), state
 

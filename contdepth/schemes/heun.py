@@ -4,6 +4,8 @@
 """
 from __future__ import annotations
 
+import torch
+
 from .base import Scheme, StepContext
 from .registry import register
 
@@ -15,5 +17,5 @@ class Heun(Scheme):
     def step(self, ctx: StepContext, u, state):
         f, t, h = ctx.field.drift, ctx.t, ctx.h
         k1 = f(t, u)
-        k2 = f(t + h, u + h * k1)
+        k2 = f(t + h, torch.add(u, k1, alpha=h))
         return u + (0.5 * h) * (k1 + k2), state

@@ -127,10 +127,10 @@ class LM2(NoiseMixin, Scheme):
             noise = self.noise_term(ctx, g)
         u_prev = None if state is None else state.get("u_prev")
         if u_prev is None:
-            u_next = u + ctx.h * f
+            u_next = torch.add(u, f, alpha=ctx.h)
         else:
             k = self.k_at(ctx.t + 0.5 * ctx.h, u)
-            u_next = u + k * (u_prev - u) + ctx.h * f
+            u_next = torch.add(u + k * (u_prev - u), f, alpha=ctx.h)
         if noise is not None:
             u_next = u_next + noise
         return u_next, {"u_prev": u}

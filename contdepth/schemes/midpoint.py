@@ -1,6 +1,8 @@
 """Explicit midpoint rule: order 2. ``x_{n+1} = x + h f(t + h/2, x + (h/2) f(t, x))``."""
 from __future__ import annotations
 
+import torch
+
 from .base import Scheme, StepContext
 from .registry import register
 
@@ -12,4 +14,4 @@ class Midpoint(Scheme):
     def step(self, ctx: StepContext, u, state):
         f, t, h = ctx.field.drift, ctx.t, ctx.h
         k1 = f(t, u)
-        return u + h * f(t + 0.5 * h, u + (0.5 * h) * k1), state
+        return torch.add(u, f(t + 0.5 * h, torch.add(u, k1, alpha=0.5 * h)), alpha=h), state

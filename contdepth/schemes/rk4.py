@@ -6,6 +6,8 @@
 """
 from __future__ import annotations
 
+import torch
+
 from .base import Scheme, StepContext
 from .registry import register
 
@@ -18,7 +20,7 @@ class RK4(Scheme):
         f, t, h = ctx.field.drift, ctx.t, ctx.h
         half = 0.5 * h
         k1 = f(t, u)
-        k2 = f(t + half, u + half * k1)
-        k3 = f(t + half, u + half * k2)
-        k4 = f(t + h, u + h * k3)
+        k2 = f(t + half, torch.add(u, k1, alpha=half))
+        k3 = f(t + half, torch.add(u, k2, alpha=half))
+        k4 = f(t + h, torch.add(u, k3, alpha=h))
         return u + (h / 6.0) * (k1 + 2.0 * (k2 + k3) + k4), state
