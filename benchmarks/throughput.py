@@ -449,7 +449,9 @@ def pipeline_epoch(args, device: torch.device) -> dict:
         data = load_cifar("cifar10", args.data)
         source = str(args.data)
     else:
-        tmp = Path(args.out) / "_fake_cifar"
+        import tempfile
+
+        tmp = Path(tempfile.mkdtemp(prefix="contdepth_fake_cifar_"))
         write_fake_cifar(tmp, train=max(args.subset or 512, args.pipeline_batch), test=10)
         data = load_cifar("cifar10", tmp)
         source = "synthetic (write_fake_cifar)"
