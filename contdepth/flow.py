@@ -161,6 +161,10 @@ class Flow(nn.Module):
         if u0.dim() < 1:
             raise ValueError("the initial state needs a batch dimension first")
         inject = self.training or self.noise_at_eval
+        if u_prev is not None and self.h != 1.0:
+            # u_prev is the state one unit of time before t0; a step of h looks back only h, so the
+            # two-step kick k (u_prev - u0) stays O(h) and refinement converges to odeint(flow).
+            u_prev = torch.add(u0, u_prev - u0, alpha=self.h)
         state = self.scheme.init_state(u0, u_prev)
         u, path = u0, [u0] if keep else []
         use_ckpt = self.checkpoint and torch.is_grad_enabled()
@@ -177,7 +181,11 @@ class Flow(nn.Module):
         return u, path
 
     def forward(self, u0: Tensor, u_prev: Optional[Tensor] = None) -> Tensor:
-        """``u(t1)`` from ``u(t0) = u0``; ``u_prev`` seeds a multistep scheme's history."""
+        """``u(t1)`` from ``u(t0) = u0``.
+
+        ``u_prev`` seeds a multistep scheme's history: the state one unit of time (one block)
+        before ``t0``, interpolated linearly to one step back when the step ``h`` is not 1.
+        """
         if self.reversible and torch.is_grad_enabled():
             params = tuple(p for p in self.field.parameters() if p.requires_grad)
             return _ReversibleFlow.apply(self, u0, *params)

@@ -257,3 +257,20 @@ def test_flows_trace_whole_under_torch_compile(scheme):
     compiled = torch.compile(flow, backend="eager", fullgraph=True)  # dynamo tracing, no graph break
     x = torch.randn(2, 4, 5, 5)
     assert torch.allclose(compiled(x), flow(x), atol=1e-6)
+
+
+def test_lm2_history_seed_vanishes_under_refinement(u0):
+    # u_prev is one unit of time back; refined flows must still converge to odeint(flow) from u0
+    field = conv_blocks()
+    flow = cd.Flow(field, cd.schemes.get("lm2", k=-0.3, learnable=False), steps=3)
+    u_prev = u0 + 0.5 * torch.ones_like(u0)
+    limit = cd.odeint(flow, u0, rtol=1e-10, atol=1e-12)
+    errors = [(flow.refine(steps=3 * s)(u0, u_prev) - limit).abs().max().item() for s in (16, 32, 64)]
+    assert errors[2] < errors[1] < errors[0]
+    assert errors[0] / errors[2] > 3.0
+    # at one step per block the seed is used as given, so the first step is already a two-step one
+    direct = flow(u0, u_prev)
+    x1 = (1 + 0.3) * u0 - 0.3 * u_prev + field.blocks[0](u0)
+    x2 = (1 + 0.3) * x1 - 0.3 * u0 + field.blocks[1](x1)
+    x3 = (1 + 0.3) * x2 - 0.3 * x1 + field.blocks[2](x2)
+    assert torch.allclose(direct, x3, atol=1e-12)
