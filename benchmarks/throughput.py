@@ -19,8 +19,6 @@ loader versus a DataLoader with per-sample transforms (torchvision's when it imp
 from __future__ import annotations
 
 import argparse
-import collections
-import contextlib
 import statistics
 import sys
 import time
@@ -172,35 +170,30 @@ def check_same_map(model: nn.Module, hand: nn.Module, x: Tensor) -> float:
     return max(diffs)
 
 
-# ============================================================================ proposed core fix
-@contextlib.contextmanager
-def fused_updates():
-    """What-if: Euler and LM steps written as one fused ``torch.add(.., f, alpha=h)`` instead of ``.. + h * f``.
+# ============================================================================ CPU allocator
+def keep_freed_memory() -> bool:
+    """Tell glibc malloc to keep freed memory (no heap trimming, no mmap for blocks up to 32 MB).
 
-    With h = 1 (a ResNet) ``h * f`` is a full extra elementwise pass and temporary per block (and its
-    backward). Patched on the classes for the duration of the block; deterministic steps only.
+    By default glibc returns freed activation buffers to the OS and every reuse page-faults; how
+    often depends on how long a net keeps tensors alive, so it can favour one implementation of the
+    same math over another. PyTorch's CPU tuning guide suggests jemalloc/tcmalloc for the same reason.
+    Returns False where mallopt is unavailable (not glibc).
     """
-    from contdepth.schemes.euler import Euler
-    from contdepth.schemes.lm2 import LM2
+    import ctypes
+    import ctypes.util
 
-    euler_step, lm_step = Euler.step, LM2.step
-
-    def euler_fused(self, ctx, u, state):
-        return torch.add(u, ctx.field.drift(ctx.t, u), alpha=ctx.h), state
-
-    def lm_fused(self, ctx, u, state):
-        if ctx.xi is not None:
-            return lm_step(self, ctx, u, state)
-        f = ctx.field.drift(ctx.t, u)
-        u_prev = None if state is None else state.get("u_prev")
-        base = u if u_prev is None else u + self.k_at(ctx.t + 0.5 * ctx.h, u) * (u_prev - u)
-        return torch.add(base, f, alpha=ctx.h), {"u_prev": u}
-
-    Euler.step, LM2.step = euler_fused, lm_fused
     try:
-        yield
-    finally:
-        Euler.step, LM2.step = euler_step, lm_step
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        return bool(libc.mallopt(m_trim_threshold, 1 << 30)) and bool(libc.mallopt(m_mmap_threshold, 32 << 20))
+    except (OSError, AttributeError):
+        return False
+
+
+def minor_faults() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 # ============================================================================ measuring
@@ -212,9 +205,8 @@ def sync(device: torch.device) -> None:
 class Runner:
     """A model with its optimiser and options; ``step()`` does one training or inference iteration."""
 
-    def __init__(self, model: nn.Module, x: Tensor, y: Tensor, *, train: bool, compile: bool, bf16: bool, channels_last: bool,
-                 patch=contextlib.nullcontext):
-        self.model, self.train, self.patch = model, train, patch
+    def __init__(self, model: nn.Module, x: Tensor, y: Tensor, *, train: bool, compile: bool, bf16: bool, channels_last: bool):
+        self.model, self.train = model, train
         if channels_last:
             model.to(memory_format=torch.channels_last)
             x = x.contiguous(memory_format=torch.channels_last)
@@ -243,13 +235,12 @@ class Runner:
         """Seconds for ``iters`` iterations: wall time on CUDA; process CPU time on CPU, which a
         shared machine's other processes do not inflate (the CPU runs use one thread by default)."""
         clock = time.perf_counter if self.x.device.type == "cuda" else time.process_time
-        with self.patch():
-            sync(self.x.device)
-            start = clock()
-            for _ in range(iters):
-                self.step()
-            sync(self.x.device)
-            return clock() - start
+        sync(self.x.device)
+        start = clock()
+        for _ in range(iters):
+            self.step()
+        sync(self.x.device)
+        return clock() - start
 
 
 def saved_activation_bytes(model: nn.Module, x: Tensor, y: Tensor) -> int:
@@ -284,7 +275,7 @@ def peak_cuda_bytes(runner: Runner) -> Optional[int]:
     return torch.cuda.max_memory_allocated(dev)
 
 
-def compare(name: str, args, device: torch.device, mode: str, train: bool) -> dict:
+def compare(name: str, args, device: torch.device, mode: str, train: bool, allocator: str = "default") -> dict:
     """Interleaved timing of contdepth's net and the hand-written one under one option set."""
     torch.manual_seed(args.seed)
     model = cd.models.get(name).to(device)
@@ -296,25 +287,24 @@ def compare(name: str, args, device: torch.device, mode: str, train: bool) -> di
     max_diff = check_same_map(model, hand, x) if mode == "eager" else None
     opts = dict(train=train, compile=mode != "eager", bf16=mode == "compile+bf16+cl", channels_last=mode == "compile+bf16+cl")
     runners = {"contdepth": Runner(model, x, y, **opts), "hand": Runner(hand, x, y, **opts)}
-    what_if = args.what_if and mode == "eager"
-    if what_if:
-        with torch.no_grad(), fused_updates():
-            model.eval()
-            fused_diff = (model(x) - hand(x)).abs().max().item()
-        runners["contdepth_fused"] = Runner(model, x, y, **opts, patch=fused_updates)
     for r in runners.values():  # warm-up (and compilation)
         r.timed(args.warmup)
     times: dict[str, list[float]] = {k: [] for k in runners}
+    faults = {k: 0 for k in runners}
     keys = list(runners)
     for rep in range(args.reps):
         order = keys if rep % 2 == 0 else keys[::-1]
         for key in order:
+            f0 = minor_faults()
             times[key].append(runners[key].timed(args.iters))
+            faults[key] += minor_faults() - f0
     ips = {k: [args.batch * args.iters / t for t in v] for k, v in times.items()}
     ratios = [c / h for c, h in zip(ips["contdepth"], ips["hand"])]
     q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
     out = {
         "model": name, "mode": mode, "phase": "train" if train else "inference", "batch": args.batch,
+        "allocator": allocator,
+        "page_faults_per_iter": {k: v / (args.reps * args.iters) for k, v in faults.items()},
         "images_per_s": {k: statistics.median(v) for k, v in ips.items()},
         "best_images_per_s": {k: max(v) for k, v in ips.items()},
         "ratio_median": statistics.median(ratios), "ratio_q1": q1, "ratio_q3": q3,
@@ -322,17 +312,13 @@ def compare(name: str, args, device: torch.device, mode: str, train: bool) -> di
         "ratio_best": max(ips["contdepth"]) / max(ips["hand"]), "ratios": ratios, "max_logit_diff": max_diff,
         "clock": "wall" if device.type == "cuda" else "process CPU time",
     }
-    if what_if:
-        fused = [c / h for c, h in zip(ips["contdepth_fused"], ips["hand"])]
-        out["fused_what_if"] = {"ratio_median": statistics.median(fused), "ratios": fused, "max_logit_diff": fused_diff}
     if train:
         out["saved_activation_MB"] = {k: saved_activation_bytes(m, x, y) / 2**20 for k, m in (("contdepth", model), ("hand", hand))}
     if device.type == "cuda":
         out["peak_cuda_MB"] = {k: peak_cuda_bytes(r) / 2**20 for k, r in runners.items()}
-    print(f"  {name:12s} {mode:16s} {out['phase']:9s} contdepth {out['images_per_s']['contdepth']:8.1f} img/s, "
+    print(f"  {name:12s} {mode:16s} {allocator:9s} {out['phase']:9s} contdepth {out['images_per_s']['contdepth']:8.1f} img/s, "
           f"hand {out['images_per_s']['hand']:8.1f} img/s, ratio {out['ratio_median']:.3f} "
-          f"(IQR {out['ratio_q1']:.3f}-{out['ratio_q3']:.3f}, best-of {out['ratio_best']:.3f})"
-          + (f"; fused what-if {out['fused_what_if']['ratio_median']:.3f}" if what_if else ""), flush=True)
+          f"(IQR {out['ratio_q1']:.3f}-{out['ratio_q3']:.3f}, best-of {out['ratio_best']:.3f})", flush=True)
     return out
 
 
@@ -361,14 +347,13 @@ def op_profile(name: str, args, device: torch.device, reps: int = 3) -> dict:
                 r.timed(reps)
             ops = {e.key: (e.count / reps, e.self_cpu_time_total / reps / 1e3) for e in prof.key_averages()}
             per[key] = ops
-        extra = {}
-        for op, (count, ms) in per["contdepth"].items():
-            hand_count = per["hand"].get(op, (0, 0.0))[0]
-            if count > hand_count and op.startswith("aten::"):
-                extra[op] = {"extra_calls": count - hand_count, "contdepth_self_ms": ms}
+        differ = {}
+        for op in set(per["contdepth"]) | set(per["hand"]):
+            c_cd, c_hand = per["contdepth"].get(op, (0, 0.0))[0], per["hand"].get(op, (0, 0.0))[0]
+            if op.startswith("aten::") and c_cd != c_hand:
+                differ[op] = {"calls_contdepth": c_cd, "calls_hand": c_hand}
         total = {k: sum(ms for _, ms in v.values()) for k, v in per.items()}
-        out[phase] = {"self_ms_total": total, "extra_ops": extra,
-                      "extra_mul_share": extra.get("aten::mul", {}).get("contdepth_self_ms", 0.0) / total["contdepth"]}
+        out[phase] = {"self_ms_total": total, "ops_with_different_counts": differ}
     small = torch.randn(2, 3, 32, 32, device=device)
     with torch.inference_mode():
         for key, m in (("contdepth", model.eval()), ("hand", hand.eval())):
@@ -503,19 +488,13 @@ def plot(results: dict, path: Path) -> None:
     rows = results["comparisons"]
     fig, ax = plt.subplots(figsize=(max(6.5, 1.5 * len(rows)), 4.4))
     xs = list(range(len(rows)))
-    has_fused = any(r.get("fused_what_if") for r in rows)
-    width = 0.38 if has_fused else 0.7
+    width = 0.7
     med = [r["ratio_median"] for r in rows]
     err = [[r["ratio_median"] - r["ratio_q1"] for r in rows], [r["ratio_q3"] - r["ratio_median"] for r in rows]]
-    ax.bar([x - (width / 2 if has_fused else 0) for x in xs], med, width, yerr=err, capsize=3, color="tab:blue",
-           alpha=0.85, label="contdepth as is")
-    if has_fused:
-        fx = [x + width / 2 for x, r in zip(xs, rows) if r.get("fused_what_if")]
-        fy = [r["fused_what_if"]["ratio_median"] for r in rows if r.get("fused_what_if")]
-        ax.bar(fx, fy, width, color="tab:orange", alpha=0.85, label="with fused update (what-if)")
+    ax.bar(xs, med, width, yerr=err, capsize=3, color="tab:blue", alpha=0.85, label="contdepth / hand-written")
     ax.axhline(1.0, color="k", lw=0.8)
     ax.axhspan(0.97, 1.03, color="tab:green", alpha=0.15, label="within 3%")
-    ax.set_xticks(xs, [f"{r['model']}\n{r['mode']}\n{r['phase']}" for r in rows], fontsize=7)
+    ax.set_xticks(xs, [f"{r['model']}\n{r['mode']}, {r.get('allocator', 'default')}\n{r['phase']}" for r in rows], fontsize=7)
     ax.set_ylim(min(0.85, min(r["ratio_q1"] for r in rows) - 0.02), max(1.06, max(r["ratio_q3"] for r in rows) + 0.02))
     ax.set_ylabel("throughput ratio contdepth / hand-written")
     ax.set_title(f"{results['provenance']['device']}\nbatch {results['batch']}, median and IQR over {results['reps']} interleaved repetitions",
@@ -531,28 +510,26 @@ def tables(results: dict) -> str:
     for r in results["comparisons"]:
         mem = r.get("peak_cuda_MB") or r.get("saved_activation_MB")
         mem_s = "" if mem is None else f"{mem['contdepth']:.1f} / {mem['hand']:.1f}"
-        rows.append([r["model"], r["mode"], r["phase"], f"{r['images_per_s']['contdepth']:.1f}", f"{r['images_per_s']['hand']:.1f}",
-                     f"{r['ratio_median']:.3f} [{r['ratio_q1']:.3f}, {r['ratio_q3']:.3f}]", f"{r['ratio_best']:.3f}", mem_s])
+        pf = r.get("page_faults_per_iter")
+        pf_s = "" if pf is None else f"{pf['contdepth']:.0f} / {pf['hand']:.0f}"
+        rows.append([r["model"], r["mode"], r.get("allocator", "default"), r["phase"], f"{r['images_per_s']['contdepth']:.1f}", f"{r['images_per_s']['hand']:.1f}",
+                     f"{r['ratio_median']:.3f} [{r['ratio_q1']:.3f}, {r['ratio_q3']:.3f}]", f"{r['ratio_best']:.3f}", pf_s, mem_s])
     mem_head = "peak CUDA MB (cd / hand)" if results["device_type"] == "cuda" else "saved activations MB (cd / hand)"
-    text = markdown_table(["model", "mode", "phase", "contdepth img/s", "hand-written img/s", "ratio, median [IQR]", "ratio, best-of", mem_head], rows)
+    text = markdown_table(["model", "mode", "malloc", "phase", "contdepth img/s", "hand-written img/s", "ratio, median [IQR]",
+                           "ratio, best-of", "page faults / iter (cd / hand)", mem_head], rows)
     if results.get("profile"):
         rows = []
         for name, p in results["profile"].items():
             for phase in ("inference", "train"):
                 q = p[phase]
-                mul = q["extra_ops"].get("aten::mul", {})
-                rows.append([name, phase, f"{q['self_ms_total']['contdepth']:.1f} / {q['self_ms_total']['hand']:.1f}",
-                             f"{mul.get('extra_calls', 0):.0f}", f"{100 * q['extra_mul_share']:.1f}%"])
-        text += "\n\n" + markdown_table(["model", "phase", "aten self ms per iteration (cd / hand)", "extra aten::mul calls",
-                                           "their share of cd's aten time"], rows)
+                diff = sorted(q["ops_with_different_counts"].items(), key=lambda kv: -abs(kv[1]["calls_contdepth"] - kv[1]["calls_hand"]))
+                listed = ", ".join(f"{op.replace('aten::', '')} {v['calls_contdepth'] - v['calls_hand']:+.0f}" for op, v in diff[:6])
+                rows.append([name, phase, f"{q['self_ms_total']['contdepth']:.1f} / {q['self_ms_total']['hand']:.1f}", listed or "none"])
+        text += "\n\n" + markdown_table(["model", "phase", "aten self ms per iteration (cd / hand)",
+                                           "aten ops called a different number of times (cd - hand, per iteration)"], rows)
         so = results["step_overhead"]
         text += (f"\n\nPython cost of a Flow step (euler, identity blocks, (2, 4) state): {so['flow_us_per_step']:.1f} us, "
                  f"against {so['loop_us_per_step']:.1f} us for the plain loop `x = x + m(x)`.")
-        fused = [r for r in results["comparisons"] if r.get("fused_what_if")]
-        if fused:
-            text += "\n\n" + markdown_table(
-                ["model", "phase", "ratio as is", "ratio with fused update (what-if)"],
-                [[r["model"], r["phase"], f"{r['ratio_median']:.3f}", f"{r['fused_what_if']['ratio_median']:.3f}"] for r in fused])
     if results.get("pipeline"):
         p = results["pipeline"]
         text += "\n\n" + markdown_table(
@@ -581,9 +558,9 @@ def main(argv=None) -> int:
     parser.add_argument("--pipeline-batch", type=int, default=128)
     parser.add_argument("--pipeline-reps", type=int, default=3)
     parser.add_argument("--workers", type=int, default=4, help="DataLoader workers for --pipeline")
-    parser.add_argument("--no-what-if", dest="what_if", action="store_false",
-                        help="skip the 'fused update' what-if runs (eager only)")
     parser.add_argument("--no-profile", action="store_true", help="skip the per-op profile")
+    parser.add_argument("--allocator", choices=["both", "default", "keep-freed"], default="both",
+                        help="CPU: glibc malloc as is, told to keep freed memory (mallopt), or both in turn (default)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--full", action="store_true", help="more repetitions and iterations")
     args = parser.parse_args(argv)
@@ -603,10 +580,15 @@ def main(argv=None) -> int:
         torch.backends.cudnn.benchmark = True
     results: dict = {"provenance": provenance(args.seed, device), "device_type": device.type, "batch": args.batch,
                      "iters": args.iters, "reps": args.reps, "threads": torch.get_num_threads(), "comparisons": []}
-    for mode in modes:
-        for name in args.models:
-            for train in (True, False):
-                results["comparisons"].append(compare(name, args, device, mode, train))
+    allocators = ["default", "keep-freed"] if (args.allocator == "both" and not cuda) else [args.allocator if not cuda else "default"]
+    for allocator in allocators:
+        if allocator == "keep-freed" and not keep_freed_memory():
+            print("mallopt unavailable (not glibc): skipping the keep-freed allocator runs")
+            continue
+        for mode in modes:
+            for name in args.models:
+                for train in (True, False):
+                    results["comparisons"].append(compare(name, args, device, mode, train, allocator))
     if not args.no_profile:
         results["profile"] = {name: op_profile(name, args, device) for name in args.models}
         results["step_overhead"] = step_overhead()
