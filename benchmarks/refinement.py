@@ -8,11 +8,8 @@ and evaluates test accuracy with the same weights under
   * torchdiffeq ``dopri5`` on every stage flow (``cd.odeint``; adaptive, rtol/atol given),
 and measures how far each discretisation's logits are from the dopri5 ones. The first block of each
 stage is a change of space (an Euler step of size 1 with a projection) and is never refined.
-
-An LM stage seeds its two-step history with the transition's shortcut ``u_prev``, one unit of time
-back. Refined with that seed, lm2 converges to the limit ODE started from ``(x0 + k u_prev)/(1 + k)``
-(what the recursion conserves), not from x0 as ``cd.odeint`` and the other schemes do; the script
-therefore also integrates the LM limit from that start ("LM-invariant start") and reports both distances.
+An LM stage seeds its two-step history with the transition's shortcut (one block back); a refined
+flow interpolates it to one step back, so lm2 refined converges to the limit ``cd.odeint`` integrates.
 
 By default the models are trained here, briefly, on CPU (``contdepth train`` on a subset of CIFAR-10;
 short training, so absolute accuracies are low); ``--run DIR [DIR ...]`` evaluates trained runs instead.
@@ -96,24 +93,14 @@ def load_run(run: Path) -> tuple[nn.Module, dict]:
 
 
 # ------------------------------------------------------------------------------ evaluation
-def continuous_forward(model: nn.Module, x: Tensor, rtol: float, atol: float, nfe: list[int],
-                       invariant_start: bool = False) -> Tensor:
-    """The net with every stage flow replaced by dopri5 on its continuous field (LM: u' = f/(1+k)).
-
-    ``invariant_start``: an LM stage whose history is seeded with ``u_prev`` starts its ODE from
-    ``(x0 + k u_prev) / (1 + k)``, the quantity the two-step recursion conserves when f = 0, which is
-    where lm2 refined with that seed converges to (instead of from x0).
-    """
+def continuous_forward(model: nn.Module, x: Tensor, rtol: float, atol: float, nfe: list[int]) -> Tensor:
+    """The net with every stage flow replaced by dopri5 on its continuous field (LM: u' = f/(1+k))."""
     x = model.stem(x)
     for stage in model.stages:
-        u_prev = None
         if stage.transition is not None:
-            x, u_prev = stage.transition(x)
+            x, _ = stage.transition(x)
         flow = stage.active_flow
         if flow is not None:
-            if invariant_start and u_prev is not None and flow.scheme.name == "lm2":
-                k = flow.scheme.k_at(flow.t0 + 0.5, x)
-                x = (x + k * u_prev) / (1 + k)
             x, stats = cd.odeint(flow, x, rtol=rtol, atol=atol, return_stats=True)
             nfe.append(stats["nfe"])
     return model.head(x)
@@ -155,11 +142,6 @@ def evaluate(model: nn.Module, info: dict, batches, labels: Tensor, args) -> dic
         reference = logits_of(lambda x: continuous_forward(model, x, args.rtol, args.atol, nfe), batches)
         record(f"dopri5 (rtol {args.rtol:g})", "dopri5", None, reference, time.perf_counter() - start,
                {"nfe_per_batch": sum(nfe) / len(batches)})
-    shifted = None
-    if reference is not None and trained == "lm2":
-        start = time.perf_counter()
-        shifted = logits_of(lambda x: continuous_forward(model, x, args.rtol, args.atol, [], invariant_start=True), batches)
-        record("dopri5, LM-invariant start", "dopri5_invariant", None, shifted, time.perf_counter() - start)
 
     def dist(a: Tensor, b: Tensor) -> float:
         return ((a - b).norm(dim=1) / b.norm(dim=1)).mean().item()
@@ -169,8 +151,7 @@ def evaluate(model: nn.Module, info: dict, batches, labels: Tensor, args) -> dic
         if reference is not None:
             row["logit_distance_to_dopri5"] = dist(logits, reference)
             row["agreement_with_dopri5"] = (logits.argmax(1) == reference.argmax(1)).double().mean().item()
-        if shifted is not None:
-            row["logit_distance_to_dopri5_invariant"] = dist(logits, shifted)
+
     out = {**info, "post_activation": has_post, "rows": rows}
     if reference is not None:  # order of convergence to the continuous limit, per refined scheme
         out["orders_to_dopri5"] = {}
@@ -180,10 +161,7 @@ def evaluate(model: nn.Module, info: dict, batches, labels: Tensor, args) -> dic
             if all(v > 0 for v in d):
                 fit = fit_order([1.0 / r["steps_per_block"] for r in sub], d)
                 out["orders_to_dopri5"][scheme] = {"order": fit.order, "stderr": fit.stderr}
-            if shifted is not None:
-                d = [r["logit_distance_to_dopri5_invariant"] for r in sub]
-                fit = fit_order([1.0 / r["steps_per_block"] for r in sub], d)
-                out["orders_to_dopri5"][scheme + " (vs LM-invariant start)"] = {"order": fit.order, "stderr": fit.stderr}
+
     return out
 
 
@@ -199,7 +177,7 @@ def test_batches(data_dir: Path, n: Optional[int], batch: int) -> tuple[list, Te
 # ------------------------------------------------------------------------------ report
 def plot(results: dict, path: Path) -> None:
     plt = setup_matplotlib()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.6))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 4.8))
     for net in results["models"]:
         rows = net["rows"]
         for scheme in dict.fromkeys(r["scheme"] for r in rows if r["steps_per_block"] and r["scheme"] != "rk4"):
@@ -210,21 +188,17 @@ def plot(results: dict, path: Path) -> None:
                 h = [1.0 / r["steps_per_block"] for r in sub]
                 ax2.loglog(h, [r["logit_distance_to_dopri5"] for r in sub], "o-", color=line.get_color(),
                            label=f"{net['model']}: {scheme}")
-            if "logit_distance_to_dopri5_invariant" in sub[0] and scheme == "lm2":
-                ax2.loglog(h, [r["logit_distance_to_dopri5_invariant"] for r in sub], "o--", color=line.get_color(),
-                           label=f"{net['model']}: {scheme} vs dopri5 from (x0 + k u_prev)/(1 + k)")
+
         for r in rows:
             if r["scheme"] == "rk4":
                 ax1.plot([1], [100 * r["test_acc"]], "s", mfc="none", ms=9, color=line.get_color(), label=f"{net['model']}: rk4")
-            if r["scheme"] == "dopri5_invariant":
-                ax1.axhline(100 * r["test_acc"], ls=":", lw=1, color=line.get_color(), label=f"{net['model']}: dopri5, LM-invariant start")
             if r["scheme"] == "dopri5":
                 ax1.axhline(100 * r["test_acc"], ls="--", lw=1, color=line.get_color(), label=f"{net['model']}: dopri5")
     ax1.set_xscale("log", base=2)
     ax1.set_xticks(STEPS, [str(s) for s in STEPS])
     ax1.set(xlabel="steps per residual block (step size 1/s)", ylabel="test accuracy (%)",
             title="same trained weights, different discretisations")
-    ax1.legend(fontsize=7, loc="lower left")
+    ax1.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     hs = [1.0 / s for s in STEPS]
     first = [r for net in results["models"] for r in net["rows"] if r.get("logit_distance_to_dopri5")]
     if first:
@@ -236,18 +210,17 @@ def plot(results: dict, path: Path) -> None:
 
     ax2.xaxis.set_minor_formatter(NullFormatter())
     fig.suptitle(results["setting"], fontsize=8)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.12, top=0.86, wspace=0.62)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 def tables(results: dict) -> str:
     nets = results["models"]
-    rank = {"euler": 0, "lm2": 1, "rk4": 2, "dopri5": 3, "dopri5_invariant": 4}
+    rank = {"euler": 0, "lm2": 1, "rk4": 2, "dopri5": 3}
     all_rows = sorted((r for n in nets for r in n["rows"]), key=lambda r: (rank.get(r["scheme"], 1), r["steps_per_block"] or 0))
     labels = list(dict.fromkeys(r["label"] for r in all_rows))
-    header = ["discretisation"] + [f"{n['model']} (trained: {n['scheme']}): acc % / dist. to dopri5"
-                                   + (" / to dopri5 from LM-invariant start" if n["scheme"] == "lm2" else "") for n in nets]
+    header = ["discretisation"] + [f"{n['model']} (trained: {n['scheme']}): acc % / dist. to dopri5" for n in nets]
     rows = []
     for label in labels:
         cells = [label]
@@ -257,9 +230,8 @@ def tables(results: dict) -> str:
                 cells.append("")
             else:
                 cell = f"{100 * r['test_acc']:.2f}"
-                for key in ("logit_distance_to_dopri5", "logit_distance_to_dopri5_invariant"):
-                    if r.get(key) is not None:
-                        cell += f" / {r[key]:.3f}"
+                if r.get("logit_distance_to_dopri5") is not None:
+                    cell += f" / {r['logit_distance_to_dopri5']:.3f}"
                 cells.append(cell)
         rows.append(cells)
     return markdown_table(header, rows)
