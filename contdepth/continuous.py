@@ -38,12 +38,6 @@ def _resolve(field: Field | Flow, t0: Optional[float], t1: Optional[float]) -> t
     return field, t0, t1, flow
 
 
-def _segments(field: Field, t0: float, t1: float) -> list[tuple[float, float, int]]:
-    """``(a, b, piece)`` for each piece of the field inside ``[t0, t1]``."""
-    edges = [t0, *[b for b in field.breakpoints() if t0 < b < t1], t1]
-    return [(a, b, field.piece(0.5 * (a + b))) for a, b in zip(edges[:-1], edges[1:])]
-
-
 def _check_times(times: Optional[Sequence[float] | Tensor], t0: float, t1: float) -> Optional[list[float]]:
     if times is None:
         return None
@@ -79,7 +73,7 @@ def _integrate_pieces(field, u0, t0, t1, times, solve_piece):
     if requested is not None and requested and requested[0] == t0:
         outputs.append(u0)
     u = u0
-    for a, b, piece in _segments(field, t0, t1):
+    for a, b, piece in field.segments(t0, t1):
         inside = [] if requested is None else [v for v in requested if a < v < b]
         values = solve_piece(a, b, piece, u, [a, *inside, b])
         outputs.extend(values[1:-1])
@@ -138,7 +132,7 @@ def odeint(
     u, traj = _integrate_pieces(field, u0, t0, t1, times, solve_piece)
     out = u if traj is None else traj
     if return_stats:
-        return out, {"nfe": nfe[0], "pieces": len(_segments(field, t0, t1))}
+        return out, {"nfe": nfe[0], "pieces": len(field.segments(t0, t1))}
     return out
 
 

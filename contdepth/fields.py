@@ -50,6 +50,11 @@ class Field(nn.Module):
                 index += 1
         return index
 
+    def segments(self, t0: float, t1: float) -> list[tuple[float, float, int]]:
+        """``(a, b, piece)`` for each piece of the field inside ``[t0, t1]``, in increasing time."""
+        edges = [t0, *[b for b in self.breakpoints() if t0 < b < t1], t1]
+        return [(a, b, self.piece(0.5 * (a + b))) for a, b in zip(edges[:-1], edges[1:])]
+
     def drift(self, t: float, u: Tensor, piece: Optional[int] = None) -> Tensor:
         raise NotImplementedError
 

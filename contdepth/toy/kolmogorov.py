@@ -188,10 +188,8 @@ def max_rate(f: Tensor, a: Tensor, grid: Grid, advection: str = "hybrid") -> flo
 
 def time_pieces(field: Field, t0: float, t1: float, freeze: int = 20) -> list[tuple[float, float, Optional[int]]]:
     """``(a, b, piece)`` intervals on which the coefficients are frozen, in increasing time."""
-    inner = [b for b in field.breakpoints() if t0 < b < t1]
     if len(field.breakpoints()) >= 2:
-        edges = [t0, *inner, t1]
-        return [(a, b, field.piece(0.5 * (a + b))) for a, b in zip(edges[:-1], edges[1:])]
+        return field.segments(t0, t1)
     edges = [t0 + (t1 - t0) * k / freeze for k in range(freeze + 1)]
     return [(a, b, None) for a, b in zip(edges[:-1], edges[1:])]
 
