@@ -3,7 +3,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.multiprocessing as mp
 
 from contdepth.cli import main
 from contdepth.data import load_cifar, write_fake_cifar
@@ -145,34 +143,48 @@ def test_bad_choice_and_missing_data(tmp_path, capsys):
     assert "does not exist" in err and "cifar-10-batches-py" in err
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+DDP_TIMEOUT_S = 240
 
 
-def _ddp_worker(rank: int, world: int, port: int, argv: list) -> None:
-    """What torchrun does for one process: describe the group in the environment, run the command."""
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    rc = main(argv)
-    if rc != 0:
-        raise RuntimeError(f"rank {rank}: contdepth train returned {rc}")
-
-
-def test_ddp_two_processes_gloo(data_dir, tmp_path, capfd):
+def test_ddp_two_processes_gloo(data_dir, tmp_path):
+    """The user's command, `torchrun --standalone --nproc_per_node=2 -m contdepth train ...`, on the gloo backend."""
     out = tmp_path / "ddp"
     argv = ["train", *[a if a != "2" else "1" for a in SMALL], "--data-dir", str(data_dir), "--out", str(out)]
-    # fork: the workers inherit the imported modules (spawn or torchrun re-import torch, ~10 s each on a busy box);
-    # `torchrun --nproc_per_node=2 -m contdepth train` sets the same environment variables
-    mp.start_processes(_ddp_worker, args=(2, _free_port(), argv), nprocs=2, start_method="fork")
-    assert capfd.readouterr().out.count("epoch   1/1") == 1  # only rank 0 reports and writes
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "contdepth",
+           *argv]
+    env = {k: v for k, v in os.environ.items() if k not in ("GLOO_SOCKET_IFNAME", "MASTER_ADDR", "MASTER_PORT")}
+    env["PYTHONFAULTHANDLER"] = "1"
+    # a new session, so that a hung group is killed whole (agent and workers) and reported, not waited on
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        log, _ = proc.communicate(timeout=DDP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGABRT)  # faulthandler prints every worker's stack on SIGABRT
+        log, _ = proc.communicate(timeout=30)
+        pytest.fail(f"torchrun did not finish in {DDP_TIMEOUT_S} s; its output:\n{log[-6000:]}")
+    assert proc.returncode == 0, log[-6000:]
+    assert log.count("epoch   1/1") == 1, log  # only rank 0 reports and writes
     res = json.loads((out / "results.json").read_text())
     assert res["provenance"]["processes"] == 2 and res["complete"]
     rows = read_metrics(out / "metrics.jsonl")
     assert len(rows) == 1 and np.isfinite(rows[0]["train_loss"]) and 0 <= rows[0]["test_acc"] <= 1
     assert len(load(out / "checkpoint.pt")["rng"]) == 2  # every rank's RNG state is kept
+
+
+def test_single_host_gloo_group_stays_on_loopback(monkeypatch):
+    from contdepth.train import distributed
+
+    monkeypatch.delenv("GLOO_SOCKET_IFNAME", raising=False)
+    monkeypatch.setenv("MASTER_ADDR", "10.1.2.3")  # a real multi-host group: left to the user
+    distributed._keep_gloo_on_loopback()
+    assert "GLOO_SOCKET_IFNAME" not in os.environ
+    monkeypatch.setenv("MASTER_ADDR", "localhost")  # what `torchrun --standalone` sets
+    distributed._keep_gloo_on_loopback()
+    assert os.environ["GLOO_SOCKET_IFNAME"] in ("lo", "lo0") or not sys.platform.startswith(("linux", "darwin"))
+    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "eth7")  # the user's choice wins
+    distributed._keep_gloo_on_loopback()
+    assert os.environ["GLOO_SOCKET_IFNAME"] == "eth7"
 
 
 NPZ = SHARED / "data" / "cifar10-jpeg75.npz"

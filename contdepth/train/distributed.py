@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -58,10 +59,30 @@ def setup(device_name: Optional[str]) -> Dist:
         torch.cuda.set_device(device)
     here = False
     if world > 1 and not dist.is_initialized():
+        if device.type == "cpu":
+            _keep_gloo_on_loopback()
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world,
                                 device_id=device if device.type == "cuda" else None)
         here = True
     return Dist(rank, world, local_rank, device, here)
+
+
+LOOPBACK_ADDRESSES = ("127.0.0.1", "localhost", "::1")
+
+
+def _keep_gloo_on_loopback() -> None:
+    """Point gloo at the loopback interface when the whole group is on this host (MASTER_ADDR is loopback).
+
+    Left alone, gloo binds to the address the hostname resolves to; on sandboxed or firewalled hosts that
+    address can be unreachable and the first collective waits for the 30-minute timeout instead of failing.
+    A user's own ``GLOO_SOCKET_IFNAME`` always wins.
+    """
+    if "GLOO_SOCKET_IFNAME" in os.environ or os.environ.get("MASTER_ADDR") not in LOOPBACK_ADDRESSES:
+        return
+    if sys.platform.startswith("linux"):
+        os.environ["GLOO_SOCKET_IFNAME"] = "lo"
+    elif sys.platform == "darwin":
+        os.environ["GLOO_SOCKET_IFNAME"] = "lo0"
 
 
 def teardown(d: Dist) -> None:
