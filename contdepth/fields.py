@@ -151,7 +151,11 @@ class Blocks(Field):
         return None if scales is None else scales[m]
 
     def drift(self, t: float, u: Tensor, piece: Optional[int] = None) -> Tensor:
-        return self.drift_diffusion(t, u, piece, need_diffusion=False)[0]
+        m = self.piece(t) if piece is None else piece
+        block = self.blocks[m]
+        # a class lookup, not hasattr: nn.Module.__getattr__ raises and catches on a miss, every step
+        f = block.drift_diffusion(u)[0] if getattr(type(block), "drift_diffusion", None) is not None else block(u)
+        return f if self._drift_scale is None else f * self._drift_scale[m]
 
     def diffusion(self, t: float, u: Tensor, piece: Optional[int] = None) -> Optional[Tensor]:
         return self.drift_diffusion(t, u, piece)[1]
@@ -163,7 +167,7 @@ class Blocks(Field):
         block = self.blocks[m]
         a = self._scale(self._drift_scale, m)
         c = self._scale(self._diffusion_scale, m)
-        if hasattr(block, "drift_diffusion"):
+        if getattr(type(block), "drift_diffusion", None) is not None:
             f, g = block.drift_diffusion(u)
             if not need_diffusion:
                 g = None

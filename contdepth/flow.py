@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Callable, Optional
 
 import torch
@@ -142,18 +143,25 @@ class Flow(nn.Module):
         )
 
     # ---------------------------------------------------------------- running
+    def _static_contexts(self) -> tuple[StepContext, ...]:
+        """The noise-free context of every step, built once per grid: saves Python work on each step."""
+        key = (self.steps, self.t0, self.h, id(self.field), tuple(self.pieces))
+        if getattr(self, "_contexts_key", None) != key:
+            self._contexts = tuple(
+                StepContext(field=StepField(self.field, piece), t=self.t0 + n * self.h, h=self.h, index=n, piece=piece,
+                            new_piece=n == 0 or piece != self.pieces[n - 1])
+                for n, piece in enumerate(self.pieces)
+            )
+            self._contexts_key = key
+        return self._contexts
+
     def _context(self, n: int, u: Tensor, inject: bool) -> StepContext:
-        piece = self.pieces[n]
-        xi = self.scheme.sample_noise(u, piece) if inject and self.scheme.supports_noise else None
-        return StepContext(
-            field=StepField(self.field, piece),
-            t=self.t0 + n * self.h,
-            h=self.h,
-            index=n,
-            piece=piece,
-            new_piece=n == 0 or piece != self.pieces[n - 1],
-            xi=xi,
-        )
+        ctx = self._static_contexts()[n]
+        if inject and self.scheme.supports_noise:
+            xi = self.scheme.sample_noise(u, ctx.piece)
+            if xi is not None:
+                ctx = replace(ctx, xi=xi)
+        return ctx
 
     def _run(self, u0: Tensor, u_prev: Optional[Tensor], keep: bool) -> tuple[Tensor, list[Tensor]]:
         if not isinstance(u0, Tensor):
@@ -168,8 +176,10 @@ class Flow(nn.Module):
         state = self.scheme.init_state(u0, u_prev)
         u, path = u0, [u0] if keep else []
         use_ckpt = self.checkpoint and torch.is_grad_enabled()
+        contexts = self._static_contexts()
+        noisy = inject and self.scheme.supports_noise
         for n in range(self.steps):
-            ctx = self._context(n, u, inject)
+            ctx = self._context(n, u, inject) if noisy else contexts[n]
             if use_ckpt:
                 u, state = torch_checkpoint(self.scheme.step, ctx, u, state, use_reentrant=False)
             else:

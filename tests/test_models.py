@@ -58,7 +58,7 @@ def all_branches(model: nn.Module) -> list[nn.Module]:
 
 def scale_branch(branch: nn.Module, factor: float) -> None:
     """Multiply a pre-activation basic branch body's output by ``factor`` (its last conv's weights)."""
-    last = branch[-1] if isinstance(branch, nn.Sequential) else branch.body[-1]
+    last = branch.body.conv2 if isinstance(branch, PreActBranch) else branch.conv2
     assert isinstance(last, nn.Conv2d)
     with torch.no_grad():
         last.weight.mul_(factor)

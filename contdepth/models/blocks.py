@@ -42,60 +42,107 @@ def conv1x1(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
     return conv(c_in, c_out, 1, stride)
 
 
-def bn_relu(c: int) -> nn.Sequential:
-    return nn.Sequential(nn.BatchNorm2d(c), nn.ReLU())
+# The branches name their layers and call them in an explicit forward (ReLU as F.relu) rather than
+# nesting nn.Sequential containers: every container or ReLU module call costs a few microseconds of
+# Python per block, which an eager GPU run pays on every step.
+class BNReLU(nn.Module):
+    """``relu(bn(u))``: the pre-activation of He et al. 2016."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm2d(c)
+
+    def forward(self, u: Tensor) -> Tensor:
+        return F.relu(self.bn(u))
 
 
-class BasicBranch(nn.Sequential):
+class BasicBranch(nn.Module):
     """Post-activation basic branch (He et al. 2015): conv3x3-BN-ReLU-conv3x3-BN."""
 
     def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
-        super().__init__(
-            conv3x3(c_in, c_out, stride), nn.BatchNorm2d(c_out), nn.ReLU(),
-            conv3x3(c_out, c_out), nn.BatchNorm2d(c_out),
-        )
+        super().__init__()
+        self.conv1 = conv3x3(c_in, c_out, stride)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = conv3x3(c_out, c_out)
+        self.bn2 = nn.BatchNorm2d(c_out)
+
+    def forward(self, u: Tensor) -> Tensor:
+        return self.bn2(self.conv2(F.relu(self.bn1(self.conv1(u)))))
 
 
-class BottleneckBranch(nn.Sequential):
+class BottleneckBranch(nn.Module):
     """Post-activation bottleneck (ResNet v1, ResNeXt with ``groups > 1``):
     conv1x1-BN-ReLU-conv3x3(groups, stride)-BN-ReLU-conv1x1-BN; ``width`` is the 3x3 conv's."""
 
     def __init__(self, c_in: int, width: int, c_out: int, stride: int = 1, groups: int = 1) -> None:
-        super().__init__(
-            conv1x1(c_in, width), nn.BatchNorm2d(width), nn.ReLU(),
-            conv3x3(width, width, stride, groups), nn.BatchNorm2d(width), nn.ReLU(),
-            conv1x1(width, c_out), nn.BatchNorm2d(c_out),
-        )
+        super().__init__()
+        self.conv1 = conv1x1(c_in, width)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = conv3x3(width, width, stride, groups)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = conv1x1(width, c_out)
+        self.bn3 = nn.BatchNorm2d(c_out)
+
+    def forward(self, u: Tensor) -> Tensor:
+        a = F.relu(self.bn1(self.conv1(u)))
+        a = F.relu(self.bn2(self.conv2(a)))
+        return self.bn3(self.conv3(a))
 
 
 class PreActBranch(nn.Module):
-    """A pre-activation branch ``body(pre(u))`` with ``pre`` = BN-ReLU (He et al. 2016)."""
+    """A pre-activation branch ``body(pre(u))`` with ``pre`` = BN-ReLU (He et al. 2016); a stage
+    transition feeds ``pre(u)`` to both ``body`` and its projection shortcut."""
 
     def __init__(self, c_in: int, body: nn.Module) -> None:
         super().__init__()
-        self.pre = bn_relu(c_in)
+        self.pre = BNReLU(c_in)
         self.body = body
 
     def forward(self, u: Tensor) -> Tensor:
         return self.body(self.pre(u))
 
 
+class PreActBasicBody(nn.Module):
+    """conv3x3-BN-ReLU-conv3x3: the body of a pre-activation basic branch."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = conv3x3(c_in, c_out, stride)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.conv2 = conv3x3(c_out, c_out)
+
+    def forward(self, a: Tensor) -> Tensor:
+        return self.conv2(F.relu(self.bn2(self.conv1(a))))
+
+
+class PreActBottleneckBody(nn.Module):
+    """conv1x1-BN-ReLU-conv3x3(stride)-BN-ReLU-conv1x1: the body of a pre-activation bottleneck."""
+
+    def __init__(self, c_in: int, width: int, c_out: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = conv1x1(c_in, width)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv2 = conv3x3(width, width, stride)
+        self.bn3 = nn.BatchNorm2d(width)
+        self.conv3 = conv1x1(width, c_out)
+
+    def forward(self, a: Tensor) -> Tensor:
+        a = F.relu(self.bn2(self.conv1(a)))
+        return self.conv3(F.relu(self.bn3(self.conv2(a))))
+
+
 class PreActBasicBranch(PreActBranch):
     """BN-ReLU-conv3x3-BN-ReLU-conv3x3."""
 
     def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
-        super().__init__(c_in, nn.Sequential(conv3x3(c_in, c_out, stride), bn_relu(c_out), conv3x3(c_out, c_out)))
+        super().__init__(c_in, PreActBasicBody(c_in, c_out, stride))
 
 
 class PreActBottleneckBranch(PreActBranch):
     """BN-ReLU-conv1x1-BN-ReLU-conv3x3(stride)-BN-ReLU-conv1x1; ``c_out = 4 width`` in ResNet-164."""
 
     def __init__(self, c_in: int, width: int, c_out: int, stride: int = 1) -> None:
-        super().__init__(c_in, nn.Sequential(
-            conv1x1(c_in, width), bn_relu(width),
-            conv3x3(width, width, stride), bn_relu(width),
-            conv1x1(width, c_out),
-        ))
+        super().__init__(c_in, PreActBottleneckBody(c_in, width, c_out, stride))
 
 
 class ShakeBranchPair(nn.Module):

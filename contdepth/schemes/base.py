@@ -42,7 +42,7 @@ class StepField:
         return f, g
 
 
-@dataclass
+@dataclass(frozen=True)
 class StepContext:
     """One step ``[t, t + h]`` of a flow: the restricted field, step index, piece, noise."""
 

@@ -107,17 +107,24 @@ class LM2(NoiseMixin, Scheme):
 
     def k_at(self, t_mid: float, like: Tensor) -> Tensor:
         """k at time ``t_mid``, shaped to broadcast against a state like ``like``."""
-        k = self.k[self.interval(t_mid)].to(like.dtype)
+        return self._shaped(self.k[self.interval(t_mid)].unsqueeze(0), like)[0]
+
+    def _shaped(self, k: Tensor, like: Tensor) -> Tensor:
+        """Rows of ``k`` (one per interval) in ``like``'s dtype, each shaped to broadcast against ``like``."""
+        if k.dtype != like.dtype:
+            k = k.to(like.dtype)
         if self.per_channel is None:
             return k
         if like.dim() < 2 or like.shape[1] != self.per_channel:
             raise ValueError(f"lm2: per_channel={self.per_channel} but the state has shape {tuple(like.shape)}")
-        return k.view(1, -1, *([1] * (like.dim() - 2)))
+        return k.view(k.shape[0], 1, -1, *([1] * (like.dim() - 2)))
 
     def init_state(self, u0: Tensor, u_prev: Optional[Tensor] = None):
         if u_prev is not None and u_prev.shape != u0.shape:
             raise ValueError(f"lm2: u_prev has shape {tuple(u_prev.shape)}, the state {tuple(u0.shape)}")
-        return {"u_prev": u_prev}
+        # one unbind per forward rather than an index per step: the same ops (and backward) as a hand-written loop
+        ks = self._shaped(self.k, u0).unbind(0) if self.breaks else ()
+        return {"u_prev": u_prev, "k": ks}
 
     def step(self, ctx: StepContext, u: Tensor, state):
         if ctx.xi is None:
@@ -125,15 +132,17 @@ class LM2(NoiseMixin, Scheme):
         else:
             f, g = ctx.field.drift_diffusion(ctx.t, u)
             noise = self.noise_term(ctx, g)
-        u_prev = None if state is None else state.get("u_prev")
+        state = state or {}
+        u_prev, ks = state.get("u_prev"), state.get("k")
         if u_prev is None:
             u_next = torch.add(u, f, alpha=ctx.h)
         else:
-            k = self.k_at(ctx.t + 0.5 * ctx.h, u)
+            t_mid = ctx.t + 0.5 * ctx.h
+            k = ks[self.interval(t_mid)] if ks else self.k_at(t_mid, u)
             u_next = torch.add(u + k * (u_prev - u), f, alpha=ctx.h)
         if noise is not None:
             u_next = u_next + noise
-        return u_next, {"u_prev": u}
+        return u_next, {"u_prev": u, "k": ks}
 
     def max_abs_k(self) -> float:
         return float(self.k.detach().abs().max()) if self.breaks else 0.0
