@@ -120,6 +120,34 @@ def test_lm2_per_channel(u0):
     assert (scheme.k.grad[1:] != 0).all()
 
 
+def test_lm2_reads_k_once_per_forward(u0):
+    """One unbind of k per forward, as in a hand-written loop, not an index (and its backward) per step."""
+    from torch.profiler import ProfilerActivity, profile
+
+    flow = cd.Flow(conv_blocks(), cd.schemes.get("lm2"), steps=6).double()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        flow(u0).sum().backward()
+    counts = {e.key: e.count for e in prof.key_averages()}
+    assert counts.get("aten::unbind") == 1
+    # the unbind's own selects, one per block (3), not one per two-step update (5)
+    assert counts.get("aten::select") == 3 and "aten::index" not in counts
+
+
+def test_a_copied_flow_runs_its_own_field(u0):
+    """Per-step contexts are cached; a deep copy must not keep stepping the original's field."""
+    import copy
+
+    flow = cd.Flow(conv_blocks(), "rk4", steps=6)
+    before = flow(u0)
+    twin = copy.deepcopy(flow)
+    with torch.no_grad():
+        for p in twin.field.parameters():
+            p.mul_(0.5)
+    assert torch.equal(flow(u0), before)
+    assert not torch.allclose(twin(u0), before)
+    assert torch.allclose(twin(u0), cd.Flow(twin.field, "rk4", steps=6)(u0), atol=1e-14)
+
+
 def test_lm2_zero_stability_checks():
     with pytest.raises(ValueError, match="zero-stable"):
         cd.schemes.get("lm2", k=1.0, learnable=False)
