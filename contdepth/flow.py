@@ -178,14 +178,15 @@ class Flow(nn.Module):
         use_ckpt = self.checkpoint and torch.is_grad_enabled()
         contexts = self._static_contexts()
         noisy = inject and self.scheme.supports_noise
+        step, post_step = self.scheme.step, self.post_step  # submodule lookups, once rather than per step
         for n in range(self.steps):
             ctx = self._context(n, u, inject) if noisy else contexts[n]
             if use_ckpt:
-                u, state = torch_checkpoint(self.scheme.step, ctx, u, state, use_reentrant=False)
+                u, state = torch_checkpoint(step, ctx, u, state, use_reentrant=False)
             else:
-                u, state = self.scheme.step(ctx, u, state)
-            if self.post_step is not None:
-                u = self.post_step(u)
+                u, state = step(ctx, u, state)
+            if post_step is not None:
+                u = post_step(u)
             if keep:
                 path.append(u)
         return u, path
