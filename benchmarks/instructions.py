@@ -93,16 +93,43 @@ def child(model_name: str, impl: str, shim: str, iters: int, warmup: int, batch:
 
 
 # ============================================================================ parent: run children under callgrind
-def read_dumps(out_file: Path) -> dict[str, int]:
-    """Instructions (Ir) of every client-request dump ``out_file.N``, by the name given to the dump."""
-    counts = {}
+def read_dumps(out_file: Path) -> dict[str, tuple[int, Path]]:
+    """Instructions (Ir) and file of every client-request dump ``out_file.N``, by the name given to the dump."""
+    dumps = {}
     for part in sorted(out_file.parent.glob(out_file.name + ".*")):
         text = part.read_text()
         name = re.search(r"^desc: Trigger: Client Request: (\S+)", text, re.M)
         total = re.search(r"^totals:\s+(\d+)", text, re.M) or re.search(r"^summary:\s+(\d+)", text, re.M)
         if name and total:
-            counts[name.group(1)] = int(total.group(1))
-    return counts
+            dumps[name.group(1)] = (int(total.group(1)), part)
+    return dumps
+
+
+GROUPS = ("torch kernels", "torch bindings + c10", "python interpreter", "libc", "other")
+
+
+def by_library(part: Path) -> dict[str, int]:
+    """Instructions of one dump grouped by where they ran: torch's kernels (libtorch_cpu and the code
+    oneDNN generates at run time, which callgrind shows as ``???:0x...``), torch's Python bindings and
+    c10 (dispatch), the Python interpreter, libc (malloc)."""
+    proc = subprocess.run(["callgrind_annotate", "--threshold=100", str(part)], capture_output=True, text=True)
+    groups = dict.fromkeys(GROUPS, 0)
+    for line in proc.stdout.splitlines():
+        m = re.match(r"^\s*([\d,]+) \(\s*[\d.]+%\)\s+(.*)$", line)
+        if not m or "PROGRAM TOTALS" in line:
+            continue
+        count, where = int(m.group(1).replace(",", "")), m.group(2)
+        if where.startswith("???:0x") or "libtorch_cpu" in where:
+            groups["torch kernels"] += count
+        elif "libtorch_python" in where or "libc10" in where:
+            groups["torch bindings + c10"] += count
+        elif "libpython" in where or "/Python-" in where:
+            groups["python interpreter"] += count
+        elif "libc.so" in where or "/malloc/" in where:
+            groups["libc"] += count
+        else:
+            groups["other"] += count
+    return groups
 
 
 def run_counted(args, model_name: str, impl: str, shim: Path, workdir: Path) -> dict[str, list[int]]:
@@ -118,7 +145,9 @@ def run_counted(args, model_name: str, impl: str, shim: Path, workdir: Path) -> 
     if proc.returncode != 0:
         raise RuntimeError(f"{tag} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     dumps = read_dumps(out_file)
-    counts = {phase: [dumps[f"{phase}-{i}"] for i in range(args.iters)] for phase in PHASES}
+    counts: dict = {phase: [dumps[f"{phase}-{i}"][0] for i in range(args.iters)] for phase in PHASES}
+    if shutil.which("callgrind_annotate"):  # where the last iteration of each phase ran
+        counts["by_library"] = {p: by_library(dumps[f"{p}-{args.iters - 1}"][1]) for p in PHASES}
     print(f"  {tag:24s} " + ", ".join(f"{p} {c[-1]:,d}" for p, c in counts.items())
           + f" instructions / iteration  ({time.perf_counter() - start:.0f} s under callgrind)", flush=True)
     return counts
@@ -141,6 +170,8 @@ def measure(args) -> list[dict]:
                 "ratio_contdepth_over_hand": per_iter["contdepth"] / per_iter["hand"],
                 "extra_instructions_per_iter": per_iter["contdepth"] - per_iter["hand"],
             })
+            if all("by_library" in counts[(name, impl)] for impl in IMPLS):
+                rows[-1]["by_library"] = {impl: counts[(name, impl)]["by_library"][phase] for impl in IMPLS}
     return rows
 
 
@@ -166,12 +197,20 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def table(rows: list[dict]) -> str:
+    """Totals per iteration, and where the difference ran (contdepth - hand-written, by library)."""
     from _common import markdown_table
 
+    def split(r: dict) -> str:
+        lib = r.get("by_library")
+        if lib is None:
+            return ""
+        return ", ".join(f"{g} {lib['contdepth'][g] - lib['hand'][g]:+.3g}" for g in GROUPS)
+
     return markdown_table(
-        ["model", "phase", "contdepth instructions / iter", "hand-written instructions / iter", "ratio", "extra / iter"],
+        ["model", "phase", "contdepth instructions / iter", "hand-written instructions / iter", "ratio", "extra / iter",
+         "extra by library (contdepth - hand)"],
         [[r["model"], r["phase"], f"{r['instructions_per_iter']['contdepth']:.4g}", f"{r['instructions_per_iter']['hand']:.4g}",
-          f"{r['ratio_contdepth_over_hand']:.4f}", f"{r['extra_instructions_per_iter']:+.3g}"] for r in rows])
+          f"{r['ratio_contdepth_over_hand']:.4f}", f"{r['extra_instructions_per_iter']:+.3g}", split(r)] for r in rows])
 
 
 def main(argv=None) -> int:
