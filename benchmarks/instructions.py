@@ -132,8 +132,8 @@ def by_library(part: Path) -> dict[str, int]:
     return groups
 
 
-def run_counted(args, model_name: str, impl: str, shim: Path, workdir: Path) -> dict[str, list[int]]:
-    """Instructions of each measured iteration of one net, by phase."""
+def run_counted(args, model_name: str, impl: str, shim: Path, workdir: Path) -> Path:
+    """Run one net's child under callgrind; returns its output file (dumps are ``<file>.N``)."""
     tag = f"{model_name}-{impl}"
     out_file = workdir / f"{tag}.callgrind"
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
@@ -144,21 +144,34 @@ def run_counted(args, model_name: str, impl: str, shim: Path, workdir: Path) -> 
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{tag} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    print(f"  {tag:24s} done ({time.perf_counter() - start:.0f} s under callgrind)", flush=True)
+    return out_file
+
+
+def collect(out_file: Path, iters: int) -> dict:
+    """Instructions of each measured iteration by phase, and where the last one ran (by library)."""
     dumps = read_dumps(out_file)
-    counts: dict = {phase: [dumps[f"{phase}-{i}"][0] for i in range(args.iters)] for phase in PHASES}
-    if shutil.which("callgrind_annotate"):  # where the last iteration of each phase ran
-        counts["by_library"] = {p: by_library(dumps[f"{p}-{args.iters - 1}"][1]) for p in PHASES}
-    print(f"  {tag:24s} " + ", ".join(f"{p} {c[-1]:,d}" for p, c in counts.items())
-          + f" instructions / iteration  ({time.perf_counter() - start:.0f} s under callgrind)", flush=True)
+    missing = [f"{p}-{i}" for p in PHASES for i in range(iters) if f"{p}-{i}" not in dumps]
+    if missing:
+        raise RuntimeError(f"{out_file}: no callgrind dump for {missing}")
+    counts: dict = {phase: [dumps[f"{phase}-{i}"][0] for i in range(iters)] for phase in PHASES}
+    if shutil.which("callgrind_annotate"):
+        counts["by_library"] = {p: by_library(dumps[f"{p}-{iters - 1}"][1]) for p in PHASES}
     return counts
 
 
 def measure(args) -> list[dict]:
     """For every model and phase, instructions per iteration of contdepth's net and the hand-written one."""
     jobs = [(name, impl) for name in args.models for impl in IMPLS]
-    with tempfile.TemporaryDirectory(prefix="contdepth-callgrind-") as tmp, ThreadPoolExecutor(args.jobs) as pool:
-        shim = build_shim(Path(tmp))
-        counts = dict(zip(jobs, pool.map(lambda j: run_counted(args, *j, shim, Path(tmp)), jobs)))
+    if args.dumps is not None:
+        counts = {job: collect(args.dumps / f"{job[0]}-{job[1]}.callgrind", args.iters) for job in jobs}
+    else:
+        with tempfile.TemporaryDirectory(prefix="contdepth-callgrind-") as tmp, ThreadPoolExecutor(args.jobs) as pool:
+            workdir = args.keep if args.keep is not None else Path(tmp)
+            workdir.mkdir(parents=True, exist_ok=True)
+            shim = build_shim(Path(tmp))
+            files = dict(zip(jobs, pool.map(lambda j: run_counted(args, *j, shim, workdir), jobs)))
+            counts = {job: collect(f, args.iters) for job, f in files.items()}
     rows = []
     for name in args.models:
         for phase in PHASES:
@@ -224,24 +237,32 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--valgrind", default=shutil.which("valgrind") or "valgrind")
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="keep the callgrind files in this folder (for callgrind_annotate / kcachegrind)")
+    parser.add_argument("--dumps", type=Path, default=None,
+                        help="no new runs: re-read the files an earlier run kept with --keep (same --iters)")
     args = parser.parse_args(argv)
     if args.child:
         name, impl, shim = args.child
         child(name, impl, shim, args.iters, args.warmup, args.batch, args.seed)
         return 0
-    if shutil.which(args.valgrind) is None:
+    if args.dumps is not None and not args.dumps.is_dir():
+        parser.error(f"--dumps {args.dumps}: no such folder")
+    if args.dumps is None and shutil.which(args.valgrind) is None:
         parser.error(f"valgrind not found ({args.valgrind!r}); install it (Debian: apt-get install valgrind)")
     if args.iters < 1 or args.warmup < 1:
         parser.error("--iters and --warmup must be at least 1")
 
     from _common import provenance, write_json
 
-    print(f"callgrind: {len(args.models) * 2} child processes, {args.jobs} at a time", flush=True)
+    if args.dumps is None:
+        print(f"callgrind: {len(args.models) * 2} child processes, {args.jobs} at a time", flush=True)
     rows = measure(args)
     print()
     print(table(rows))
     result = {"provenance": provenance(args.seed), "method": "callgrind Ir of each measured iteration alone (instrumentation on, counters zeroed, "
               "one iteration, dump), after uncounted warm-ups; median over iterations",
+              "dumps_reread_from": None if args.dumps is None else str(args.dumps),
               "batch": args.batch, "iters": args.iters, "warmup": args.warmup, "threads": 1, "rows": rows}
     json_path = write_json(args.out / "instructions.json", result)
     plot(rows, args.out / "instructions.png")
