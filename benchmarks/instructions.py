@@ -136,6 +136,8 @@ def run_counted(args, model_name: str, impl: str, shim: Path, workdir: Path) -> 
     """Run one net's child under callgrind; returns its output file (dumps are ``<file>.N``)."""
     tag = f"{model_name}-{impl}"
     out_file = workdir / f"{tag}.callgrind"
+    for stale in workdir.glob(out_file.name + "*"):  # a kept folder's earlier dumps would mix with this run's
+        stale.unlink()
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
     cmd = [args.valgrind, "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out_file}",
            sys.executable, str(Path(__file__).resolve()), "--child", model_name, impl, str(shim),

@@ -127,7 +127,7 @@ class Blocks(Field):
         self.stochastic = (
             diffusion is not None
             or diffusion_scale is not None
-            or any(hasattr(m, "drift_diffusion") for m in modules)
+            or any(_gives_diffusion(m) for m in modules)
         )
 
     def __len__(self) -> int:
@@ -151,34 +151,38 @@ class Blocks(Field):
         return None if scales is None else scales[m]
 
     def drift(self, t: float, u: Tensor, piece: Optional[int] = None) -> Tensor:
-        m = self.piece(t) if piece is None else piece
+        m = self._index(t, piece)
         block = self.blocks[m]
-        # a class lookup, not hasattr: nn.Module.__getattr__ raises and catches on a miss, every step
-        f = block.drift_diffusion(u)[0] if getattr(type(block), "drift_diffusion", None) is not None else block(u)
-        return f if self._drift_scale is None else f * self._drift_scale[m]
+        f = block.drift_diffusion(u)[0] if _gives_diffusion(block) else block(u)
+        a = self._scale(self._drift_scale, m)
+        return f if a is None else f * a
 
     def diffusion(self, t: float, u: Tensor, piece: Optional[int] = None) -> Optional[Tensor]:
         return self.drift_diffusion(t, u, piece)[1]
 
-    def drift_diffusion(
-        self, t: float, u: Tensor, piece: Optional[int] = None, need_diffusion: bool = True
-    ) -> tuple[Tensor, Optional[Tensor]]:
+    def drift_diffusion(self, t: float, u: Tensor, piece: Optional[int] = None) -> tuple[Tensor, Optional[Tensor]]:
         m = self._index(t, piece)
         block = self.blocks[m]
         a = self._scale(self._drift_scale, m)
         c = self._scale(self._diffusion_scale, m)
-        if getattr(type(block), "drift_diffusion", None) is not None:
+        if _gives_diffusion(block):
             f, g = block.drift_diffusion(u)
-            if not need_diffusion:
-                g = None
         else:
             f = block(u)
-            g = f * c if (need_diffusion and c is not None) else None
+            g = None if c is None else f * c
         if a is not None:
             f = f * a
-        if need_diffusion and self._diffusion_fn is not None:
+        if self._diffusion_fn is not None:
             g = self._diffusion_fn(t, u)
         return f, g
+
+
+def _gives_diffusion(block: nn.Module) -> bool:
+    """Whether a block returns its own ``(drift, diffusion)`` pair (shake-shake's two branches).
+
+    A class lookup, not ``hasattr``: on a miss ``nn.Module.__getattr__`` raises and catches, every step.
+    """
+    return getattr(type(block), "drift_diffusion", None) is not None
 
 
 class Tied(Field):

@@ -155,13 +155,10 @@ class Flow(nn.Module):
             self._contexts_key = key
         return self._contexts
 
-    def _context(self, n: int, u: Tensor, inject: bool) -> StepContext:
-        ctx = self._static_contexts()[n]
-        if inject and self.scheme.supports_noise:
-            xi = self.scheme.sample_noise(u, ctx.piece)
-            if xi is not None:
-                ctx = replace(ctx, xi=xi)
-        return ctx
+    def _with_noise(self, ctx: StepContext, u: Tensor) -> StepContext:
+        """``ctx`` with this step's standardised noise drawn for a state like ``u`` (unchanged without a law)."""
+        xi = self.scheme.sample_noise(u, ctx.piece)
+        return ctx if xi is None else replace(ctx, xi=xi)
 
     def _run(self, u0: Tensor, u_prev: Optional[Tensor], keep: bool) -> tuple[Tensor, list[Tensor]]:
         if not isinstance(u0, Tensor):
@@ -180,7 +177,7 @@ class Flow(nn.Module):
         noisy = inject and self.scheme.supports_noise
         step, post_step = self.scheme.step, self.post_step  # submodule lookups, once rather than per step
         for n in range(self.steps):
-            ctx = self._context(n, u, inject) if noisy else contexts[n]
+            ctx = self._with_noise(contexts[n], u) if noisy else contexts[n]
             if use_ckpt:
                 u, state = torch_checkpoint(step, ctx, u, state, use_reentrant=False)
             else:
@@ -229,8 +226,9 @@ class _ReversibleFlow(torch.autograd.Function):
         (u,) = ctx.saved_tensors
         params = [p for p in flow.field.parameters() if p.requires_grad]
         grads = [torch.zeros_like(p) for p in params]
+        contexts = flow._static_contexts()
         for n in reversed(range(flow.steps)):
-            step_ctx = flow._context(n, u, inject=False)
+            step_ctx = contexts[n]
             with torch.no_grad():
                 u_before = flow.scheme.inverse_step(step_ctx, u)
             with torch.enable_grad():
