@@ -12,32 +12,13 @@ from typing import Any
 
 from ..data import DataError
 from ..data.cifar import DATASETS
+from .argtypes import milestones, positive_int
 from .config import AMP_CHOICES, SCHEDULES, TrainConfig
 from .records import CONFIG
 from .trainer import RunExists, Trainer
 
 # CLI flag dest -> TrainConfig field, where the names differ
 _RENAMED = {"warmup": "warmup_epochs", "no_progress": "progress"}
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _milestones(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.replace(",", " ").split()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"milestones are epochs like '80,120', got {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"milestones are positive epochs like '80,120', got {text!r}")
-    return values
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +41,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--nesterov", action="store_true", default=None, help="Nesterov momentum")
     a("--weight-decay", type=float, help="on weights, not on scheme parameters such as k (default 1e-4)")
     a("--schedule", choices=SCHEDULES, help="step (lr times gamma at each milestone) or cosine (default step)")
-    a("--milestones", type=_milestones, help="epochs where a step schedule decays, e.g. 80,120 (default E/2, 3E/4)")
+    a("--milestones", type=milestones, help="epochs where a step schedule decays, e.g. 80,120 (default E/2, 3E/4)")
     a("--gamma", type=float, help="step schedule factor (default 0.1)")
     a("--warmup", type=float, metavar="EPOCHS", help="linear warm-up over this many epochs (default 0)")
     a("--label-smoothing", type=float, help="default 0")

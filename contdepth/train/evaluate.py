@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from ..data import CifarData, DataError, DeviceLoader, load_cifar
 from . import checkpoint as ckpt
+from .argtypes import positive_int
 from .build import model_from_config
 from .config import TrainConfig
 from .distributed import resolve_device
@@ -109,8 +110,6 @@ def evaluate_run(
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from .command import positive_int
-
     a = parser.add_argument
     a("--run", required=True, help="run directory written by `contdepth train`")
     a("--scheme", help="evaluate under this scheme (euler, lm2, rk4, heun, ...; default: as trained)")

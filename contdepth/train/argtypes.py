@@ -1,0 +1,26 @@
+"""Argument types shared by the command-line modules (a leaf module: it imports nothing of contdepth)."""
+from __future__ import annotations
+
+import argparse
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1, or argparse's one-line error."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def milestones(text: str) -> list[int]:
+    """Epochs like ``80,120`` (commas or spaces), each >= 1."""
+    try:
+        values = [int(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"milestones are epochs like '80,120', got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"milestones are positive epochs like '80,120', got {text!r}")
+    return values
