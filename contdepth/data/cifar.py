@@ -134,6 +134,11 @@ def expected_layout(s: Spec, data_dir: Path) -> str:
 def locate(s: Spec, data_dir: str | os.PathLike) -> Path:
     """The folder holding ``s``'s files: ``data_dir/<folder>``, or ``data_dir`` itself if it is that folder."""
     root = Path(data_dir).expanduser()
+    if not str(data_dir).strip():
+        raise DataError("the data directory is empty; name the folder holding the data (for example --data-dir data)")
+    if root.exists() and not root.is_dir():
+        raise DataError(f"the data directory {root.resolve()} is a file, not a folder; name the folder holding "
+                        f"{s.folder}/")
     for candidate in (root / s.folder, root):
         if all((candidate / f).is_file() for f in (*s.train_files, *s.test_files, s.meta_file)):
             return candidate

@@ -69,17 +69,60 @@ def set_module_generator_states(model: nn.Module, states: dict[str, dict[str, to
                 gen.set_state(state)
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read back: empty, truncated, corrupt or not a checkpoint."""
+
+
+#: What every checkpoint written by training holds (``contdepth eval`` needs only some of it).
+REQUIRED_KEYS = ("config", "model", "epoch", "batch")
+
+
 def save_atomic(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file beside ``path``, flushed to disk, then renamed over it."""
+    """``torch.save`` to a temporary file beside ``path``, flushed to disk, then renamed over it.
+
+    On any failure (a full disk, say) the temporary file is removed and ``path`` is left as it was.
+    """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        torch.save(obj, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
-def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_atomic` (tensors and plain types only)."""
-    return torch.load(path, map_location=map_location, weights_only=True)
+def damaged(path: Path, why: str) -> CheckpointError:
+    return CheckpointError(
+        f"{path} is damaged ({why}): it is not a complete checkpoint; restore a copy of it, or start the run "
+        "again with --overwrite")
+
+
+def load(path: str | os.PathLike, map_location: str | torch.device = "cpu",
+         required: tuple[str, ...] = REQUIRED_KEYS) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_atomic` (tensors and plain types only).
+
+    Raises :class:`CheckpointError` naming the file when it is empty, truncated, not a checkpoint
+    or lacks one of ``required``; ``OSError`` when it cannot be read at all.
+    """
+    path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise damaged(path, "empty file")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except OSError:
+        raise
+    except Exception as err:  # torch.load raises many kinds for a damaged file
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise damaged(path, f"{type(err).__name__}: {first[:120]}") from None
+    if not isinstance(state, dict):
+        raise damaged(path, f"holds a {type(state).__name__}, not a checkpoint dict")
+    missing = [k for k in required if k not in state]
+    if missing:
+        raise damaged(path, f"no {', '.join(missing)}")
+    if not isinstance(state.get("config", {}), dict):
+        raise damaged(path, "its config is not a dict")
+    return state

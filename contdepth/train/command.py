@@ -5,16 +5,16 @@ Under ``torchrun --nproc_per_node=N -m contdepth train ...`` it runs Distributed
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from ..data import DataError
 from ..data.cifar import DATASETS
+from . import checkpoint as ckpt
 from .argtypes import milestones, positive_int
 from .config import AMP_CHOICES, SCHEDULES, TrainConfig
-from .records import CONFIG
+from .records import CONFIG, read_config_file
 from .trainer import RunExists, Trainer
 
 # CLI flag dest -> TrainConfig field, where the names differ
@@ -55,6 +55,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--sync-bn", action="store_true", default=None, help="synchronise BatchNorm statistics across processes")
     a("--no-progress", action="store_true", default=None, help="no progress bar (also off when not a terminal)")
     a("--resume", action="store_true", help="continue the run saved in --out")
+    a("--overwrite", action="store_true",
+      help="start a new run in an --out that holds another run (its checkpoint, config, metrics, results and "
+           "plots are removed once the new run is ready to write)")
     a("--download", action="store_true", default=None, help="download the data with torchvision if missing")
 
 
@@ -62,7 +65,7 @@ def given_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The TrainConfig fields set on the command line (unset flags are None and left out)."""
     out = {}
     for key, value in vars(args).items():
-        if key in ("command", "_run", "resume") or value is None:
+        if key in ("command", "_run", "resume", "overwrite") or value is None:
             continue
         name = _RENAMED.get(key, key)
         out[name] = (not value) if key == "no_progress" else value
@@ -73,14 +76,21 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """A new run's config, or, with ``--resume``, the saved one with this invocation's runtime settings."""
     given = given_settings(args)
     if args.resume:
-        out = Path(given.get("out") or f"runs/{given.get('model', TrainConfig.model)}")
-        saved_path = out / CONFIG
-        if not saved_path.is_file():
-            raise RunExists(f"--resume: no run to resume in {out.resolve()} (no {CONFIG}); check --out")
-        saved = json.loads(saved_path.read_text())
+        out = Path(given["out"] if "out" in given else f"runs/{given.get('model', TrainConfig.model)}")
+        saved = saved_config(out)
         return TrainConfig.from_dict({**saved, **given})  # the Trainer rejects changed non-runtime settings
     given.setdefault("out", f"runs/{given.get('model', TrainConfig.model)}")
     return TrainConfig(**given)
+
+
+def saved_config(out: Path) -> dict[str, Any]:
+    """The settings of the run in ``out``: its ``config.json``, else the copy its checkpoint holds."""
+    config_path, checkpoint_path = out / CONFIG, out / ckpt.CHECKPOINT
+    if config_path.is_file():
+        return TrainConfig.from_saved(read_config_file(config_path), config_path).to_dict()
+    if checkpoint_path.is_file():
+        return TrainConfig.from_saved(ckpt.load(checkpoint_path)["config"], checkpoint_path).to_dict()
+    raise RunExists(f"--resume: no run to resume in {out.absolute()} (no {ckpt.CHECKPOINT}); check --out")
 
 
 def _check_names(cfg: TrainConfig) -> None:
@@ -100,12 +110,23 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = config_from_args(args)
         _check_names(cfg)
-        trainer = Trainer(cfg, resume=args.resume)
+        trainer = Trainer(cfg, resume=args.resume, overwrite=args.overwrite)
         trainer.prepare()
     except (ValueError, TypeError, DataError, RunExists) as err:
         print(f"contdepth train: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # the run folder or the data cannot be read or written
+        print(f"contdepth train: error: {_os_error(err)}", file=sys.stderr)
+        return 2
     trainer.fit()
+    if trainer.failure is not None:
+        print(f"contdepth train: error: {trainer.failure}", file=sys.stderr)
+        return 1
     if trainer.diverged:
         return 1
     return 130 if trainer.stopped else 0
+
+
+def _os_error(err: OSError) -> str:
+    where = f" ({err.filename})" if err.filename else ""
+    return f"{err.strerror or err}{where}"

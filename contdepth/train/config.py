@@ -96,6 +96,10 @@ class TrainConfig:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         if any(m < 1 for m in self.milestones):
             raise ValueError(f"milestones must be epochs >= 1, got {self.milestones}")
+        for name in ("out", "data_dir"):  # an empty name would silently mean the current directory
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"{name} must name a folder, got {value!r}")
 
     @property
     def num_classes(self) -> int:
@@ -109,6 +113,16 @@ class TrainConfig:
         """Build from a saved dict, ignoring keys this version does not know."""
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+    @classmethod
+    def from_saved(cls, values: Any, source: object) -> "TrainConfig":
+        """:meth:`from_dict` of settings read from ``source`` (a file), whose name the error gives."""
+        if not isinstance(values, dict):
+            raise ValueError(f"{source} is damaged (holds a {type(values).__name__}, not a run's settings)")
+        try:
+            return cls.from_dict(values)
+        except (TypeError, ValueError, AttributeError) as err:
+            raise ValueError(f"{source} is damaged (its settings are not valid: {err})") from None
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)

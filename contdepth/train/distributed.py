@@ -37,14 +37,20 @@ def resolve_device(name: Optional[str], local_rank: int = 0) -> torch.device:
     """``cuda`` (this process's GPU under torchrun), ``cpu``, or the best available when ``name`` is None."""
     if name is None:
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"unknown device {name!r}; choose one of: cuda, cuda:N, cpu") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
+            raise ValueError(f"--device {name} was asked for but torch sees no CUDA device; use --device cpu")
+        count = torch.cuda.device_count()
         if device.index is None:
-            device = torch.device("cuda", local_rank % torch.cuda.device_count())
+            device = torch.device("cuda", local_rank % count)
+        elif device.index >= count:
+            raise ValueError(f"--device {name}: there are {count} CUDA devices (cuda:0 to cuda:{count - 1})")
     elif device.type != "cpu":
-        raise ValueError(f"unsupported device {name!r}; choose one of: cuda, cpu")
+        raise ValueError(f"unsupported device {name!r}; choose one of: cuda, cuda:N, cpu")
     return device
 
 
@@ -94,6 +100,13 @@ def all_reduce_sum(d: Dist, values: torch.Tensor) -> torch.Tensor:
     """Sum of ``values`` over all processes (``values`` itself when alone)."""
     if d.active:
         dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values
+
+
+def all_reduce_min(d: Dist, values: torch.Tensor) -> torch.Tensor:
+    """Elementwise minimum of ``values`` over all processes (``values`` itself when alone)."""
+    if d.active:
+        dist.all_reduce(values, op=dist.ReduceOp.MIN)
     return values
 
 

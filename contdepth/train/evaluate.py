@@ -23,7 +23,7 @@ from .argtypes import positive_int
 from .build import model_from_config
 from .config import TrainConfig
 from .distributed import resolve_device
-from .records import CONFIG
+from .records import CONFIG, read_config_file
 
 
 @torch.no_grad()
@@ -47,10 +47,14 @@ def eval_sums(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], device
 def load_run_config(run_dir: str | Path) -> TrainConfig:
     """The config a run was trained with (``config.json``, else the checkpoint's copy)."""
     run = Path(run_dir)
+    if not str(run_dir).strip():
+        raise ValueError("--run is empty; name a folder written by `contdepth train`")
+    if run.exists() and not run.is_dir():
+        raise ValueError(f"--run {run} is a file; name the folder written by `contdepth train`")
     if (run / CONFIG).is_file():
-        return TrainConfig.from_dict(json.loads((run / CONFIG).read_text()))
+        return TrainConfig.from_saved(read_config_file(run / CONFIG), run / CONFIG)
     if (run / ckpt.CHECKPOINT).is_file():
-        return TrainConfig.from_dict(ckpt.load(run / ckpt.CHECKPOINT)["config"])
+        return TrainConfig.from_saved(ckpt.load(run / ckpt.CHECKPOINT)["config"], run / ckpt.CHECKPOINT)
     raise FileNotFoundError(f"{run.resolve()} is not a training run (no {CONFIG} or {ckpt.CHECKPOINT})")
 
 
@@ -87,7 +91,11 @@ def evaluate_run(
     dev = resolve_device(device)
     if model is None:
         model = model_from_config(cfg)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, TypeError, AttributeError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        raise ckpt.damaged(run / ckpt.CHECKPOINT, f"its weights do not fit {cfg.model}: {first}") from None
     trained = (getattr(model, "scheme", cfg.scheme), getattr(model, "steps_per_block", cfg.steps_per_block))
     if scheme is not None or steps_per_block is not None:
         model.rediscretise(scheme=scheme, steps_per_block=steps_per_block)
@@ -127,6 +135,10 @@ def run(args: argparse.Namespace) -> int:
                               device=args.device, batch_size=args.batch_size, test_subset=args.test_subset)
     except (ValueError, TypeError, FileNotFoundError, DataError) as err:
         print(f"contdepth eval: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # the run or the data cannot be read
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"contdepth eval: error: {err.strerror or err}{where}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(result, indent=2))

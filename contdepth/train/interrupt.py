@@ -1,11 +1,12 @@
 """Ctrl-C (SIGINT) and SIGTERM as a request to stop at the next safe point, not an exception mid-step."""
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
 from types import FrameType
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 
 class StopRequest:
@@ -41,3 +42,21 @@ class StopRequest:
         for s, handler in self._previous.items():
             signal.signal(s, handler)
         self._previous.clear()
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """While active (main thread only), SIGTERM raises ``KeyboardInterrupt`` like Ctrl-C, so that the
+    clean-up of a start-up in progress runs instead of the process dying where it stands."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum: int, frame: Optional[FrameType]) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -20,18 +20,36 @@ CONFIG = "config.json"
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write JSON atomically (temporary file + rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    _write_atomic(Path(path), json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 def write_metrics(path: str | os.PathLike, rows: Iterable[dict]) -> None:
     """Rewrite ``metrics.jsonl`` with ``rows`` (after a resume it matches the checkpoint exactly)."""
-    path = Path(path)
+    _write_atomic(Path(path), "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file, then rename it over ``path``; a failed write leaves no ``.tmp``."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """A run's ``config.json`` as a dict; ``ValueError`` naming the file when it is not one."""
+    try:
+        values = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is damaged (not JSON: {err}); delete it to use the copy of the settings "
+                         "in checkpoint.pt") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} is damaged (holds a {type(values).__name__}, not the run's settings); delete it "
+                         "to use the copy of the settings in checkpoint.pt")
+    return values
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict]:

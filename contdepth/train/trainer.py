@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import random
 import sys
@@ -20,18 +21,20 @@ from . import distributed as dist_util
 from . import records
 from .build import count_params, data_from_config, model_from_config
 from .config import TrainConfig, differences
+from .divergence import DivergenceWatch, nonfinite_tensors
 from .evaluate import eval_sums
-from .interrupt import StopRequest
+from .interrupt import StopRequest, terminate_as_interrupt
 from .momentum import check_stability, lm_schemes, momentum
 from .optim import build_optimizer
+from .rundir import RunFolder, RunFolderError
 from .schedule import build_scheduler
 
 BatchHook = Callable[["Trainer", int, int], None]
 STOP_CHECK_EVERY = 10  # batches between cross-process checks for a stop request (each one syncs)
 
 
-class RunExists(RuntimeError):
-    """The output directory already holds a run and ``resume`` was not asked for (or vice versa)."""
+#: The output folder cannot take this run: it holds another run, is in use, or cannot be written.
+RunExists = RunFolderError
 
 
 def seed_everything(seed: int) -> None:
@@ -47,23 +50,32 @@ class Trainer:
         config: the run's settings (:class:`TrainConfig`).
         resume: continue the run saved in ``config.out`` (its settings must match ``config``
             apart from :data:`~contdepth.train.config.RUNTIME_KEYS`).
+        overwrite: start a new run in a folder that holds another run's files (they are removed
+            once the new run is ready to write; without it such a folder is refused).
         on_batch_end: called as ``hook(trainer, epoch, batch)`` after every optimiser step.
         model: train this module instead of building ``config.model`` from the zoo (``config.model``
             then only names it; build it the same way again to resume or evaluate the run).
 
     ``fit()`` returns the results dict (also written to ``results.json``); after Ctrl-C/SIGTERM
-    it saves a checkpoint at the current step and returns with ``trainer.stopped`` set.
+    it saves a checkpoint at the current step and returns with ``trainer.stopped`` set. Only
+    finite weights are saved: on a divergence the last good checkpoint stays and ``trainer.diverged``
+    is set; a save that fails (a full disk) leaves the last good checkpoint and sets ``trainer.failure``.
     """
 
     def __init__(self, config: TrainConfig, *, resume: bool = False, on_batch_end: Optional[BatchHook] = None,
-                 model: Optional[nn.Module] = None) -> None:
+                 model: Optional[nn.Module] = None, overwrite: bool = False) -> None:
         self.cfg = config
         self._given_model = model
         self.resume = resume
+        self.overwrite = overwrite
         self.on_batch_end = on_batch_end
         self.out = Path(config.out)
         self.stopped = False
         self.diverged = False
+        self.diverged_at: Optional[dict[str, Any]] = None
+        self.failure: Optional[str] = None  # why the run could not save (a full disk, say): one line
+        self._saved_at: Optional[tuple[int, int]] = None  # (epoch, batch) of the checkpoint on disk
+        self._folder: Optional[RunFolder] = None
         self.history: list[dict[str, Any]] = []
         self.sessions: list[dict[str, Any]] = []
         self.epoch = 0  # epochs completed
@@ -72,28 +84,29 @@ class Trainer:
 
     # ------------------------------------------------------------------ set-up
     def _check_out_dir(self) -> Optional[dict[str, Any]]:
+        """Check (and, where it exists, lock) the run folder; the saved state when resuming."""
+        if self.dist.main:
+            self._folder = RunFolder(self.out, resume=self.resume, overwrite=self.overwrite).open()
+        if not self.resume:
+            return None
         path = self.out / ckpt.CHECKPOINT
-        if self.resume:
-            if not path.is_file():
-                raise RunExists(f"--resume: no checkpoint to resume in {self.out.resolve()} (expected {ckpt.CHECKPOINT})")
-            state = ckpt.load(path)
+        if not path.is_file():
+            raise RunExists(f"--resume: no checkpoint to resume in {self.out.resolve()} (expected {ckpt.CHECKPOINT})")
+        state = ckpt.load(path)
+        try:
             saved = TrainConfig.from_dict(state["config"])
-            diffs = differences(saved, self.cfg.to_dict())
-            if diffs:
-                raise RunExists(f"--resume: {self.out} was started with other settings ({'; '.join(diffs)}); "
-                                "resume continues the same run: drop those options or choose another --out")
-            return state
-        if path.is_file():
-            raise RunExists(f"{self.out.resolve()} already holds a run ({ckpt.CHECKPOINT}); pass --resume to continue it "
-                            "or choose another --out")
-        return None
+        except (ValueError, TypeError) as err:
+            raise ckpt.damaged(path, f"its config is not valid: {err}") from None
+        diffs = differences(saved, self.cfg.to_dict())
+        if diffs:
+            raise RunExists(f"--resume: {self.out} was started with other settings ({'; '.join(diffs)}); "
+                            "resume continues the same run: drop those options or choose another --out")
+        return state
 
     def _setup(self) -> Optional[dict[str, Any]]:
         cfg, d = self.cfg, self.dist
         self.device = d.device
         state = self._check_out_dir()
-        if d.main:
-            self.out.mkdir(parents=True, exist_ok=True)
         seed_everything(cfg.seed)  # the weights (and LM's k) are the same on every process
         self.model = self._given_model if self._given_model is not None else model_from_config(cfg)
         self.params = count_params(self.model)
@@ -111,6 +124,7 @@ class Trainer:
         # this epoch so far, on this process: summed loss and correct count stay on the device (no sync per step)
         self._partial = torch.zeros(2, dtype=torch.float64, device=self.device)
         self._seen = 0
+        self._watch = DivergenceWatch(self.device)
         self._partial_seconds = 0.0
         self._epoch_lr = self._lr()
         return state
@@ -157,6 +171,22 @@ class Trainer:
 
     def _restore(self, state: dict[str, Any]) -> None:
         d = self.dist
+        try:
+            self._load_state(state)
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:  # a checkpoint of another model or version
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+            raise ckpt.damaged(self.out / ckpt.CHECKPOINT, f"does not fit this run: {first}") from None
+        self._saved_at = (self.epoch, self.batch)
+        rngs = state["rng"]
+        if len(rngs) == d.world:
+            ckpt.set_rng_state(rngs[d.rank]["rng"])
+            ckpt.set_module_generator_states(self.model, rngs[d.rank]["modules"])
+        elif d.main:
+            print(f"note: the checkpoint was written by {len(rngs)} processes, this run has {d.world}; "
+                  "the model's random streams restart (the data order is still exact)", file=sys.stderr)
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        d = self.dist
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -174,13 +204,8 @@ class Trainer:
         self._seen = int(partial["seen"])
         self._partial_seconds = float(partial["seconds"])
         self._epoch_lr = float(partial["lr"])
-        rngs = state["rng"]
-        if len(rngs) == d.world:
-            ckpt.set_rng_state(rngs[d.rank]["rng"])
-            ckpt.set_module_generator_states(self.model, rngs[d.rank]["modules"])
-        elif d.main:
-            print(f"note: the checkpoint was written by {len(rngs)} processes, this run has {d.world}; "
-                  "the model's random streams restart (the data order is still exact)", file=sys.stderr)
+        if not isinstance(state["rng"], list) or not state["rng"]:
+            raise ValueError("no random generator states")
 
     # ---------------------------------------------------------------- helpers
     def _lr(self) -> float:
@@ -228,6 +253,7 @@ class Trainer:
             correct = (logits.argmax(1) == y).sum()
             self._partial += torch.stack([loss.detach().double() * n, correct.double()])
             self._seen += n
+            self._watch.observe(loss, self.batch + 1)
 
     def _train_epoch(self, epoch: int) -> bool:
         """Run the rest of epoch ``epoch``; False when stopped part-way (state saved by the caller)."""
@@ -294,28 +320,79 @@ class Trainer:
               f"{row['seconds']:.1f}s {row['images_per_s']:.0f} img/s{k}", flush=True)
 
     # ----------------------------------------------------------------- saving
-    def _save(self) -> None:
-        """Checkpoint the current step (every process's RNG state; rank 0 writes)."""
+    def _divergence(self, test_loss: Optional[float] = None) -> Optional[str]:
+        """What is not finite in the current state (losses since the epoch began, test loss, weights), or None.
+
+        Reads the device once per call: called at epoch end and before a save, never per step.
+        """
+        first_bad = dist_util.all_reduce_min(self.dist, self._watch.tensor().clone())
+        step = DivergenceWatch.as_step(first_bad)
+        if step is not None:
+            why = f"the training loss was not finite at batch {step}"
+        elif test_loss is not None and not math.isfinite(test_loss):
+            why = f"the test loss is {test_loss}"
+        else:
+            names = nonfinite_tensors(self.model)
+            why = f"{len(names)} weight tensors hold NaN or infinity ({names[0]}, ...)" if names else ""
+        return why if dist_util.any_flag(self.dist, bool(why)) else None
+
+    def _report_divergence(self, epoch: int, why: str) -> None:
+        """Stop without saving: the checkpoint on disk (the last good one) stays."""
+        self.diverged = self.stopped = True
+        self.diverged_at = {"epoch": epoch, "reason": why}
+        if not self.dist.main:
+            return
+        path = self.out / ckpt.CHECKPOINT
+        if self._saved_at is None:
+            kept = "no checkpoint was saved before it"
+        else:
+            kept = f"kept the last good checkpoint (epoch {self._saved_at[0]} batch {self._saved_at[1]}) in {path}"
+        print(f"training diverged in epoch {epoch} ({why}); {kept}; try a lower --lr or --warmup",
+              file=sys.stderr, flush=True)
+
+    def _save_failed(self, what: Path, err: OSError) -> None:
+        """Record a failed write (a full disk, say) as :attr:`failure`, one line saying what was kept."""
+        reason = "no space left on device" if err.errno in (errno.ENOSPC, errno.EDQUOT) else (err.strerror or str(err))
+        if self._saved_at is None:
+            kept = "no checkpoint was saved before it"
+        else:
+            kept = f"the last good checkpoint (epoch {self._saved_at[0]} batch {self._saved_at[1]}) is kept"
+        if self.failure is None:
+            self.failure = f"{reason} while saving {what}; {kept}; free some space and continue with --resume"
+        self.stopped = True
+
+    def _save(self) -> bool:
+        """Checkpoint the current step (every process's RNG state; rank 0 writes); False when it failed."""
         rngs = dist_util.all_gather_objects(self.dist, {
             "rng": ckpt.rng_state(), "modules": ckpt.module_generator_states(self.model)})
+        failed = False
         if self.dist.main:
-            ckpt.save_atomic({
-                "format": 1,
-                "config": self.cfg.to_dict(),
-                "epoch": self.epoch,
-                "batch": self.batch,
-                "partial": {"sums": self._partial.cpu(), "seen": self._seen, "seconds": self._partial_seconds,
-                            "lr": self._epoch_lr},
-                "history": self.history,
-                "sessions": self.sessions,
-                "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "loader": self.train_loader.get_state(),
-                "rng": rngs,
-                "world": self.dist.world,
-            }, self.out / ckpt.CHECKPOINT)
-        dist_util.barrier(self.dist)
+            path = self.out / ckpt.CHECKPOINT
+            try:
+                ckpt.save_atomic({
+                    "format": 1,
+                    "config": self.cfg.to_dict(),
+                    "epoch": self.epoch,
+                    "batch": self.batch,
+                    "partial": {"sums": self._partial.cpu(), "seen": self._seen, "seconds": self._partial_seconds,
+                                "lr": self._epoch_lr},
+                    "history": self.history,
+                    "sessions": self.sessions,
+                    "model": self.model.state_dict(),
+                    "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(),
+                    "loader": self.train_loader.get_state(),
+                    "rng": rngs,
+                    "world": self.dist.world,
+                }, path)
+            except OSError as err:
+                self._save_failed(path, err)
+                failed = True
+        if dist_util.any_flag(self.dist, failed):  # every process stops together
+            self.stopped = True
+            return False
+        self._saved_at = (self.epoch, self.batch)
+        return True
 
     def results(self) -> dict[str, Any]:
         """Summary of the run so far (test errors in %, accuracies as fractions)."""
@@ -326,6 +403,8 @@ class Trainer:
             "epochs": cfg.epochs, "epochs_done": self.epoch, "complete": self.epoch >= cfg.epochs,
             "diverged": self.diverged,
         }
+        if self.diverged_at is not None:
+            out["diverged_at"] = self.diverged_at
         if rows:
             best = min(rows, key=lambda r: (1 - r["test_acc"], r["epoch"]))
             out.update({
@@ -357,41 +436,84 @@ class Trainer:
         results = self.results()
         if not self.dist.main:
             return results
-        records.write_metrics(self.out / records.METRICS, self.history)
-        records.write_json(self.out / records.RESULTS, results)
-        if plots and self.history:
-            from .plots import plot_curves, plot_momentum
+        try:
+            records.write_metrics(self.out / records.METRICS, self.history)
+            records.write_json(self.out / records.RESULTS, results)
+            if plots and self.history:
+                from .plots import plot_curves, plot_momentum
 
-            title = f"{self.cfg.model} on {self.cfg.dataset}"
-            plot_curves(self.history, self.out / "curves.png", title)
-            if "momentum_k" in results:
-                plot_momentum(results["momentum_k"], self.out / "momentum.png", title)
+                title = f"{self.cfg.model} on {self.cfg.dataset}"
+                plot_curves(self.history, self.out / "curves.png", title)
+                if "momentum_k" in results:
+                    plot_momentum(results["momentum_k"], self.out / "momentum.png", title)
+        except OSError as err:
+            self._save_failed(Path(err.filename) if err.filename else self.out, err)
         return results
 
     # -------------------------------------------------------------------- run
     def prepare(self) -> None:
         """Join the process group, build model, data and optimiser, and restore a resumed run.
 
-        Called by :meth:`fit`; call it first to surface set-up errors (bad names, missing data).
+        Called by :meth:`fit`; call it first to surface set-up errors (bad names, missing data, a run
+        folder in use). A start-up that fails or is interrupted leaves no new folder behind.
         """
         if getattr(self, "_prepared", False):
             return
         self.dist = dist_util.setup(self.cfg.device)
         try:
-            state = self._setup()
-            if state is not None:
-                self._restore(state)
+            with terminate_as_interrupt():
+                state = self._setup()
+                if state is not None:
+                    self._restore(state)
+                self.sessions.append(records.provenance(self.device, self.cfg.seed, self.dist.world))
+                if self._folder is not None:
+                    self._folder.create()
+                    self._folder.clear()
+                    records.write_json(self.out / records.CONFIG, self.cfg.to_dict())
         except BaseException:
+            if self._folder is not None:
+                self._folder.abandon()
             dist_util.teardown(self.dist)
             raise
-        self.sessions.append(records.provenance(self.device, self.cfg.seed, self.dist.world))
         if self.dist.main:
-            records.write_json(self.out / records.CONFIG, self.cfg.to_dict())
             where = f"resuming at epoch {self.epoch + 1} batch {self.batch}" if state is not None else "starting"
             print(f"{self.cfg.model}: {self.params:,} parameters, {where}; "
                   f"{self.train_loader.num_examples} train / {self.test_loader.num_examples} test images "
                   f"on {self.device} x {self.dist.world}", flush=True)
         self._prepared = True
+
+    def _end_epoch(self, epoch: int) -> bool:
+        """Evaluate, check for divergence, log, save; False when the run must stop here."""
+        self.train_loader.end_epoch()
+        row = self._finish_epoch(epoch)
+        self._log(row)
+        why = self._divergence(row["test_loss"])
+        if why is not None:
+            self._report_divergence(epoch, why)
+            return False
+        self.history.append(row)
+        self.epoch, self.batch = epoch, 0
+        self._partial.zero_()
+        self._seen = 0
+        self._partial_seconds = 0.0
+        self._watch.reset()
+        if not self._save():
+            return False
+        self._write_outputs(plots=False)
+        return True
+
+    def _save_on_stop(self) -> None:
+        """The checkpoint of a run stopped part-way through an epoch (Ctrl-C/SIGTERM), if its state is finite."""
+        if self.batch:
+            why = self._divergence()
+            if why is not None:
+                self._report_divergence(self.epoch + 1, why)
+                return
+            if not self._save():
+                return
+        if self.dist.main:
+            print(f"stopped at epoch {self.epoch + 1} batch {self.batch}: checkpoint saved in {self.out}; "
+                  "continue with --resume", file=sys.stderr, flush=True)
 
     def fit(self) -> dict[str, Any]:
         """Train to ``config.epochs`` (or until stopped); returns the results dict."""
@@ -405,31 +527,20 @@ class Trainer:
                     if not self._train_epoch(epoch):
                         self.stopped = True
                         break
-                    self.train_loader.end_epoch()
-                    row = self._finish_epoch(epoch)
-                    self.history.append(row)
-                    self.epoch, self.batch = epoch, 0
-                    self._partial.zero_()
-                    self._seen = 0
-                    self._partial_seconds = 0.0
-                    self._log(row)
-                    self._save()
-                    self._write_outputs(plots=False)
-                    if not math.isfinite(row["train_loss"]):
-                        self.diverged = self.stopped = True
-                        if self.dist.main:
-                            print(f"training diverged (train loss {row['train_loss']}) in epoch {epoch}: stopping; "
-                                  "try a lower --lr or --warmup", file=sys.stderr, flush=True)
+                    if not self._end_epoch(epoch):
                         break
-                    if dist_util.any_flag(self.dist, self._stop.requested):
+                    if dist_util.any_flag(self.dist, self._stop.requested or self.failure is not None):
                         self.stopped = True
                         break
-            if self.stopped and not self.diverged:
-                if self.batch:
-                    self._save()
-                if self.dist.main:
-                    print(f"stopped at epoch {self.epoch + 1} batch {self.batch}: checkpoint saved in {self.out}; "
-                          "continue with --resume", file=sys.stderr, flush=True)
+            if self.stopped and not self.diverged and self.failure is None:
+                self._save_on_stop()
             return self._write_outputs(plots=True)
         finally:
+            self.close()
+
+    def close(self) -> None:
+        """Let go of the run folder's lock and the process group (:meth:`fit` does this when it returns)."""
+        if self._folder is not None:
+            self._folder.close()
+        if getattr(self, "dist", None) is not None:
             dist_util.teardown(self.dist)

@@ -1,0 +1,283 @@
+"""Faults while training: a second run on the same folder, divergence, a full disk, damaged files, bad flags."""
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from contdepth.cli import main
+from contdepth.data import write_fake_cifar
+from contdepth.train import TrainConfig, Trainer
+from contdepth.train import checkpoint as ckpt
+from contdepth.train.records import read_metrics
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = ["--model", "lm_resnet20", "--batch-size", "16", "--subset", "32", "--test-subset", "32",
+         "--device", "cpu", "--no-progress"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cifar")
+    write_fake_cifar(root, "cifar10", train=40, test=32)
+    return root
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, data_dir):
+    """A complete one-epoch run (copy it before changing it)."""
+    out = tmp_path_factory.mktemp("runs") / "done"
+    assert main(["train", *SMALL, "--epochs", "1", "--data-dir", str(data_dir), "--out", str(out)]) == 0
+    return out
+
+
+def _config(data_dir, out, epochs=2):
+    return TrainConfig(model="lm_resnet20", data_dir=str(data_dir), out=str(out), epochs=epochs, batch_size=16,
+                       subset=32, test_subset=32, device="cpu", progress=False)
+
+
+def one_line_error(capsys, command="train"):
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"contdepth {command}: error: ") and "Traceback" not in err
+    return err
+
+
+# ------------------------------------------------------------------ one run per folder
+def test_a_second_train_on_the_same_folder_is_refused_naming_the_holder(data_dir, tmp_path):
+    out = tmp_path / "run"
+    holder = Trainer(_config(data_dir, out))
+    holder.prepare()  # this test's process holds the run folder, as a running `contdepth train` does
+    try:
+        second = subprocess.run([sys.executable, "-m", "contdepth", "train", *SMALL, "--overwrite",
+                                 "--data-dir", str(data_dir), "--out", str(out)],
+                                env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+                                timeout=120)
+    finally:
+        holder.close()
+    assert second.returncode == 2
+    err = second.stderr.strip()
+    assert len(err.splitlines()) == 1 and f"process {os.getpid()}" in err and "in use" in err, err
+    assert json.loads((out / "config.json").read_text())["epochs"] == 2  # the holder's files were left alone
+    # a killed holder leaves no stale lock: tests/test_lock.py kills one
+
+
+def test_a_folder_holding_any_run_file_is_refused_unless_overwrite(finished_run, data_dir, tmp_path, capsys):
+    out = tmp_path / "old"
+    shutil.copytree(finished_run, out)
+    (out / "checkpoint.pt").unlink()  # what is left (results, metrics, config, plots) is still a run
+    assert main(["train", *SMALL, "--epochs", "1", "--data-dir", str(data_dir), "--out", str(out)]) == 2
+    err = one_line_error(capsys)
+    assert "already holds a run" in err and "results.json" in err and "--overwrite" in err
+    assert (out / "results.json").is_file() and (out / "curves.png").is_file()
+
+    (out / "momentum.png").write_bytes(b"stale")
+    assert main(["train", *SMALL, "--model", "resnet20", "--epochs", "1", "--data-dir", str(data_dir),
+                 "--out", str(out), "--overwrite"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["model"] == "resnet20" and json.loads((out / "config.json").read_text())["model"] == "resnet20"
+    assert not (out / "momentum.png").exists()  # the old run's plot went with it (resnet20 has no k to plot)
+    assert main(["train", *SMALL, "--epochs", "1", "--data-dir", str(data_dir), "--out", str(out), "--resume",
+                 "--overwrite"]) == 2
+    assert "choose one" in one_line_error(capsys)
+
+
+@pytest.mark.parametrize("case", ["empty", "file", "in_a_file", "read_only", "no_permission"])
+def test_unusable_out_is_one_line_and_leaves_nothing(data_dir, tmp_path, capsys, monkeypatch, case):
+    out = tmp_path / "new" / "run"
+    if case == "empty":
+        out = ""
+    elif case == "file":
+        out = tmp_path / "a_file"
+        out.write_text("keep me")
+    elif case == "in_a_file":
+        (tmp_path / "a_file").write_text("keep me")
+        out = tmp_path / "a_file" / "run"
+    elif case == "read_only":  # mkdir on a read-only file system
+        def refuse(self, *args, **kwargs):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+        monkeypatch.setattr(Path, "mkdir", refuse)
+    else:  # the nearest existing folder is not writable (as on a read-only mount)
+        import contdepth.train.rundir as rundir
+
+        monkeypatch.setattr(rundir.os, "access", lambda *a, **k: False)
+    assert main(["train", *SMALL, "--epochs", "1", "--data-dir", str(data_dir), "--out", str(out)]) == 2
+    err = one_line_error(capsys)
+    assert {"empty": "must name a folder", "file": "is a file", "in_a_file": "is a file",
+            "read_only": "Read-only file system", "no_permission": "not writable"}[case] in err
+    assert not (tmp_path / "new").exists()
+    if case in ("file", "in_a_file"):
+        assert (tmp_path / "a_file").read_text() == "keep me"
+
+
+def test_a_refused_start_up_leaves_no_empty_folder(tmp_path, capsys):
+    out = tmp_path / "runs" / "deep" / "run"
+    assert main(["train", *SMALL, "--data-dir", str(tmp_path / "no_data"), "--out", str(out)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_interrupted_start_up_leaves_no_empty_folder(data_dir, tmp_path, monkeypatch):
+    import contdepth.train.trainer as trainer_module
+
+    def interrupted(cfg):
+        raise KeyboardInterrupt  # Ctrl-C (or SIGTERM) while the data is read
+
+    monkeypatch.setattr(trainer_module, "data_from_config", interrupted)
+    out = tmp_path / "runs" / "run"
+    assert main(["train", *SMALL, "--data-dir", str(data_dir), "--out", str(out)]) == 130
+    assert not (tmp_path / "runs").exists()
+
+
+# ----------------------------------------------------------------------- divergence
+def _poison_weights(trainer):
+    with torch.no_grad():
+        next(trainer.model.parameters()).fill_(float("nan"))
+
+
+def test_divergence_keeps_the_last_good_checkpoint_and_says_where(data_dir, tmp_path, capsys):
+    out = tmp_path / "nan"
+
+    def blow_up(trainer, epoch, batch):
+        if (epoch, batch) == (2, 1):
+            _poison_weights(trainer)
+
+    trainer = Trainer(_config(data_dir, out), on_batch_end=blow_up)
+    res = trainer.fit()
+    assert trainer.diverged and trainer.stopped
+    err = capsys.readouterr().err
+    assert "diverged in epoch 2" in err and "batch 2" in err and "epoch 1 batch 0" in err
+    state = ckpt.load(out / "checkpoint.pt")
+    assert (state["epoch"], state["batch"]) == (1, 0)
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    assert [r["epoch"] for r in read_metrics(out / "metrics.jsonl")] == [1]  # the metrics match the checkpoint
+    assert res["diverged"] and res["diverged_at"]["epoch"] == 2 and res["epochs_done"] == 1
+    assert not (out / "checkpoint.pt.tmp").exists()
+
+
+def test_a_non_finite_test_loss_is_a_divergence(data_dir, tmp_path, capsys):
+    out = tmp_path / "nan_test"
+
+    def poison_statistics(trainer, epoch, batch):
+        if batch == 2:  # the last step of epoch 1: training itself uses batch statistics and stays finite
+            bn = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+            bn.running_var.fill_(float("nan"))
+
+    trainer = Trainer(_config(data_dir, out), on_batch_end=poison_statistics)
+    trainer.fit()
+    assert trainer.diverged and trainer.epoch == 0
+    err = capsys.readouterr().err
+    assert "diverged in epoch 1" in err and "test loss" in err and "no checkpoint was saved" in err
+    assert not (out / "checkpoint.pt").exists()
+
+
+def test_ctrl_c_never_saves_non_finite_weights(data_dir, tmp_path, capsys):
+    out = tmp_path / "nan_stop"
+
+    def poison_then_stop(trainer, epoch, batch):
+        if (epoch, batch) == (2, 1):
+            _poison_weights(trainer)  # after the step: the losses so far were finite, the weights are not
+            os.kill(os.getpid(), signal.SIGINT)
+
+    trainer = Trainer(_config(data_dir, out), on_batch_end=poison_then_stop)
+    trainer.fit()
+    assert trainer.diverged
+    assert "weight tensors hold NaN" in capsys.readouterr().err
+    assert ckpt.load(out / "checkpoint.pt")["epoch"] == 1
+
+
+# ------------------------------------------------------------------------ full disk
+def test_a_full_disk_keeps_the_last_checkpoint_and_removes_the_partial_file(data_dir, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "full"
+    real_save, calls = torch.save, []
+
+    def save_until_full(obj, fh, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            return real_save(obj, fh, *args, **kwargs)
+        fh.write(b"partial")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(ckpt.torch, "save", save_until_full)
+    assert main(["train", *SMALL, "--epochs", "2", "--data-dir", str(data_dir), "--out", str(out)]) == 1
+    err = one_line_error(capsys)
+    assert "no space left on device" in err and "epoch 1 batch 0" in err and "--resume" in err
+    assert not (out / "checkpoint.pt.tmp").exists()
+    monkeypatch.setattr(ckpt.torch, "save", real_save)
+    assert ckpt.load(out / "checkpoint.pt")["epoch"] == 1
+    assert main(["train", *SMALL, "--epochs", "2", "--data-dir", str(data_dir), "--out", str(out), "--resume"]) == 0
+
+
+# ------------------------------------------------------------------- damaged files
+def _damage(path: Path, how: str) -> None:
+    data = path.read_bytes()
+    path.write_bytes({"empty": b"", "truncated": data[: len(data) // 2], "garbage": os.urandom(4096),
+                      "not_a_dict": b"", "text": b"not a checkpoint\n"}[how])
+    if how == "not_a_dict":
+        torch.save([1, 2, 3], path)
+
+
+@pytest.mark.parametrize("how", ["empty", "truncated", "garbage", "not_a_dict", "text"])
+def test_a_damaged_checkpoint_is_named_for_resume_and_eval(finished_run, data_dir, tmp_path, capsys, how):
+    out = tmp_path / "run"
+    shutil.copytree(finished_run, out)
+    _damage(out / "checkpoint.pt", how)
+    assert main(["train", *SMALL, "--epochs", "1", "--data-dir", str(data_dir), "--out", str(out), "--resume"]) == 2
+    err = one_line_error(capsys)
+    assert "checkpoint.pt is damaged" in err and "--overwrite" in err
+    assert main(["eval", "--run", str(out), "--device", "cpu"]) == 2
+    assert "checkpoint.pt is damaged" in one_line_error(capsys, "eval")
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"epochs": -3}', '{"lr": "fast"}', "\udcff"])
+def test_a_damaged_config_json_is_named(finished_run, data_dir, tmp_path, capsys, text):
+    out = tmp_path / "run"
+    shutil.copytree(finished_run, out)
+    (out / "config.json").write_bytes(text.encode("utf-8", "surrogateescape"))
+    assert main(["train", *SMALL, "--epochs", "1", "--data-dir", str(data_dir), "--out", str(out), "--resume"]) == 2
+    assert "config.json is damaged" in one_line_error(capsys)
+    assert main(["eval", "--run", str(out), "--device", "cpu"]) == 2
+    assert "config.json is damaged" in one_line_error(capsys, "eval")
+
+
+def test_a_missing_config_json_is_read_from_the_checkpoint(finished_run, data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    shutil.copytree(finished_run, out)
+    (out / "config.json").unlink()
+    assert main(["train", *SMALL, "--epochs", "1", "--data-dir", str(data_dir), "--out", str(out), "--resume"]) == 0
+    assert json.loads((out / "config.json").read_text())["model"] == "lm_resnet20"
+
+
+# --------------------------------------------------------------------- bad flags
+@pytest.mark.parametrize("device", ["bogus", "", "cuda:x", "mps", "meta"])
+def test_bad_device_is_one_line(finished_run, data_dir, tmp_path, capsys, device):
+    expected = "device"
+    assert main(["train", *SMALL, "--device", device, "--data-dir", str(data_dir), "--out", str(tmp_path / "o")]) == 2
+    assert expected in one_line_error(capsys)
+    assert main(["eval", "--run", str(finished_run), "--device", device]) == 2
+    assert expected in one_line_error(capsys, "eval")
+    assert not (tmp_path / "o").exists()
+
+
+def test_data_dir_naming_a_file_is_one_line(tmp_path, capsys):
+    a_file = tmp_path / "data.bin"
+    a_file.write_bytes(b"123")
+    assert main(["train", *SMALL, "--data-dir", str(a_file), "--out", str(tmp_path / "o")]) == 2
+    assert "is a file" in one_line_error(capsys)
+    assert main(["train", *SMALL, "--data-dir", "", "--out", str(tmp_path / "o")]) == 2
+    assert "data_dir must name a folder" in one_line_error(capsys)
+    assert not (tmp_path / "o").exists()
