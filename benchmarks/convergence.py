@@ -178,7 +178,7 @@ def tables(results: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder for JSON and PNG")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder for JSON and PNG (default runs/benchmarks; benchmarks/results refreshes the committed ones)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random conv field")
     parser.add_argument("--k", type=float, default=-0.3, help="fixed lm2 momentum k for panel (c)")
     parser.add_argument("--full", action="store_true", help="finer sweeps and more k values")

@@ -230,6 +230,8 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
+    from _common import DEFAULT_OUT
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--child", nargs=3, metavar=("MODEL", "IMPL", "SHIM"), help=argparse.SUPPRESS)
     parser.add_argument("--models", nargs="+", default=["resnet56", "lm_resnet56"], choices=["resnet56", "lm_resnet56"])
@@ -239,7 +241,8 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="callgrind processes at once")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--valgrind", default=shutil.which("valgrind") or "valgrind")
-    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help="output folder for JSON and PNG (benchmarks/results refreshes the committed ones)")
     parser.add_argument("--keep", type=Path, default=None,
                         help="keep the callgrind files in this folder (for callgrind_annotate / kcachegrind)")
     parser.add_argument("--dumps", type=Path, default=None,

@@ -239,7 +239,7 @@ def tables(results: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder for JSON and PNG")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder for JSON and PNG (default runs/benchmarks; benchmarks/results refreshes the committed ones)")
     parser.add_argument("--run", type=Path, nargs="+", default=None, help="trained run directories (skip training)")
     parser.add_argument("--models", nargs="+", default=["preact_resnet20", "lm_resnet20"], help="models to train")
     parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "refinement", help="where the short runs go")

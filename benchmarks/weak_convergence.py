@@ -417,7 +417,7 @@ def tables(results: dict, laws: list[LawSpec]) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder for JSON and PNG")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder for JSON and PNG (default runs/benchmarks; benchmarks/results refreshes the committed ones)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batches", type=int, default=None, help="independent batches (default 16; --full 32)")
     parser.add_argument("--paths", type=int, default=None, help="paths per batch (default 2^16 nonlinear, 2^17 GBM)")

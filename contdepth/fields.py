@@ -216,14 +216,15 @@ class Tied(Field):
 class Coupled(Field):
     """Partitioned field ``x' = f1(t, y), y' = f2(t, x)`` of RevNet, on ``u = cat(x, y, dim=1)``.
 
-    ``f1`` and ``f2`` are fields acting on half of the channels (dim 1) each. The leapfrog scheme
-    uses :meth:`drift_x` and :meth:`drift_y` separately; ``drift`` gives the whole right-hand side.
+    ``f1`` and ``f2`` are fields acting on half of the channels (dim 1) each; a plain ``nn.Module``
+    ``m`` is taken as the weight-tied field ``(t, v) -> m(v)``. The leapfrog scheme uses
+    :meth:`drift_x` and :meth:`drift_y` separately; ``drift`` gives the whole right-hand side.
     """
 
-    def __init__(self, f1: Field, f2: Field) -> None:
+    def __init__(self, f1: Field | nn.Module, f2: Field | nn.Module) -> None:
         super().__init__()
-        self.f1 = f1
-        self.f2 = f2
+        self.f1 = _coupled_part(f1, "f1")
+        self.f2 = _coupled_part(f2, "f2")
 
     def breakpoints(self) -> tuple[float, ...]:
         return tuple(sorted(set(self.f1.breakpoints()) | set(self.f2.breakpoints())))
@@ -258,3 +259,23 @@ class Coupled(Field):
     def drift(self, t: float, u: Tensor, piece: Optional[int] = None) -> Tensor:
         x, y = self.split(u)
         return torch.cat([self.drift_x(t, y, piece), self.drift_y(t, x, piece)], dim=1)
+
+
+class _TimeFree(nn.Module):
+    """``(t, v) -> module(v)``: a module of the state alone, as a weight-tied drift."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, t: float, v: Tensor) -> Tensor:
+        return self.module(v)
+
+
+def _coupled_part(f: object, name: str) -> Field:
+    """A :class:`Coupled` half as a field: fields as given, a plain module weight-tied over time."""
+    if isinstance(f, Field):
+        return f
+    if isinstance(f, nn.Module):
+        return Tied(_TimeFree(f))
+    raise TypeError(f"Coupled: {name} must be a Field (cd.Blocks, cd.Tied) or an nn.Module, got {type(f).__name__}")

@@ -6,20 +6,22 @@
 DATA: ``data/cifar-10-batches-py/`` in the standard python layout (see ``contdepth train --help``).
 """
 import argparse
+import sys
 
 import torch
 
 import contdepth as cd
-from contdepth.train import TrainConfig, Trainer, evaluate_run
+from contdepth.data import DataError
+from contdepth.train import RunExists, TrainConfig, Trainer, evaluate_run
 
-p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-p.add_argument("--data-dir", default="data")
-p.add_argument("--out", default="runs/example_lm20")
-p.add_argument("--model", default="lm_resnet20")
+p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+p.add_argument("--data-dir", default="data", help="folder holding cifar-10-batches-py/")
+p.add_argument("--out", default="runs/example_lm20", help="run directory (checkpoint, metrics, plots)")
+p.add_argument("--model", default="lm_resnet20", help="model name (see `contdepth models`)")
 p.add_argument("--scheme", default="lm2", help="scheme to train with (lm2 = LM-ResNet, euler = ResNet, ...)")
-p.add_argument("--steps-per-block", type=int, default=1)
+p.add_argument("--steps-per-block", type=int, default=1, help="scheme steps per residual block")
 p.add_argument("--smoke", action="store_true", help="2 epochs, 512 train / 500 test images")
-p.add_argument("--resume", action="store_true")
+p.add_argument("--resume", action="store_true", help="continue the run in --out (after Ctrl-C, or a finished run)")
 args = p.parse_args()
 
 smoke = dict(epochs=2, subset=512, test_subset=500) if args.smoke else {}
@@ -30,7 +32,11 @@ torch.manual_seed(cfg.seed)  # the weights (and LM's k, drawn from (-0.1, 0)) de
 model = cd.models.get(cfg.model, num_classes=cfg.num_classes, scheme=cfg.scheme, steps_per_block=cfg.steps_per_block)
 print([f"{type(f.scheme).__name__}: {f.steps} steps" for f in model.flows()])
 
-results = Trainer(cfg, model=model, resume=args.resume).fit()  # checkpoints every epoch; Ctrl-C saves
+try:
+    results = Trainer(cfg, model=model, resume=args.resume).fit()  # checkpoints every epoch; Ctrl-C saves
+except (RunExists, DataError) as err:  # a run already in --out, or no data: say so, no traceback
+    print(f"cifar_classifier.py: error: {err}", file=sys.stderr)
+    raise SystemExit(2) from None
 print(f"test error {results['final_test_error']:.2f}% (best {results['best_test_error']:.2f}%), "
       f"{results['mean_images_per_s']:.0f} images/s; outputs in {cfg.out}")
 

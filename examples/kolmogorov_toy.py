@@ -11,7 +11,7 @@
    finite-difference solution of the backward Kolmogorov equation.
 
 Writes ``kolmogorov_toy.json`` (numbers + provenance) and ``kolmogorov_toy.png`` /
-``kolmogorov_check.png`` to ``--out`` (default ``results/toy``). Takes ~10 CPU-minutes;
+``kolmogorov_check.png`` to ``--out`` (default ``runs/toy``; ``--out results/toy`` refreshes the committed ones). Takes ~10 CPU-minutes;
 ``--quick`` is a smoke run of a few seconds.
 
     python examples/kolmogorov_toy.py --seeds 5
@@ -72,7 +72,8 @@ def _check(result, label, seed, roi, steps, paths, refine, record):
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--out", default="results/toy")
+    parser.add_argument("--out", default="runs/toy", help="output folder (default runs/toy, git-ignored; "
+                        "--out results/toy refreshes the committed results)")
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny sizes")
     args = parser.parse_args(argv)
     start = time.perf_counter()

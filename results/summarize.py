@@ -4,7 +4,7 @@ Reads ``results/<study>/<model>[-<noise>]-s<seed>/results.json`` (written by ``c
 groups runs by (model, noise), and writes mean ± std test error, parameters, epoch and wall time,
 a plot of error against parameters for both families, and the learned k_n of LM runs.
 
-Run: python results/summarize.py [--root results]
+Run: python results/summarize.py [--root results] [--out DIR]   (``--out results`` refreshes the committed README)
 """
 from __future__ import annotations
 
@@ -102,18 +102,22 @@ def plot(groups, out: Path) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=str(Path(__file__).parent), help="folder holding <study>/<run>/results.json")
+    parser.add_argument("--out", default=str(Path(__file__).parent.parent / "runs" / "summary"),
+                        help="where README.md and the plot go (default runs/summary, git-ignored; "
+                             "results refreshes the committed README)")
     args = parser.parse_args()
-    root = Path(args.root)
+    root, out = Path(args.root), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     groups = load_runs(root)
     lines = ["# Results", "", NOTE, ""]
     if groups:
         lines += table(groups)
-        if plot(groups, root / "error_vs_params.png"):
+        if plot(groups, out / "error_vs_params.png"):
             lines += ["", "![error versus parameters](error_vs_params.png)"]
     else:
         lines.append("No complete GPU runs are committed yet (see `scripts/gpu_cifar_runs.sh`).")
-    (root / "README.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {root / 'README.md'} ({sum(len(r) for r in groups.values())} runs)")
+    (out / "README.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {out / 'README.md'} ({sum(len(r) for r in groups.values())} runs)")
     return 0
 
 

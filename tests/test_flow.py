@@ -277,6 +277,21 @@ def test_leapfrog_needs_a_coupled_field():
         cd.Flow(conv_blocks(), "euler", steps=3, reversible=True)
 
 
+def test_coupled_takes_plain_modules_as_weight_tied_fields():
+    torch.manual_seed(0)
+    f1, f2 = nn.Linear(2, 2).double(), nn.Linear(2, 2).double()
+    flow = cd.Flow(cd.Coupled(f1, f2), "revnet", steps=3, t1=1.5)
+    assert sum(p.numel() for p in flow.parameters()) == 12  # both modules registered
+    u = torch.randn(5, 4, dtype=torch.float64)
+    x, y = u.chunk(2, dim=1)
+    for _ in range(3):  # symplectic Euler by hand, h = 0.5, the modules ignoring time
+        x = x + 0.5 * f1(y)
+        y = y + 0.5 * f2(x)
+    torch.testing.assert_close(flow(u), torch.cat([x, y], dim=1))
+    with pytest.raises(TypeError, match="Coupled: f2 must be a Field"):
+        cd.Coupled(f1, "not a field")
+
+
 @pytest.mark.parametrize("scheme", ["euler", "lm2", "rk4"])
 def test_flows_trace_whole_under_torch_compile(scheme):
     torch.manual_seed(0)

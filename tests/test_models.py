@@ -336,7 +336,21 @@ def test_models_command_table_and_json(capsys, monkeypatch):
     command.configure(parser)
     assert command.run(parser.parse_args([])) == 0
     out = capsys.readouterr().out
-    assert all(name in out for name in names) and "25.557" in out and "lm2" in out
+    assert all(name in out for name in names) and "lm2" in out
+    assert "269,722" in out and "25,557,032" in out  # exact counts, as the README quotes them
     assert command.run(parser.parse_args(["--json"])) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in rows] == names and rows[-1]["num_classes"] == 1000
+
+
+
+def _classes(model: torch.nn.Module) -> int:
+    return [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1].out_features
+
+
+def test_imagenet_models_default_to_1000_classes():
+    with torch.device("meta"):  # shapes only
+        built = {name: _classes(cd.models.get(name)) for name in ("resnet50", "lm_resnet101", "resnet20")}
+        assert built == {name: cd.models.describe(name)["num_classes"] for name in built}
+        assert built == {"resnet50": 1000, "lm_resnet101": 1000, "resnet20": 10}
+        assert _classes(cd.models.get("resnet50", num_classes=10)) == 10

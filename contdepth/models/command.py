@@ -16,10 +16,10 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "json", False):
         print(json.dumps(rows, indent=2))
         return 0
-    header = f"{'name':<22} {'family':<20} {'depth':>5} {'params (M)':>10}  {'scheme':<15} {'noise':<6} classes"
+    header = f"{'name':<22} {'family':<20} {'depth':>5} {'parameters':>11}  {'scheme':<15} {'noise':<6} classes"
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(f"{r['name']:<22} {r['family']:<20} {r['depth']:>5} {r['params'] / 1e6:>10.3f}  "
+        print(f"{r['name']:<22} {r['family']:<20} {r['depth']:>5} {r['params']:>11,}  "
               f"{r['scheme']:<15} {r['noise']:<6} {r['num_classes']}")
     return 0

@@ -23,6 +23,11 @@ class Entry:
     noise: Optional[str] = None
     dataset: str = "cifar"
 
+    @property
+    def num_classes(self) -> int:
+        """The class count of the published network: 1000 on ImageNet, 10 on CIFAR."""
+        return 1000 if self.dataset == "imagenet" else 10
+
 
 _MODELS: dict[str, Entry] = {}
 
@@ -64,7 +69,7 @@ def _entry(name: str) -> Entry:
 def get(
     name: str,
     *,
-    num_classes: int = 10,
+    num_classes: Optional[int] = None,
     scheme: Optional[str] = None,
     noise: Optional[str] = None,
     steps_per_block: int = 1,
@@ -72,13 +77,13 @@ def get(
 ) -> nn.Module:
     """Build a named model. ``scheme``/``noise`` override its defaults (``noise="none"`` turns a
     shake-shake model's noise off); ``**kw``: ``scheme_options`` (dict for every stage's scheme),
-    ``checkpoint`` (per-step activation checkpointing). ImageNet names take ``num_classes=1000``
-    for the published network."""
+    ``checkpoint`` (per-step activation checkpointing). ``num_classes`` defaults to the published
+    network's: 1000 for ImageNet names, 10 for CIFAR ones."""
     entry = _entry(name)
     return entry.build(
         scheme=entry.scheme if scheme is None else scheme,
         noise=entry.noise if noise is None else noise,
-        num_classes=num_classes,
+        num_classes=entry.num_classes if num_classes is None else num_classes,
         steps_per_block=steps_per_block,
         **kw,
     )
@@ -86,13 +91,11 @@ def get(
 
 @functools.lru_cache(maxsize=None)
 def _count(name: str) -> int:
-    entry = _entry(name)
-    classes = 1000 if entry.dataset == "imagenet" else 10
     try:
         with torch.device("meta"):  # counts shapes without allocating or initialising weights
-            model = get(name, num_classes=classes)
+            model = get(name)
     except (NotImplementedError, RuntimeError):
-        model = get(name, num_classes=classes)
+        model = get(name)
     return sum(p.numel() for p in model.parameters())
 
 
@@ -108,5 +111,5 @@ def describe(name: str) -> dict:
         family=entry.family,
         noise=entry.noise or "none",
         dataset=entry.dataset,
-        num_classes=1000 if entry.dataset == "imagenet" else 10,
+        num_classes=entry.num_classes,
     )
