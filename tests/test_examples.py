@@ -15,8 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # The quick forms of the commands README.md and the examples document (the full forms write to the
 # same places). Scripts without a quick form are checked through their --out default below.
 QUICK_COMMANDS = [
-    ["-m", "contdepth", "demo", "--fast", "--no-progress"],
-    ["-m", "contdepth", "demo", "--fast", "--no-progress", "--out", "runs/demo"],  # scripts/demo.sh's call
+    ["-m", "contdepth", "demo", "--fast", "--no-progress"],  # scripts/demo.sh's call adds --out runs/demo
     ["examples/kolmogorov_toy.py", "--quick", "--seeds", "1"],
     ["examples/quickstart.py"],
     ["results/summarize.py"],
