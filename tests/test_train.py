@@ -20,7 +20,7 @@ from contdepth.train.schedule import RecipeFactor
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
-TIMING = ("seconds", "images_per_s")
+TIMING = ("seconds", "images_per_s", "compile_seconds", "session")  # differ between a run and its resumption
 SMALL = ["--model", "lm_resnet20", "--epochs", "2", "--batch-size", "16", "--subset", "32", "--test-subset", "32",
          "--device", "cpu", "--no-progress"]
 

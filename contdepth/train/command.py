@@ -12,7 +12,8 @@ from typing import Any
 from ..data import DataError
 from ..data.cifar import DATASETS
 from . import checkpoint as ckpt
-from .argtypes import milestones, positive_int
+from .argtypes import milestones, positive_float, positive_int
+from .compiling import COMPILE_MODES
 from .config import AMP_CHOICES, SCHEDULES, TrainConfig
 from .records import CONFIG, read_config_file
 from .trainer import RunExists, Trainer
@@ -51,9 +52,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--test-subset", type=positive_int, metavar="N", help="evaluate on N test images evenly spaced through the split (smoke runs)")
     a("--amp", choices=AMP_CHOICES, help="bf16 autocast (default none)")
     a("--channels-last", action="store_true", default=None, help="channels_last memory format")
-    a("--compile", action="store_true", default=None, help="torch.compile the model")
+    a("--compile", action="store_true", default=None, help="torch.compile the model (same as --compile-mode default)")
+    a("--compile-mode", choices=COMPILE_MODES,
+      help="torch.compile mode: default; reduce-overhead (also CUDA graphs: fewest launches, CUDA only, "
+           "elsewhere the same as default); max-autotune (longest compile, fastest kernels)")
+    a("--deterministic", action="store_true", default=None,
+      help="deterministic algorithms, no cuDNN autotuning, no TF32 (slower on CUDA)")
     a("--sync-bn", action="store_true", default=None, help="synchronise BatchNorm statistics across processes")
-    a("--no-progress", action="store_true", default=None, help="no progress bar (also off when not a terminal)")
+    a("--no-progress", action="store_true", default=None,
+      help="no progress bar or progress lines (per-epoch lines are still printed)")
+    a("--progress-every", type=positive_float, metavar="SECONDS",
+      help="when output is not a terminal, a progress line this often (default 30)")
     a("--resume", action="store_true", help="continue the run saved in --out")
     a("--overwrite", action="store_true",
       help="start a new run in an --out that holds another run (its checkpoint, config, metrics, results and "

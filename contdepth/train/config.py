@@ -7,13 +7,15 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from ..data.cifar import DATASETS
+from .compiling import check_mode
 
 DEFAULT_EPOCHS = {"cifar10": 160, "cifar100": 300}
 SCHEDULES = ("step", "cosine")
 AMP_CHOICES = ("none", "bf16")
 
 # Settings that only change how fast (or where) a run goes; a resumed run may change them.
-RUNTIME_KEYS = ("data_dir", "out", "device", "compile", "progress", "download")
+RUNTIME_KEYS = ("data_dir", "out", "device", "compile", "compile_mode", "deterministic", "progress",
+                "progress_every", "download")
 
 
 @dataclass
@@ -22,6 +24,8 @@ class TrainConfig:
 
     ``epochs`` defaults to 160 (CIFAR-10) or 300 (CIFAR-100) and ``milestones`` to half and
     three quarters of it (80/120 of 160, 150/225 of 300): the paper's recipe.
+    ``compile=True`` alone means ``compile_mode="default"``; a ``compile_mode`` implies ``compile``.
+    ``progress_every``: seconds between progress lines when the output is not a terminal.
     """
 
     model: str = "lm_resnet20"
@@ -49,9 +53,12 @@ class TrainConfig:
     amp: str = "none"
     channels_last: bool = False
     compile: bool = False
+    compile_mode: Optional[str] = None
+    deterministic: bool = False
     sync_bn: bool = False
     device: Optional[str] = None
     progress: bool = True
+    progress_every: float = 30.0
     download: bool = False
 
     def __post_init__(self) -> None:
@@ -61,6 +68,10 @@ class TrainConfig:
         if self.milestones is None:
             self.milestones = sorted({max(1, round(self.epochs / 2)), max(1, round(3 * self.epochs / 4))})
         self.milestones = sorted(int(m) for m in self.milestones)
+        if self.compile_mode is not None:
+            self.compile = True
+        elif self.compile:
+            self.compile_mode = "default"
         self.validate()
 
     def validate(self) -> None:
@@ -94,6 +105,10 @@ class TrainConfig:
             raise ValueError(f"warmup_epochs must be in [0, epochs={self.epochs}), got {self.warmup_epochs!r}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        check_mode(self.compile_mode)
+        if not (isinstance(self.progress_every, (int, float)) and math.isfinite(self.progress_every)
+                and self.progress_every > 0):
+            raise ValueError(f"progress_every must be a positive number of seconds, got {self.progress_every!r}")
         if any(m < 1 for m in self.milestones):
             raise ValueError(f"milestones must be epochs >= 1, got {self.milestones}")
         for name in ("out", "data_dir"):  # an empty name would silently mean the current directory

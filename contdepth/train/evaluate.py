@@ -20,7 +20,9 @@ from torch import Tensor, nn
 from ..data import CifarData, DataError, DeviceLoader, load_cifar
 from . import checkpoint as ckpt
 from .argtypes import positive_int
+from .backends import apply_backend_flags, backend_flags
 from .build import model_from_config
+from .compiling import COMPILE_MODES, compile_module, effective_mode
 from .config import TrainConfig
 from .distributed import resolve_device
 from .records import CONFIG, read_config_file
@@ -68,6 +70,7 @@ def evaluate_run(
     batch_size: Optional[int] = None,
     test_subset: Optional[int] = None,
     amp: Optional[str] = None,
+    compile_mode: Optional[str] = None,
     model: Optional[nn.Module] = None,
     data: Optional[CifarData] = None,
 ) -> dict[str, Any]:
@@ -77,6 +80,8 @@ def evaluate_run(
         run_dir: a directory written by ``contdepth train``.
         scheme, steps_per_block: evaluate under this scheme / step count (default: as trained).
         data_dir, device, batch_size, test_subset, amp: override the run's settings.
+        compile_mode: ``torch.compile`` the model in this mode (see ``contdepth.train.compiling``);
+            the reported ``seconds`` then include compiling.
         model: a freshly built module of the run's architecture, for runs of a model not in the zoo.
         data: the data set, already read (saves re-reading it when sweeping schemes).
 
@@ -89,6 +94,7 @@ def evaluate_run(
     if state is None:
         raise FileNotFoundError(f"{run.resolve()} has no {ckpt.CHECKPOINT} with trained weights")
     dev = resolve_device(device)
+    effective_mode(compile_mode, dev)  # an unknown mode fails before any work
     if model is None:
         model = model_from_config(cfg)
     try:
@@ -105,15 +111,16 @@ def evaluate_run(
     subset = test_subset if test_subset is not None else cfg.test_subset
     loader = DeviceLoader(data.test.spread(subset), batch_size or cfg.eval_batch_size, train=False,
                           mean=data.mean, std=data.std, device=dev)
+    net = compile_module(model, compile_mode, dev)
     start = time.perf_counter()
-    loss_sum, correct, seen = eval_sums(model, loader.batches(), dev, amp or cfg.amp).tolist()
+    loss_sum, correct, seen = eval_sums(net, loader.batches(), dev, amp or cfg.amp).tolist()
     return {
         "run": str(run), "model": cfg.model, "dataset": cfg.dataset,
         "scheme": getattr(model, "scheme", scheme), "steps_per_block": getattr(model, "steps_per_block", steps_per_block),
         "trained_scheme": trained[0], "trained_steps_per_block": trained[1],
         "test_acc": correct / seen, "test_error": 100 * (1 - correct / seen), "test_loss": loss_sum / seen,
         "images": int(seen), "epochs_done": int(state["epoch"]), "seconds": time.perf_counter() - start,
-        "device": str(dev),
+        "device": str(dev), "compile_mode": effective_mode(compile_mode, dev),
     }
 
 
@@ -126,13 +133,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--device", help="cuda or cpu (default: cuda when available)")
     a("--batch-size", type=positive_int, help="evaluation batch size (default: the run's, 500)")
     a("--test-subset", type=positive_int, metavar="N", help="N test images evenly spaced through the split (default: the run's, all)")
+    a("--compile-mode", choices=COMPILE_MODES,
+      help="torch.compile the model: default, reduce-overhead (CUDA graphs, CUDA only), max-autotune "
+           "(worth it for large test sets only: compiling takes longer than evaluating 10,000 images)")
     a("--json", action="store_true", help="print the result as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
+        apply_backend_flags(backend_flags(resolve_device(args.device).type, deterministic=False))
         result = evaluate_run(args.run, args.scheme, args.steps_per_block, data_dir=args.data_dir,
-                              device=args.device, batch_size=args.batch_size, test_subset=args.test_subset)
+                              device=args.device, batch_size=args.batch_size, test_subset=args.test_subset,
+                              compile_mode=args.compile_mode)
     except (ValueError, TypeError, FileNotFoundError, DataError) as err:
         print(f"contdepth eval: error: {err}", file=sys.stderr)
         return 2

@@ -1,6 +1,9 @@
 """SGD with weight decay on the network's weights but not on the schemes' own parameters (LM's k_n)."""
 from __future__ import annotations
 
+import inspect
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -18,7 +21,18 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return groups
 
 
+def sgd_options(device: torch.device) -> dict[str, Any]:
+    """How SGD updates on ``device``: one fused kernel for all parameters on CUDA where this torch has
+    ``fused=``, else foreach (a few multi-tensor kernels) on CUDA; torch's choice elsewhere."""
+    if device.type != "cuda":
+        return {}
+    if "fused" in inspect.signature(torch.optim.SGD).parameters:
+        return {"fused": True}
+    return {"foreach": True}
+
+
 def build_optimizer(model: nn.Module, *, lr: float, momentum: float, weight_decay: float,
-                    nesterov: bool) -> torch.optim.SGD:
-    """The paper's SGD (momentum 0.9, weight decay 1e-4 on weights only)."""
-    return torch.optim.SGD(param_groups(model, weight_decay), lr=lr, momentum=momentum, nesterov=nesterov)
+                    nesterov: bool, device: torch.device = torch.device("cpu")) -> torch.optim.SGD:
+    """The paper's SGD (momentum 0.9, weight decay 1e-4 on weights only), fused on CUDA."""
+    return torch.optim.SGD(param_groups(model, weight_decay), lr=lr, momentum=momentum, nesterov=nesterov,
+                           **sgd_options(device))

@@ -69,22 +69,59 @@ def git_commit(where: Optional[Path] = None) -> Optional[str]:
     return commit + ("+dirty" if dirty else "")
 
 
+COMMIT_ENV = "CONTDEPTH_GIT_COMMIT"  # the commit, for a copy of the checkout without .git
+CONCURRENT_ENV = "CONTDEPTH_CONCURRENT_RUNS"  # how many runs share this device (set by whoever starts several)
+
+
+def commit_and_source() -> tuple[Optional[str], Optional[str]]:
+    """The checkout's commit from git, else from ``$CONTDEPTH_GIT_COMMIT``; and where it came from."""
+    commit = git_commit()
+    if commit is not None:
+        return commit, "git"
+    given = os.environ.get(COMMIT_ENV, "").strip()
+    return (given, f"${COMMIT_ENV}") if given else (None, None)
+
+
+def concurrent_runs() -> int:
+    """``$CONTDEPTH_CONCURRENT_RUNS`` (runs sharing this device), 1 when unset.
+
+    Raises ``ValueError`` when it is set to anything but a positive integer."""
+    text = os.environ.get(CONCURRENT_ENV, "").strip()
+    if not text:
+        return 1
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"${CONCURRENT_ENV} must be a positive integer (runs sharing the device), got {text!r}")
+    return value
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"cpu: {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
 
 
-def provenance(device: torch.device, seed: int, world: int) -> dict[str, Any]:
-    """Where a result came from: command line, git commit, device, versions, seed, date (UTC)."""
+def provenance(device: torch.device, seed: int, world: int, *,
+               settings: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """Where a result came from: command line, git commit, device (GPU name), versions (torch, CUDA, cuDNN),
+    seed, date (UTC), and ``settings`` (how it computed: compile mode, AMP, flags, ...)."""
+    commit, source = commit_and_source()
+    cudnn = torch.backends.cudnn.version() if device.type == "cuda" else None
     return {
         "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "git_commit": git_commit(),
+        "git_commit": commit,
+        "git_commit_from": source,
         "device": device_name(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "processes": world,
         "torch": str(torch.__version__),
         "cuda": None if torch.version.cuda is None else str(torch.version.cuda),
+        "cudnn": None if cudnn is None else str(cudnn),
         "python": platform.python_version(),
         "seed": seed,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **(settings or {}),
     }

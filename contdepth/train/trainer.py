@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import math
 import random
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -19,18 +21,34 @@ from ..data import CifarData, DeviceLoader
 from . import checkpoint as ckpt
 from . import distributed as dist_util
 from . import records
+from .backends import apply_backend_flags, backend_flags, current_flags
 from .build import count_params, data_from_config, model_from_config
+from .compiling import compile_module, effective_mode, mark_step
 from .config import TrainConfig, differences
 from .divergence import DivergenceWatch, nonfinite_tensors
 from .evaluate import eval_sums
 from .interrupt import StopRequest, terminate_as_interrupt
 from .momentum import check_stability, lm_schemes, momentum
 from .optim import build_optimizer
+from .progress import Progress, choose_style
 from .rundir import RunFolder, RunFolderError
 from .schedule import build_scheduler
 
 BatchHook = Callable[["Trainer", int, int], None]
 STOP_CHECK_EVERY = 10  # batches between cross-process checks for a stop request (each one syncs)
+
+
+def steady_timing(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Epoch seconds and images/s as medians over the epochs after each session's first (which compiles and
+    warms up; all epochs when no other is left), and the compile time summed over the run."""
+    firsts = {r.get("session", 0): r["epoch"] for r in reversed(rows)}
+    steady = [r for r in rows if firsts[r.get("session", 0)] != r["epoch"]] or rows
+    return {
+        "epoch_seconds": statistics.median(r["seconds"] for r in steady),
+        "images_per_s": statistics.median(r["images_per_s"] for r in steady),
+        "timed_epochs": len(steady),
+        "compile_seconds": sum(r.get("compile_seconds", 0.0) for r in rows),
+    }
 
 
 #: The output folder cannot take this run: it holds another run, is in use, or cannot be written.
@@ -81,6 +99,8 @@ class Trainer:
         self.epoch = 0  # epochs completed
         self.batch = 0  # optimiser steps done in epoch ``self.epoch + 1``
         self._stop = StopRequest()
+        self._compiled = {"train": False, "eval": False}  # first call of each compiled graph seen this session
+        self._epoch_compile_seconds = 0.0
 
     # ------------------------------------------------------------------ set-up
     def _check_out_dir(self) -> Optional[dict[str, Any]]:
@@ -106,6 +126,9 @@ class Trainer:
     def _setup(self) -> Optional[dict[str, Any]]:
         cfg, d = self.cfg, self.dist
         self.device = d.device
+        self.backend_flags = backend_flags(self.device.type, cfg.deterministic)
+        apply_backend_flags(self.backend_flags)
+        self.concurrent_runs = records.concurrent_runs()
         state = self._check_out_dir()
         seed_everything(cfg.seed)  # the weights (and LM's k) are the same on every process
         self.model = self._given_model if self._given_model is not None else model_from_config(cfg)
@@ -115,7 +138,7 @@ class Trainer:
         self._place_model()
         self._build_loaders()
         self.optimizer = build_optimizer(self.model, lr=cfg.lr, momentum=cfg.momentum,
-                                         weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
+                                         weight_decay=cfg.weight_decay, nesterov=cfg.nesterov, device=self.device)
         self.scheduler = build_scheduler(self.optimizer, self.train_loader.num_batches, cfg.epochs,
                                          schedule=cfg.schedule, milestones=cfg.milestones, gamma=cfg.gamma,
                                          warmup_epochs=cfg.warmup_epochs)
@@ -159,15 +182,18 @@ class Trainer:
     def _wrap_model(self) -> None:
         """``self.net`` trains (DDP and/or compiled); ``self.eval_net`` evaluates the bare model, since DDP's
         per-forward buffer broadcast would need the same number of test batches on every process."""
-        model, compile_ = self.model, self.cfg.compile
-        self.eval_net = torch.compile(model) if compile_ else model
+        model, mode, device = self.model, self.cfg.compile_mode, self.device
+        if mode != effective_mode(mode, device) and self.dist.main:
+            print(f"note: --compile-mode {mode} records CUDA graphs, which exist on CUDA only; "
+                  f"compiling with mode {effective_mode(mode, device)} on {device.type}", file=sys.stderr)
+        self.eval_net = compile_module(model, mode, device)
         if not self.dist.active:
             self.net = self.eval_net
             return
         # static_graph: parameters that no step ever reads need no per-step search for unused ones
         ddp = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                                       static_graph=True)
-        self.net = torch.compile(ddp) if compile_ else ddp
+        self.net = compile_module(ddp, mode, device)
 
     def _restore(self, state: dict[str, Any]) -> None:
         d = self.dist
@@ -220,12 +246,32 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def _progress(self, epoch: int):
-        from tqdm.auto import tqdm
+    def _make_progress(self, style: Optional[str] = None) -> Progress:
+        """Progress on stderr (rank 0 only): a bar on a terminal, a line every ``progress_every`` s otherwise."""
+        if style is None:
+            style = choose_style(self.cfg.progress and self.dist.main, sys.stderr)
+        return Progress(style, epochs=self.cfg.epochs, batches=len(self.train_loader),
+                        eval_batches=len(self.test_loader), images_per_batch=self.cfg.batch_size,
+                        every=self.cfg.progress_every)
 
-        show = self.cfg.progress and self.dist.main and sys.stderr.isatty()
-        return tqdm(total=len(self.train_loader), initial=self.batch, disable=not show, leave=False,
-                    desc=f"epoch {epoch}/{self.cfg.epochs}", unit="batch", dynamic_ncols=True)
+    def _epoch_stats(self) -> tuple[float, float]:
+        """Mean loss and accuracy of this process's steps so far this epoch (reads the device: a host sync)."""
+        loss_sum, correct = self._partial.tolist()
+        seen = max(self._seen, 1)
+        return loss_sum / seen, correct / seen
+
+    @contextlib.contextmanager
+    def _first_call_timed(self, graph: str):
+        """Time the first call of a compiled graph (compiling it) into this epoch's ``compile_seconds``."""
+        if not self.cfg.compile or self._compiled[graph]:
+            yield
+            return
+        self._sync()
+        start = time.perf_counter()
+        yield
+        self._sync()
+        self._epoch_compile_seconds += time.perf_counter() - start
+        self._compiled[graph] = True
 
     def _stop_requested(self, last: bool) -> bool:
         """Whether all processes agree to stop now (checked every step alone, every few steps in DDP)."""
@@ -241,6 +287,8 @@ class Trainer:
 
     # ---------------------------------------------------------------- training
     def _train_step(self, x: Tensor, y: Tensor) -> None:
+        """One optimiser step; loss and correct count are added to ``self._partial`` on the device (no sync)."""
+        mark_step(self.cfg.compile_mode, self.device)
         with self._autocast():
             logits = self.net(x)
             loss = self.criterion(logits, y)
@@ -263,29 +311,30 @@ class Trainer:
         n_batches = loader.num_batches
         start = time.perf_counter()
         halted = False
-        with self._progress(epoch) as bar:
+        self.progress.start_epoch(epoch, self.batch)
+        try:
             for x, y in loader.batches(self.batch):
-                self._train_step(x, y)
+                with self._first_call_timed("train"):
+                    self._train_step(x, y)
                 self.batch += 1
                 if self.on_batch_end is not None:
                     self.on_batch_end(self, epoch, self.batch)
-                if not bar.disable:
-                    bar.update(1)
-                    if self.batch % 20 == 0 or self.batch == n_batches:
-                        (loss_sum, correct), seen = self._partial.tolist(), self._seen
-                        elapsed = self._partial_seconds + time.perf_counter() - start
-                        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}%",
-                                        img_s=f"{seen * self.dist.world / max(elapsed, 1e-9):.0f}")
+                self.progress.step(self.batch, self._epoch_stats)
                 if self._stop_requested(last=self.batch == n_batches):
                     halted = True
                     break
+        finally:
+            self.progress.end_epoch()
         self._sync()
         self._partial_seconds += time.perf_counter() - start
         return not halted
 
     def evaluate(self) -> dict[str, float]:
         """Test loss and accuracy of the current weights over the whole test split (all processes)."""
-        sums = eval_sums(self.eval_net, self.test_loader.batches(), self.device, self.cfg.amp)
+        batches = iter(self.progress.evaluating(self.test_loader.batches()))
+        with self._first_call_timed("eval"):  # the first batch alone: it compiles the evaluation graph
+            sums = eval_sums(self.eval_net, itertools.islice(batches, 1), self.device, self.cfg.amp)
+        sums += eval_sums(self.eval_net, batches, self.device, self.cfg.amp)
         loss_sum, correct, seen = dist_util.all_reduce_sum(self.dist, sums).tolist()
         return {"test_loss": loss_sum / seen, "test_acc": correct / seen}
 
@@ -304,6 +353,8 @@ class Trainer:
             **test,
             "seconds": self._partial_seconds + eval_seconds,
             "images_per_s": seen / max(self._partial_seconds, 1e-9),
+            "compile_seconds": self._epoch_compile_seconds,
+            "session": len(self.sessions) - 1,
         }
         if lm_schemes(self.model):
             row["max_abs_k"] = max_k
@@ -413,6 +464,7 @@ class Trainer:
                 "final_train_loss": rows[-1]["train_loss"], "final_train_acc": rows[-1]["train_acc"],
                 "mean_images_per_s": sum(r["images_per_s"] for r in rows) / len(rows),
                 "mean_epoch_seconds": sum(r["seconds"] for r in rows) / len(rows),
+                **steady_timing(rows),
             })
         ks = momentum(self.model)
         if ks:
@@ -426,6 +478,19 @@ class Trainer:
         out["provenance"] = self.sessions[-1] if self.sessions else {}
         out["sessions"] = self.sessions
         return out
+
+    def _speed_settings(self) -> dict[str, Any]:
+        """How this session computes: compile mode, AMP, memory format, backend switches, device sharing."""
+        cfg = self.cfg
+        return {
+            "compile_mode": cfg.compile_mode,
+            "compile_mode_used": effective_mode(cfg.compile_mode, self.device),
+            "amp": cfg.amp,
+            "memory_format": "channels_last" if cfg.channels_last else "contiguous",
+            **current_flags(),
+            "optimizer": {"name": "SGD", **{k: self.optimizer.defaults.get(k) for k in ("fused", "foreach")}},
+            "concurrent_runs": self.concurrent_runs,
+        }
 
     def _scheme_name(self) -> Optional[str]:
         flows = self.model.flows() if hasattr(self.model, "flows") else []
@@ -465,7 +530,8 @@ class Trainer:
                 state = self._setup()
                 if state is not None:
                     self._restore(state)
-                self.sessions.append(records.provenance(self.device, self.cfg.seed, self.dist.world))
+                self.sessions.append(records.provenance(self.device, self.cfg.seed, self.dist.world,
+                                                        settings=self._speed_settings()))
                 if self._folder is not None:
                     self._folder.create()
                     self._folder.clear()
@@ -480,6 +546,7 @@ class Trainer:
             print(f"{self.cfg.model}: {self.params:,} parameters, {where}; "
                   f"{self.train_loader.num_examples} train / {self.test_loader.num_examples} test images "
                   f"on {self.device} x {self.dist.world}", flush=True)
+        self.progress = self._make_progress()
         self._prepared = True
 
     def _end_epoch(self, epoch: int) -> bool:
@@ -496,6 +563,7 @@ class Trainer:
         self._partial.zero_()
         self._seen = 0
         self._partial_seconds = 0.0
+        self._epoch_compile_seconds = 0.0
         self._watch.reset()
         if not self._save():
             return False
