@@ -12,7 +12,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("contdepth.train.command", "train a CIFAR classifier with any scheme"),
     "eval": ("contdepth.train.evaluate", "test accuracy of a trained run under another scheme / step count"),
     "models": ("contdepth.models.command", "list the named models with depth, parameters and scheme"),
+    "reproduce": ("contdepth.train.reproduce_command", "train a paper's study (its tables) in runs that fit your time"),
 }
+
+
+# subcommands that take the words after `--` as ``args.passthrough`` (filled in by build_parser)
+_PASSTHROUGH: set[str] = set()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,15 +33,26 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         mod.configure(p)
         p.set_defaults(_run=mod.run)
+        if getattr(mod, "TAKES_PASSTHROUGH", False):
+            _PASSTHROUGH.add(name)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    passthrough: list[str] = []
+    if "--" in words:  # words after `--` go to commands that pass them on (reproduce -> train)
+        cut = words.index("--")
+        words, passthrough = words[:cut], words[cut + 1:]
+    args = parser.parse_args(words)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    if args.command in _PASSTHROUGH:
+        args.passthrough = passthrough
+    elif passthrough:
+        parser.error(f"unrecognized arguments: -- {' '.join(passthrough)}")
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:

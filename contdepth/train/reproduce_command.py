@@ -1,0 +1,271 @@
+"""``contdepth reproduce``: train a paper's study, ``--jobs`` runs at a time, in the time you have.
+
+    contdepth reproduce STUDY --out DIR [--seeds 0,1] [--only NAME,NAME] [--jobs N] [--budget MINUTES]
+                            [--dry-run] [-- TRAIN FLAGS...]
+    contdepth reproduce STUDY --out DIR --summary
+    contdepth reproduce --list
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, NoReturn, Optional
+
+from . import planner
+from .argtypes import positive_int
+from .lock import FolderLock, FolderLocked
+from .reproduce import (RunJob, Runner, calibrate, history_estimate, measured_epoch_seconds, run_state,
+                        settings_conflict, timing_key)
+from .studies import STUDIES, Study, UnknownName, get_study
+
+# Flags that reproduce sets for every run itself.
+RESERVED = ("--model", "--out", "--seed", "--resume", "--noise", "--scheme")
+TAKES_PASSTHROUGH = True  # the `contdepth` command hands the words after `--` over as args.passthrough
+
+
+class UsageError(ValueError):
+    """A bad argument: one line for the user."""
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = ("Flags after `--` go to every `contdepth train` run (e.g. -- --epochs 1 --device cpu). "
+                     "Runs live in DIR/<model>[-<noise>]-s<seed>/; finished ones are skipped, interrupted ones resume.")
+    a = parser.add_argument
+    a("study", nargs="?", help=f"one of: {', '.join(STUDIES)} (see --list)")
+    a("--out", metavar="DIR", help="the study folder (one run folder per run)")
+    a("--seeds", default="0", help="comma-separated seeds, e.g. 0,1 (default 0)")
+    a("--only", metavar="NAME,NAME", help="only these rows of the study, e.g. resnet56,lm_resnet56-sd0.8")
+    a("--jobs", type=positive_int, default=1, help="runs at a time on the device (default 1)")
+    a("--budget", type=float, metavar="MINUTES",
+      help="start a run only when it is predicted to finish within MINUTES from now (calibrates first)")
+    a("--dry-run", action="store_true", help="print one `contdepth train` command per run to do, and nothing else")
+    a("--summary", action="store_true", help="write DIR/summary.md, summary.json and summary.png")
+    a("--list", action="store_true", help="list the studies and their runs")
+
+
+class _TrainFlagParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"flags after --: {message}")
+
+
+def _train_parser() -> argparse.ArgumentParser:
+    from .command import configure as configure_train  # the train command's own flags and checks
+
+    parser = _TrainFlagParser(prog="contdepth train", add_help=False)
+    configure_train(parser)
+    return parser
+
+
+def _parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.replace(",", " ").split()]
+    except ValueError:
+        raise UsageError(f"--seeds takes integers like 0,1, got {text!r}") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise UsageError(f"--seeds takes distinct integers >= 0 like 0,1, got {text!r}")
+    return seeds
+
+
+def _check_passthrough(flags: list[str]) -> None:
+    for flag in flags:
+        name = flag.split("=", 1)[0]
+        if name in RESERVED:
+            raise UsageError(f"flags after --: {name} is set by the study for each run; "
+                             f"reproduce sets {', '.join(RESERVED)} itself")
+
+
+def build_jobs(study: Study, out: Path, seeds: list[int], only: Optional[list[str]], passthrough: list[str],
+               ) -> list[RunJob]:
+    """Every run of the study in run order (priority, seed, row), with its flags and config."""
+    from .command import config_from_args
+
+    parser = _train_parser()
+    _check_passthrough(passthrough)
+    rows = study.select(only)
+    order = sorted(((row.priority, seed, i, row) for i, row in enumerate(rows) for seed in seeds),
+                   key=lambda t: t[:3])
+    jobs = []
+    for _, seed, _, row in order:
+        folder = out / row.run_name(seed)
+        flags = [*row.train_flags(), "--seed", str(seed), "--out", str(folder), *passthrough]
+        jobs.append(make_job(parser, config_from_args, row.run_name(seed), row, seed, folder, flags))
+    return jobs
+
+
+def make_job(parser: argparse.ArgumentParser, config_from_args: Callable[[argparse.Namespace], Any], name: str,
+             row: Any, seed: int, folder: Path, flags: list[str]) -> RunJob:
+    args = parser.parse_args(flags)
+    args.resume = False
+    try:
+        config = config_from_args(args)
+    except (ValueError, TypeError) as err:
+        raise UsageError(f"flags after --: {err}") from None
+    return RunJob(name, row, seed, folder, flags, config)
+
+
+def _list() -> None:
+    for study in STUDIES.values():
+        print(f"{study.name}: {study.title}")
+        for row in study.rows:
+            paper = "-" if row.paper_error is None else f"{row.paper_error:.2f}%"
+            print(f"  {row.name:<32} priority {row.priority}  paper {paper:>6}  {row.note}".rstrip())
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _estimator(directory: Path, calibrated: dict[tuple, planner.Estimate],
+               ) -> Callable[[RunJob], Optional[planner.Estimate]]:
+    """Estimates from run folders in ``directory`` (re-read at most every 30 s), else from calibration."""
+    cache: dict[str, Any] = {"at": -1e18, "measured": {}}
+    startup = max((e.startup_seconds for e in calibrated.values()), default=planner.DEFAULT_STARTUP_SECONDS)
+
+    def estimate(job: RunJob) -> Optional[planner.Estimate]:
+        now = time.monotonic()
+        if now - cache["at"] > 30:
+            cache["at"], cache["measured"] = now, measured_epoch_seconds(directory)
+        key = timing_key(job.config.to_dict())
+        return history_estimate(job, cache["measured"], startup) or calibrated.get(key)
+
+    return estimate
+
+
+def _print_plan(runner: Runner, waiting: list[RunJob], now: float, budget: Optional[float]) -> list[planner.Planned]:
+    pending = runner.pending_list(waiting)
+    planned, left = planner.plan(pending, jobs=runner.jobs, now=now, deadline=runner.deadline)
+    by_name = {p.name: p for p in pending}
+    _say(f"plan ({runner.jobs} at a time{f', budget {budget:g} min' if budget is not None else ''}):")
+    for p in planned:
+        _say(f"  {p.name:<36} predicted {planner.format_duration(by_name[p.name].seconds):>7}"
+             f"  starts at +{planner.format_duration(p.start - now)}")
+    for q in left:
+        why = "no estimate" if q.seconds is None else f"predicted {planner.format_duration(q.seconds)}, does not fit"
+        _say(f"  {q.name:<36} not started: {why}")
+    if planned:
+        end = planner.finish_time(planned, [], now)
+        _say(f"  predicted end: +{planner.format_duration(end - now)}")
+    return planned
+
+
+def _execute(study: Study, jobs: list[RunJob], out: Path, n_jobs: int, budget: Optional[float]) -> int:
+    start = time.monotonic()
+    deadline = start + 60 * budget if budget is not None else None
+    waiting = [j for j in jobs if run_state(j.folder) != "done"]
+    if not waiting:
+        _say(f"{study.name}: all {len(jobs)} runs in {out} are done (contdepth reproduce {study.name} --out {out} "
+             "--summary writes the summary)")
+        return 0
+    calibrated: dict[tuple, planner.Estimate] = {}
+    estimate = _estimator(out, calibrated)
+    if budget is not None:
+        unknown = [j for j in waiting if estimate(j) is None]
+        if unknown:
+            found, failed = calibrate(unknown, _burst_job, jobs=n_jobs, say=_say)
+            calibrated.update(found)
+            for name, code, lines in failed:
+                _say(f"calibration burst {name} failed (exit {code}):")
+                for line in lines:
+                    _say(f"    {line}")
+    runner = Runner(jobs, out, jobs=n_jobs, estimates=estimate, deadline=deadline, say=_say)
+    planned = _print_plan(runner, waiting, time.monotonic(), budget)
+    if budget is not None and not planned:
+        known = [(s, j.name) for j in waiting if (s := runner.predicted_seconds(j)) is not None]
+        shortest = (f"; the shortest, {min(known)[1]}, is predicted to take {planner.format_duration(min(known)[0])}"
+                    if known else "")
+        left = planner.format_duration(max(deadline - time.monotonic(), 0.0)) if deadline is not None else "?"
+        print(f"contdepth reproduce: error: a budget of {budget:g} min ({left} left) is too small for any run"
+              f"{shortest}; nothing started", file=sys.stderr)
+        return 2
+    report = _with_sigterm_as_interrupt(runner.run)
+    _say(f"{study.name}: {len(report.skipped) + len(report.finished)} of {len(jobs)} runs done "
+         f"({len(report.finished)} now), {len(report.failed)} failed, {len(report.stopped)} stopped, "
+         f"{len(report.pending)} pending")
+    for name, code, _ in report.failed:
+        _say(f"  failed: {name} (exit {code}; log in {out / name / 'train.log'})")
+    if report.stopped:
+        _say(f"  stopped (checkpoint saved, the same command resumes): {', '.join(report.stopped)}")
+    if report.pending:
+        why = "predicted not to finish within the budget" if budget is not None else "not started"
+        _say(f"  pending ({why}): {', '.join(report.pending)}")
+    if report.stopped:
+        return 130
+    return 1 if report.failed else 0
+
+
+_burst_parser: Optional[argparse.ArgumentParser] = None
+
+
+def _burst_job(job: RunJob, flags: list[str], folder: Path) -> RunJob:
+    from .command import config_from_args
+
+    global _burst_parser
+    _burst_parser = _burst_parser or _train_parser()
+    return make_job(_burst_parser, config_from_args, folder.name, job.spec, 0, folder, flags)
+
+
+def _with_sigterm_as_interrupt(fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` with SIGTERM raising KeyboardInterrupt (a scheduler's stop saves every run's checkpoint)."""
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        return fn()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except (UsageError, UnknownName, FolderLocked) as err:
+        print(f"contdepth reproduce: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.list:
+        _list()
+        return 0
+    if not args.study:
+        raise UsageError(f"name a study: {', '.join(STUDIES)} (or --list)")
+    study = get_study(args.study)
+    if not args.out:
+        raise UsageError("--out DIR is required (the study's folder)")
+    if args.dry_run and args.summary:
+        raise UsageError("--dry-run and --summary do not go together")
+    if args.budget is not None and not (args.budget > 0 and args.budget < float("inf")):
+        raise UsageError(f"--budget takes minutes > 0, got {args.budget:g}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder")
+    only = [n for n in args.only.split(",") if n.strip()] if args.only else None
+    if args.only is not None and not only:
+        raise UsageError("--only needs run names, e.g. resnet56,lm_resnet56")
+    jobs = build_jobs(study, out, _parse_seeds(args.seeds), only, list(getattr(args, "passthrough", []) or []))
+    if args.summary:
+        from .summary import write_summary
+
+        if not out.is_dir():
+            raise UsageError(f"--out {out} does not exist: nothing to summarise")
+        for path in write_summary(study, out):
+            _say(f"wrote {path}")
+        return 0
+    conflicts = [f"{j.folder} ({'; '.join(d)})" for j in jobs if (d := settings_conflict(j))]
+    if conflicts:
+        raise UsageError("these run folders hold runs with other settings; choose another --out or remove them: "
+                         + ", ".join(conflicts))
+    if args.dry_run:
+        for job in jobs:
+            state = run_state(job.folder)
+            if state != "done":
+                print(shlex.join(job.command(resume=state == "resume")))
+        return 0
+    out.mkdir(parents=True, exist_ok=True)
+    with FolderLock(out, what="contdepth reproduce"):
+        return _execute(study, jobs, out, args.jobs, args.budget)

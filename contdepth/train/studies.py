@@ -1,0 +1,186 @@
+"""Studies: a paper's tables as data. Each row is one run spec with the paper's number beside it.
+
+A :class:`Study` is a list of :class:`RunSpec` rows; ``contdepth reproduce STUDY`` trains every row
+once per seed in ``DIR/<row name>-s<seed>/``. Row names are ``<model>[-<noise tag>]`` and use only
+letters, digits, ``.``, ``_`` and ``-`` (safe in every file system and shell).
+
+Priorities: 1 = the paper's claims (the 56 and 110 pairs, LM-ResNet-56 against ResNet-110),
+2 = depth 20, 3 = the rest. Runs go in order of priority, then seed, then row.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+# Recipe name -> `contdepth train` flags. "lu2018" is the train defaults, which are the paper's
+# recipe: SGD momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided by 10 at epochs 80 and 120
+# of 160. It adds no flags, so flags given after `--` (e.g. `--epochs 1`) keep their usual meaning.
+RECIPES: dict[str, tuple[str, ...]] = {"lu2018": ()}
+
+SAFE_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+class UnknownName(ValueError):
+    """A study or run name that is not in the table (the message lists the choices)."""
+
+
+def noise_tag(noise: Optional[str]) -> str:
+    """``"sd:0.8"`` -> ``"sd0.8"``, ``"gaussian:0.001"`` -> ``"gaussian0.001"``, ``None`` -> ``""``."""
+    if not noise:
+        return ""
+    tag = noise.replace(":", "")
+    if not SAFE_NAME.match(tag):
+        raise ValueError(f"noise {noise!r} gives a run name with characters other than letters, digits, '.', '_', '-'")
+    return tag
+
+
+def basic_blocks(depth: int) -> int:
+    """Residual blocks of a CIFAR ResNet of depth ``6n + 2`` with basic blocks: ``3n``."""
+    if depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"a basic-block CIFAR ResNet has depth 6n + 2, got {depth}")
+    return (depth - 2) // 2
+
+
+def matching_gaussian_level(blocks: int, final_survival: float) -> float:
+    """The ``gaussian:S`` level whose noise matches stochastic depth ``sd:P`` over ``blocks`` blocks.
+
+    Stochastic depth ``sd:P`` makes block ``l`` of ``L`` the step ``x + η F``, ``η ~ Bernoulli(p_l)``,
+    ``p_l = 1 - l/L (1 - P)``: mean ``p_l F`` and variance ``p_l (1 - p_l) F²``. Written in its own
+    mean ``G = p_l F`` (a rescaling of the branch's last convolution, which training absorbs), this is
+    ``x + G + s_l G ξ`` with ``s_l² = (1 - p_l) / p_l``: the same first two moments per block as
+    ``gaussian:s_l`` (``x + F + S F ξ``). Weak equivalence needs only those moments.
+
+    ``gaussian:S`` has one ``S`` for every block, so a per-block ``s_l`` is not expressible; the closest
+    expressible form matches the variance summed over the net (the SDE's integrated diffusion):
+    ``S² = mean_l (1 - p_l) / p_l``. For LM-ResNet-56 (``L = 27``) and ``P = 0.8``, ``S ≈ 0.347``
+    (``s_l`` runs from 0.086 to 0.5).
+    """
+    if blocks < 1 or not 0.0 < final_survival <= 1.0:
+        raise ValueError(f"need blocks >= 1 and a final survival in (0, 1], got {blocks}, {final_survival}")
+    survival = [1.0 - block / blocks * (1.0 - final_survival) for block in range(1, blocks + 1)]
+    return math.sqrt(sum((1.0 - p) / p for p in survival) / blocks)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One row: ``model`` trained with ``noise``/``scheme`` (None: the model's own) under ``recipe``.
+
+    ``paper_error`` is the CIFAR-10 test error (%) the paper reports for it (None: not reported).
+    """
+
+    model: str
+    noise: Optional[str] = None
+    scheme: Optional[str] = None
+    recipe: str = "lu2018"
+    paper_error: Optional[float] = None
+    priority: int = 3
+    note: str = ""
+
+    @property
+    def name(self) -> str:
+        tag = noise_tag(self.noise)
+        return f"{self.model}-{tag}" if tag else self.model
+
+    @property
+    def family(self) -> str:
+        """``lm`` for LM-ResNets (scheme lm2), ``resnet`` for the Euler ResNets, ``other`` otherwise."""
+        if self.scheme == "lm2" or (self.scheme is None and self.model.startswith("lm_")):
+            return "lm"
+        if self.model.startswith(("resnet", "preact_resnet")):
+            return "resnet"
+        return "other"
+
+    def train_flags(self) -> list[str]:
+        """The `contdepth train` flags that make this row (without seed and folder)."""
+        flags = ["--model", self.model]
+        if self.noise:
+            flags += ["--noise", self.noise]
+        if self.scheme:
+            flags += ["--scheme", self.scheme]
+        return flags + list(RECIPES[self.recipe])
+
+    def run_name(self, seed: int) -> str:
+        return f"{self.name}-s{seed}"
+
+
+@dataclass(frozen=True)
+class Study:
+    """A named table of run specs."""
+
+    name: str
+    title: str
+    rows: tuple[RunSpec, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    def row(self, name: str) -> RunSpec:
+        for r in self.rows:
+            if r.name == name:
+                return r
+        raise UnknownName(_unknown("run", name, [r.name for r in self.rows], f"in study {self.name}"))
+
+    def select(self, names: Optional[Sequence[str]]) -> list[RunSpec]:
+        """The rows named (all when ``names`` is None), in table order; unknown names raise UnknownName."""
+        if not names:
+            return list(self.rows)
+        wanted = {self.row(n.strip()).name for n in names if n.strip()}
+        return [r for r in self.rows if r.name in wanted]
+
+
+def _unknown(what: str, name: str, choices: Sequence[str], where: str = "") -> str:
+    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
+    hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+    return f"unknown {what} {name!r}{' ' + where if where else ''}{hint}; choices: {', '.join(choices)}"
+
+
+_LM56_SIGMA = matching_gaussian_level(basic_blocks(56), 0.8)
+
+STUDIES: dict[str, Study] = {s.name: s for s in (
+    Study(
+        "lu2018-cifar10",
+        "Lu et al. 2018, CIFAR-10: ResNet vs LM-ResNet by depth (160 epochs)",
+        (
+            RunSpec("resnet56", paper_error=6.97, priority=1),
+            RunSpec("lm_resnet56", paper_error=6.31, priority=1),
+            RunSpec("resnet110", priority=1,
+                    note="the paper's ResNet entry at depth 110 is the pre-activation one (preact_resnet110)"),
+            RunSpec("preact_resnet110", paper_error=6.37, priority=1),
+            RunSpec("lm_resnet110", paper_error=6.16, priority=1),
+            RunSpec("resnet20", paper_error=8.75, priority=2),
+            RunSpec("lm_resnet20", paper_error=8.33, priority=2),
+            RunSpec("resnet32", paper_error=7.51),
+            RunSpec("lm_resnet32", paper_error=7.18),
+            RunSpec("resnet44", paper_error=7.17),
+            RunSpec("lm_resnet44", paper_error=6.66),
+            RunSpec("preact_resnet164", paper_error=5.46),
+            RunSpec("lm_resnet164", paper_error=5.27),
+        ),
+        ("ResNets at depths 20-56 are post-activation (He et al. 2015); LM-ResNets use pre-activation blocks.",),
+    ),
+    Study(
+        "lu2018-stochastic",
+        "Lu et al. 2018, CIFAR-10: stochastic training (stochastic depth, Gaussian noise, shake-shake)",
+        (
+            RunSpec("lm_resnet56", "sd:0.8", paper_error=5.14, priority=1),
+            RunSpec("resnet110", "sd:0.5", paper_error=5.25, priority=1),
+            RunSpec("lm_resnet110", "sd:0.5", paper_error=4.80, priority=1),
+            RunSpec("resnet56", "sd:0.8", priority=1, note="not in the paper's table; the pair of lm_resnet56-sd0.8"),
+            RunSpec("lm_resnet56", f"gaussian:{_LM56_SIGMA:.3g}", priority=1,
+                    note=f"Gaussian noise matching sd:0.8 in total variance (S² = mean (1-p_l)/p_l, "
+                         f"S = {_LM56_SIGMA:.3g}); gaussian:S has one S for all blocks, so the per-block "
+                         "s_l = sqrt((1-p_l)/p_l) of exact per-block matching is not expressible"),
+            RunSpec("resnet110", "gaussian:0.001", paper_error=5.52, priority=2),
+            RunSpec("shake_resnet26_2x32d", priority=3,
+                    note="shake-shake as an SDE; the 160-epoch recipe here, not shake-shake's own 1800 epochs"),
+        ),
+    ),
+)}
+
+
+def get_study(name: str) -> Study:
+    """The study called ``name``; UnknownName lists the choices (closest first)."""
+    if name not in STUDIES:
+        raise UnknownName(_unknown("study", name, list(STUDIES)))
+    return STUDIES[name]

@@ -1,0 +1,187 @@
+"""A study's results beside the paper: ``summary.md``, ``summary.json`` and ``summary.png`` in its folder.
+
+One row per study row: mean ± std final test error over the complete runs (one per seed), the
+paper's number, runs, epochs, parameters, median epoch time, device, and how many runs shared the
+device (from results.json where the trainer records it, else from the study's ``launches.jsonl``).
+"""
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from pathlib import Path
+from typing import Any, Optional
+
+from .records import METRICS, RESULTS, read_metrics, write_json
+from .studies import RunSpec, Study
+
+NOTE = ("Errors are final-epoch CIFAR-10 test errors (%); the paper reports its own training of each "
+        "network once, so the comparison that counts is LM-ResNet against ResNet of the same depth here.")
+
+
+def _complete_runs(directory: Path, row: RunSpec) -> list[tuple[Path, dict]]:
+    pattern = re.compile(rf"^{re.escape(row.name)}-s(\d+)$")
+    out = []
+    for folder in sorted(directory.iterdir()) if directory.is_dir() else []:
+        if not pattern.match(folder.name):
+            continue
+        try:
+            results = json.loads((folder / RESULTS).read_text())
+        except (OSError, ValueError):
+            continue
+        if results.get("complete") and "final_test_error" in results:
+            out.append((folder, results))
+    return out
+
+
+def _find(obj: Any, key: str) -> list[Any]:
+    """Every value stored under ``key`` anywhere in nested dicts/lists."""
+    found = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            found += [v] if k == key else _find(v, key)
+    elif isinstance(obj, list):
+        for v in obj:
+            found += _find(v, key)
+    return found
+
+
+def device_sharing(entries: list[dict]) -> dict[str, int]:
+    """Most runs alive at once during each run's life, from launches.jsonl start/end entries (a run
+    without an end counts as alive from its start on)."""
+    spans: list[tuple[str, float, float]] = []
+    open_runs: dict[str, float] = {}
+    for e in entries:
+        run, t = e.get("run"), e.get("time")
+        if not isinstance(run, str) or not isinstance(t, (int, float)):
+            continue
+        if e.get("event") == "start":
+            open_runs[run] = float(t)
+        elif e.get("event") == "end" and run in open_runs:
+            spans.append((run, open_runs.pop(run), float(t)))
+    spans += [(run, t, float("inf")) for run, t in open_runs.items()]
+    out: dict[str, int] = {}
+    for run, start, end in spans:
+        # the number alive peaks at some span's start inside [start, end)
+        moments = [start, *(s for _, s, _ in spans if start <= s < end)]
+        peak = max(sum(1 for _, s, e in spans if s <= t < e) for t in moments)
+        out[run] = max(out.get(run, 0), peak)
+    return out
+
+
+def _launch_concurrency(directory: Path) -> dict[str, int]:
+    entries = []
+    try:
+        lines = (directory / "launches.jsonl").read_text().splitlines()
+    except OSError:
+        return {}
+    for line in lines:
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            continue
+    return device_sharing(entries)
+
+
+def _params(row: RunSpec) -> Optional[int]:
+    from ..models import describe  # builds the model once to count
+
+    try:
+        return int(describe(row.model)["params"])
+    except ValueError:
+        return None
+
+
+def summarize(study: Study, directory: Path) -> dict[str, Any]:
+    """The summary as a dict: ``{"study", "title", "rows": [...]}`` (errors in %, times in seconds)."""
+    launches = _launch_concurrency(directory)
+    rows = []
+    for row in study.rows:
+        runs = _complete_runs(directory, row)
+        errors = [float(r["final_test_error"]) for _, r in runs]
+        epoch_seconds: list[float] = []
+        for folder, _ in runs:
+            try:
+                epoch_seconds += [float(m["seconds"]) for m in read_metrics(folder / METRICS) if "seconds" in m]
+            except (OSError, ValueError):
+                pass
+        shared = [int(v) for _, r in runs for v in _find(r, "concurrent_runs") if isinstance(v, int)]
+        shared += [launches[f.name] for f, _ in runs if f.name in launches]
+        devices = sorted({str(r.get("provenance", {}).get("device", "?")) for _, r in runs})
+        params = runs[0][1].get("params") if runs else _params(row)
+        rows.append({
+            "name": row.name, "model": row.model, "noise": row.noise, "scheme": row.scheme, "family": row.family,
+            "priority": row.priority, "paper_error": row.paper_error, "note": row.note,
+            "runs": len(runs), "seeds": [int(f.name.rsplit("-s", 1)[1]) for f, _ in runs],
+            "error_mean": statistics.mean(errors) if errors else None,
+            "error_std": statistics.stdev(errors) if len(errors) > 1 else None,
+            "errors": errors, "epochs": sorted({int(r["epochs"]) for _, r in runs}),
+            "params": params, "median_epoch_seconds": statistics.median(epoch_seconds) if epoch_seconds else None,
+            "devices": devices, "max_concurrent_runs": max(shared) if shared else None,
+        })
+    return {"study": study.name, "title": study.title, "note": NOTE, "rows": rows}
+
+
+def _cell(value: Optional[float], fmt: str = "{:.2f}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    header = ("| run | runs | epochs | our error % | paper error % | params (M) | median epoch s | device "
+              "| runs sharing it |")
+    lines = [f"# {summary['title']}", "", summary["note"], "", header, "|---|---|---|---|---|---|---|---|---|"]
+    notes: list[str] = []
+    for r in summary["rows"]:
+        ours = _cell(r["error_mean"]) + (f" ± {r['error_std']:.2f}" if r["error_std"] is not None else "")
+        name = r["name"]
+        if r["note"]:
+            notes.append(f"{len(notes) + 1}. {r['name']}: {r['note']}")
+            name += f" ({len(notes)})"
+        lines.append(f"| {name} | {r['runs']} | {','.join(map(str, r['epochs'])) or '-'} | {ours} | "
+                     f"{_cell(r['paper_error'])} | {_cell(r['params'] and r['params'] / 1e6)} | "
+                     f"{_cell(r['median_epoch_seconds'], '{:.1f}')} | {'; '.join(r['devices']) or '-'} | "
+                     f"{r['max_concurrent_runs'] or '-'} |")
+    if notes:
+        lines += ["", "Notes:", "", *notes]
+    return "\n".join(lines) + "\n"
+
+
+def plot(summary: dict[str, Any], path: Path) -> None:
+    """Test error against parameters: ResNet and LM-ResNet, ours (mean ± std) and the paper's."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    styles = {"resnet": ("ResNet", "tab:blue"), "lm": ("LM-ResNet", "tab:red"), "other": ("other", "tab:gray")}
+    for family, (label, colour) in styles.items():
+        rows = sorted((r for r in summary["rows"] if r["family"] == family and r["params"]), key=lambda r: r["params"])
+        ours = [r for r in rows if r["error_mean"] is not None]
+        paper = [r for r in rows if r["paper_error"] is not None]
+        if ours:
+            ax.errorbar([r["params"] / 1e6 for r in ours], [r["error_mean"] for r in ours],
+                        yerr=[r["error_std"] or 0.0 for r in ours], fmt="o", color=colour, capsize=3,
+                        label=f"{label}, ours")
+        if paper:
+            ax.plot([r["params"] / 1e6 for r in paper], [r["paper_error"] for r in paper], "x", color=colour,
+                    markersize=8, label=f"{label}, paper")
+    ax.set_xlabel("parameters (millions)")
+    ax.set_ylabel("CIFAR-10 test error (%)")
+    ax.set_title(summary["title"], fontsize=9)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_summary(study: Study, directory: Path) -> tuple[Path, Path, Path]:
+    """Write summary.md, summary.json and summary.png into ``directory``; returns their paths."""
+    summary = summarize(study, directory)
+    md, js, png = directory / "summary.md", directory / "summary.json", directory / "summary.png"
+    md.write_text(markdown(summary))
+    write_json(js, summary)
+    plot(summary, png)
+    return md, js, png

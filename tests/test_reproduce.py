@@ -1,0 +1,325 @@
+"""`contdepth reproduce`: studies as data, the time planner (fake clock), the runner, the CLI end to end."""
+import json
+import math
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+
+from contdepth.cli import main
+from contdepth.data import write_fake_cifar
+from contdepth.models import available, parse_noise
+from contdepth.models.noise_spec import NoiseSpec
+from contdepth.train import planner
+from contdepth.train.lock import FolderLock
+from contdepth.train.planner import Estimate, Pending
+from contdepth.train.reproduce import CONCURRENT_ENV, LOG, Runner, burst_estimate, calibrate
+from contdepth.train.reproduce_command import build_jobs
+from contdepth.train.studies import STUDIES, SAFE_NAME, UnknownName, basic_blocks, get_study, matching_gaussian_level
+from contdepth.train.summary import device_sharing
+
+TINY = ["--epochs", "1", "--batch-size", "16", "--subset", "32", "--test-subset", "32", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# ----------------------------------------------------------------- studies
+def test_study_rows_name_real_models_and_noises_with_safe_unique_names():
+    for study in STUDIES.values():
+        names = [row.name for row in study.rows]
+        assert len(set(names)) == len(names)
+        for row in study.rows:
+            assert row.model in available()
+            parse_noise(row.noise)
+            assert SAFE_NAME.match(row.run_name(12)), row.run_name(12)
+            assert row.priority in (1, 2, 3)
+    cifar = get_study("lu2018-cifar10")
+    assert [r.paper_error for r in cifar.select(["resnet20", "lm_resnet20"])] == [8.75, 8.33]
+    assert get_study("lu2018-stochastic").row("lm_resnet56-sd0.8").paper_error == 5.14
+
+
+def test_unknown_study_and_run_names_list_the_choices_closest_first():
+    with pytest.raises(UnknownName, match=r"did you mean lu2018-cifar10.*choices: lu2018-cifar10, lu2018-stochastic"):
+        get_study("lu2018-cifar")
+    with pytest.raises(UnknownName, match=r"did you mean lm_resnet56.*choices: resnet56, lm_resnet56"):
+        get_study("lu2018-cifar10").select(["lm_resnet57"])
+
+
+def test_gaussian_level_matches_the_stochastic_depth_law_of_the_noise_spec():
+    """Per block, sd:P is x + a F + c F ξ (noise_spec scales); in its mean G = a F the relative noise is c / a.
+    The study's gaussian:S has S² = mean (c / a)² over the net's blocks."""
+    blocks = basic_blocks(56)
+    assert blocks == 27
+    sd = NoiseSpec("sd", 0.8)
+    ratios = [(c / a) ** 2 for a, c in (sd.scales(l, blocks) for l in range(1, blocks + 1))]
+    level = matching_gaussian_level(blocks, 0.8)
+    assert level == pytest.approx(math.sqrt(sum(ratios) / blocks))
+    assert min(ratios) ** 0.5 < level < max(ratios) ** 0.5
+    assert matching_gaussian_level(blocks, 1.0) == 0.0
+    row = next(r for r in get_study("lu2018-stochastic").rows if r.noise and r.noise.startswith("gaussian")
+               and r.model == "lm_resnet56")
+    assert parse_noise(row.noise).level == pytest.approx(level, rel=1e-2)
+    assert "not expressible" in row.note
+
+
+# ----------------------------------------------------------------- planner (pure, fake times)
+def test_plan_list_schedules_in_priority_order_and_fills_gaps_with_runs_that_fit():
+    pending = [Pending("a", 50.0), Pending("b", 80.0), Pending("c", 30.0), Pending("d", 10.0)]
+    planned, left = planner.plan(pending, jobs=2, now=100.0, deadline=200.0)
+    assert [(p.name, p.start, p.end) for p in planned] == [
+        ("a", 100.0, 150.0), ("b", 100.0, 180.0), ("c", 150.0, 180.0), ("d", 180.0, 190.0)]
+    assert left == []
+    planned, left = planner.plan(pending, jobs=1, now=0.0, deadline=100.0)
+    assert [p.name for p in planned] == ["a", "c", "d"]  # b (80 s) does not fit after a; c and d do
+    assert [p.name for p in left] == ["b"]
+    planned, left = planner.plan(pending, jobs=2, now=0.0, deadline=100.0, busy_until=[95.0, 60.0])
+    # running runs hold the slots until 60 and 95: c fits at 60, d then at 90; a and b never fit
+    assert [(p.name, p.start, p.end) for p in planned] == [("c", 60.0, 90.0), ("d", 90.0, 100.0)]
+    assert [p.name for p in left] == ["a", "b"]
+
+
+def test_plan_with_too_small_a_budget_or_unknown_times_starts_nothing():
+    planned, left = planner.plan([Pending("a", 500.0), Pending("b", None)], jobs=4, now=0.0, deadline=60.0)
+    assert planned == [] and [p.name for p in left] == ["a", "b"]
+    planned, _ = planner.plan([Pending("a", None)], jobs=1, now=0.0, deadline=None)
+    assert planned[0].end == math.inf and planner.format_duration(planned[0].end) == "?"
+    assert planner.next_to_start([Pending("a", 61.0), Pending("b", 59.0)], now=0.0, deadline=60.0).name == "b"
+
+
+def test_estimates_from_epoch_times_and_bursts():
+    assert planner.median_epoch_seconds([{"seconds": 9.0}, {"seconds": 1.0}, {"seconds": 2.0}]) == 2.0
+    assert Estimate(10.0, 5.0).seconds(3) == 35.0
+    # burst: 100 train images at 50 img/s (2 s) + 3 s testing 50 images; full: 1000 train, 500 test
+    epoch = planner.epoch_seconds_from_burst({"seconds": 5.0, "images_per_s": 50.0}, 100, 50, 1000, 500)
+    assert epoch == pytest.approx(20.0 + 30.0)
+    assert planner.format_duration(95) == "1m35s" and planner.format_duration(7384) == "2h03m"
+
+
+def test_device_sharing_counts_the_runs_alive_together():
+    entries = [{"event": "start", "run": "a", "time": 0}, {"event": "start", "run": "b", "time": 1},
+               {"event": "end", "run": "b", "time": 2}, {"event": "end", "run": "a", "time": 5},
+               {"event": "start", "run": "c", "time": 6}]
+    assert device_sharing(entries) == {"a": 2, "b": 2, "c": 1}
+
+
+# ----------------------------------------------------------------- runner with a fake clock and fake processes
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+class FakeProcess:
+    """Ends at ``end`` on the fake clock with ``code``; a finished run leaves a complete results.json."""
+
+    def __init__(self, clock, end, code, folder):
+        self.clock, self.end, self.code, self.folder = clock, end, code, folder
+        self.returncode = None
+        self.signals = []
+
+    def poll(self):
+        if self.returncode is None and self.clock() >= self.end:
+            self.returncode = self.code
+            if self.code == 0 and not (self.folder / "results.json").exists():
+                (self.folder / "results.json").write_text(json.dumps({"complete": True}))
+        return self.returncode
+
+    def send_signal(self, sig):
+        self.signals.append(sig)
+
+    def wait(self, timeout=None):
+        return self.poll()
+
+
+def _fake_jobs(tmp_path, names):
+    study = get_study("lu2018-cifar10")
+    return build_jobs(study, tmp_path, [0], names, ["--device", "cpu", "--epochs", "2"])
+
+
+def test_runner_keeps_to_the_deadline_never_stops_a_started_run_and_reports_failures(tmp_path):
+    clock = FakeClock()
+    jobs = _fake_jobs(tmp_path, ["resnet56", "lm_resnet56", "resnet20", "lm_resnet20"])
+    assert [j.name for j in jobs] == ["resnet56-s0", "lm_resnet56-s0", "resnet20-s0", "lm_resnet20-s0"]
+    seconds = {"resnet56-s0": 40.0, "lm_resnet56-s0": 45.0, "resnet20-s0": 500.0, "lm_resnet20-s0": 20.0}
+    true_seconds = {"resnet56-s0": 70.0, "lm_resnet56-s0": 45.0, "resnet20-s0": 500.0, "lm_resnet20-s0": 20.0}
+    started, processes = [], {}
+
+    def launch(argv, env, log):
+        name = log.parent.name
+        log.write_text("line 1\nTraceback: boom\n" if name == "lm_resnet56-s0" else "ok\n")
+        started.append((name, env[CONCURRENT_ENV], clock()))
+        processes[name] = FakeProcess(clock, clock() + true_seconds[name], 1 if name == "lm_resnet56-s0" else 0,
+                                      log.parent)
+        return processes[name]
+
+    lines = []
+    runner = Runner(jobs, tmp_path, jobs=2, deadline=60.0, clock=clock, sleep=clock.sleep, launch=launch,
+                    estimates=lambda job: Estimate(seconds[job.name] / 2, 0.0), say=lines.append, poll_seconds=1.0)
+    report = runner.run()
+    # resnet56 and lm_resnet56 start together; lm_resnet56 fails at 45 s, and lm_resnet20 (20 s) no longer
+    # fits before 60 s; resnet20 (500 s) never fits; resnet56 overruns its prediction and is left to finish
+    assert started == [("resnet56-s0", "1", 0.0), ("lm_resnet56-s0", "2", 0.0)]
+    assert report.finished == ["resnet56-s0"] and clock() >= 70.0
+    assert processes["resnet56-s0"].signals == []
+    assert [(name, code) for name, code, _ in report.failed] == [("lm_resnet56-s0", 1)]
+    assert report.failed[0][2][-1] == "Traceback: boom"
+    assert any("Traceback: boom" in line for line in lines)
+    assert report.pending == ["resnet20-s0", "lm_resnet20-s0"]
+    assert any("done 0 / running 2 / pending 2" in line for line in lines)
+    ledger = [json.loads(line) for line in (tmp_path / "launches.jsonl").read_text().splitlines()]
+    assert [(e["event"], e["run"]) for e in ledger][:2] == [("start", "resnet56-s0"), ("start", "lm_resnet56-s0")]
+
+
+def test_runner_stop_request_asks_each_run_to_checkpoint(tmp_path):
+    clock = FakeClock()
+    jobs = _fake_jobs(tmp_path, ["resnet56"])
+    procs = []
+
+    def launch(argv, env, log):
+        procs.append(FakeProcess(clock, 1e9, 0, log.parent))
+        return procs[-1]
+
+    def interrupting_sleep(seconds):
+        raise KeyboardInterrupt
+
+    runner = Runner(jobs, tmp_path, clock=clock, sleep=interrupting_sleep, launch=launch, say=lambda line: None)
+    report = runner.run()
+    assert procs[0].signals == [signal.SIGTERM]
+    assert report.pending == []
+
+
+def test_calibration_scales_each_burst_to_the_runs_epochs(tmp_path):
+    """Bursts run through the same runner; a fake burst writes the files a real one would."""
+    clock = FakeClock()
+    jobs = _fake_jobs(tmp_path, ["resnet20", "lm_resnet20"])
+    seen = []
+
+    def launch(argv, env, log):
+        folder = log.parent
+        seen.append(argv)
+        ips = 100.0 if "lm_resnet20" in argv else 200.0
+        rows = [{"epoch": e, "seconds": 1024 / ips + 2.0, "images_per_s": ips} for e in (1, 2)]
+        (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (folder / "results.json").write_text(json.dumps({"complete": True, "train_images": 1024, "test_images": 1000}))
+        return FakeProcess(clock, clock() + 20.0, 0, folder)
+
+    from contdepth.train.reproduce_command import _burst_job
+
+    found, failed = calibrate(jobs, _burst_job, jobs=2, launch=launch, clock=clock, sleep=clock.sleep,
+                              say=lambda line: None)
+    assert failed == [] and len(seen) == 2
+    # 8 batches of 128 train images, 2 test batches of 500, 2 epochs
+    assert all(a[a.index("--subset") + 1] == "1024" and a[a.index("--test-subset") + 1] == "1000"
+               and a[a.index("--epochs") + 1] == "2" for a in seen)
+    by_model = {key[0]: est for key, est in found.items()}
+    # full epoch: 50,000 / ips train + 10,000 test images at 2 s per 1000
+    assert by_model["resnet20"].epoch_seconds == pytest.approx(50_000 / 200 + 20.0)
+    assert by_model["lm_resnet20"].epoch_seconds == pytest.approx(50_000 / 100 + 20.0)
+    # start-up: the burst's wall time less two steady epochs
+    assert by_model["resnet20"].startup_seconds == pytest.approx(20.0 - 2 * (1024 / 200 + 2.0), abs=0.5)
+    assert by_model["lm_resnet20"].startup_seconds == 0.0
+    assert burst_estimate(jobs[0], tmp_path / "nothing-here", 1.0) is None
+
+
+# ----------------------------------------------------------------- the command end to end
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cifar")
+    write_fake_cifar(root, "cifar10", train=40, test=32)
+    return root
+
+
+def test_dry_run_prints_one_train_command_per_run(tmp_path, capsys):
+    assert main(["reproduce", "lu2018-cifar10", "--out", str(tmp_path / "W"), "--dry-run", "--seeds", "0,1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 * len(get_study("lu2018-cifar10").rows)
+    assert all(line.startswith("contdepth train --model ") for line in lines)
+    assert lines[0] == f"contdepth train --model resnet56 --seed 0 --out {tmp_path / 'W' / 'resnet56-s0'}"
+    assert not (tmp_path / "W").exists()
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["lu2018-cifar100", "--out", "W"], "did you mean lu2018-cifar10"),
+    (["lu2018-cifar10", "--out", "W", "--only", "resnet2O"], "unknown run 'resnet2O'"),
+    (["lu2018-cifar10", "--out", "W", "--dry-run", "--", "--epochs", "x"], "flags after --: argument --epochs"),
+    (["lu2018-cifar10", "--out", "W", "--dry-run", "--", "--out", "x"], "--out is set by the study"),
+    (["lu2018-cifar10", "--out", "W", "--seeds", "0,0"], "distinct integers"),
+    (["lu2018-cifar10", "--out", "W", "--budget", "-1"], "minutes > 0"),
+    (["--out", "W"], "name a study"),
+])
+def test_bad_input_gets_one_clear_line(tmp_path, capsys, monkeypatch, argv, expected):
+    monkeypatch.chdir(tmp_path)
+    assert main(["reproduce", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("contdepth reproduce: error: ") and expected in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "W").exists()
+
+
+def test_two_runs_then_nothing_then_summary(tmp_path, data_dir, capsys, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # each `contdepth train` process: one thread on a shared machine
+    out = tmp_path / "W"
+    argv = ["reproduce", "lu2018-cifar10", "--out", str(out), "--only", "resnet20,lm_resnet20", "--jobs", "2",
+            "--", *TINY, "--data-dir", str(data_dir)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "2 of 2 runs done (2 now), 0 failed" in text
+    for name in ("resnet20-s0", "lm_resnet20-s0"):
+        results = json.loads((out / name / "results.json").read_text())
+        assert results["complete"] and results["model"] == name[:-3]
+        assert "epoch   1/1" in (out / name / LOG).read_text()
+    ledger = (out / "launches.jsonl").read_text()
+    assert sorted(json.loads(line)["concurrent_runs"] for line in ledger.splitlines() if '"start"' in line) == [1, 2]
+
+    assert main(argv) == 0  # everything done: nothing starts
+    assert "all 2 runs" in capsys.readouterr().out
+    assert (out / "launches.jsonl").read_text() == ledger
+
+    assert main([*argv[:2], "--dry-run", *argv[2:]]) == 0
+    assert capsys.readouterr().out == ""  # done runs are not printed again
+
+    assert main(["reproduce", "lu2018-cifar10", "--out", str(out), "--summary"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    rows = {r["name"]: r for r in summary["rows"]}
+    assert rows["resnet20"]["runs"] == 1 and rows["resnet20"]["paper_error"] == 8.75
+    assert rows["resnet20"]["max_concurrent_runs"] == 2 and rows["resnet20"]["epochs"] == [1]
+    assert rows["resnet56"]["runs"] == 0 and rows["resnet56"]["params"] > 0
+    md = (out / "summary.md").read_text()
+    assert "| resnet20 | 1 | 1 |" in md and "8.75" in md
+    assert (out / "summary.png").stat().st_size > 10_000
+
+    # a run folder trained with other settings is not mixed in
+    assert main([*argv[:2], "--dry-run", *argv[2:], "--epochs", "3"]) == 2
+    assert "resnet20-s0 (epochs: 1 -> 3; milestones: [1] -> [2])" in capsys.readouterr().err
+
+
+def test_budget_too_small_starts_nothing_and_a_busy_folder_is_refused(tmp_path, data_dir, capsys):
+    out = tmp_path / "W"
+    flags = [*TINY, "--data-dir", str(data_dir)]
+    jobs = build_jobs(get_study("lu2018-cifar10"), out, [1], ["resnet20"], flags)
+    earlier = jobs[0].folder  # an earlier run with the same settings took 1000 s per epoch
+    earlier.mkdir(parents=True)
+    (earlier / "config.json").write_text(json.dumps(jobs[0].config.to_dict()))
+    (earlier / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "seconds": 1000.0}) + "\n")
+    argv = ["reproduce", "lu2018-cifar10", "--out", str(out), "--only", "resnet20", "--budget", "1", "--", *flags]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert "too small for any run" in captured.err and "resnet20-s0" in captured.err
+    assert "not started" in captured.out
+    assert not (out / "launches.jsonl").exists() and not (out / "resnet20-s0").exists()
+
+    with FolderLock(out, what="contdepth reproduce"):
+        assert main(argv) == 2
+    assert f"in use by another contdepth reproduce (process {os.getpid()})" in capsys.readouterr().err
