@@ -3,7 +3,6 @@ import json
 import math
 import os
 import signal
-from pathlib import Path
 
 import pytest
 import torch
@@ -59,7 +58,7 @@ def test_gaussian_level_matches_the_stochastic_depth_law_of_the_noise_spec():
     blocks = basic_blocks(56)
     assert blocks == 27
     sd = NoiseSpec("sd", 0.8)
-    ratios = [(c / a) ** 2 for a, c in (sd.scales(l, blocks) for l in range(1, blocks + 1))]
+    ratios = [(c / a) ** 2 for a, c in (sd.scales(block, blocks) for block in range(1, blocks + 1))]
     level = matching_gaussian_level(blocks, 0.8)
     assert level == pytest.approx(math.sqrt(sum(ratios) / blocks))
     assert min(ratios) ** 0.5 < level < max(ratios) ** 0.5
