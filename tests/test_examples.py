@@ -18,7 +18,7 @@ QUICK_COMMANDS = [
     ["-m", "contdepth", "demo", "--fast", "--no-progress"],  # scripts/demo.sh's call adds --out runs/demo
     ["examples/kolmogorov_toy.py", "--quick", "--seeds", "1"],
     ["examples/quickstart.py"],
-    ["results/summarize.py"],
+    ["-m", "contdepth", "reproduce", "lu2018-cifar10", "--out", "runs/lu2018", "--seeds", "0,1", "--dry-run"],
 ]
 
 

@@ -248,6 +248,14 @@ def test_dry_run_prints_one_train_command_per_run(tmp_path, capsys):
     assert all(line.startswith("contdepth train --model ") for line in lines)
     assert lines[0] == f"contdepth train --model resnet56 --seed 0 --out {tmp_path / 'W' / 'resnet56-s0'}"
     assert not (tmp_path / "W").exists()
+    (tmp_path / "W" / "resnet56-s0").mkdir(parents=True)
+    (tmp_path / "W" / "resnet56-s0" / "checkpoint.pt").write_bytes(b"")  # interrupted: resumes
+    (tmp_path / "W" / "lm_resnet56-s0").mkdir()
+    (tmp_path / "W" / "lm_resnet56-s0" / "metrics.jsonl").write_text("")  # a start that saved no checkpoint
+    assert main(["reproduce", "lu2018-cifar10", "--out", str(tmp_path / "W"), "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("resnet56-s0 --resume") and lines[1].endswith("lm_resnet56-s0 --overwrite")
+    assert not any(line.endswith(("--resume", "--overwrite")) for line in lines[2:])
 
 
 @pytest.mark.parametrize("argv, expected", [

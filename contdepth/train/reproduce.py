@@ -24,6 +24,7 @@ from . import planner
 from .config import TrainConfig, differences
 from .planner import Estimate, Pending
 from .records import CONFIG, METRICS, RESULTS, read_metrics
+from .rundir import run_files
 from .studies import RunSpec
 
 LOG = "train.log"
@@ -48,9 +49,16 @@ class RunJob:
     flags: list[str]  # `contdepth train` flags, --resume excluded
     config: TrainConfig
 
-    def command(self, resume: bool) -> list[str]:
-        """The `contdepth train ...` words (``--resume`` when continuing a checkpoint)."""
-        return ["contdepth", "train", *self.flags, *(["--resume"] if resume else [])]
+    def command(self, resume: bool = False, overwrite: bool = False) -> list[str]:
+        """The `contdepth train ...` words (``--resume`` to continue a checkpoint, ``--overwrite`` to replace
+        the files of a start that left no checkpoint)."""
+        return ["contdepth", "train", *self.flags, *(["--resume"] if resume else []),
+                *(["--overwrite"] if overwrite else [])]
+
+    def next_command(self) -> list[str]:
+        """The command that continues this run from what its folder holds now."""
+        state = run_state(self.folder)
+        return self.command(resume=state == "resume", overwrite=state == "new" and bool(run_files(self.folder)))
 
 
 # ----------------------------------------------------------------- run folders
@@ -63,7 +71,8 @@ def _read_json(path: Path) -> Optional[dict]:
 
 
 def run_state(folder: Path) -> str:
-    """``done`` (complete results.json), ``resume`` (a checkpoint) or ``new``."""
+    """``done`` (complete results.json), ``resume`` (a checkpoint) or ``new`` (perhaps with files of a start
+    that saved no checkpoint, which the new start replaces)."""
     results = _read_json(folder / RESULTS)
     if results and results.get("complete"):
         return "done"
@@ -210,7 +219,7 @@ class Runner:
         job.folder.mkdir(parents=True, exist_ok=True)
         resume = run_state(job.folder) == "resume"
         concurrent = len(self.running) + 1
-        argv = job.command(resume)
+        argv = job.next_command()
         process = self.launch(argv, {CONCURRENT_ENV: str(concurrent)}, job.folder / LOG)
         predicted = self.predicted_seconds(job)
         self.running.append(_Running(job, process, now, now + predicted if predicted is not None else float("inf")))

@@ -23,7 +23,7 @@ from .reproduce import (RunJob, Runner, calibrate, history_estimate, measured_ep
 from .studies import STUDIES, Study, UnknownName, get_study
 
 # Flags that reproduce sets for every run itself.
-RESERVED = ("--model", "--out", "--seed", "--resume", "--noise", "--scheme")
+RESERVED = ("--model", "--out", "--seed", "--resume", "--overwrite", "--noise", "--scheme")
 TAKES_PASSTHROUGH = True  # the `contdepth` command hands the words after `--` over as args.passthrough
 
 
@@ -99,7 +99,7 @@ def build_jobs(study: Study, out: Path, seeds: list[int], only: Optional[list[st
 def make_job(parser: argparse.ArgumentParser, config_from_args: Callable[[argparse.Namespace], Any], name: str,
              row: Any, seed: int, folder: Path, flags: list[str]) -> RunJob:
     args = parser.parse_args(flags)
-    args.resume = False
+    args.resume = args.overwrite = False
     try:
         config = config_from_args(args)
     except (ValueError, TypeError) as err:
@@ -262,9 +262,8 @@ def _run(args: argparse.Namespace) -> int:
                          + ", ".join(conflicts))
     if args.dry_run:
         for job in jobs:
-            state = run_state(job.folder)
-            if state != "done":
-                print(shlex.join(job.command(resume=state == "resume")))
+            if run_state(job.folder) != "done":
+                print(shlex.join(job.next_command()))
         return 0
     out.mkdir(parents=True, exist_ok=True)
     with FolderLock(out, what="contdepth reproduce"):
