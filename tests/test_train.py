@@ -187,6 +187,30 @@ def test_single_host_gloo_group_stays_on_loopback(monkeypatch):
     assert os.environ["GLOO_SOCKET_IFNAME"] == "eth7"
 
 
+def test_more_processes_than_gpus_is_refused(monkeypatch):
+    """torchrun with 2 processes on a host with 1 GPU: one clear error instead of two ranks on cuda:0."""
+    from contdepth.train import distributed
+
+    with pytest.raises(ValueError, match=r"2 processes .* 1 CUDA device: .*--nproc_per_node=1"):
+        distributed.check_one_gpu_each(local_world=2, local_rank=0, gpus=1)
+    with pytest.raises(ValueError, match="4 processes"):
+        distributed.check_one_gpu_each(local_world=1, local_rank=3, gpus=2)  # LOCAL_WORLD_SIZE unknown
+    distributed.check_one_gpu_each(local_world=2, local_rank=1, gpus=2)
+    # the whole path, with a machine that reports one GPU
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match="each process needs a GPU of its own"):
+        distributed.resolve_device("cuda", local_rank=1)
+    with pytest.raises(ValueError, match="puts all 2 processes on one GPU"):
+        distributed.resolve_device("cuda:0", local_rank=1)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    assert distributed.resolve_device("cuda", local_rank=0) == torch.device("cuda", 0)
+
+
 NPZ = SHARED / "data" / "cifar10-jpeg75.npz"
 
 

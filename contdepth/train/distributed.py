@@ -33,6 +33,24 @@ def launched_by_torchrun() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
+def check_one_gpu_each(local_world: int, local_rank: int, gpus: int) -> None:
+    """Refuse (``ValueError``) more processes on this host than it has CUDA devices.
+
+    Each process needs a GPU of its own: NCCL cannot run two ranks of one group on the same device.
+    ``local_world`` is the number of processes torchrun started on this host, ``gpus`` the CUDA devices.
+    """
+    if local_world > gpus or local_rank >= gpus:
+        have = f"{gpus} CUDA device" + ("" if gpus == 1 else "s")
+        raise ValueError(f"{max(local_world, local_rank + 1)} processes were started on this host but torch sees "
+                         f"{have}: each process needs a GPU of its own; start at most {gpus} "
+                         f"(torchrun --nproc_per_node={gpus}), or use --device cpu")
+
+
+def local_world_size() -> int:
+    """Processes torchrun started on this host (1 when not launched by torchrun)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
+
+
 def resolve_device(name: Optional[str], local_rank: int = 0) -> torch.device:
     """``cuda`` (this process's GPU under torchrun), ``cpu``, or the best available when ``name`` is None."""
     if name is None:
@@ -45,10 +63,15 @@ def resolve_device(name: Optional[str], local_rank: int = 0) -> torch.device:
         if not torch.cuda.is_available():
             raise ValueError(f"--device {name} was asked for but torch sees no CUDA device; use --device cpu")
         count = torch.cuda.device_count()
+        local_world = local_world_size() if launched_by_torchrun() else 1
         if device.index is None:
-            device = torch.device("cuda", local_rank % count)
+            check_one_gpu_each(local_world, local_rank, count)
+            device = torch.device("cuda", local_rank)
         elif device.index >= count:
             raise ValueError(f"--device {name}: there are {count} CUDA devices (cuda:0 to cuda:{count - 1})")
+        elif local_world > 1:
+            raise ValueError(f"--device {name} puts all {local_world} processes on one GPU; "
+                             "pass --device cuda (each process takes the GPU of its local rank)")
     elif device.type != "cpu":
         raise ValueError(f"unsupported device {name!r}; choose one of: cuda, cuda:N, cpu")
     return device

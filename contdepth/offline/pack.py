@@ -1,0 +1,169 @@
+"""``collect``: a study's outputs packed into at most N files of at most M MiB, all at the top of one folder.
+
+Priority: text (results, metrics, configs, summaries, plans, calibration) and plots, then logs (a log
+too large keeps its end), then fp16 weights of the chosen finished runs. Whatever does not fit is
+listed in ``collect.txt`` as left out. Archives are ``.tar.gz``; each stays under the limit because
+its uncompressed size (tar headers and padding counted) does, with room for gzip's worst case.
+"""
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+MANIFEST = "collect.txt"
+ARCHIVE = "contdepth-{:d}.tar.gz"
+TEXT_SUFFIXES = (".json", ".jsonl", ".md", ".txt", ".csv", ".xml")
+LOG_SUFFIXES = (".log",)
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+GZIP_SLACK = 64 * 1024  # gzip adds at most ~5 bytes per 16 KiB stored block plus a header; far below this
+TAR_END = 2 * 512 + 10240  # end-of-archive blocks and tarfile's record padding
+
+
+@dataclass
+class Item:
+    """A file to pack: its bytes come from ``path`` (or ``data``), stored as ``name``."""
+
+    name: str
+    path: Optional[Path] = None
+    data: Optional[bytes] = None
+    kind: str = "text"
+    note: str = ""
+
+    @property
+    def size(self) -> int:
+        if self.data is not None:
+            return len(self.data)
+        assert self.path is not None
+        return self.path.stat().st_size
+
+    @property
+    def tar_size(self) -> int:
+        return 512 + -(-self.size // 512) * 512
+
+
+@dataclass
+class Packing:
+    archives: list[tuple[Path, list[Item]]] = field(default_factory=list)
+    left_out: list[tuple[Item, str]] = field(default_factory=list)
+
+
+def tail_bytes(path: Path, limit: int) -> bytes:
+    """The last ``limit`` bytes of ``path`` from a line start, under a line saying what was cut."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        f.seek(max(0, size - limit + 200))
+        data = f.read()
+    cut = data.find(b"\n") + 1
+    return f"[... first {size - len(data) + cut} bytes cut ...]\n".encode() + data[cut:]
+
+
+def gather(work: Path, study_out: Optional[Path], weights: Sequence[Path]) -> list[Item]:
+    """The files to collect, in priority order: text and plots, logs, then ``weights``."""
+    roots = [work] + ([study_out] if study_out is not None and not _inside(study_out, work) else [])
+    text, plots, logs = [], [], []
+    seen: set[Path] = set()
+    for root in roots:
+        prefix = "" if root == work else root.name + "/"
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            real = path.resolve()
+            if real in seen or path.suffix == ".tmp" or _inside(path, work / "weights"):
+                continue
+            seen.add(real)
+            name = prefix + path.relative_to(root).as_posix()
+            if path.suffix in LOG_SUFFIXES:
+                logs.append(Item(name, path, kind="log"))
+            elif path.suffix in PLOT_SUFFIXES:
+                plots.append(Item(name, path, kind="plot"))
+            elif path.suffix in TEXT_SUFFIXES:
+                text.append(Item(name, path, kind="text"))
+    return text + plots + logs + [Item("weights/" + w.name, w, kind="weights") for w in weights]
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def plan(items: Iterable[Item], max_files: int, capacity: int) -> tuple[list[list[Item]], list[tuple[Item, str]]]:
+    """First-fit of ``items`` (in order) into at most ``max_files`` bins of ``capacity`` tar bytes.
+
+    A log larger than a bin keeps its end; any other file larger than a bin is left out.
+    """
+    bins: list[list[Item]] = []
+    used: list[int] = []
+    left: list[tuple[Item, str]] = []
+    room = capacity - TAR_END
+    for item in items:
+        if item.tar_size > room:
+            if item.kind in ("log", "text") and item.path is not None:
+                item = Item(item.name, data=tail_bytes(item.path, room - 1024), kind=item.kind,
+                            note=f"end only (of {item.size} bytes)")
+            else:
+                left.append((item, f"{item.size / 2**20:.1f} MiB, more than one file may hold"))
+                continue
+        for i, u in enumerate(used):
+            if u + item.tar_size <= room:
+                bins[i].append(item)
+                used[i] += item.tar_size
+                break
+        else:
+            if len(bins) < max_files:
+                bins.append([item])
+                used.append(item.tar_size)
+            else:
+                left.append((item, f"no room left in {max_files} files"))
+    return bins, left
+
+
+def write_archive(path: Path, items: Sequence[Item]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
+        for item in items:
+            if item.data is not None:
+                info = tarfile.TarInfo(item.name)
+                info.size = len(item.data)
+                info.mtime = int(os.path.getmtime(item.path)) if item.path else 0
+                tar.addfile(info, io.BytesIO(item.data))
+            elif item.path is not None:
+                tar.add(item.path, arcname=item.name, recursive=False)
+    os.replace(tmp, path)
+
+
+def pack(items: Sequence[Item], dest: Path, *, max_files: int = 8, max_bytes: int = 15 * 2**20,
+         header: str = "") -> Packing:
+    """Write ``items`` into ``dest/contdepth-N.tar.gz`` plus ``dest/collect.txt``: at most ``max_files``
+    files in all, each at most ``max_bytes``, none in a subfolder. Earlier packings in ``dest`` are replaced."""
+    if max_files < 2:
+        raise ValueError(f"max_files must be at least 2 (one archive and {MANIFEST}), got {max_files}")
+    dest.mkdir(parents=True, exist_ok=True)
+    for old in dest.glob("contdepth-*.tar.gz"):
+        old.unlink()
+    bins, left = plan(items, max_files - 1, max_bytes - GZIP_SLACK)
+    result = Packing(left_out=left)
+    for i, members in enumerate(bins, 1):
+        path = dest / ARCHIVE.format(i)
+        write_archive(path, members)
+        if path.stat().st_size > max_bytes:  # cannot happen by construction; never hand back an oversize file
+            raise RuntimeError(f"{path} is {path.stat().st_size} bytes, over the {max_bytes} limit")
+        result.archives.append((path, members))
+    (dest / MANIFEST).write_text(manifest(result, header))
+    return result
+
+
+def manifest(result: Packing, header: str) -> str:
+    lines = [header.rstrip(), ""] if header else []
+    lines.append("unpack: for f in contdepth-*.tar.gz; do tar -xzf \"$f\"; done")
+    for path, members in result.archives:
+        lines.append(f"\n{path.name} ({path.stat().st_size / 2**20:.2f} MiB, {len(members)} files):")
+        lines += [f"  {m.name}" + (f"  [{m.note}]" if m.note else "") for m in members]
+    if result.left_out:
+        lines.append("\nleft out:")
+        lines += [f"  {item.name}: {why}" for item, why in result.left_out]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,105 @@
+"""Set-up steps of ``start``: the commit to record, the data decoded once, the GPU test tier."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from .procs import run_logged
+
+COMMIT_ENV = "CONTDEPTH_GIT_COMMIT"
+COMMIT_FILE = "COMMIT"  # in the carry folder: `git rev-parse HEAD > .carry/COMMIT` before the copy
+CIFAR10_FOLDER = "cifar-10-batches-py"
+
+
+def resolve_commit(given: Optional[str], repo: Path, carry: Path) -> tuple[Optional[str], str]:
+    """The commit the runs record, and where it came from: ``given``, ``$CONTDEPTH_GIT_COMMIT``, git, the carry file."""
+    if given:
+        return given.strip(), "--commit"
+    if os.environ.get(COMMIT_ENV, "").strip():
+        return os.environ[COMMIT_ENV].strip(), f"${COMMIT_ENV}"
+    if (repo / ".git").exists():
+        try:
+            head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
+                                  timeout=20, check=True).stdout.strip()
+            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                                   capture_output=True, text=True, timeout=20).stdout.strip()
+            return head + ("+dirty" if dirty else ""), "git"
+        except (OSError, subprocess.SubprocessError):
+            pass
+    path = carry / COMMIT_FILE
+    if path.is_file() and path.read_text().strip():
+        return path.read_text().split()[0], str(path)
+    return None, "unknown"
+
+
+def data_ready(data_dir: Path) -> bool:
+    return (data_dir / CIFAR10_FOLDER / "test_batch").is_file()
+
+
+def start_decoding(data_dir: Path, carry: Path, log: Path) -> Optional[subprocess.Popen]:
+    """Decode the carried CIFAR-10 archive into ``data_dir`` in the background; None when nothing is to do.
+
+    Raises ``FileNotFoundError`` when the data is neither there nor carried.
+    """
+    if data_ready(data_dir):
+        return None
+    decoder = carry / "cifar10_from_jpeg.py"
+    archives = sorted(carry.glob("*.npz"))
+    if not decoder.is_file() or not archives:
+        raise FileNotFoundError(f"no CIFAR-10 in {data_dir / CIFAR10_FOLDER} and no decoder + .npz archive in "
+                                f"{carry} to make it; carry them or pass --data-dir")
+    with open(log, "w") as out:
+        return subprocess.Popen([sys.executable, str(decoder), str(data_dir), "--npz", str(archives[0])],
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+@dataclass
+class TierResult:
+    """The GPU tier's outcome: ``ran`` (pytest produced a report), test counts, failed test ids."""
+
+    ran: bool
+    passed: int = 0
+    skipped: int = 0
+    failed: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    note: str = ""
+
+    def summary(self) -> str:
+        if not self.ran:
+            return f"did not run ({self.note})"
+        text = f"{self.passed} passed, {len(self.failed)} failed, {self.skipped} skipped in {self.seconds:.0f} s"
+        return text + (f": {', '.join(self.failed)}" if self.failed else "")
+
+
+def read_junit(path: Path) -> TierResult:
+    """Counts and failed ids (``test_name[params]``) of a pytest ``--junitxml`` report."""
+    root = ET.parse(path).getroot()
+    result = TierResult(ran=True)
+    for case in root.iter("testcase"):
+        if case.find("failure") is not None or case.find("error") is not None:
+            result.failed.append(case.get("name", "?"))
+        elif case.find("skipped") is not None:
+            result.skipped += 1
+        else:
+            result.passed += 1
+        result.seconds += float(case.get("time", 0) or 0)
+    return result
+
+
+def run_gpu_tier(repo: Path, log: Path, timeout_s: float, extra: Optional[list[str]] = None) -> TierResult:
+    """``pytest -m cuda`` in ``repo``, output to ``log``; a run past ``timeout_s`` is stopped and reported."""
+    junit = log.with_suffix(".xml")
+    junit.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-p", "no:cacheprovider", "tests",
+           f"--junitxml={junit}", *(extra or [])]
+    code = run_logged(cmd, log, timeout_s, cwd=repo)
+    if code is None:
+        return TierResult(ran=False, note=f"stopped after {timeout_s:.0f} s; see {log}")
+    if not junit.is_file():
+        return TierResult(ran=False, note=f"pytest exited {code} without a report; see {log}")
+    return read_junit(junit)

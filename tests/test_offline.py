@@ -1,0 +1,134 @@
+"""The offline-machine script: packing within file limits, mode choice, commit, and start/watch/collect on CPU."""
+import json
+import os
+import shutil
+import tarfile
+from pathlib import Path
+
+import torch
+
+from contdepth.offline import calibrate, pack, prepare
+from contdepth.offline.__main__ import main as offline_main
+
+REPO = Path(__file__).resolve().parents[1]
+MiB = 2**20
+
+
+def _check_limits(dest: Path, max_files: int, max_bytes: int) -> list[Path]:
+    files = sorted(dest.rglob("*"))
+    assert all(p.is_file() and p.parent == dest for p in files), files  # nothing in a subfolder
+    assert 1 <= len(files) <= max_files, files
+    assert all(p.stat().st_size <= max_bytes for p in files), [(p.name, p.stat().st_size) for p in files]
+    return [p for p in files if p.name.endswith(".tar.gz")]
+
+
+def _members(archives: list[Path]) -> dict[str, bytes]:
+    out = {}
+    for path in archives:
+        with tarfile.open(path) as tar:
+            for m in tar.getmembers():
+                out[m.name] = tar.extractfile(m).read()
+    return out
+
+
+def test_collect_packs_within_the_file_limits(tmp_path):
+    """Incompressible logs and weights beyond what fits: every file within the limits, text first,
+    a too-large log keeps its end, what does not fit is listed as left out."""
+    work, rng = tmp_path / "work", torch.Generator().manual_seed(0)
+    study = work / "study"
+    for i in range(6):
+        run = study / f"resnet20-s{i}"
+        run.mkdir(parents=True)
+        (run / "results.json").write_text(json.dumps({"complete": True, "run": i}))
+        (run / "metrics.jsonl").write_text('{"epoch": 1}\n')
+        (run / "train.log").write_bytes(torch.randint(0, 256, (300_000,), generator=rng, dtype=torch.uint8).numpy().tobytes())
+    big_log = work / "logs" / "reproduce.log"
+    big_log.parent.mkdir()
+    big_log.write_bytes(torch.randint(0, 256, (3 * MiB,), generator=rng, dtype=torch.uint8).numpy().tobytes() + b"\nlast line\n")
+    weights = []
+    for i in range(4):
+        w = tmp_path / f"w{i}.pt"
+        w.write_bytes(torch.randint(0, 256, (700_000,), generator=rng, dtype=torch.uint8).numpy().tobytes())
+        weights.append(w)
+    dest = tmp_path / "out"
+    result = pack.pack(pack.gather(work, study, weights), dest, max_files=4, max_bytes=1 * MiB, header="test")
+    archives = _check_limits(dest, 4, MiB)
+    members = _members(archives)
+    for i in range(6):  # every result is there
+        assert json.loads(members[f"study/resnet20-s{i}/results.json"])["run"] == i
+    assert members["logs/reproduce.log"].endswith(b"\nlast line\n") and len(members["logs/reproduce.log"]) < MiB
+    left = {item.name for item, _ in result.left_out}
+    assert left and left <= {f"weights/w{i}.pt" for i in range(4)}  # only weights give way
+    manifest = (dest / pack.MANIFEST).read_text()
+    assert all(name in manifest for name in left) and "end only" in manifest
+    # the real limits: 8 files of 15 MiB, with 3 x 7 MiB of incompressible weights
+    big = []
+    for i in range(3):
+        w = tmp_path / f"big{i}.pt"
+        w.write_bytes(os.urandom(7 * MiB))
+        big.append(w)
+    result = pack.pack(pack.gather(work, study, big), dest, header="test")
+    archives = _check_limits(dest, 8, 15 * MiB)
+    assert len(archives) == 2 and not result.left_out
+    assert _members(archives)["weights/big2.pt"] == big[2].read_bytes()
+
+
+def test_failed_gpu_tests_rule_out_their_modes():
+    ruled = calibrate.excluded_by_tests(["test_compiled_training_step_matches_eager[lm_resnet20-reduce-overhead-bf16+cl]"])
+    assert set(ruled) == {"reduce-overhead-bf16-cl"}
+    ruled = calibrate.excluded_by_tests(["test_compiled_training_step_matches_eager[lm_resnet20-default-fp32]",
+                                         "test_every_family_forward_backward_fp32_and_bf16_channels_last[resnet50-plain]"])
+    assert set(ruled) == {"default-bf16-cl", "eager-bf16-cl", "reduce-overhead-bf16-cl"}
+    assert set(calibrate.excluded_by_tests(["test_one_epoch_of_2048_images_in_the_fastest_mode"])) == \
+        {"reduce-overhead-bf16-cl"}
+    assert calibrate.excluded_by_tests(["test_device_loader_crops_and_flips_batched_seeded_reproducible"]) == {}
+    fast, slow = (calibrate.Measurement(m, True, {"resnet56": {"contdepth": v}}) for m, v in
+                  (("reduce-overhead-bf16-cl", 9000.0), ("eager-fp32", 3000.0)))
+    assert calibrate.choose([slow, fast], {}).mode == "reduce-overhead-bf16-cl"
+    assert calibrate.choose([slow, fast], {"reduce-overhead-bf16-cl": "t"}).mode == "eager-fp32"
+    assert calibrate.choose([calibrate.Measurement("eager-fp32", False)], {}) is None
+    assert calibrate.jobs_from({1: 1000.0, 2: 1500.0, 3: 1550.0}) == 2
+    assert calibrate.jobs_from({1: 1000.0, 2: 1050.0, 3: 2000.0}) == 3
+    assert calibrate.jobs_from({1: 1000.0, 2: 1050.0, 3: 1080.0}) == 1
+    assert calibrate.MODES["reduce-overhead-bf16-cl"].train_flags == \
+        ["--compile-mode", "reduce-overhead", "--amp", "bf16", "--channels-last"]
+
+
+def test_calibration_reads_throughput_rows(tmp_path):
+    (tmp_path / "throughput.json").write_text(json.dumps({"comparisons": [
+        {"model": "resnet56", "phase": "train", "images_per_s": {"contdepth": 100.0, "hand": 110.0}},
+        {"model": "resnet56", "phase": "inference", "images_per_s": {"contdepth": 900.0, "hand": 900.0}},
+        {"model": "lm_resnet56", "phase": "train", "images_per_s": {"contdepth": 80.0, "hand": 90.0}}]}))
+    m = calibrate.read_measurement(calibrate.MODES["eager-fp32"], tmp_path)
+    assert m.ok and m.speed == 90.0 and m.images_per_s["resnet56"]["hand"] == 110.0
+    assert "0.909" in calibrate.table([m], {}, {1: 100.0})
+
+
+def test_commit_comes_from_the_argument_the_environment_git_or_the_carry_file(tmp_path, monkeypatch):
+    monkeypatch.delenv(prepare.COMMIT_ENV, raising=False)
+    carry = tmp_path / ".carry"
+    carry.mkdir()
+    assert prepare.resolve_commit(None, tmp_path, carry) == (None, "unknown")
+    (carry / "COMMIT").write_text("0123abc\n")
+    assert prepare.resolve_commit(None, tmp_path, carry) == ("0123abc", str(carry / "COMMIT"))
+    monkeypatch.setenv(prepare.COMMIT_ENV, "fromenv")
+    assert prepare.resolve_commit(None, tmp_path, carry)[0] == "fromenv"
+    assert prepare.resolve_commit("given", tmp_path, carry)[0] == "given"
+    if (REPO / ".git").exists() and shutil.which("git"):
+        monkeypatch.delenv(prepare.COMMIT_ENV)
+        commit, source = prepare.resolve_commit(None, REPO, carry)
+        assert source == "git" and len(commit.split("+")[0]) == 40
+
+
+def test_bad_arguments_get_one_line(capsys, tmp_path):
+    work = ["--work", str(tmp_path / "w")]
+    assert offline_main(["watch", "10", *work]) == 2
+    assert "run `start` first" in capsys.readouterr().err
+    assert offline_main(["start", "lu2018-cifar10", *work, "--mode", "fastest"]) == 2
+    assert "choose from: eager-fp32" in capsys.readouterr().err
+    assert offline_main(["start", "lu2018-cifar10", *work, "--jobs", "0"]) == 2
+    assert "--jobs takes a positive number or auto" in capsys.readouterr().err
+    assert offline_main(["start", "lu2018-cifar10", *work, "--dry-run"]) == 2
+    assert "--dry-run is set by start itself" in capsys.readouterr().err
+    assert offline_main(["start", "lu2018-cifar10", *work, "--", "--device", "cuda"]) == 2
+    assert "give it to start" in capsys.readouterr().err
