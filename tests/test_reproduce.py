@@ -330,3 +330,16 @@ def test_budget_too_small_starts_nothing_and_a_busy_folder_is_refused(tmp_path, 
     with FolderLock(out, what="contdepth reproduce"):
         assert main(argv) == 2
     assert f"in use by another contdepth reproduce (process {os.getpid()})" in capsys.readouterr().err
+
+
+def test_budget_without_any_timed_run_starts_nothing(tmp_path, capsys, monkeypatch):
+    import contdepth.train.reproduce_command as command
+
+    monkeypatch.setattr(command, "calibrate", lambda runs, make_job, **kw: ({}, [("resnet20-s0-c0", 2, ["no data"])]))
+    out = tmp_path / "W"
+    assert main(["reproduce", "lu2018-cifar10", "--out", str(out), "--only", "resnet20", "--budget", "5",
+                 "--", "--device", "cpu"]) == 1
+    captured = capsys.readouterr()
+    assert "calibration burst resnet20-s0-c0 failed (exit 2)" in captured.out and "    no data" in captured.out
+    assert "no run could be timed" in captured.err
+    assert not (out / "launches.jsonl").exists()

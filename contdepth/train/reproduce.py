@@ -35,7 +35,7 @@ TAIL_LINES = 12
 STOP_WAIT_SECONDS = 120.0
 # Settings that change how long an epoch takes: earlier runs predict a run only where these agree.
 TIMING_KEYS = ("model", "dataset", "noise", "scheme", "steps_per_block", "batch_size", "eval_batch_size",
-               "subset", "test_subset", "amp", "channels_last", "compile", "device")
+               "subset", "test_subset", "amp", "channels_last", "compile", "compile_mode", "deterministic", "device")
 
 
 @dataclass
@@ -382,11 +382,13 @@ def calibrate(runs: Sequence[RunJob], make_job: Callable[[RunJob, list[str], Pat
             for c in range(copies):
                 folder = Path(tmp) / f"{distinct[key].name}-c{c}"
                 bursts.append((key, make_job(distinct[key], burst_flags(distinct[key], folder), folder)))
-        say(f"calibrating: {len(keys)} settings, {len(bursts)} timed bursts of {BURST_EPOCHS} x {BURST_BATCHES} "
-            f"batches, {jobs} at a time")
+        say(f"calibrating: {len(bursts)} timed bursts ({len(keys)} distinct settings) of {BURST_EPOCHS} x "
+            f"{BURST_BATCHES} batches, {jobs} at a time")
         runner = Runner([b for _, b in bursts], Path(tmp), jobs=jobs, launch=launch, clock=clock, sleep=sleep,
                         say=lambda line: None, poll_seconds=0.2, ledger=False)
+        started = clock()
         report = runner.run()
+        say(f"calibrated in {planner.format_duration(clock() - started)}")
         if report.stopped or report.pending:
             raise KeyboardInterrupt
         found: dict[tuple, list[Estimate]] = {}

@@ -139,10 +139,12 @@ def _print_plan(runner: Runner, waiting: list[RunJob], now: float, budget: Optio
     pending = runner.pending_list(waiting)
     planned, left = planner.plan(pending, jobs=runner.jobs, now=now, deadline=runner.deadline)
     by_name = {p.name: p for p in pending}
+    sources = {j.name: (e.source if (e := runner.estimates(j)) else "") for j in waiting}
     _say(f"plan ({runner.jobs} at a time{f', budget {budget:g} min' if budget is not None else ''}):")
     for p in planned:
+        source = f" ({sources[p.name]})" if sources[p.name] else ""
         _say(f"  {p.name:<36} predicted {planner.format_duration(by_name[p.name].seconds):>7}"
-             f"  starts at +{planner.format_duration(p.start - now)}")
+             f"  starts at +{planner.format_duration(p.start - now)}{source}")
     for q in left:
         why = "no estimate" if q.seconds is None else f"predicted {planner.format_duration(q.seconds)}, does not fit"
         _say(f"  {q.name:<36} not started: {why}")
@@ -173,6 +175,10 @@ def _execute(study: Study, jobs: list[RunJob], out: Path, n_jobs: int, budget: O
                     _say(f"    {line}")
     runner = Runner(jobs, out, jobs=n_jobs, estimates=estimate, deadline=deadline, say=_say)
     planned = _print_plan(runner, waiting, time.monotonic(), budget)
+    if budget is not None and not any(runner.predicted_seconds(j) is not None for j in waiting):
+        print("contdepth reproduce: error: no run could be timed (its calibration burst failed, see above); "
+              "nothing started", file=sys.stderr)
+        return 1
     if budget is not None and not planned:
         known = [(s, j.name) for j in waiting if (s := runner.predicted_seconds(j)) is not None]
         shortest = (f"; the shortest, {min(known)[1]}, is predicted to take {planner.format_duration(min(known)[0])}"
