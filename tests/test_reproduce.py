@@ -266,9 +266,12 @@ def test_dry_run_prints_one_train_command_per_run(tmp_path, capsys):
     (["lu2018-cifar10", "--out", "W", "--seeds", "0,0"], "distinct integers"),
     (["lu2018-cifar10", "--out", "W", "--budget", "-1"], "minutes > 0"),
     (["--out", "W"], "name a study"),
+    (["lu2018-cifar10", "--out", "f/W", "--", "--device", "cpu"], "Not a directory"),
+    (["lu2018-cifar10", "--out", "f", "--summary"], "is a file"),
 ])
 def test_bad_input_gets_one_clear_line(tmp_path, capsys, monkeypatch, argv, expected):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "f").write_text("a file")
     assert main(["reproduce", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("contdepth reproduce: error: ") and expected in err and len(err.splitlines()) == 1

@@ -164,11 +164,13 @@ def plot(summary: dict[str, Any], path: Path) -> None:
                         yerr=[r["error_std"] or 0.0 for r in ours], fmt="o", color=colour, capsize=3,
                         label=f"{label}, ours")
         if paper:
-            ax.plot([r["params"] / 1e6 for r in paper], [r["paper_error"] for r in paper], "x", color=colour,
-                    markersize=8, label=f"{label}, paper")
+            ax.plot([r["params"] / 1e6 for r in paper], [r["paper_error"] for r in paper], "x--", color=colour,
+                    markersize=8, linewidth=0.8, label=f"{label}, paper")
     ax.set_xlabel("parameters (millions)")
     ax.set_ylabel("CIFAR-10 test error (%)")
-    ax.set_title(summary["title"], fontsize=9)
+    epochs = sorted({e for r in summary["rows"] for e in r["epochs"]})
+    ours = f"\nours: {', '.join(map(str, epochs))} epochs" if epochs else "\nno complete runs of ours yet"
+    ax.set_title(summary["title"] + ours, fontsize=9)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
