@@ -7,7 +7,7 @@ doing (two runs here agreed to 2 parts in 10^7). Each net runs in a child proces
 with instrumentation off through imports, set-up and W warm-up iterations per phase; then each of K
 measured iterations is counted alone (instrumentation switched on, counters zeroed, one iteration,
 counters dumped). Both nets compute the same map (the weights of contdepth's net are copied into the
-hand-written one of ``throughput.py`` and the logits compared).
+hand-written one of ``reference_nets.py`` and the logits compared).
 
 Switching instrumentation from inside the process needs callgrind's client requests, which have no
 Python binding: a four-line C shim is compiled at run time (gcc and valgrind's headers, Debian
@@ -67,7 +67,8 @@ def child(model_name: str, impl: str, shim: str, iters: int, warmup: int, batch:
     import torch
 
     import contdepth as cd
-    from throughput import HAND, Runner, check_same_map, copy_weights
+    from reference_nets import HAND, check_same_map, copy_weights
+    from throughput import Runner
 
     cg = ctypes.CDLL(shim)
     torch.set_num_threads(1)
@@ -80,7 +81,7 @@ def child(model_name: str, impl: str, shim: str, iters: int, warmup: int, batch:
     y = torch.randint(0, 10, (batch,), generator=gen)
     check_same_map(model, hand, x)
     net = model if impl == "contdepth" else hand
-    opts = dict(compile=False, bf16=False, channels_last=False)
+    opts = dict(compile_mode=None, bf16=False, channels_last=False)
     runners = {"train": Runner(net, x, y, train=True, **opts), "inference": Runner(net, x, y, train=False, **opts)}
     for r in runners.values():
         for _ in range(warmup):

@@ -1,29 +1,39 @@
 """Training and inference throughput of contdepth's ResNet-56 / LM-ResNet-56 against hand-written PyTorch.
 
-The hand-written networks below compute the same maps as ``cd.models.get("resnet56")`` (He et al.
-2015: post-activation, option-A shortcut) and ``cd.models.get("lm_resnet56")`` (pre-activation,
-LM-ResNet's two-step update ``x + k (x_prev - x) + F(x)`` per block); the script copies the
-contdepth weights into them and checks that outputs agree before timing. Both run in one process,
-on the same batch and options, in interleaved repetitions (the order alternates every repetition);
-the reported ratio is the median over repetitions of contdepth/hand-written images per second.
+The hand-written twins live in ``reference_nets.py``; the script copies the contdepth weights into
+them and checks that outputs agree before timing. Both run in one process, on the same batch and
+options, in interleaved repetitions (the order alternates every repetition); the reported ratio is
+the median over repetitions of contdepth/hand-written images per second.
+
+Modes (``--modes``, one or more): ``eager``, ``compile`` (torch.compile, mode default),
+``reduce-overhead`` (compile + CUDA graphs), each also ``+bf16+cl`` (bf16 autocast + channels_last).
+Every compiled mode starts from a fresh compile state (``torch._dynamo.reset()``), and the script
+checks that both nets really were compiled. Rows that cannot run on the device (CUDA graphs on a
+CPU; bf16 on a CPU) are skipped with the reason recorded. Rows are written to the JSON as they
+finish, so a run cut short keeps them.
 
 Memory: on CPU, the bytes of activations autograd saves for backward in one training step
 (distinct storages, counted with saved-tensor hooks); on CUDA also the peak allocated memory.
 
-``--device cuda`` also compares eager, ``torch.compile`` and compile + bf16 autocast +
-channels_last, and with ``--pipeline`` the time of a training epoch fed by contdepth's GPU-resident
-loader versus a DataLoader with per-sample transforms (torchvision's when it imports).
+``--pipeline`` times training epochs of the conventional pipeline (a ``torch.utils.data.DataLoader``
+over the same uint8 images, per-image random crop + flip in CPU workers, the hand-written net, eager,
+fp32) against contdepth's (the data and its augmentation on the device, ``cd.models`` net, in
+``--pipeline-mode``), as images/s and their ratio.
 
-    python3 benchmarks/throughput.py [--batch 32] [--reps 7] [--device cpu|cuda] [--out benchmarks/results]
+    python3 benchmarks/throughput.py [--device cpu|cuda] [--modes eager] [--pipeline] [--out DIR]
+
+Results go to ``--out`` (default ``runs/benchmarks``, git-ignored); ``--out benchmarks/results``
+refreshes the committed ones.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -32,142 +42,35 @@ from torch import Tensor, nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import contdepth as cd  # noqa: E402
 from _common import DEFAULT_OUT, markdown_table, provenance, setup_matplotlib, write_json  # noqa: E402
+from contdepth.train.backends import apply_backend_flags, backend_flags  # noqa: E402
+from contdepth.train.compiling import compile_module, mark_step  # noqa: E402
+from contdepth.train.optim import sgd_options  # noqa: E402
+from reference_nets import HAND, check_same_map, copy_weights  # noqa: E402
+
+# mode -> (torch.compile mode or None for eager, bf16 autocast + channels_last)
+MODES: dict[str, tuple[Optional[str], bool]] = {
+    "eager": (None, False),
+    "eager+bf16+cl": (None, True),
+    "compile": ("default", False),
+    "compile+bf16+cl": ("default", True),
+    "reduce-overhead": ("reduce-overhead", False),
+    "reduce-overhead+bf16+cl": ("reduce-overhead", True),
+}
 
 
-# ============================================================================ hand-written nets
-def _conv3x3(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+def skip_reason(mode: str, device: torch.device) -> Optional[str]:
+    """Why ``mode`` is not measured on ``device`` (None: it is)."""
+    compile_mode, low_precision = MODES[mode]
+    if device.type != "cuda" and compile_mode == "reduce-overhead":
+        return "CUDA graphs exist on CUDA only"
+    if device.type != "cuda" and low_precision:
+        return "bf16 autocast + channels_last is a GPU setting (on a CPU without bf16 units bf16 is emulated)"
+    return None
 
 
-class PlainBlock(nn.Module):
-    """Post-activation basic block with option-A shortcut: relu(shortcut(x) + bn(conv(relu(bn(conv(x))))))."""
-
-    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = _conv3x3(c_in, c_out, stride)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = _conv3x3(c_out, c_out)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.stride, self.pad = stride, c_out - c_in
-
-    def forward(self, x: Tensor) -> Tensor:
-        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
-        short = x
-        if self.stride != 1 or self.pad:
-            short = F.pad(x[:, :, :: self.stride, :: self.stride], (0, 0, 0, 0, 0, self.pad))
-        return F.relu(short + out)
-
-
-class PlainResNet(nn.Module):
-    """He et al. (2015) CIFAR ResNet-(6n+2)."""
-
-    def __init__(self, n: int = 9, num_classes: int = 10) -> None:
-        super().__init__()
-        self.conv = _conv3x3(3, 16)
-        self.bn = nn.BatchNorm2d(16)
-        blocks, c_in = [], 16
-        for i, width in enumerate((16, 32, 64)):
-            for j in range(n):
-                blocks.append(PlainBlock(c_in, width, 2 if (i > 0 and j == 0) else 1))
-                c_in = width
-        self.blocks = nn.Sequential(*blocks)
-        self.fc = nn.Linear(64, num_classes)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.blocks(F.relu(self.bn(self.conv(x))))
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
-
-
-class PreActBlock(nn.Module):
-    """Pre-activation branch conv(relu(bn(conv(relu(bn(x)))))); a stage's first block also has a 1x1 projection."""
-
-    def __init__(self, c_in: int, c_out: int, stride: int, project: bool) -> None:
-        super().__init__()
-        self.bn1 = nn.BatchNorm2d(c_in)
-        self.shortcut = nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False) if project else None
-        self.conv1 = _conv3x3(c_in, c_out, stride)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.conv2 = _conv3x3(c_out, c_out)
-
-    def branch(self, a: Tensor) -> Tensor:
-        return self.conv2(F.relu(self.bn2(self.conv1(a))))
-
-
-class LMStage(nn.Module):
-    """First block (change of space; its shortcut seeds x_prev), then x_{n+1} = x_n + k_n (x_{n-1} - x_n) + F_n(x_n)."""
-
-    def __init__(self, c_in: int, c_out: int, stride: int, n: int) -> None:
-        super().__init__()
-        project = stride != 1 or c_in != c_out
-        self.first = PreActBlock(c_in, c_out, stride, project)
-        self.blocks = nn.ModuleList([PreActBlock(c_out, c_out, 1, False) for _ in range(n - 1)])
-        self.k = nn.Parameter(torch.empty(n - 1).uniform_(-0.1, 0.0))
-
-    def forward(self, x: Tensor) -> Tensor:
-        first = self.first
-        if first.shortcut is not None:
-            a = F.relu(first.bn1(x))
-            x_prev = first.shortcut(a)
-            x = x_prev + first.branch(a)
-        else:
-            x_prev, x = x, x + first.branch(F.relu(first.bn1(x)))
-        for k, block in zip(self.k, self.blocks):
-            x, x_prev = x + k * (x_prev - x) + block.branch(F.relu(block.bn1(x))), x
-        return x
-
-
-class LMResNet(nn.Module):
-    """Pre-activation LM-ResNet-(6n+2) of Lu et al. (2018)."""
-
-    def __init__(self, n: int = 9, num_classes: int = 10) -> None:
-        super().__init__()
-        self.conv = _conv3x3(3, 16)
-        self.stages = nn.Sequential(LMStage(16, 16, 1, n), LMStage(16, 32, 2, n), LMStage(32, 64, 2, n))
-        self.bn = nn.BatchNorm2d(64)
-        self.fc = nn.Linear(64, num_classes)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = F.relu(self.bn(self.stages(self.conv(x))))
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
-
-
-HAND: dict[str, Callable[[], nn.Module]] = {"resnet56": lambda: PlainResNet(9), "lm_resnet56": lambda: LMResNet(9)}
-
-
-def _is_k(name: str) -> bool:
-    return name == "k" or name.endswith(".k")
-
-
-def copy_weights(src: nn.Module, dst: nn.Module) -> None:
-    """Copy contdepth's state into the hand-written net: same registration order, LM's k matched by stage."""
-    s_items = [(n, t) for n, t in src.state_dict().items() if not _is_k(n)]
-    d_items = [(n, t) for n, t in dst.state_dict().items() if not _is_k(n)]
-    if len(s_items) != len(d_items):
-        raise RuntimeError(f"contdepth net has {len(s_items)} tensors, the hand-written one {len(d_items)}")
-    state = {}
-    for (sn, st), (dn, dt) in zip(s_items, d_items):
-        if st.shape != dt.shape:
-            raise RuntimeError(f"shape mismatch: {sn} {tuple(st.shape)} vs {dn} {tuple(dt.shape)}")
-        state[dn] = st
-    src_k = [t for n, t in src.state_dict().items() if _is_k(n)]
-    dst_k = [n for n in dst.state_dict() if _is_k(n)]
-    for name, value in zip(dst_k, src_k):
-        state[name] = value.reshape(-1)
-    dst.load_state_dict(state)
-
-
-def check_same_map(model: nn.Module, hand: nn.Module, x: Tensor) -> float:
-    """Max |difference| of the logits in train mode (batch statistics) and eval mode; raises if large."""
-    diffs = []
-    with torch.no_grad():
-        for train in (True, False):
-            model.train(train)
-            hand.train(train)
-            diffs.append((model(x) - hand(x)).abs().max().item())
-    copy_weights(model, hand)  # the train-mode pass moved both nets' running statistics alike; resync
-    if max(diffs) > 1e-3:
-        raise RuntimeError(f"the hand-written net differs from contdepth's by {max(diffs):.2e}: not the same map")
-    return max(diffs)
+def compiled_graphs() -> int:
+    """Graphs dynamo has compiled since the last ``torch._dynamo.reset()``."""
+    return int(torch._dynamo.utils.counters["stats"]["unique_graphs"])
 
 
 # ============================================================================ CPU allocator
@@ -203,22 +106,30 @@ def sync(device: torch.device) -> None:
 
 
 class Runner:
-    """A model with its optimiser and options; ``step()`` does one training or inference iteration."""
+    """A model with its optimiser and options; ``step()`` does one training or inference iteration.
 
-    def __init__(self, model: nn.Module, x: Tensor, y: Tensor, *, train: bool, compile: bool, bf16: bool, channels_last: bool):
+    ``compile_mode``: None (eager) or a ``torch.compile`` mode; ``bf16``: autocast; ``channels_last``:
+    memory format of the model and the input. SGD is fused on CUDA, as ``contdepth train`` has it.
+    """
+
+    def __init__(self, model: nn.Module, x: Tensor, y: Tensor, *, train: bool, compile_mode: Optional[str] = None,
+                 bf16: bool = False, channels_last: bool = False):
         self.model, self.train = model, train
         if channels_last:
             model.to(memory_format=torch.channels_last)
             x = x.contiguous(memory_format=torch.channels_last)
         self.x, self.y = x, y
-        self.fn = torch.compile(model) if compile else model
+        self.compile_mode = compile_mode
+        self.fn = compile_module(model, compile_mode, x.device)
         self.bf16 = bf16
-        self.opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4) if train else None
+        self.opt = (torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4, **sgd_options(x.device))
+                    if train else None)
 
     def _autocast(self):
         return torch.autocast(self.x.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def step(self) -> None:
+        mark_step(self.compile_mode, self.x.device)
         if self.train:
             self.model.train()
             with self._autocast():
@@ -228,7 +139,8 @@ class Runner:
             self.opt.step()
         else:
             self.model.eval()
-            with torch.inference_mode(), self._autocast():
+            no_grad = torch.inference_mode() if self.compile_mode is None else torch.no_grad()
+            with no_grad, self._autocast():
                 self.fn(self.x)
 
     def timed(self, iters: int) -> float:
@@ -277,6 +189,9 @@ def peak_cuda_bytes(runner: Runner) -> Optional[int]:
 
 def compare(name: str, args, device: torch.device, mode: str, train: bool, allocator: str = "default") -> dict:
     """Interleaved timing of contdepth's net and the hand-written one under one option set."""
+    compile_mode, low_precision = MODES[mode]
+    if compile_mode is not None:
+        torch._dynamo.reset()  # a fresh compile state: earlier modes' graphs neither count nor crowd this one out
     torch.manual_seed(args.seed)
     model = cd.models.get(name).to(device)
     hand = HAND[name]().to(device)
@@ -284,11 +199,17 @@ def compare(name: str, args, device: torch.device, mode: str, train: bool, alloc
     gen = torch.Generator().manual_seed(args.seed)
     x = torch.randn(args.batch, 3, 32, 32, generator=gen).to(device)
     y = torch.randint(0, 10, (args.batch,), generator=gen).to(device)
-    max_diff = check_same_map(model, hand, x) if mode == "eager" else None
-    opts = dict(train=train, compile=mode != "eager", bf16=mode == "compile+bf16+cl", channels_last=mode == "compile+bf16+cl")
+    max_diff = check_same_map(model, hand, x)
+    opts = dict(train=train, compile_mode=compile_mode, bf16=low_precision, channels_last=low_precision)
     runners = {"contdepth": Runner(model, x, y, **opts), "hand": Runner(hand, x, y, **opts)}
-    for r in runners.values():  # warm-up (and compilation)
-        r.timed(args.warmup)
+    graphs = {}
+    for key, r in runners.items():  # warm-up (and compilation: a recompile on a later call is warmed up too)
+        before = compiled_graphs()
+        r.timed(args.warmup if compile_mode is None else max(args.warmup, 3))
+        graphs[key] = compiled_graphs() - before
+        if compile_mode is not None and graphs[key] == 0:
+            raise RuntimeError(f"{name} {key} in mode {mode}: torch.compile produced no graph (running eager?)")
+    settled = compiled_graphs()
     times: dict[str, list[float]] = {k: [] for k in runners}
     faults = {k: 0 for k in runners}
     keys = list(runners)
@@ -298,6 +219,8 @@ def compare(name: str, args, device: torch.device, mode: str, train: bool, alloc
             f0 = minor_faults()
             times[key].append(runners[key].timed(args.iters))
             faults[key] += minor_faults() - f0
+    if compiled_graphs() != settled:
+        raise RuntimeError(f"{name} in mode {mode}: recompiled while being timed")
     ips = {k: [args.batch * args.iters / t for t in v] for k, v in times.items()}
     ratios = [c / h for c, h in zip(ips["contdepth"], ips["hand"])]
     q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
@@ -311,12 +234,13 @@ def compare(name: str, args, device: torch.device, mode: str, train: bool, alloc
         "ratio_min": min(ratios), "ratio_max": max(ratios),
         "ratio_best": max(ips["contdepth"]) / max(ips["hand"]), "ratios": ratios, "max_logit_diff": max_diff,
         "clock": "wall" if device.type == "cuda" else "process CPU time",
+        "compiled_graphs": graphs if compile_mode is not None else None,
     }
     if train:
         out["saved_activation_MB"] = {k: saved_activation_bytes(m, x, y) / 2**20 for k, m in (("contdepth", model), ("hand", hand))}
     if device.type == "cuda":
         out["peak_cuda_MB"] = {k: peak_cuda_bytes(r) / 2**20 for k, r in runners.items()}
-    print(f"  {name:12s} {mode:16s} {allocator:9s} {out['phase']:9s} contdepth {out['images_per_s']['contdepth']:8.1f} img/s, "
+    print(f"  {name:12s} {mode:23s} {allocator:9s} {out['phase']:9s} contdepth {out['images_per_s']['contdepth']:8.1f} img/s, "
           f"hand {out['images_per_s']['hand']:8.1f} img/s, ratio {out['ratio_median']:.3f} "
           f"(IQR {out['ratio_q1']:.3f}-{out['ratio_q3']:.3f}, best-of {out['ratio_best']:.3f})", flush=True)
     return out
@@ -338,8 +262,8 @@ def op_profile(name: str, args, device: torch.device, reps: int = 3) -> dict:
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     for train in (False, True):
         phase = "train" if train else "inference"
-        runners = {"contdepth": Runner(model, x, y, train=train, compile=False, bf16=False, channels_last=False),
-                   "hand": Runner(hand, x, y, train=train, compile=False, bf16=False, channels_last=False)}
+        runners = {"contdepth": Runner(model, x, y, train=train),
+                   "hand": Runner(hand, x, y, train=train)}
         per: dict = {}
         for key, r in runners.items():
             r.timed(1)
@@ -427,7 +351,7 @@ class TransformDataset(torch.utils.data.Dataset):
 
 
 def pipeline_epoch(args, device: torch.device) -> dict:
-    """Seconds per training epoch of resnet56: contdepth's DeviceLoader vs DataLoader + transforms."""
+    """Images/s of training epochs: the conventional pipeline against contdepth's (see the module docstring)."""
     from contdepth.data import DeviceLoader, load_cifar, write_fake_cifar
 
     if args.data:
@@ -441,44 +365,74 @@ def pipeline_epoch(args, device: torch.device) -> dict:
         data = load_cifar("cifar10", tmp)
         source = "synthetic (write_fake_cifar)"
     train = data.train.head(args.subset)
-    results = {"data": source, "images": len(train), "batch": args.pipeline_batch}
+    name = args.pipeline_model
+    compile_mode, low_precision = MODES[args.pipeline_mode]
+    if compile_mode is not None:
+        torch._dynamo.reset()
+    results = {"data": source, "images": len(train), "batch": args.pipeline_batch, "model": name,
+               "contdepth_mode": args.pipeline_mode}
+
+    def trainer(model: nn.Module, mode: Optional[str], low: bool, ours: bool):
+        model.to(device).train()
+        if low:
+            model.to(memory_format=torch.channels_last)
+        net = compile_module(model, mode, device)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4,
+                              **(sgd_options(device) if ours else {}))  # contdepth train fuses SGD on CUDA
+
+        def step(x: Tensor, y: Tensor) -> None:
+            mark_step(mode, device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=low):
+                loss = F.cross_entropy(net(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return step
+
     torch.manual_seed(args.seed)
-    model = cd.models.get("resnet56").to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-
-    def step(x: Tensor, y: Tensor) -> None:
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    def epoch(batches) -> float:
-        sync(device)
-        start = time.perf_counter()
-        for x, y in batches:
-            step(x.to(device, non_blocking=True), y.to(device, non_blocking=True))
-        sync(device)
-        return time.perf_counter() - start
-
-    gpu_loader = DeviceLoader(train, args.pipeline_batch, train=True, mean=data.mean, std=data.std, device=device, seed=args.seed)
+    cd_model = cd.models.get(name)
+    hand = HAND[name]()
+    copy_weights(cd_model, hand)
     dataset = TransformDataset(train.images, train.labels, data.mean, data.std)
     dl = torch.utils.data.DataLoader(dataset, batch_size=args.pipeline_batch, shuffle=True, drop_last=True,
                                      num_workers=args.workers, pin_memory=device.type == "cuda",
                                      persistent_workers=args.workers > 0)
-    model.train()
-    epoch(gpu_loader)  # warm-up epoch each
-    epoch(dl)
-    times = {"device_loader": [], "dataloader": []}
+    dev_loader = DeviceLoader(train, args.pipeline_batch, train=True, mean=data.mean, std=data.std, device=device,
+                              seed=args.seed, channels_last=low_precision)
+    pipelines = {  # name -> (batches of one epoch, training step)
+        "conventional": (lambda: dl, trainer(hand, None, False, ours=False)),
+        "contdepth": (lambda: dev_loader, trainer(cd_model, compile_mode, low_precision, ours=True)),
+    }
+
+    def epoch(key: str) -> float:
+        batches, step = pipelines[key]
+        sync(device)
+        start = time.perf_counter()
+        for x, y in batches():
+            step(x.to(device, non_blocking=True), y.to(device, non_blocking=True))
+        sync(device)
+        return time.perf_counter() - start
+
+    warm = {key: epoch(key) for key in pipelines}  # the first epoch: workers start, graphs compile
+    times: dict[str, list[float]] = {key: [] for key in pipelines}
+    keys = list(pipelines)
     for rep in range(args.pipeline_reps):
-        for key in (["device_loader", "dataloader"] if rep % 2 == 0 else ["dataloader", "device_loader"]):
-            times[key].append(epoch(gpu_loader if key == "device_loader" else dl))
+        for key in (keys if rep % 2 == 0 else keys[::-1]):
+            times[key].append(epoch(key))
+    n = len(dev_loader) * args.pipeline_batch
+    ips = {k: [n / t for t in v] for k, v in times.items()}
+    ratios = [c / b for c, b in zip(ips["contdepth"], ips["conventional"])]
     results.update({
-        "conventional": f"torch DataLoader, {args.workers} workers, {dataset.kind}",
-        "epoch_s": {k: statistics.median(v) for k, v in times.items()},
-        "speedup": statistics.median(times["dataloader"]) / statistics.median(times["device_loader"]),
+        "conventional": f"torch DataLoader, {args.workers} workers, {dataset.kind}; hand-written {name}, eager, fp32",
+        "contdepth": f"DeviceLoader (data and augmentation on {device.type}); cd.models {name}, {args.pipeline_mode}",
+        "clock": "wall",
+        "first_epoch_s": warm,
+        "images_per_s": {k: statistics.median(v) for k, v in ips.items()},
+        "ratio_median": statistics.median(ratios), "ratios": ratios,
     })
-    print(f"  pipeline: DeviceLoader {results['epoch_s']['device_loader']:.2f} s/epoch, "
-          f"DataLoader {results['epoch_s']['dataloader']:.2f} s/epoch ({len(train)} images)", flush=True)
+    print(f"  pipeline: conventional {results['images_per_s']['conventional']:.1f} img/s, contdepth "
+          f"{results['images_per_s']['contdepth']:.1f} img/s, ratio {results['ratio_median']:.2f} ({n} images/epoch)",
+          flush=True)
     return results
 
 
@@ -533,9 +487,13 @@ def tables(results: dict) -> str:
     if results.get("pipeline"):
         p = results["pipeline"]
         text += "\n\n" + markdown_table(
-            ["pipeline (resnet56 training epoch)", "s / epoch"],
-            [["contdepth DeviceLoader (data on device)", f"{p['epoch_s']['device_loader']:.2f}"],
-             [p["conventional"], f"{p['epoch_s']['dataloader']:.2f}"]])
+            [f"pipeline ({p['model']} training epochs of {p['images']} images, batch {p['batch']})", "images/s",
+             "ratio to conventional, median [min, max]"],
+            [[p["conventional"], f"{p['images_per_s']['conventional']:.1f}", "1"],
+             [p["contdepth"], f"{p['images_per_s']['contdepth']:.1f}",
+              f"{p['ratio_median']:.2f} [{min(p['ratios']):.2f}, {max(p['ratios']):.2f}]"]])
+    if results.get("skipped"):
+        text += "\n\nNot measured here: " + "; ".join(f"{s['mode']} ({s['reason']})" for s in results["skipped"]) + "."
     return text
 
 
@@ -547,17 +505,21 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=None, help="batch size (default 32 on CPU, 128 on CUDA)")
     parser.add_argument("--iters", type=int, default=None, help="iterations per timed repetition (default 1 CPU, 50 CUDA)")
     parser.add_argument("--reps", type=int, default=None, help="interleaved repetitions (default 21 CPU, 7 CUDA)")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed iterations first (default 1 CPU, 20 CUDA)")
-    parser.add_argument("--modes", nargs="+", default=None, choices=["eager", "compile", "compile+bf16+cl"],
-                        help="default: eager on CPU; all three on CUDA")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed iterations first (default 1 CPU, 20 CUDA; compiled modes at least 3)")
+    parser.add_argument("--modes", nargs="+", default=None, choices=list(MODES),
+                        help="one or more (default: eager on CPU; every mode on CUDA)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads (default 1 on CPU: the ratio is steadier on a shared machine; 0 = torch's default)")
-    parser.add_argument("--pipeline", action="store_true", help="also time a training epoch: DeviceLoader vs DataLoader")
+    parser.add_argument("--pipeline", action="store_true", help="also time training epochs: the conventional pipeline vs contdepth's")
+    parser.add_argument("--pipeline-mode", choices=list(MODES), default=None,
+                        help="contdepth's mode in --pipeline (default reduce-overhead+bf16+cl on CUDA, eager on CPU)")
+    parser.add_argument("--pipeline-model", choices=sorted(HAND), default="resnet56")
     parser.add_argument("--data", type=Path, default=None, help="CIFAR folder for --pipeline (default: synthetic images)")
     parser.add_argument("--subset", type=int, default=None, help="training images for --pipeline (default all)")
     parser.add_argument("--pipeline-batch", type=int, default=128)
     parser.add_argument("--pipeline-reps", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=4, help="DataLoader workers for --pipeline")
+    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+                        help="DataLoader workers of the conventional pipeline (default: min(4, cores))")
     parser.add_argument("--no-profile", action="store_true", help="skip the per-op profile")
     parser.add_argument("--allocator", choices=["both", "default", "keep-freed"], default="both",
                         help="CPU: glibc malloc as is, told to keep freed memory (mallopt), or both in turn (default)")
@@ -575,11 +537,23 @@ def main(argv=None) -> int:
     args.warmup = args.warmup if args.warmup is not None else (20 if cuda else 1)
     if args.full:
         args.reps *= 2
-    modes = args.modes or (["eager", "compile", "compile+bf16+cl"] if cuda else ["eager"])
-    if cuda:
-        torch.backends.cudnn.benchmark = True
+    args.pipeline_mode = args.pipeline_mode or ("reduce-overhead+bf16+cl" if cuda else "eager")
+    apply_backend_flags(backend_flags(device.type, deterministic=False))  # as `contdepth train` has them
+    modes, skipped = [], []
+    for mode in args.modes or list(MODES if cuda else ["eager"]):
+        reason = skip_reason(mode, device)
+        if reason is None:
+            modes.append(mode)
+        else:
+            skipped.append({"mode": mode, "reason": reason})
+            print(f"  skipping {mode}: {reason}", flush=True)
+    if args.pipeline and skip_reason(args.pipeline_mode, device):
+        parser.error(f"--pipeline-mode {args.pipeline_mode}: {skip_reason(args.pipeline_mode, device)}")
+    stem = "throughput" if not cuda else "throughput_cuda"
+    path = args.out / f"{stem}.json"
     results: dict = {"provenance": provenance(args.seed, device), "device_type": device.type, "batch": args.batch,
-                     "iters": args.iters, "reps": args.reps, "threads": torch.get_num_threads(), "comparisons": []}
+                     "iters": args.iters, "reps": args.reps, "threads": torch.get_num_threads(), "complete": False,
+                     "skipped": skipped, "comparisons": []}
     allocators = ["default", "keep-freed"] if (args.allocator == "both" and not cuda) else [args.allocator if not cuda else "default"]
     for allocator in allocators:
         if allocator == "keep-freed" and not keep_freed_memory():
@@ -589,15 +563,19 @@ def main(argv=None) -> int:
             for name in args.models:
                 for train in (True, False):
                     results["comparisons"].append(compare(name, args, device, mode, train, allocator))
+                    write_json(path, results)  # each row as it finishes: a run cut short keeps them
     if not args.no_profile:
         results["profile"] = {name: op_profile(name, args, device) for name in args.models}
         results["step_overhead"] = step_overhead()
+        write_json(path, results)
     if args.pipeline:
         results["pipeline"] = pipeline_epoch(args, device)
+        write_json(path, results)
     results["markdown"] = tables(results)
-    stem = "throughput" if not cuda else "throughput_cuda"
-    write_json(args.out / f"{stem}.json", results)
-    plot(results, args.out / f"{stem}.png")
+    results["complete"] = True
+    write_json(path, results)
+    if results["comparisons"]:
+        plot(results, args.out / f"{stem}.png")
     print(results["markdown"])
     return 0
 
