@@ -539,12 +539,13 @@ def main(argv=None) -> int:
         args.reps *= 2
     args.pipeline_mode = args.pipeline_mode or ("reduce-overhead+bf16+cl" if cuda else "eager")
     apply_backend_flags(backend_flags(device.type, deterministic=False))  # as `contdepth train` has them
+    requested = args.modes or (list(MODES) if cuda else ["eager"])
     modes, skipped = [], []
-    for mode in args.modes or list(MODES if cuda else ["eager"]):
+    for mode in MODES:  # the modes this device cannot run are recorded as skipped, asked for or not
         reason = skip_reason(mode, device)
-        if reason is None:
+        if reason is None and mode in requested:
             modes.append(mode)
-        else:
+        elif reason is not None:
             skipped.append({"mode": mode, "reason": reason})
             print(f"  skipping {mode}: {reason}", flush=True)
     if args.pipeline and skip_reason(args.pipeline_mode, device):
