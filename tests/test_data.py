@@ -1,5 +1,4 @@
 """CIFAR readers (standard layout, clear errors) and the device-resident loader (augmentation, sharding)."""
-import sys
 
 import pytest
 import torch
@@ -35,14 +34,21 @@ def test_reads_cifar100_layout(tmp_path):
     assert len(data.train) == 30 and len(data.test) == 10 and data.num_classes == 100
 
 
-def test_missing_directory_says_where_and_how(tmp_path):
+def test_missing_directory_says_where_and_how(tmp_path, monkeypatch):
+    from contdepth.data import specs
+
     missing = tmp_path / "nowhere"
+    monkeypatch.setattr(specs, "_shared_tool", lambda: None)  # a plain clone: no JPEG copy beside it
     with pytest.raises(DataError) as err:
         load_cifar("cifar10", missing)
     msg = str(err.value)
     assert str(missing.resolve()) in msg
     assert "cifar-10-batches-py" in msg and "data_batch_1" in msg and "test_batch" in msg
-    assert "--download" in msg and "cifar10_from_jpeg.py" in msg and "standard layout" in msg
+    assert "--download" in msg and "standard python layout" in msg and "md5 c58f30108f718f92721af3b95e74349a" in msg
+    assert "cifar10_from_jpeg.py" not in msg
+    monkeypatch.setattr(specs, "_shared_tool", lambda: tmp_path / "shared" / "tools" / "cifar10_from_jpeg.py")
+    with pytest.raises(DataError, match="cifar10_from_jpeg.py"):  # a checkout beside the shared folder
+        load_cifar("cifar10", missing)
 
 
 def test_truncated_batch_file(tmp_path):
@@ -70,13 +76,6 @@ def test_incomplete_folder_and_other_dataset(tmp_path):
         load_cifar("cifar10", tmp_path)
     with pytest.raises(DataError, match="CIFAR-10 instead"):
         load_cifar("cifar100", tmp_path)
-
-
-def test_download_needs_torchvision(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "torchvision", None)  # makes `import torchvision` fail
-    monkeypatch.setitem(sys.modules, "torchvision.datasets", None)
-    with pytest.raises(DataError, match="needs torchvision"):
-        load_cifar("cifar10", tmp_path / "empty", download=True)
 
 
 def test_unknown_dataset():

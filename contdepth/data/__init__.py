@@ -1,4 +1,4 @@
-"""CIFAR data without torchvision: readers for the standard python layout and a device-resident loader.
+"""CIFAR data without torchvision: download, readers for the standard python layout, a device-resident loader.
 
 >>> from contdepth.data import load_cifar, DeviceLoader     # doctest: +SKIP
 >>> data = load_cifar("cifar10", "data")                     # DIR/cifar-10-batches-py/

@@ -1,5 +1,5 @@
 """Readers for CIFAR-10 (``cifar-10-batches-py``) and CIFAR-100 (``cifar-100-python``) in the
-standard python (pickle) layout, the one torchvision's download unpacks. No torchvision needed.
+standard python (pickle) layout, the one the official archives unpack to. No torchvision needed.
 """
 from __future__ import annotations
 
@@ -13,46 +13,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .download import download as fetch
+from .specs import DATASETS, DataError, Spec, expected_layout, how_to_get, spec
+
+__all__ = ["DATASETS", "CifarData", "DataError", "Spec", "Split", "load_cifar", "locate", "spec"]
+
 IMAGE_SHAPE = (3, 32, 32)
 IMAGE_BYTES = 3 * 32 * 32
 # A pickle of the standard layout can run code when loaded: only read files you trust.
-
-
-class DataError(RuntimeError):
-    """The data set is missing, unreadable or not in the expected layout (message says how to fix it)."""
-
-
-@dataclass(frozen=True)
-class Spec:
-    """Where one CIFAR variant keeps what, and its per-channel statistics (of the train split, in [0, 1])."""
-
-    name: str
-    title: str
-    folder: str
-    train_files: tuple[str, ...]
-    test_files: tuple[str, ...]
-    meta_file: str
-    label_key: str
-    names_key: str
-    num_classes: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    archive: str
-
-
-DATASETS: dict[str, Spec] = {
-    "cifar10": Spec(
-        "cifar10", "CIFAR-10", "cifar-10-batches-py",
-        tuple(f"data_batch_{i}" for i in range(1, 6)), ("test_batch",), "batches.meta",
-        "labels", "label_names", 10,
-        (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), "cifar-10-python.tar.gz",
-    ),
-    "cifar100": Spec(
-        "cifar100", "CIFAR-100", "cifar-100-python", ("train",), ("test",), "meta",
-        "fine_labels", "fine_label_names", 100,
-        (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), "cifar-100-python.tar.gz",
-    ),
-}
 
 
 @dataclass
@@ -99,36 +67,6 @@ class CifarData:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
-
-
-def spec(name: str) -> Spec:
-    """The spec of data set ``name`` (``cifar10`` or ``cifar100``)."""
-    key = name.lower().replace("-", "")
-    if key not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
-    return DATASETS[key]
-
-
-def _shared_tool() -> Optional[Path]:
-    """This project's decoder of the shared JPEG copy, when the checkout sits beside ``shared/``."""
-    tool = Path(__file__).resolve().parents[2].parent / "shared" / "tools" / "cifar10_from_jpeg.py"
-    return tool if tool.is_file() else None
-
-
-def how_to_get(s: Spec, data_dir: Path, *, mention_download: bool = True) -> str:
-    """Lines telling the user how to obtain ``s`` in the standard layout under ``data_dir``."""
-    first = "Get it with --download (needs torchvision), or unpack" if mention_download else "Unpack"
-    lines = [f"{first} {s.archive} from https://www.cs.toronto.edu/~kriz/cifar.html into {data_dir}"]
-    if s.name == "cifar10":
-        tool = _shared_tool()
-        where = os.path.relpath(tool) if tool else "../shared/tools/cifar10_from_jpeg.py"
-        lines.append(f"or write a copy in the standard layout with: python3 {where} {data_dir}")
-    return "\n".join(lines)
-
-
-def expected_layout(s: Spec, data_dir: Path) -> str:
-    files = [*s.train_files, *s.test_files, s.meta_file]
-    return f"Expected the standard python layout: {data_dir / s.folder}/{{{', '.join(files)}}}"
 
 
 def locate(s: Spec, data_dir: str | os.PathLike) -> Path:
@@ -225,7 +163,7 @@ def _read_classes(folder: Path, s: Spec, data_dir: Path) -> list[str]:
 def load_cifar(name: str, data_dir: str | os.PathLike, *, download: bool = False, train: bool = True) -> CifarData:
     """Read CIFAR-10/100 from ``data_dir`` (which holds ``cifar-10-batches-py`` or ``cifar-100-python``).
 
-    ``download=True`` fetches a missing copy with torchvision; ``train=False`` skips reading the
+    ``download=True`` fetches a missing copy (the official archive, md5-checked); ``train=False`` skips reading the
     training split (left empty), for evaluation. Raises :class:`DataError` with
     the directory searched, the expected layout and how to get it when the data is missing or bad.
     """
@@ -236,8 +174,6 @@ def load_cifar(name: str, data_dir: str | os.PathLike, *, download: bool = False
     except DataError:
         if not download:
             raise
-        from .download import download as fetch
-
         fetch(s, root)
         folder = locate(s, root)
     return CifarData(

@@ -67,7 +67,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--overwrite", action="store_true",
       help="start a new run in an --out that holds another run (its checkpoint, config, metrics, results and "
            "plots are removed once the new run is ready to write)")
-    a("--download", action="store_true", default=None, help="download the data with torchvision if missing")
+    a("--download", action="store_true", default=None, help="if the data is missing, download the official archive (md5-checked) into --data-dir and unpack it")
 
 
 def given_settings(args: argparse.Namespace) -> dict[str, Any]:
