@@ -93,13 +93,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _accuracy([ModelConfig(scheme=s, noise=n) for s, n in DEFAULT_CONFIGS], seeds, train, "spirals",
                   n_train, n_test, "two spirals", record, "spirals")
         no_cost = TrainConfig(iters=train.iters, lr=train.lr, kinetic=0.0)
-        _accuracy([ModelConfig(noise=n) for n in ("none", "gaussian", "bernoulli", "dropout")], seeds, no_cost,
+        _accuracy([ModelConfig(noise=n) for n in ("none", "gaussian", "stochastic_depth", "dropout")], seeds, no_cost,
                   "moons", n_train, n_test, "two moons, no running cost (kinetic = 0)", record, "moons_no_running_cost")
         check_a = _check(moons, "euler/gaussian", seeds[0], roi, mc_a, paths, refine, record)
         check_b = _check(moons, "euler/gaussian/16 steps", seeds[0], roi, mc_b, paths, refine, record)
 
     shown = [(c.label, moons.models[(c.label, seeds[0])]) for c in configs]
-    fig = experiment_figure(shown, moons.data[seeds[0]], check_a)
+    fig = experiment_figure(shown, moons.data[seeds[0]], check_a, kolmogorov_label="euler/gaussian")
     fig.savefig(out / "kolmogorov_toy.png", dpi=90)
     plt.close(fig)
     fig, axes = plt.subplots(2, 5, figsize=(13, 5.8))

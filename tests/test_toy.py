@@ -95,7 +95,7 @@ def test_monte_carlo_agrees_with_pde_on_trained_model():
 
 
 def test_training_is_deterministic_under_a_seed():
-    for noise in ("gaussian", "bernoulli", "dropout"):
+    for noise in ("gaussian", "stochastic_depth", "dropout"):
         (m1, r1), (m2, r2) = _tiny_trained(noise, seed=3), _tiny_trained(noise, seed=3)
         assert r1.losses == r2.losses
         for (k, a), b in zip(m1.state_dict().items(), m2.state_dict().values()):
@@ -117,7 +117,7 @@ def test_demo_fast_writes_figure_and_provenance(tmp_path, capsys):
     assert {"command", "git_commit", "torch", "seed", "date"} <= set(record["provenance"])
     assert [(r["scheme"], r["noise"]) for r in record["summary"]] == [
         ("euler", "none"), ("lm2", "none"), ("rk4", "none"),
-        ("euler", "gaussian"), ("euler", "bernoulli"), ("euler", "dropout"),
+        ("euler", "gaussian"), ("euler", "stochastic_depth"), ("euler", "dropout"),
     ]
     assert all(0.5 < r["test_mean"] <= 1.0 for r in record["summary"])
     assert record["kolmogorov"]["monte_carlo"][-1]["max_abs_diff"] < 0.5
@@ -127,7 +127,7 @@ def test_demo_fast_writes_figure_and_provenance(tmp_path, capsys):
 
 @pytest.mark.parametrize("option, value, valid", [
     ("--scheme", "bogus", "euler, lm2, rk4"),
-    ("--noise", "loud", "none, gaussian, bernoulli, dropout"),
+    ("--noise", "loud", "none, gaussian, stochastic_depth, dropout"),
 ])
 def test_demo_rejects_unknown_choice_in_one_line(tmp_path, capsys, option, value, valid):
     assert main(["demo", option, value, "--fast", "--out", str(tmp_path)]) == 2

@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     from .plots import experiment_figure  # matplotlib only when writing the figure
 
     shown = [(c.label, result.models[(c.label, seeds[0])]) for c in configs]
-    fig = experiment_figure(shown, result.data[seeds[0]], check)
+    fig = experiment_figure(shown, result.data[seeds[0]], check, kolmogorov_label=check_label or "")
     png, js = out / "demo.png", out / "demo.json"
     fig.savefig(png, dpi=110)
     seconds = time.perf_counter() - start

@@ -19,7 +19,7 @@ from .train import TrainConfig, fit
 # (scheme, noise): the deterministic integrators, then the three kinds of noise injection
 DEFAULT_CONFIGS: tuple[tuple[str, str], ...] = (
     ("euler", "none"), ("lm2", "none"), ("rk4", "none"),
-    ("euler", "gaussian"), ("euler", "bernoulli"), ("euler", "dropout"),
+    ("euler", "gaussian"), ("euler", "stochastic_depth"), ("euler", "dropout"),
 )
 
 

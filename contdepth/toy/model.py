@@ -9,7 +9,7 @@ Noise variants (all evaluated without noise, i.e. with the mean drift, in ``eval
 - ``none``: deterministic, any of ``euler``, ``lm2``, ``rk4``.
 - ``gaussian``: additive noise, ``dX = F_m(X) dt + σ dW`` with a 2-D Brownian motion (ξ drawn
   per element, so the diffusion matrix is ``a = σ² I``); ``euler`` becomes Euler–Maruyama.
-- ``bernoulli``: stochastic depth, ``f = p F_m``, ``g = sqrt(p(1-p)) F_m`` with the two-point law
+- ``stochastic_depth`` (aliases ``sd``, ``bernoulli``): stochastic depth, ``f = p F_m``, ``g = sqrt(p(1-p)) F_m`` with the two-point law
   and ξ drawn per sample; with one step per block this is exactly ``x + η F_m(x)``, η ~ Bernoulli(p).
 - ``dropout``: dropout on the hidden units inside each residual branch (the scheme is unchanged;
   the noise comes from the branch itself and is switched off by ``eval()``).
@@ -28,9 +28,9 @@ from ..flow import Flow
 from ..schemes import get as get_scheme
 
 SCHEMES = ("euler", "lm2", "rk4")
-NOISES = ("none", "gaussian", "bernoulli", "dropout")
+NOISES = ("none", "gaussian", "stochastic_depth", "dropout")
 _SCHEME_ALIASES = {"resnet": "euler", "euler_maruyama": "euler", "em": "euler", "lm": "lm2", "lm_resnet": "lm2"}
-_NOISE_ALIASES = {"sd": "bernoulli", "stochastic_depth": "bernoulli", "normal": "gaussian", "off": "none"}
+_NOISE_ALIASES = {"sd": "stochastic_depth", "bernoulli": "stochastic_depth", "normal": "gaussian", "off": "none"}
 
 
 def check_choice(value: str, valid: tuple[str, ...], aliases: dict[str, str], what: str) -> str:
@@ -64,7 +64,7 @@ class ModelConfig:
         object.__setattr__(self, "noise", check_choice(self.noise, NOISES, _NOISE_ALIASES, "noise"))
         if self.steps is not None and (self.steps < 1 or self.steps % self.blocks):
             raise ValueError(f"steps must be a positive multiple of blocks={self.blocks}, got {self.steps}")
-        if self.noise in ("gaussian", "bernoulli") and self.scheme == "rk4":
+        if self.noise in ("gaussian", "stochastic_depth") and self.scheme == "rk4":
             raise ValueError(f"noise {self.noise!r} needs a stochastic scheme; use euler (Euler–Maruyama) or lm2")
         if not 0.0 < self.survival <= 1.0:
             raise ValueError(f"survival probability must lie in (0, 1], got {self.survival}")
@@ -111,7 +111,7 @@ def _field(cfg: ModelConfig) -> Blocks:
     modules = [branch(cfg.hidden, drop) for _ in range(cfg.blocks)]
     if cfg.noise == "gaussian":
         return Blocks(modules, diffusion=Additive(cfg.sigma))
-    if cfg.noise == "bernoulli":
+    if cfg.noise == "stochastic_depth":
         p = cfg.survival
         return Blocks(modules, drift_scale=p, diffusion_scale=math.sqrt(p * (1.0 - p)))
     return Blocks(modules)
@@ -120,7 +120,7 @@ def _field(cfg: ModelConfig) -> Blocks:
 def _scheme(cfg: ModelConfig, noise_seed: Optional[int]):
     if cfg.noise == "gaussian":
         opts = dict(noise="gaussian", per="element", seed=noise_seed)
-    elif cfg.noise == "bernoulli":
+    elif cfg.noise == "stochastic_depth":
         opts = dict(noise="bernoulli", per="sample", seed=noise_seed, p=cfg.survival)
     else:
         return get_scheme(cfg.scheme)

@@ -12,8 +12,11 @@ import torch  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from matplotlib.lines import Line2D  # noqa: E402
+
 from .data import ToyData  # noqa: E402
 from .model import ToyModel  # noqa: E402
+from .train import accuracy  # noqa: E402
 
 EXTENT = (-2.2, 2.2, -1.7, 1.7)  # x0, x1, y0, y1 of the input-space panels
 COLORS = ("tab:blue", "tab:red")
@@ -38,8 +41,9 @@ def decision_regions(ax: Axes, model: ToyModel, data: ToyData, title: str = "", 
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     ax.set_aspect("equal")
-    ax.set_xticks([])
-    ax.set_yticks([])
+    ax.set_xlabel("input $x_1$", fontsize=8)
+    ax.set_ylabel("input $x_2$", fontsize=8)
+    ax.tick_params(labelsize=7)
     if title:
         ax.set_title(title, fontsize=9)
 
@@ -77,28 +81,58 @@ def trajectories(ax: Axes, model: ToyModel, data: ToyData, count: int = 24, nois
         ax.plot(-(w[1] * ys + b) / w[0], ys, "k--", lw=0.8)
     ax.set_xlim(float(lo[0]), float(hi[0]))
     ax.set_ylim(float(lo[1]), float(hi[1]))
-    ax.set_xticks([])
-    ax.set_yticks([])
+    ax.set_xlabel("hidden state, coordinate 1", fontsize=8)
+    ax.set_ylabel("coordinate 2", fontsize=8)
+    ax.tick_params(labelsize=7)
     if title:
         ax.set_title(title, fontsize=9)
 
 
+def legend_handles() -> list[Line2D]:
+    """What the marks of :func:`decision_regions` and :func:`trajectories` mean."""
+    mark = dict(color="w", markersize=6)
+    return [
+        Line2D([], [], marker="o", markerfacecolor=COLORS[0], markeredgecolor=COLORS[0], label="class 0 (training point; faint: test)", **mark),
+        Line2D([], [], marker="o", markerfacecolor=COLORS[1], markeredgecolor=COLORS[1], label="class 1", **mark),
+        Line2D([], [], marker="x", color="0.3", ls="", label="flipped training label"),
+        Line2D([], [], color="k", lw=1.0, label="decision boundary P = 0.5"),
+        Line2D([], [], color="0.3", lw=0.9, label="trajectory $x_0 \\to x_N$ (noise off; faint: noisy passes)"),
+        Line2D([], [], marker="o", color="0.3", ls="", markersize=4, label="trajectory end $x_N$"),
+        Line2D([], [], color="k", ls="--", lw=0.8, label="read-out line $w \\cdot x_N + b = 0$"),
+    ]
+
+
 def experiment_figure(
-    models: Sequence[tuple[str, ToyModel]], data: ToyData, kolmogorov: Optional[dict] = None
+    models: Sequence[tuple[str, ToyModel]], data: ToyData, kolmogorov: Optional[dict] = None,
+    kolmogorov_label: str = "euler/gaussian",
 ) -> Figure:
-    """Decision regions (row 1) and trajectories (row 2) per configuration; a Kolmogorov row when given."""
-    cols = max(len(models), 4 if kolmogorov else 1)
+    """Decision regions (row 1) and trajectories (row 2) per configuration, test accuracy in the
+    titles; a row comparing Monte Carlo with the Kolmogorov solution of ``kolmogorov_label`` when given."""
+    cols = max(len(models), 5 if kolmogorov else 1)
     rows = 3 if kolmogorov else 2
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.5 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.7 * cols, 2.7 * rows + 1.0), squeeze=False)
     for j, (label, model) in enumerate(models):
-        decision_regions(axes[0, j], model, data, title=label)
-        trajectories(axes[1, j], model, data, title="hidden states $x_n$, n = 0..N")
+        acc = accuracy(model, data.x_test, data.y_test)
+        decision_regions(axes[0, j], model, data, title=f"{label}\ntest accuracy {100 * acc:.1f} %")
+        trajectories(axes[1, j], model, data, title=f"{label}: hidden states")
     for j in range(len(models), cols):
         axes[0, j].axis("off")
         axes[1, j].axis("off")
+    flipped = int(data.flipped.sum())
+    title = (f"{data.name}: {len(data.y_train)} training points ({flipped} labels flipped), test accuracy on "
+             f"{len(data.y_test)} points. Top: P(class 1) over the input plane; middle: the hidden states, layer by layer")
     if kolmogorov:
         kolmogorov_row(axes[2], kolmogorov)
-    fig.tight_layout()
+        title += (f"\nBottom: does the trained {kolmogorov_label} network (weights fixed) solve its backward Kolmogorov "
+                  "equation? v(0, x) = E[φ(X_T) | X_0 = x] by Monte Carlo over the network's own noisy passes\n"
+                  "against the equation's finite-difference solution, their difference, and the weak error against "
+                  "the Euler–Maruyama step h")
+    fig.suptitle(title, fontsize=9)
+    legend_top = 0.18 * (title.count("\n") + 1) + 0.12  # inches below the figure's top edge
+    height = fig.get_figheight()
+    fig.legend(handles=legend_handles(), loc="upper center", ncol=4, fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, 1.0 - legend_top / height))
+    fig.tight_layout(rect=(0, 0, 1, 1.0 - (legend_top + 0.1) / height))
     return fig
 
 
@@ -119,14 +153,18 @@ def kolmogorov_row(axes: Sequence[Axes], check: dict) -> None:
     panels = [
         (best["mean"].reshape(shape), f"Monte Carlo v(0,x)\n{best['paths']} paths, h = {_fraction(best['h'])}", "RdBu_r", (0, 1)),
         (check["pde"].reshape(shape), "finite differences v(0,x)\nbackward Kolmogorov", "RdBu_r", (0, 1)),
-        (z.reshape(shape), "(PDE - MC) / s.e.\n", "PuOr", (-4, 4)),
+        (z.reshape(shape), "(PDE - MC) / MC standard error\n|z| < 3 expected", "PuOr", (-4, 4)),
     ]
-    for ax, (img, title, cmap, (vmin, vmax)) in zip(axes, panels):
+    bars = ("v(0, x) = P(class 1)", "v(0, x) = P(class 1)", "z (standard errors)")
+    for ax, (img, title, cmap, (vmin, vmax)), bar in zip(axes, panels, bars):
         im = ax.imshow(img.numpy(), origin="lower", extent=extent, cmap=cmap, vmin=vmin, vmax=vmax, aspect="equal")
         ax.set_title(title, fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        plt.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+        ax.set_xlabel("input $x_1$", fontsize=8)
+        ax.set_ylabel("input $x_2$", fontsize=8)
+        ax.tick_params(labelsize=7)
+        cb = plt.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+        cb.set_label(bar, fontsize=7)
+        cb.ax.tick_params(labelsize=7)
     ax = axes[3]
     hs = [m["h"] for m in check["mc"]]
     means = [m["agreement"]["mean_abs_diff"] for m in check["mc"]]
@@ -141,7 +179,8 @@ def kolmogorov_row(axes: Sequence[Axes], check: dict) -> None:
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("Euler–Maruyama step h", fontsize=8)
-    ax.set_title("weak error", fontsize=8)
+    ax.set_ylabel("|MC - PDE| (probability)", fontsize=8)
+    ax.set_title("weak error of the network's SDE steps", fontsize=8)
     ax.legend(fontsize=6)
     ax.tick_params(labelsize=7)
     for extra in axes[4:]:
