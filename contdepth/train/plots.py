@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Any, Sequence
 
 
 def _pyplot():
@@ -12,6 +12,18 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def run_title(cfg: Any) -> str:
+    """What the figures of a run show: model, scheme and noise, and how much data (subsets named)."""
+    parts = [f"{cfg.model} on {cfg.dataset}"]
+    if cfg.scheme or cfg.steps_per_block != 1:
+        parts.append(f"scheme {cfg.scheme or 'default'}, {cfg.steps_per_block} step(s) per block")
+    if cfg.noise and cfg.noise != "none":
+        parts.append(f"noise {cfg.noise}")
+    parts.append(f"first {cfg.subset:,} training images" if cfg.subset else "all training images")
+    parts.append(f"{cfg.test_subset:,} test images (evenly spaced)" if cfg.test_subset else "all test images")
+    return ", ".join(parts)
 
 
 def _integer_ticks(ax) -> None:
@@ -44,7 +56,7 @@ def plot_curves(rows: Sequence[dict], path: str | os.PathLike, title: str = "") 
               label=f"best test {100 * (1 - best['test_acc']):.2f}%")
     b.set(xlabel="epoch", ylabel="error (%)", title="error")
     c.plot(ep, [r["lr"] for r in rows], drawstyle="steps-post")
-    c.set(xlabel="epoch", ylabel="lr", title="learning rate (start of epoch)", yscale="log")
+    c.set(xlabel="epoch", ylabel="learning rate", title="learning rate (start of epoch)", yscale="log")
     for ax in (a, b):
         ax.legend()
     for ax in (a, b, c):
@@ -70,7 +82,8 @@ def plot_momentum(k_per_stage: Sequence[Sequence[float]], path: str | os.PathLik
         start += len(ks)
     a.axhline(0, color="k", lw=0.6)
     a.set(xlabel="block n of the stage flows (grey: change of space)", ylabel="k_n", title="learned momentum k_n")
-    b.set(xlabel="block n of the stage flows", title="modified equation: (1+k) u' + (1-k)(Δt/2) u'' = f(u)")
+    b.set(xlabel="block n of the stage flows", ylabel="coefficient value",
+          title="modified equation: (1+k) u' + (1-k)(Δt/2) u'' = f(u)")
     a.legend(fontsize=8)
     b.legend(fontsize=7, ncol=2)
     for ax in (a, b):

@@ -505,9 +505,9 @@ class Trainer:
             records.write_metrics(self.out / records.METRICS, self.history)
             records.write_json(self.out / records.RESULTS, results)
             if plots and self.history:
-                from .plots import plot_curves, plot_momentum
+                from .plots import plot_curves, plot_momentum, run_title
 
-                title = f"{self.cfg.model} on {self.cfg.dataset}"
+                title = run_title(self.cfg)
                 plot_curves(self.history, self.out / "curves.png", title)
                 if "momentum_k" in results:
                     plot_momentum(results["momentum_k"], self.out / "momentum.png", title)
