@@ -206,11 +206,14 @@ def plot(results: dict, path: Path) -> None:
     ax2.set(xlabel="step size h = 1/s", ylabel="mean relative logit distance to dopri5",
             title="convergence to the continuous limit")
     ax2.legend(fontsize=7, loc="lower right")
-    from matplotlib.ticker import NullFormatter
+    from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
-    ax2.xaxis.set_minor_formatter(NullFormatter())
-    fig.suptitle(results["setting"], fontsize=8)
-    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.12, top=0.86, wspace=0.62)
+    ax2.xaxis.set_major_locator(FixedLocator(hs))
+    ax2.xaxis.set_major_formatter(FixedFormatter(["1"] + [f"1/{s}" for s in STEPS[1:]]))
+    ax2.xaxis.set_minor_locator(NullLocator())
+    fig.suptitle("Does a trained ResNet discretise an ODE? The same weights under finer steps, rk4 and dopri5\n"
+                 + results["setting"], fontsize=9)
+    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.12, top=0.84, wspace=0.62)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
