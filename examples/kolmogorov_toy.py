@@ -33,7 +33,7 @@ from contdepth.toy.kolmogorov import Grid, kolmogorov_check, summary as kolmogor
 from contdepth.toy.model import ModelConfig
 from contdepth.toy.plots import experiment_figure, kolmogorov_row
 from contdepth.toy.provenance import provenance
-from contdepth.toy.train import TrainConfig
+from contdepth.toy.train import ToyTrainConfig
 
 ROI = ((-2.0, -1.5), (2.0, 1.5))
 
@@ -81,10 +81,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     seeds = list(range(args.seeds))
     if args.quick:
-        train, n_train, n_test = TrainConfig(iters=30), 100, 400
+        train, n_train, n_test = ToyTrainConfig(iters=30), 100, 400
         roi, paths, refine, mc_a, mc_b = Grid.box(*ROI, (5, 4)), 200, 2, (4, 16), (16, 64)
     else:
-        train, n_train, n_test = TrainConfig(), 300, 3000
+        train, n_train, n_test = ToyTrainConfig(), 300, 3000
         roi, paths, refine, mc_a, mc_b = Grid.box(*ROI, (21, 16)), 2000, 8, (4, 16, 64, 256, 1024), (16, 64, 256)
     record: dict = {"provenance": provenance(["python", "examples/kolmogorov_toy.py", *sys.argv[1:]], seeds[0]), "seeds": seeds}
     configs = [ModelConfig(scheme=s, noise=n) for s, n in DEFAULT_CONFIGS] + [ModelConfig(noise="gaussian", steps=16)]
@@ -92,7 +92,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         moons = _accuracy(configs, seeds, train, "moons", n_train, n_test, "two moons", record, "moons")
         _accuracy([ModelConfig(scheme=s, noise=n) for s, n in DEFAULT_CONFIGS], seeds, train, "spirals",
                   n_train, n_test, "two spirals", record, "spirals")
-        no_cost = TrainConfig(iters=train.iters, lr=train.lr, kinetic=0.0)
+        no_cost = ToyTrainConfig(iters=train.iters, lr=train.lr, kinetic=0.0)
         _accuracy([ModelConfig(noise=n) for n in ("none", "gaussian", "stochastic_depth", "dropout")], seeds, no_cost,
                   "moons", n_train, n_test, "two moons, no running cost (kinetic = 0)", record, "moons_no_running_cost")
         check_a = _check(moons, "euler/gaussian", seeds[0], roi, mc_a, paths, refine, record)

@@ -11,7 +11,7 @@ from torch import nn
 from contdepth import Blocks, Flow
 from contdepth.cli import main
 from contdepth.schemes import EulerMaruyama
-from contdepth.toy import ModelConfig, TrainConfig, build_model, fit, make_data
+from contdepth.toy import ModelConfig, ToyTrainConfig, build_model, fit, make_data
 from contdepth.toy._threads import one_thread
 from contdepth.toy.kolmogorov import Grid, agreement, kolmogorov_pde, monte_carlo, solve_backward_kolmogorov
 
@@ -79,7 +79,7 @@ def _tiny_trained(noise: str = "gaussian", seed: int = 0):
     data = make_data(n_train=100, n_test=200, seed=seed)
     model = build_model(ModelConfig(noise=noise, blocks=2, hidden=8, sigma=0.5), seed=seed)
     with one_thread():
-        result = fit(model, data, TrainConfig(iters=60))
+        result = fit(model, data, ToyTrainConfig(iters=60))
     return model, result
 
 

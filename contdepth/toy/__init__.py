@@ -7,6 +7,6 @@ Modules: ``data`` (seeded moons/spirals), ``model`` (flow + read-out, noise vari
 """
 from .data import ToyData, make_data
 from .model import ModelConfig, ToyModel, build_model
-from .train import TrainConfig, fit
+from .train import ToyTrainConfig, fit
 
-__all__ = ["ModelConfig", "ToyData", "ToyModel", "TrainConfig", "build_model", "fit", "make_data"]
+__all__ = ["ModelConfig", "ToyData", "ToyModel", "ToyTrainConfig", "build_model", "fit", "make_data"]

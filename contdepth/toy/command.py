@@ -19,7 +19,7 @@ from .experiment import DEFAULT_CONFIGS, format_table, run_experiment
 from .kolmogorov import Grid, kolmogorov_check, summary as kolmogorov_summary
 from .model import NOISES, SCHEMES, ModelConfig
 from .provenance import provenance
-from .train import TrainConfig
+from .train import ToyTrainConfig
 
 # Sizes of the default (about a minute) and --fast (a few seconds) runs.
 PRESETS = {
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     seeds = list(range(args.seed, args.seed + args.seeds))
-    train = TrainConfig(iters=preset["iters"])
+    train = ToyTrainConfig(iters=preset["iters"])
     data_options = dict(name=args.dataset, n_train=preset["n_train"], n_test=preset["n_test"])
     print(f"contdepth demo: {len(configs)} configuration(s) x {len(seeds)} seed(s) on {args.dataset}, "
           f"{preset['n_train']} training points, {train.iters} full-batch Adam updates each", flush=True)

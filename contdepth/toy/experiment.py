@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from .data import ToyData, make_data
 from .model import ModelConfig, ToyModel, build_model
-from .train import TrainConfig, fit
+from .train import ToyTrainConfig, fit
 
 # (scheme, noise): the deterministic integrators, then the three kinds of noise injection
 DEFAULT_CONFIGS: tuple[tuple[str, str], ...] = (
@@ -63,7 +63,7 @@ class ExperimentResult:
 def run_experiment(
     configs: Sequence[ModelConfig],
     seeds: Sequence[int],
-    train: TrainConfig = TrainConfig(),
+    train: ToyTrainConfig = ToyTrainConfig(),
     data_options: Optional[dict] = None,
     progress: bool = True,
     keep_models: bool = True,

@@ -21,7 +21,7 @@ from .model import ToyModel
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class ToyTrainConfig:
     """Adam on the whole training set: ``iters`` updates at learning rate ``lr`` (cosine-decayed);
     ``kinetic`` is the weight λ of the running cost."""
 
@@ -65,7 +65,7 @@ def objective(model: ToyModel, x: Tensor, y: Tensor, kinetic: float) -> Tensor:
 def fit(
     model: ToyModel,
     data: ToyData,
-    cfg: TrainConfig = TrainConfig(),
+    cfg: ToyTrainConfig = ToyTrainConfig(),
     on_step: Optional[Callable[[int, float], None]] = None,
 ) -> FitResult:
     """Train ``model`` in place on ``data``; ``on_step(iteration, loss)`` reports progress."""
