@@ -11,8 +11,8 @@
    finite-difference solution of the backward Kolmogorov equation.
 
 Writes ``kolmogorov_toy.json`` (numbers + provenance) and ``kolmogorov_toy.png`` /
-``kolmogorov_check.png`` to ``--out`` (default ``runs/toy``; ``--out results/toy`` refreshes the committed ones). Takes ~10 CPU-minutes;
-``--quick`` is a smoke run of a few seconds.
+``kolmogorov_check.png`` to ``--out`` (default ``runs/toy``; ``--out results/toy`` refreshes the
+committed ones). ``--quick`` is a smoke run.
 
     python examples/kolmogorov_toy.py --seeds 5
 """

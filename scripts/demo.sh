@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# All set-up for the main job on built-in data, then `contdepth demo` (CPU, about a minute).
+# All set-up for the main job on built-in data, then `contdepth demo` on CPU, writing runs/demo/demo.png and demo.json.
 # Extra arguments go to `contdepth demo` (e.g. --seed 1 --out runs/demo1).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,4 +1,4 @@
-"""``contdepth demo``: the stochastic-training toy on built-in 2-D data, on CPU in about a minute.
+"""``contdepth demo``: the stochastic-training toy on built-in 2-D data, on CPU (one thread).
 
 Trains the deterministic and stochastic variants (one seed by default), prints a table, checks
 the backward Kolmogorov equation of the Gaussian-noise model against Monte Carlo, and writes
@@ -21,7 +21,7 @@ from .model import NOISES, SCHEMES, ModelConfig
 from .provenance import provenance
 from .train import ToyTrainConfig
 
-# Sizes of the default (about a minute) and --fast (a few seconds) runs.
+# Sizes of the default and the --fast (smoke test) runs.
 PRESETS = {
     "default": dict(iters=600, n_train=300, n_test=3000, roi_nodes=(11, 9), paths=1000, mc_steps=(4, 16, 64, 256), refine=8),
     "fast": dict(iters=30, n_train=100, n_test=400, roi_nodes=(5, 4), paths=200, mc_steps=(4, 16), refine=2),
