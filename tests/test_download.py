@@ -9,7 +9,6 @@ import socket
 import sys
 import tarfile
 import threading
-from pathlib import Path
 
 import pytest
 import torch

@@ -63,7 +63,10 @@ def _out_defaults(script: Path) -> list[ast.expr]:
 def test_every_script_writes_to_a_git_ignored_folder_by_default(clone):
     scripts = sorted([*(ROOT / "examples").glob("*.py"), *(ROOT / "benchmarks").glob("[!_]*.py")])
     assert len(scripts) >= 5
-    ignored = lambda rel: subprocess.run(["git", "check-ignore", "-q", f"{rel}/x.json"], cwd=clone).returncode == 0
+
+    def ignored(rel: str) -> bool:
+        return subprocess.run(["git", "check-ignore", "-q", f"{rel}/x.json"], cwd=clone).returncode == 0
+
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
         from _common import DEFAULT_OUT

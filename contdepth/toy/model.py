@@ -9,8 +9,9 @@ Noise variants (all evaluated without noise, i.e. with the mean drift, in ``eval
 - ``none``: deterministic, any of ``euler``, ``lm2``, ``rk4``.
 - ``gaussian``: additive noise, ``dX = F_m(X) dt + σ dW`` with a 2-D Brownian motion (ξ drawn
   per element, so the diffusion matrix is ``a = σ² I``); ``euler`` becomes Euler–Maruyama.
-- ``stochastic_depth`` (aliases ``sd``, ``bernoulli``): stochastic depth, ``f = p F_m``, ``g = sqrt(p(1-p)) F_m`` with the two-point law
-  and ξ drawn per sample; with one step per block this is exactly ``x + η F_m(x)``, η ~ Bernoulli(p).
+- ``stochastic_depth`` (aliases ``sd``, ``bernoulli``): stochastic depth, ``f = p F_m``,
+  ``g = sqrt(p(1-p)) F_m`` with the two-point law and ξ drawn per sample; with one step per block
+  this is exactly ``x + η F_m(x)``, η ~ Bernoulli(p).
 - ``dropout``: dropout on the hidden units inside each residual branch (the scheme is unchanged;
   the noise comes from the branch itself and is switched off by ``eval()``).
 """

@@ -92,7 +92,8 @@ def legend_handles() -> list[Line2D]:
     """What the marks of :func:`decision_regions` and :func:`trajectories` mean."""
     mark = dict(color="w", markersize=6)
     return [
-        Line2D([], [], marker="o", markerfacecolor=COLORS[0], markeredgecolor=COLORS[0], label="class 0 (training point; faint: test)", **mark),
+        Line2D([], [], marker="o", markerfacecolor=COLORS[0], markeredgecolor=COLORS[0],
+               label="class 0 (training point; faint: test)", **mark),
         Line2D([], [], marker="o", markerfacecolor=COLORS[1], markeredgecolor=COLORS[1], label="class 1", **mark),
         Line2D([], [], marker="x", color="0.3", ls="", label="flipped training label"),
         Line2D([], [], color="k", lw=1.0, label="decision boundary P = 0.5"),
