@@ -6,6 +6,8 @@ flattens ``u`` and restores its shape inside ``f`` and ``g``.
 """
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Optional, Sequence
 
 import torch
@@ -27,26 +29,78 @@ def _resolve(field: Field | Flow, t0: Optional[float], t1: Optional[float]) -> t
         field = flow.scheme.continuous_field(flow.field)
     if not isinstance(field, Field):
         raise TypeError(f"expected a contdepth Field or Flow, got {type(field).__name__}")
-    t0 = 0.0 if t0 is None else float(t0)
+    t0 = 0.0 if t0 is None else _number("t0", t0)
     if t1 is None:
         t1 = field.horizon
         if t1 is None:
             raise ValueError("t1 is required for a field without a natural horizon")
-    t1 = float(t1)
+    t1 = _number("t1", t1)
+    if not (math.isfinite(t0) and math.isfinite(t1)):
+        raise ValueError(f"t0 and t1 must be finite, got t0={t0}, t1={t1}")
     if t1 <= t0:
         raise ValueError(f"t1 must be greater than t0, got t0={t0}, t1={t1}")
     return field, t0, t1, flow
 
 
+def _number(name: str, value: object) -> float:
+    """``value`` as a float, or a one-line error naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, Tensor)) or (
+            isinstance(value, Tensor) and value.numel() != 1):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
+def _positive(name: str, value: object) -> float:
+    """``value`` as a positive finite float, or a one-line error naming ``name``."""
+    number = _number(name, value)
+    if not (math.isfinite(number) and number > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return number
+
+
+MAX_FIXED_STEPS = 10**8  # a fixed step this small is a mistake, not a computation to wait for
+
+
+def _check_step(name: str, value: object, t0: float, t1: float) -> float:
+    h = _positive(name, value)
+    if (t1 - t0) / h > MAX_FIXED_STEPS:
+        raise ValueError(f"{name}={value!r} would take {(t1 - t0) / h:.3g} steps over [{t0:g}, {t1:g}] "
+                         f"(more than {MAX_FIXED_STEPS:.0e}); choose a larger {name}")
+    return h
+
+
+def _check_state(u0: object) -> Tensor:
+    """The initial state: a floating-point tensor with the batch dimension first."""
+    if not isinstance(u0, Tensor):
+        raise TypeError(f"the initial state must be a tensor, got {type(u0).__name__}")
+    if u0.dim() < 1:
+        raise ValueError("the initial state needs a batch dimension first")
+    if not u0.is_floating_point():
+        raise TypeError(f"the initial state must be floating point, got {u0.dtype}; convert it, e.g. u0.float()")
+    return u0
+
+
 def _check_times(times: Optional[Sequence[float] | Tensor], t0: float, t1: float) -> Optional[list[float]]:
     if times is None:
         return None
-    values = [float(v) for v in torch.as_tensor(times, dtype=torch.float64).flatten()]
+    try:
+        values = [float(v) for v in torch.as_tensor(times, dtype=torch.float64).flatten()]
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"times must be a sequence of numbers, got {times!r}") from None
+    if not values:
+        raise ValueError("times is empty; give at least one time in [t0, t1] (or leave it out)")
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"times must be finite, got {values}")
     if any(b <= a for a, b in zip(values[:-1], values[1:])):
         raise ValueError("times must be strictly increasing")
-    if values and (values[0] < t0 or values[-1] > t1):
+    if values[0] < t0 or values[-1] > t1:
         raise ValueError(f"times must lie in [t0, t1] = [{t0:g}, {t1:g}]")
     return values
+
+
+def _empty_result(u0: Tensor, times: Optional[list[float]]) -> Tensor:
+    """What a solve of an empty batch gives: nothing to integrate, the right shape."""
+    return u0.clone() if times is None else u0.new_empty((len(times), *u0.shape))
 
 
 class _PieceODE(nn.Module):
@@ -108,11 +162,14 @@ def odeint(
     when given; with ``return_stats`` also ``{"nfe": ..., "pieces": ...}``.
     """
     field, t0, t1, _ = _resolve(field, t0, t1)
+    u0 = _check_state(u0)
+    rtol, atol = _positive("rtol", rtol), _positive("atol", atol)
     opts = dict(options or {})
     if step_size is not None:
-        if step_size <= 0:
-            raise ValueError(f"step_size must be positive, got {step_size}")
-        opts["step_size"] = step_size
+        opts["step_size"] = _check_step("step_size", step_size, t0, t1)
+    if u0.shape[0] == 0:
+        out = _empty_result(u0, _check_times(times, t0, t1))
+        return (out, {"nfe": 0, "pieces": len(field.segments(t0, t1))}) if return_stats else out
     solver = torchdiffeq.odeint_adjoint if adjoint else torchdiffeq.odeint
     nfe = [0]
 
@@ -126,6 +183,10 @@ def odeint(
             values = solver(func, u, grid, **kwargs)
         except ValueError as err:  # torchdiffeq names its methods in its message
             raise ValueError(f"torchdiffeq: {err}") from None
+        except AssertionError as err:  # torchdiffeq asserts when the adaptive step size underflows
+            raise RuntimeError(f"torchdiffeq could not solve from t={a:g} to t={b:g} ({err}): the tolerances "
+                               f"rtol={rtol:g}, atol={atol:g} are too tight for {u.dtype}, or the solution "
+                               "blows up") from None
         nfe[0] += func.nfe
         return list(values)
 
@@ -199,15 +260,20 @@ def sdeint(
         raise ValueError(f"unknown noise granularity per={per!r}; choose one of {PER_CHOICES}")
     if not field.stochastic:
         raise ValueError("sdeint needs a stochastic field (one with a diffusion); use odeint for an ODE")
-    if dt <= 0:
-        raise ValueError(f"dt must be positive, got {dt}")
+    u0 = _check_state(u0)
+    dt = _check_step("dt", dt, t0, t1)
+    if u0.shape[0] == 0:
+        return _empty_result(u0, _check_times(times, t0, t1))
     shape = u0.shape
     flat_shape = (1, u0.numel()) if per == "batch" else (shape[0], u0[0].numel())
 
     def solve_piece(a, b, piece, u, ts):
         sde = _PieceSDE(field, piece, shape, per)
         grid = torch.tensor(ts, dtype=u.dtype, device=u.device)
-        ys = torchsde.sdeint(sde, u.reshape(flat_shape), grid, method=method, dt=dt, **sdeint_kwargs)
+        try:
+            ys = torchsde.sdeint(sde, u.reshape(flat_shape), grid, method=method, dt=dt, **sdeint_kwargs)
+        except AssertionError as err:  # torchsde checks its arguments with assertions
+            raise ValueError(f"torchsde: {err}") from None
         return [y.reshape(shape) for y in ys]
 
     u, traj = _integrate_pieces(field, u0, t0, t1, times, solve_piece)

@@ -75,7 +75,10 @@ def _as_scales(values: Optional[Sequence[float] | Tensor], n: int, name: str) ->
     """Per-block factors as plain floats (configuration, not parameters; cheap under torch.compile)."""
     if values is None:
         return None
-    scales = [float(v) for v in torch.as_tensor(values, dtype=torch.float64).flatten()]
+    try:
+        scales = [float(v) for v in torch.as_tensor(values, dtype=torch.float64).flatten()]
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name} must be a number or one number per block, got {values!r}") from None
     if len(scales) == 1:
         scales = scales * n
     if len(scales) != n:
@@ -109,12 +112,20 @@ class Blocks(Field):
         diffusion: Optional[FieldFn] = None,
     ) -> None:
         super().__init__()
-        modules = list(modules)
+        if isinstance(modules, (nn.Module, str)) and not isinstance(modules, (nn.ModuleList, nn.Sequential)):
+            raise TypeError(f"Blocks takes a list of modules, one per block, got a {type(modules).__name__}")
+        try:
+            modules = list(modules)
+        except TypeError:
+            raise TypeError(f"Blocks takes a list of modules, one per block, got {type(modules).__name__}") from None
         if not modules:
             raise ValueError("Blocks needs at least one module")
         for i, m in enumerate(modules):
             if not callable(m):
                 raise TypeError(f"Blocks: entry {i} ({type(m).__name__}) is not callable")
+        if diffusion is not None and not callable(diffusion):
+            raise TypeError(f"Blocks: diffusion must be callable as diffusion(t, u) or None, got {diffusion!r}; "
+                            "for g = c_m F_m give diffusion_scale")
         if diffusion is not None and diffusion_scale is not None:
             raise ValueError("give either diffusion_scale (g = c_m F_m) or diffusion (g(t, u)), not both")
         self.blocks = nn.ModuleList(modules)

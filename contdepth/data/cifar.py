@@ -125,15 +125,30 @@ def _read_batch(path: Path, s: Spec, data_dir: Path) -> tuple[np.ndarray, np.nda
             f"{path} is not a {s.title} batch: it has keys {sorted(obj)}, expected 'data' and {s.label_key!r}; "
             f"{expected_layout(s, data_dir)}"
         )
-    data = np.asarray(obj["data"])
-    labels = np.asarray(obj[s.label_key], dtype=np.int64)
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != IMAGE_BYTES or len(labels) != len(data):
-        raise DataError(
-            f"{path} is truncated or corrupt: 'data' is {data.dtype} {data.shape} with {len(labels)} labels, "
-            f"expected uint8 (N, {IMAGE_BYTES}) with N labels; re-create the copy.\n{how_to_get(s, data_dir)}"
-        )
-    if len(labels) and (labels.min() < 0 or labels.max() >= s.num_classes):
-        raise DataError(f"{path}: labels outside 0..{s.num_classes - 1}; is this {s.title}?")
+    hint = f"re-create the copy.\n{how_to_get(s, data_dir)}"
+    try:
+        data = np.asarray(obj["data"])
+        labels = np.asarray(obj[s.label_key])
+    except (TypeError, ValueError) as err:  # ragged or mixed contents
+        raise DataError(f"{path} is corrupt: its 'data' or {s.label_key!r} is not an array ({err}); {hint}") from None
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != IMAGE_BYTES:
+        raise DataError(f"{path} is truncated or corrupt: 'data' is {data.dtype} {data.shape}, expected uint8 "
+                        f"(N, {IMAGE_BYTES}) (N images of 3x32x32); {hint}")
+    if labels.ndim != 1 or not (labels.dtype.kind in "iu" or (labels.size == 0 and labels.dtype.kind == "f")):
+        raise DataError(f"{path} is corrupt: {s.label_key!r} is {labels.dtype} {labels.shape}, expected one "
+                        f"integer label per image; {hint}")
+    counts = {"images": len(data), s.label_key: len(labels)}
+    if "filenames" in obj and hasattr(obj["filenames"], "__len__"):
+        counts["filenames"] = len(obj["filenames"])
+    if len(set(counts.values())) != 1:
+        raise DataError(f"{path} is truncated or corrupt: it holds {', '.join(f'{v} {k}' for k, v in counts.items())}; "
+                        f"{hint}")
+    if not len(data):
+        raise DataError(f"{path} holds no images; {hint}")
+    labels = labels.astype(np.int64)
+    if labels.min() < 0 or labels.max() >= s.num_classes:
+        raise DataError(f"{path}: labels outside 0..{s.num_classes - 1} (found {labels.min()}..{labels.max()}); "
+                        f"is this {s.title}?")
     return data, labels
 
 
@@ -152,7 +167,8 @@ def _empty() -> Split:
 def _read_classes(folder: Path, s: Spec, data_dir: Path) -> list[str]:
     meta = _unpickle(folder / s.meta_file, s, data_dir)
     names = meta.get(s.names_key)
-    if not isinstance(names, (list, tuple, np.ndarray)) or len(names) != s.num_classes:
+    if not isinstance(names, (list, tuple, np.ndarray)) or len(names) != s.num_classes or \
+            not all(isinstance(n, (str, bytes, np.str_)) for n in names):
         raise DataError(
             f"{folder / s.meta_file} has no list of {s.num_classes} class names under {s.names_key!r} "
             f"(keys: {sorted(meta)}); {expected_layout(s, data_dir)}"

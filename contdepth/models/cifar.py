@@ -12,6 +12,7 @@ space does not change), then a flow whose multistep history starts from the shor
 """
 from __future__ import annotations
 
+import numbers
 from typing import Callable, Optional
 
 from torch import nn
@@ -25,8 +26,23 @@ from .stage import ResidualNet, StagePlan
 BranchFn = Callable[[int, int], nn.Module]  # (c_in, stride) -> branch
 
 
+def check_sizes(**sizes: object) -> None:
+    """Raise ``ValueError`` naming the first of ``sizes`` (depth, width, num_classes, ...) that is not an integer >= 1."""
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+def check_flags(**flags: object) -> None:
+    """Raise ``TypeError`` naming the first of ``flags`` that is not a bool (None allowed where it means "auto")."""
+    for name, value in flags.items():
+        if value is not None and not isinstance(value, bool):
+            raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
 def head(c: int, num_classes: int, preact: bool = False) -> nn.Sequential:
     """(BN-ReLU if pre-activation) - global average pool - linear: ``(B, c, H, W) -> (B, num_classes)``."""
+    check_sizes(num_classes=num_classes)
     layers: list[nn.Module] = [nn.BatchNorm2d(c), nn.ReLU()] if preact else []
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, num_classes))
 
@@ -58,6 +74,8 @@ def resnet(
     does not fit). ``preact=False`` is He et al. 2015 (option-A shortcut; a post-activation
     bottleneck uses a projection). ``noise``: see :mod:`.noise_spec`. ``scheme_options`` go to every
     stage's scheme (``{"k": 0.0, "learnable": False}`` for lm2)."""
+    check_sizes(depth=depth, num_classes=num_classes)
+    check_flags(preact=preact, bottleneck=bottleneck)
     n, bottleneck = _blocks_per_stage(depth, bottleneck)
     plan = StagePlan(3 * n, scheme, noise, steps_per_block, scheme_options, checkpoint)
     stem: nn.Module = conv3x3(3, 16) if preact else nn.Sequential(conv3x3(3, 16), nn.BatchNorm2d(16), nn.ReLU())
@@ -103,6 +121,7 @@ def shake_resnet(
     ``(w, 2w, 4w)``. Training draws ``η ~ U(0, 1)`` per sample and block (the forward pass of
     shake-shake; the backward uses the same η); eval uses the mean ``(F1+F2)/2``.
     ``noise='none'`` trains the mean field deterministically."""
+    check_sizes(depth=depth, width=width, num_classes=num_classes)
     n, _ = _blocks_per_stage(depth, bottleneck=False)
     plan = StagePlan(3 * n, scheme, noise, steps_per_block, scheme_options, checkpoint, two_branch=True)
     stem = nn.Sequential(conv3x3(3, 16), nn.BatchNorm2d(16))
@@ -131,6 +150,7 @@ def resnext(
 ) -> ResidualNet:
     """ResNeXt-``depth`` ``cardinality``x``base_width``d for CIFAR: (depth-2)/9 grouped bottlenecks
     per stage, 3x3 width ``cardinality * base_width * 2^i``, outputs ``(256, 512, 1024)``."""
+    check_sizes(depth=depth, cardinality=cardinality, base_width=base_width, num_classes=num_classes)
     n, _ = _blocks_per_stage(depth, bottleneck=True)
     plan = StagePlan(3 * n, scheme, noise, steps_per_block, scheme_options, checkpoint)
     stem = nn.Sequential(conv3x3(3, 64), nn.BatchNorm2d(64), nn.ReLU())

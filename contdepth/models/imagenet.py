@@ -10,7 +10,7 @@ from typing import Optional
 from torch import nn
 
 from .blocks import BottleneckBranch, conv, init_weights, projection
-from .cifar import head
+from .cifar import check_sizes, head
 from .stage import ResidualNet, StagePlan
 
 LAYERS: dict[int, tuple[int, ...]] = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
@@ -28,8 +28,9 @@ def imagenet_resnet(
 ) -> ResidualNet:
     """ResNet-50/101/152: 7x7/2 stem + max-pool, four stages of post-activation bottlenecks
     (3x3 width ``64 * 2^i``, output ``256 * 2^i``), ReLU after every addition."""
-    if depth not in LAYERS:
-        raise ValueError(f"ImageNet ResNet depth must be one of {sorted(LAYERS)}, got {depth}")
+    check_sizes(num_classes=num_classes)
+    if isinstance(depth, bool) or depth not in LAYERS:
+        raise ValueError(f"ImageNet ResNet depth must be one of {sorted(LAYERS)}, got {depth!r}")
     layers = LAYERS[depth]
     plan = StagePlan(sum(layers), scheme, noise, steps_per_block, scheme_options, checkpoint)
     stem = nn.Sequential(

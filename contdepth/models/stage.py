@@ -150,6 +150,10 @@ class StagePlan:
             )
         self.scheme = resolve_scheme(scheme, self.noise)
         self.steps_per_block = check_steps_per_block(steps_per_block)
+        if scheme_options is not None and not isinstance(scheme_options, dict):
+            raise TypeError(f"scheme_options must be a dict of the scheme's options, got {scheme_options!r}")
+        if not isinstance(checkpoint, bool):
+            raise TypeError(f"checkpoint must be True or False, got {checkpoint!r}")
         self.scheme_options = scheme_options
         self.checkpoint = checkpoint
         self.total = total_blocks
