@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Optional, Sequence
+from typing import NoReturn, Optional, Sequence
 
 # subcommand -> (module, one-line help). Modules are imported only to build their parser.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -20,8 +20,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
 _PASSTHROUGH: set[str] = set()
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``contdepth train: error: ...``) and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="contdepth", description="Continuous-depth networks: ResNets as ODE/SDE discretisations.")
+    parser = OneLineParser(prog="contdepth", description="Continuous-depth networks: ResNets as ODE/SDE discretisations.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         try:

@@ -281,3 +281,45 @@ def test_data_dir_naming_a_file_is_one_line(tmp_path, capsys):
     assert main(["train", *SMALL, "--data-dir", "", "--out", str(tmp_path / "o")]) == 2
     assert "data_dir must name a folder" in one_line_error(capsys)
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--epochs", "0"],
+    ["train", "--amp", "fp8"],
+    ["train", "--lr", "fast"],
+    ["train", "--bogus-flag"],
+    ["eval", "--steps-per-block", "-1", "--run", "x"],
+    ["eval"],
+])
+def test_flag_errors_are_one_line(capsys, argv):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("contdepth") and ": error: " in err and "--help" in err
+
+
+def test_missing_data_and_empty_run_are_one_line(tmp_path, capsys):
+    assert main(["train", *SMALL, "--data-dir", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
+    err = one_line_error(capsys)
+    assert "does not exist" in err and "cifar10_from_jpeg.py" in err
+    assert main(["eval", "--run", ""]) == 2
+    assert "--run is empty" in one_line_error(capsys, "eval")
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"seed": 2**70}, "seed must be an integer"),
+    ({"seed": "1"}, "seed must be an integer"),
+    ({"compile": "no"}, "compile must be true or false"),
+    ({"nesterov": 1}, "nesterov must be true or false"),
+    ({"out": ""}, "out must name a folder"),
+    ({"data_dir": "  "}, "data_dir must name a folder"),
+])
+def test_run_settings_are_checked(changes, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**changes)
+
+
+def test_paths_are_welcome_as_folders(tmp_path):
+    cfg = TrainConfig(out=tmp_path / "run", data_dir=tmp_path)
+    assert cfg.out == str(tmp_path / "run") and json.loads(json.dumps(cfg.to_dict()))["data_dir"] == str(tmp_path)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def positive_int(text: str) -> int:
@@ -35,3 +36,10 @@ def milestones(text: str) -> list[int]:
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"milestones are positive epochs like '80,120', got {text!r}")
     return values
+
+
+def report_error(command: str, error: object) -> int:
+    """Print ``contdepth COMMAND: error: ...`` as one line on stderr (a message's lines joined); returns 2."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    print(f"contdepth {command}: error: {' '.join(lines)}", file=sys.stderr)
+    return 2

@@ -5,14 +5,13 @@ Under ``torchrun --nproc_per_node=N -m contdepth train ...`` it runs Distributed
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from ..data import DataError
 from ..data.cifar import DATASETS
 from . import checkpoint as ckpt
-from .argtypes import milestones, positive_float, positive_int
+from .argtypes import milestones, positive_float, positive_int, report_error
 from .compiling import COMPILE_MODES
 from .config import AMP_CHOICES, SCHEDULES, TrainConfig
 from .records import CONFIG, read_config_file
@@ -122,14 +121,12 @@ def run(args: argparse.Namespace) -> int:
         trainer = Trainer(cfg, resume=args.resume, overwrite=args.overwrite)
         trainer.prepare()
     except (ValueError, TypeError, DataError, RunExists) as err:
-        print(f"contdepth train: error: {err}", file=sys.stderr)
-        return 2
+        return report_error("train", err)
     except OSError as err:  # the run folder or the data cannot be read or written
-        print(f"contdepth train: error: {_os_error(err)}", file=sys.stderr)
-        return 2
+        return report_error("train", _os_error(err))
     trainer.fit()
     if trainer.failure is not None:
-        print(f"contdepth train: error: {trainer.failure}", file=sys.stderr)
+        report_error("train", trainer.failure)
         return 1
     if trainer.diverged:
         return 1

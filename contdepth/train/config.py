@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -62,6 +63,9 @@ class TrainConfig:
     download: bool = False
 
     def __post_init__(self) -> None:
+        for name in ("out", "data_dir"):  # a pathlib.Path is welcome; the saved config holds its text
+            if isinstance(getattr(self, name), os.PathLike):
+                setattr(self, name, os.fspath(getattr(self, name)))
         self.dataset = self.dataset.lower().replace("-", "")
         if self.epochs is None:
             self.epochs = DEFAULT_EPOCHS.get(self.dataset, 160)
@@ -115,6 +119,12 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(f"{name} must name a folder, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or abs(self.seed) >= 2**62:
+            raise ValueError(f"seed must be an integer between -2**62 and 2**62, got {self.seed!r}")
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.type == "bool" and not isinstance(value, bool):
+                raise ValueError(f"{field.name} must be true or false, got {value!r}")
 
     @property
     def num_classes(self) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -19,7 +18,7 @@ from torch import Tensor, nn
 
 from ..data import CifarData, DataError, DeviceLoader, load_cifar
 from . import checkpoint as ckpt
-from .argtypes import positive_int
+from .argtypes import positive_int, report_error
 from .backends import apply_backend_flags, backend_flags
 from .build import model_from_config
 from .compiling import COMPILE_MODES, compile_module, effective_mode
@@ -88,8 +87,8 @@ def evaluate_run(
     Returns ``dict(test_acc (fraction), test_error (%), test_loss, images, scheme, steps_per_block,
     trained_scheme, trained_steps_per_block, epochs_done, seconds, ...)``.
     """
+    cfg = load_run_config(run_dir)
     run = Path(run_dir)
-    cfg = load_run_config(run)
     state = ckpt.load(run / ckpt.CHECKPOINT) if (run / ckpt.CHECKPOINT).is_file() else None
     if state is None:
         raise FileNotFoundError(f"{run.resolve()} has no {ckpt.CHECKPOINT} with trained weights")
@@ -146,12 +145,10 @@ def run(args: argparse.Namespace) -> int:
                               device=args.device, batch_size=args.batch_size, test_subset=args.test_subset,
                               compile_mode=args.compile_mode)
     except (ValueError, TypeError, FileNotFoundError, DataError) as err:
-        print(f"contdepth eval: error: {err}", file=sys.stderr)
-        return 2
+        return report_error("eval", err)
     except OSError as err:  # the run or the data cannot be read
         where = f" ({err.filename})" if err.filename else ""
-        print(f"contdepth eval: error: {err.strerror or err}{where}", file=sys.stderr)
-        return 2
+        return report_error("eval", f"{err.strerror or err}{where}")
     if args.json:
         print(json.dumps(result, indent=2))
     else:
