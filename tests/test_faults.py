@@ -1,5 +1,6 @@
 """Faults while training: a second run on the same folder, divergence, a full disk, damaged files, bad flags."""
 import errno
+import io
 import json
 import os
 import shutil
@@ -226,12 +227,15 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_removes_the_partial_file(data
 def _damage(path: Path, how: str) -> None:
     data = path.read_bytes()
     path.write_bytes({"empty": b"", "truncated": data[: len(data) // 2], "garbage": os.urandom(4096),
-                      "not_a_dict": b"", "text": b"not a checkpoint\n"}[how])
+                      "not_a_dict": b"", "bad_epoch": b"", "text": b"not a checkpoint\n"}[how])
     if how == "not_a_dict":
         torch.save([1, 2, 3], path)
+    if how == "bad_epoch":
+        state = torch.load(io.BytesIO(data), weights_only=True)
+        torch.save({**state, "epoch": "one"}, path)
 
 
-@pytest.mark.parametrize("how", ["empty", "truncated", "garbage", "not_a_dict", "text"])
+@pytest.mark.parametrize("how", ["empty", "truncated", "garbage", "not_a_dict", "bad_epoch", "text"])
 def test_a_damaged_checkpoint_is_named_for_resume_and_eval(finished_run, data_dir, tmp_path, capsys, how):
     out = tmp_path / "run"
     shutil.copytree(finished_run, out)

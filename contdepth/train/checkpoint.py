@@ -125,4 +125,10 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu",
         raise damaged(path, f"no {', '.join(missing)}")
     if not isinstance(state.get("config", {}), dict):
         raise damaged(path, "its config is not a dict")
+    for key in ("epoch", "batch"):
+        value = state.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise damaged(path, f"its {key} is {value!r}, not a count")
+    if not isinstance(state.get("model", {}), dict):
+        raise damaged(path, "its weights are not a state dict")
     return state

@@ -199,7 +199,7 @@ class Trainer:
         d = self.dist
         try:
             self._load_state(state)
-        except (KeyError, TypeError, ValueError, RuntimeError) as err:  # a checkpoint of another model or version
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, RuntimeError) as err:  # another model or version
             first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
             raise ckpt.damaged(self.out / ckpt.CHECKPOINT, f"does not fit this run: {first}") from None
         self._saved_at = (self.epoch, self.batch)
