@@ -327,3 +327,32 @@ def test_run_settings_are_checked(changes, match):
 def test_paths_are_welcome_as_folders(tmp_path):
     cfg = TrainConfig(out=tmp_path / "run", data_dir=tmp_path)
     assert cfg.out == str(tmp_path / "run") and json.loads(json.dumps(cfg.to_dict()))["data_dir"] == str(tmp_path)
+
+
+@pytest.mark.parametrize("flag, value, expected", [
+    ("--out", "", "--out is empty"),
+    ("--out", "A_FILE", "is a file"),
+    ("--seed", "-1", "--seed must be"),
+    ("--seed", str(2**70), "--seed must be"),
+])
+def test_demo_refuses_bad_out_and_seed_in_one_line(tmp_path, capsys, monkeypatch, flag, value, expected):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "A_FILE").write_text("keep")
+    argv = ["demo", "--fast", "--no-progress", "--out", str(tmp_path / "demo"), flag, value]
+    assert main(argv) == 2
+    assert expected in one_line_error(capsys, "demo")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["A_FILE"] and (tmp_path / "A_FILE").read_text() == "keep"
+
+
+def test_a_closed_pipe_ends_the_output_quietly(monkeypatch, capsys):
+    class ClosedPipe:  # what `contdepth models | head` looks like once head has exited
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["models"]) == 1
+    monkeypatch.undo()
+    assert capsys.readouterr().err == ""

@@ -57,6 +57,20 @@ def build_configs(schemes: Optional[list[str]], noises: Optional[list[str]], ste
     return list({c: None for c in configs})  # de-duplicated (aliases), in order
 
 
+def _output_folder(name: str) -> Path:
+    """``--out`` made ready to write (``ValueError`` when it is empty, a file, or cannot be made)."""
+    if not name.strip():
+        raise ValueError("--out is empty; name the output folder (for example --out contdepth-demo)")
+    out = Path(name).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot create --out {out.absolute()}: {err.strerror or err}") from None
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     preset = PRESETS["fast" if args.fast else "default"]
@@ -66,11 +80,12 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"unknown dataset {args.dataset!r}; valid choices: {', '.join(DATASETS)}")
         if args.seeds < 1:
             raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+        if not 0 <= args.seed <= 2**63 - args.seeds:
+            raise ValueError(f"--seed must be an integer in [0, 2**63 - seeds], got {args.seed}")
+        out = _output_folder(args.out)
     except ValueError as err:
-        print(f"contdepth demo: {err}", file=sys.stderr)
+        print(f"contdepth demo: error: {err}", file=sys.stderr)
         return 2
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     seeds = list(range(args.seed, args.seed + args.seeds))
     train = ToyTrainConfig(iters=preset["iters"])
     data_options = dict(name=args.dataset, n_train=preset["n_train"], n_test=preset["n_test"])
@@ -104,7 +119,11 @@ def run(args: argparse.Namespace) -> int:
     shown = [(c.label, result.models[(c.label, seeds[0])]) for c in configs]
     fig = experiment_figure(shown, result.data[seeds[0]], check, kolmogorov_label=check_label or "")
     png, js = out / "demo.png", out / "demo.json"
-    fig.savefig(png, dpi=110)
+    try:
+        fig.savefig(png, dpi=110)
+    except OSError as err:  # a full disk, say
+        print(f"contdepth demo: error: cannot write {png}: {err.strerror or err}", file=sys.stderr)
+        return 1
     seconds = time.perf_counter() - start
     record = {
         "provenance": provenance(_command(args), args.seed),
@@ -118,7 +137,11 @@ def run(args: argparse.Namespace) -> int:
         "seconds": seconds,
         "figure": png.name,
     }
-    js.write_text(json.dumps(record, indent=2))
+    try:
+        js.write_text(json.dumps(record, indent=2))
+    except OSError as err:
+        print(f"contdepth demo: error: cannot write {js}: {err.strerror or err}", file=sys.stderr)
+        return 1
     print(f"wrote {png.resolve()} and {js.resolve()} ({seconds:.0f} s)")
     return 0
 
