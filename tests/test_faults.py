@@ -306,7 +306,7 @@ def test_flag_errors_are_one_line(capsys, argv):
 def test_missing_data_and_empty_run_are_one_line(tmp_path, capsys):
     assert main(["train", *SMALL, "--data-dir", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
     err = one_line_error(capsys)
-    assert "does not exist" in err and "cifar10_from_jpeg.py" in err
+    assert "does not exist" in err and "cifar-10-batches-py" in err
     assert main(["eval", "--run", ""]) == 2
     assert "--run is empty" in one_line_error(capsys, "eval")
 
