@@ -1,12 +1,15 @@
 """The offline-machine script: packing within file limits, mode choice, commit, and start/watch/collect on CPU."""
+import io
 import json
 import os
 import shutil
+import subprocess
 import tarfile
 from pathlib import Path
 
 import torch
 
+from contdepth.data import write_fake_cifar
 from contdepth.offline import calibrate, pack, prepare
 from contdepth.offline.__main__ import main as offline_main
 
@@ -61,16 +64,16 @@ def test_collect_packs_within_the_file_limits(tmp_path):
     assert left and left <= {f"weights/w{i}.pt" for i in range(4)}  # only weights give way
     manifest = (dest / pack.MANIFEST).read_text()
     assert all(name in manifest for name in left) and "end only" in manifest
-    # the real limits: 8 files of 15 MiB, with 3 x 7 MiB of incompressible weights
+    # the real limits: 8 files of 15 MiB, with 2 x 8 MiB of incompressible weights
     big = []
-    for i in range(3):
+    for i in range(2):
         w = tmp_path / f"big{i}.pt"
-        w.write_bytes(os.urandom(7 * MiB))
+        w.write_bytes(os.urandom(8 * MiB))
         big.append(w)
     result = pack.pack(pack.gather(work, study, big), dest, header="test")
     archives = _check_limits(dest, 8, 15 * MiB)
     assert len(archives) == 2 and not result.left_out
-    assert _members(archives)["weights/big2.pt"] == big[2].read_bytes()
+    assert _members(archives)["weights/big1.pt"] == big[1].read_bytes()
 
 
 def test_failed_gpu_tests_rule_out_their_modes():
@@ -132,3 +135,42 @@ def test_bad_arguments_get_one_line(capsys, tmp_path):
     assert "--dry-run is set by start itself" in capsys.readouterr().err
     assert offline_main(["start", "lu2018-cifar10", *work, "--", "--device", "cuda"]) == 2
     assert "give it to start" in capsys.readouterr().err
+
+
+def test_start_watch_collect_on_cpu_from_a_copy_without_git(tmp_path, capsys):
+    """The whole cycle on a copy of the checkout that has no .git: the commit comes from .carry/COMMIT."""
+    copy = tmp_path / "checkout"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for name in files:
+        if (REPO / name).is_file():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, copy / name)
+    assert not (copy / ".git").exists()
+    (copy / ".carry").mkdir()
+    (copy / ".carry" / "COMMIT").write_text("feedc0ffee\n")
+    data, work = tmp_path / "data", tmp_path / "work"
+    write_fake_cifar(data, "cifar10", train=32, test=32)
+    env = {k: v for k, v in os.environ.items() if k != prepare.COMMIT_ENV}
+    env.update(OMP_NUM_THREADS="1", CONTDEPTH_SITE=str(tmp_path / "site"))
+    proc = subprocess.run(["bash", "scripts/offline_gpu.sh", "start", "lu2018-cifar10", "--device", "cpu",
+                           "--data-dir", str(data), "--work", str(work), "--only", "resnet20", "--settle", "60",
+                           "--", "--epochs", "1", "--subset", "32", "--batch-size", "16", "--test-subset", "32"],
+                          cwd=copy, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "gpu tests: skipped (--device cpu)" in proc.stdout and "feedc0ffee" in proc.stdout
+    assert "1 runs to do" in proc.stdout
+    # watch (in this process: the copy's package is the same code) returns when the study ends
+    assert offline_main(["watch", "240", "--every", "1", "--work", str(work)]) == 0
+    last = capsys.readouterr().out.strip().split("\n\n")[-1]
+    assert "not running" in last and any(line.split()[:2] == ["resnet20-s0", "done"] for line in last.splitlines())
+    res = json.loads((work / "lu2018-cifar10" / "resnet20-s0" / "results.json").read_text())
+    assert res["complete"] and res["provenance"]["git_commit"] == "feedc0ffee"
+    dest = tmp_path / "OUT"
+    assert offline_main(["collect", str(dest), "--work", str(work), "--no-summary"]) == 0
+    members = _members(_check_limits(dest, 8, 15 * MiB))
+    assert json.loads(members["lu2018-cifar10/resnet20-s0/results.json"])["complete"]
+    assert "logs/reproduce.log" in members and "plan.txt" in members
+    half = torch.load(io.BytesIO(members["weights/resnet20-s0.pt"]), weights_only=True)
+    floats = [v for v in half.values() if v.is_floating_point()]
+    assert floats and all(v.dtype == torch.float16 for v in floats) and not any(k.startswith("_orig_mod") for k in half)

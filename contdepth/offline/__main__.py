@@ -54,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--jobs", default="1", help="runs at a time: a number, or auto (measured with 2 and 3 at once)")
     s.add_argument("--skip-tests", action="store_true", help="do not run the GPU test tier")
     s.add_argument("--tests-timeout", type=float, default=300.0, metavar="S", help="stop the tier after S seconds")
-    s.add_argument("--calibrate-timeout", type=float, default=240.0, metavar="S", help="per mode (default 240)")
+    s.add_argument("--calibrate-timeout", type=float, default=360.0, metavar="S", help="per mode (default 360)")
+    s.add_argument("--no-baseline", dest="baseline", action="store_false",
+                   help="do not time the conventional DataLoader pipeline in the calibration")
     s.add_argument("--calibrate-args", default="", help="extra benchmarks/throughput.py flags, e.g. '--reps 3'")
     s.add_argument("--settle", type=float, default=120.0, metavar="S",
                    help="wait at most S seconds for the study to print its plan (default 120)")
@@ -134,6 +136,10 @@ def start(args: argparse.Namespace, reproduce_flags: list[str], train_flags: lis
     _say(f"commit: {steps['commit']}")
     env = _child_env(commit)
 
+    # the runs to do (and a check of every flag) while the set-up goes on: the mode changes neither
+    common_flags = ["--device", args.device, "--data-dir", str(data), *train_flags]
+    dry_run = launch.start_dry_run(launch.reproduce_command(args.study, out, reproduce_flags, common_flags,
+                                                            dry_run=True), env, REPO)
     decoding = prepare.start_decoding(data, args.carry, work.logs / "decode.log")
     _say(f"data: {'decoding into ' + str(data) + ' (in the background)' if decoding else str(data) + ' (ready)'}")
 
@@ -155,7 +161,7 @@ def start(args: argparse.Namespace, reproduce_flags: list[str], train_flags: lis
             raise UsageError(f"decoding the data failed; see {work.logs / 'decode.log'}")
         _say(f"data: decoded into {data}")
 
-    mode_name, aggregate = _choose_mode(args, cuda, calibrated, excluded, work, steps, jobs)
+    mode_name, aggregate = _choose_mode(args, cuda, calibrated, excluded, work, steps, jobs, data)
     mode = calibrate.MODES[mode_name]
     if jobs is None:
         jobs = calibrate.jobs_from(aggregate) if aggregate else 1
@@ -165,10 +171,9 @@ def start(args: argparse.Namespace, reproduce_flags: list[str], train_flags: lis
         steps["jobs"] = str(jobs)
     _say(f"jobs: {steps['jobs']}")
 
-    run_flags = [*mode.train_flags, "--device", args.device, "--data-dir", str(data), *train_flags]
+    run_flags = [*mode.train_flags, *common_flags]
     flags = [*reproduce_flags, "--jobs", str(jobs)]
-    names, error = launch.runs_to_do(launch.reproduce_command(args.study, out, flags, run_flags, dry_run=True),
-                                     env, REPO)
+    names, error = launch.runs_to_do(dry_run)
     if error:
         raise UsageError(f"contdepth reproduce refuses: {error.splitlines()[-1]}")
     command = launch.reproduce_command(args.study, out, flags, run_flags)
@@ -196,7 +201,7 @@ def start(args: argparse.Namespace, reproduce_flags: list[str], train_flags: lis
 
 
 def _choose_mode(args: argparse.Namespace, cuda: bool, calibrated: list[calibrate.Mode], excluded: dict[str, str],
-                 work: Work, steps: dict[str, str], jobs: Optional[int]) -> tuple[str, dict[int, float]]:
+                 work: Work, steps: dict[str, str], jobs: Optional[int], data: Path) -> tuple[str, dict[int, float]]:
     """The training mode (given, or the fastest calibrated one that passed) and, for --jobs auto, aggregate img/s."""
     if args.mode != "auto":
         steps["calibration"] = f"skipped (--mode {args.mode} given)"
@@ -208,12 +213,15 @@ def _choose_mode(args: argparse.Namespace, cuda: bool, calibrated: list[calibrat
         return calibrate.SAFE, {}
     extra = shlex.split(args.calibrate_args)
     measured = []
+    to_measure = [m for m in calibrated if m.name not in excluded]
     for mode in calibrated:
         if mode.name in excluded:
             measured.append(calibrate.Measurement(mode.name, ok=False, note=f"not measured: {excluded[mode.name]} failed"))
             continue
         _say(f"calibration: {mode.name} ...")
-        m = calibrate.measure(REPO, mode, work.calibration / mode.name, args.calibrate_timeout, extra)
+        # the last mode measured (by default the fastest expected) also times the conventional pipeline
+        flags = extra + (calibrate.pipeline_flags(mode, data) if mode == to_measure[-1] and args.baseline else [])
+        m = calibrate.measure(REPO, mode, work.calibration / mode.name, args.calibrate_timeout, flags)
         measured.append(m)
         _say(f"calibration: {mode.name}: " + (f"{m.speed:.0f} img/s" if m.ok else m.note or "no result")
              + f" ({m.seconds:.0f} s)")

@@ -77,6 +77,7 @@ class Measurement:
     seconds: float = 0.0
     note: str = ""
     rows: list[dict[str, Any]] = field(default_factory=list)
+    pipeline: dict[str, Any] = field(default_factory=dict)  # conventional DataLoader pipeline vs contdepth's
 
     @property
     def speed(self) -> float:
@@ -93,12 +94,16 @@ def train_rows(payload: dict[str, Any]) -> list[dict[str, Any]]:
 
 def read_measurement(mode: Mode, folder: Path) -> Measurement:
     rows: list[dict[str, Any]] = []
+    pipeline: dict[str, Any] = {}
     for path in sorted(folder.glob("*.json")):
         try:
-            rows += train_rows(json.loads(path.read_text()))
+            payload = json.loads(path.read_text())
+            rows += train_rows(payload)
         except (OSError, ValueError, AttributeError):
             continue
-    out = Measurement(mode.name, ok=False, rows=rows)
+        if isinstance(payload.get("pipeline"), dict):
+            pipeline = payload["pipeline"]
+    out = Measurement(mode.name, ok=False, rows=rows, pipeline=pipeline)
     for r in rows:
         ips = r.get("images_per_s")
         if isinstance(ips, dict) and r.get("model") in MODELS:
@@ -107,17 +112,25 @@ def read_measurement(mode: Mode, folder: Path) -> Measurement:
     return out
 
 
-def throughput_command(repo: Path, mode: Mode, out: Path, models: Sequence[str], extra: Sequence[str]) -> list[str]:
-    return [sys.executable, str(repo / "benchmarks" / "throughput.py"), "--device", "cuda", "--modes", mode.throughput,
+def throughput_command(repo: Path, mode: Mode, out: Path, models: Sequence[str], extra: Sequence[str],
+                       device: str = "cuda") -> list[str]:
+    return [sys.executable, str(repo / "benchmarks" / "throughput.py"), "--device", device, "--modes", mode.throughput,
             "--models", *models, "--batch", "128", "--no-profile", "--out", str(out), *extra]
 
 
-def measure(repo: Path, mode: Mode, folder: Path, timeout_s: float, extra: Sequence[str] = ()) -> Measurement:
+def pipeline_flags(mode: Mode, data_dir: Path, images: int = 10240) -> list[str]:
+    """throughput.py flags that also time epochs of the conventional DataLoader pipeline against ``mode``."""
+    return ["--pipeline", "--pipeline-mode", mode.throughput, "--data", str(data_dir), "--subset", str(images),
+            "--pipeline-reps", "2"]
+
+
+def measure(repo: Path, mode: Mode, folder: Path, timeout_s: float, extra: Sequence[str] = (),
+            device: str = "cuda") -> Measurement:
     """Time ``mode`` with ``benchmarks/throughput.py`` (fresh process: a fresh compile state), JSON into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    code = run_logged(throughput_command(repo, mode, folder, MODELS, extra), folder / "throughput.log", timeout_s,
-                      cwd=repo)
+    code = run_logged(throughput_command(repo, mode, folder, MODELS, extra, device), folder / "throughput.log",
+                      timeout_s, cwd=repo)
     result = read_measurement(mode, folder)
     result.seconds = time.monotonic() - t0
     if code != 0:
@@ -183,6 +196,12 @@ def table(measured: Sequence[Measurement], excluded: dict[str, str], aggregate: 
             cd_, hand = ips.get("contdepth", 0.0), ips.get("hand", 0.0)
             ratio = f"{cd_ / hand:.3f}" if hand else "-"
             lines.append(f"{m.mode:26s} {model:12s} {cd_:16.0f} {hand:11.0f} {ratio:>6s}  {note}")
+    for m in measured:
+        ips = m.pipeline.get("images_per_s", {})
+        if ips.get("conventional") and ips.get("contdepth"):
+            lines.append(f"pipeline ({m.pipeline.get('model', 'resnet56')}, epochs of {m.pipeline.get('images')} "
+                         f"images): conventional DataLoader + eager fp32 {ips['conventional']:.0f} img/s, contdepth "
+                         f"{m.mode} {ips['contdepth']:.0f} img/s, ratio {ips['contdepth'] / ips['conventional']:.2f}")
     for k, total in sorted(aggregate.items()):
         lines.append(f"{k} concurrent run(s): {total:.0f} images/s in all (resnet56)")
     return "\n".join(lines)

@@ -20,14 +20,19 @@ def reproduce_command(study: str, out: Path, reproduce_flags: Sequence[str], tra
     return cmd + ["--", *train_flags]
 
 
-def runs_to_do(command: Sequence[str], env: dict[str, str], cwd: Path) -> tuple[list[str], str]:
-    """Run folder names the ``--dry-run`` of ``command`` lists, and its error output when it fails."""
-    proc = subprocess.run(list(command), cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
-                          stdin=subprocess.DEVNULL)
-    if proc.returncode != 0:
-        return [], (proc.stderr or proc.stdout).strip()
+def start_dry_run(command: Sequence[str], env: dict[str, str], cwd: Path) -> subprocess.Popen:
+    """Start the ``--dry-run`` of a reproduce ``command`` (it runs while the set-up goes on)."""
+    return subprocess.Popen(list(command), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, stdin=subprocess.DEVNULL)
+
+
+def runs_to_do(dry_run: subprocess.Popen, timeout_s: float = 300.0) -> tuple[list[str], str]:
+    """Run folder names the dry run lists, and its error output when it fails."""
+    out, err = dry_run.communicate(timeout=timeout_s)
+    if dry_run.returncode != 0:
+        return [], (err or out).strip()
     names = []
-    for line in proc.stdout.splitlines():
+    for line in out.splitlines():
         words = shlex.split(line)
         if "--out" in words[:-1]:
             names.append(Path(words[words.index("--out") + 1]).name)
