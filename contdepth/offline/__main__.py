@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shlex
 import sys
@@ -148,6 +149,8 @@ def start(args: argparse.Namespace, reproduce_flags: list[str], train_flags: lis
         steps["gpu tests"] = "skipped (--device cpu)"
     elif args.skip_tests:
         steps["gpu tests"] = "skipped (--skip-tests)"
+    elif importlib.util.find_spec("pytest") is None:
+        steps["gpu tests"] = "skipped: pytest is not installed here (carry its wheel to run them)"
     else:
         _say(f"gpu tests: pytest -m cuda (log {work.logs / 'gpu-tests.log'}) ...")
         tier = prepare.run_gpu_tier(REPO, work.logs / "gpu-tests.log", args.tests_timeout)
@@ -240,13 +243,13 @@ def _choose_mode(args: argparse.Namespace, cuda: bool, calibrated: list[calibrat
 
 
 # ---------------------------------------------------------------------------------------------- watch
-def watch(args: argparse.Namespace) -> int:
+def watch(args: argparse.Namespace, already: float) -> int:
     work = Work(args.work.resolve())
     State.load(work)  # a clear error before the loop when start has not run here
     if args.seconds <= 0 or args.every <= 0:
         raise UsageError("watch takes SECONDS > 0 and --every > 0")
     status.watch(lambda: State.load(work), args.seconds, args.every, margin=min(5.0, args.seconds / 10),
-                 out=_say, already=process_age())
+                 out=_say, already=already)
     return 0
 
 
@@ -286,7 +289,8 @@ def collect(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------------------- main
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Optional[Sequence[str]] = None, already: float = 0.0) -> int:
+    """The command; ``already``: seconds this process ran before (``watch`` returns in time counting them)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     train_flags: list[str] = []
     if "--" in argv:
@@ -303,7 +307,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.action == "start":
             return start(args, rest, train_flags)
         if args.action == "watch":
-            return watch(args)
+            return watch(args, already)
         return collect(args)
     except (UsageError, ValueError, FileNotFoundError) as err:
         print(f"{PROG} {args.action}: error: {err}", file=sys.stderr)
@@ -311,4 +315,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(already=process_age()))

@@ -51,14 +51,11 @@ class Packing:
     left_out: list[tuple[Item, str]] = field(default_factory=list)
 
 
-def tail_bytes(path: Path, limit: int) -> bytes:
-    """The last ``limit`` bytes of ``path`` from a line start, under a line saying what was cut."""
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        f.seek(max(0, size - limit + 200))
-        data = f.read()
-    cut = data.find(b"\n") + 1
-    return f"[... first {size - len(data) + cut} bytes cut ...]\n".encode() + data[cut:]
+def tail_bytes(data: bytes, limit: int) -> bytes:
+    """The last ``limit`` bytes of ``data`` from a line start, under a line saying what was cut."""
+    end = data[max(0, len(data) - limit + 200):]
+    cut = end.find(b"\n") + 1
+    return f"[... first {len(data) - len(end) + cut} bytes cut ...]\n".encode() + end[cut:]
 
 
 def gather(work: Path, study_out: Optional[Path], weights: Sequence[Path]) -> list[Item]:
@@ -74,12 +71,13 @@ def gather(work: Path, study_out: Optional[Path], weights: Sequence[Path]) -> li
                 continue
             seen.add(real)
             name = prefix + path.relative_to(root).as_posix()
+            # text and logs are read now: a file the study is still writing keeps the size it was planned with
             if path.suffix in LOG_SUFFIXES:
-                logs.append(Item(name, path, kind="log"))
+                logs.append(Item(name, path, data=path.read_bytes(), kind="log"))
             elif path.suffix in PLOT_SUFFIXES:
                 plots.append(Item(name, path, kind="plot"))
             elif path.suffix in TEXT_SUFFIXES:
-                text.append(Item(name, path, kind="text"))
+                text.append(Item(name, path, data=path.read_bytes(), kind="text"))
     return text + plots + logs + [Item("weights/" + w.name, w, kind="weights") for w in weights]
 
 
@@ -102,8 +100,9 @@ def plan(items: Iterable[Item], max_files: int, capacity: int) -> tuple[list[lis
     room = capacity - TAR_END
     for item in items:
         if item.tar_size > room:
-            if item.kind in ("log", "text") and item.path is not None:
-                item = Item(item.name, data=tail_bytes(item.path, room - 1024), kind=item.kind,
+            if item.kind in ("log", "text"):
+                whole = item.data if item.data is not None else item.path.read_bytes()  # type: ignore[union-attr]
+                item = Item(item.name, item.path, data=tail_bytes(whole, room - 1024), kind=item.kind,
                             note=f"end only (of {item.size} bytes)")
             else:
                 left.append((item, f"{item.size / 2**20:.1f} MiB, more than one file may hold"))
