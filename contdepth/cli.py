@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("contdepth.train.command", "train a CIFAR classifier with any scheme"),
     "eval": ("contdepth.train.evaluate", "test accuracy of a trained run under another scheme / step count"),
     "models": ("contdepth.models.command", "list the named models with depth, parameters and scheme"),
+    "analyze": ("contdepth.analysis.command", "where a network's blocks sit in its scheme's stability region (figure + JSON)"),
     "reproduce": ("contdepth.train.reproduce_command", "train a paper's study (its tables) in runs that fit your time"),
 }
 

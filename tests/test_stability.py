@@ -255,3 +255,18 @@ def test_block_spectra_of_a_model_visits_its_stages_per_block_k():
         k = float(flow.scheme.k.detach()[s.block])
         assert s.region.name == f"lm2(k={k:g})"
         assert np.isfinite(s.largest).all()
+
+
+# ----------------------------------------------------------------------------- command line
+@pytest.mark.parametrize("argv, message", [
+    (["analyze", "--model", "no_such_net"], "unknown model 'no_such_net'; choose one of"),
+    (["analyze", "--run", "/nonexistent/run"], "is not a training run"),
+    (["analyze", "--model", "resnet20", "--scheme", "nope"], "unknown scheme 'nope'"),
+    (["analyze", "--model", "resnet20", "--tol", "2"], "--tol must be in [0, 1)"),
+])
+def test_analyze_errors_are_one_line(argv, message, capsys):
+    from contdepth.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("contdepth analyze: error: ") and message in err and "\n" not in err

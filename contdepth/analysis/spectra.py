@@ -15,6 +15,7 @@ change of space) are not time steps and are skipped.
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
@@ -28,7 +29,7 @@ from .lockstep import lockstep_eigs
 from .stability import StabilityRegion, region_of_step
 
 #: ARPACK's relative tolerance on the Ritz values, by state dtype (float32 products limit what it can reach)
-DEFAULT_TOL = {torch.float64: 1e-10, torch.float32: 1e-4}
+DEFAULT_TOL = {torch.float64: 1e-10, torch.float32: 1e-3}
 
 
 @dataclass
@@ -204,24 +205,38 @@ def _arpack_step(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     batch, dim = u.shape[0], u[0].numel()
     keys = [(which, b) for which in ("LM", "LR") for b in range(batch)]
-    linear = {"rows": None, "jvp": None}
+    linear: dict[str, Any] = {"rows": None, "jvp": None, "build": 0.0, "call": 0.0, "since": 0}
+
+    def relinearise(rows: list) -> bool:
+        """Whether to trace the map again on fewer rows: when the work saved so far would have paid for it."""
+        lin_rows = linear["rows"]
+        if lin_rows is None or not set(rows) <= set(lin_rows):
+            return True
+        if len(rows) * 2 > len(lin_rows):
+            return False
+        saved = (1 - len(rows) / len(lin_rows)) * linear["call"] * max(linear["since"], 1)
+        return saved > linear["build"]
 
     @torch.no_grad()
     def product(requests: dict) -> dict:
         rows = sorted(requests)
-        # re-linearise on the rows still asking when they are at most half of those linearised
-        if linear["rows"] is None or not set(rows) <= set(linear["rows"]) or len(rows) * 2 <= len(linear["rows"]):
-            linear["rows"] = rows
-            primal = u[[b for _, b in rows]]
-            linear["jvp"] = _linearised(fn, primal)
+        if relinearise(rows):
+            start = time.perf_counter()
+            linear["jvp"] = _linearised(fn, u[[b for _, b in rows]])
+            linear.update(rows=rows, build=time.perf_counter() - start, since=0)
         lin_rows = linear["rows"]
         tangent = torch.zeros((len(lin_rows), *u.shape[1:]), dtype=u.dtype, device=u.device)
         index = {r: i for i, r in enumerate(lin_rows)}
         for r in rows:
             tangent[index[r]] = torch.from_numpy(requests[r]).reshape(u.shape[1:]).to(u.dtype)
+        start = time.perf_counter()
         out = (h * linear["jvp"](tangent)).reshape(len(lin_rows), dim).double().cpu().numpy()
+        linear["call"] = time.perf_counter() - start
+        linear["since"] += 1
         return {r: out[index[r]] for r in rows}
 
+    if ncv is None:
+        ncv = min(dim, max(2 * n_eigs + 1, 32))
     results, rounds = lockstep_eigs(keys, dim, product, k=n_eigs, which=lambda key: key[0], tol=tol, ncv=ncv,
                                     maxiter=maxiter, seed=seed)
     largest = np.stack([results[("LM", b)].values for b in range(batch)])
@@ -260,8 +275,8 @@ def block_spectra(
         x: a batch, any state shape, float32 or float64 (the model's dtype).
         n_eigs: eigenvalues per sample of each kind (largest modulus, rightmost).
         u_prev: a bare flow's multistep history seed (as in ``flow(x, u_prev)``).
-        tol: ARPACK's relative tolerance (default 1e-10 in float64, 1e-4 in float32).
-        ncv, maxiter: ARPACK's Krylov dimension (default ``max(2 n_eigs + 1, 20)``) and restarts.
+        tol: ARPACK's relative tolerance (default 1e-10 in float64, 1e-3 in float32).
+        ncv, maxiter: ARPACK's Krylov dimension (default ``max(2 n_eigs + 1, 32)``) and restarts.
         dense_below: states of at most this many entries per sample use dense Jacobians.
         stages: analyse only these stage indices (default all).
         seed: seeds ARPACK's start vectors.
