@@ -13,13 +13,13 @@ from .noise import get_law
 __version__ = "0.1.0"
 
 __all__ = [
-    "Blocks", "Coupled", "Field", "Flow", "Tied", "get_law", "models", "noise", "odeint", "schemes", "sdeint",
+    "Blocks", "Coupled", "Field", "Flow", "Tied", "analysis", "get_law", "models", "noise", "odeint", "schemes", "sdeint",
 ]
 
 
-def __getattr__(name):  # models import torch.nn layers only when asked for
-    if name == "models":
+def __getattr__(name):  # models and analysis (scipy) are imported only when asked for
+    if name in ("models", "analysis"):
         import importlib
 
-        return importlib.import_module(".models", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'contdepth' has no attribute {name!r}")
