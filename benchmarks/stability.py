@@ -26,11 +26,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import contdepth as cd  # noqa: E402
 import refinement  # noqa: E402
-from _common import ROOT, markdown_table, provenance, write_json  # noqa: E402
+from _common import DEFAULT_OUT, ROOT, markdown_table, provenance, write_json  # noqa: E402
 from contdepth.analysis import block_spectra, stability_region  # noqa: E402
 from contdepth.analysis.spectra_plots import plot_spectra  # noqa: E402
 
-DEFAULT_OUT = ROOT / "runs" / "benchmarks"
 STEPS = [1, 2, 4, 8]
 
 
@@ -102,8 +101,8 @@ def refinement_table(model_name: str, spectra, scales: list[float], refine: dict
 def speed(images: int, n_eigs: int, data_dir: Path, seed: int) -> dict:
     torch.manual_seed(seed)
     model = cd.models.get("resnet56").eval()
-    x, _ = refinement.test_batches(data_dir, images, images)
-    x = x[0][0] if isinstance(x, list) else x
+    batches, _ = refinement.test_batches(data_dir, images, images)
+    x = batches[0][0]
     start, cpu = time.perf_counter(), time.process_time()
     spectra = block_spectra(model, x, n_eigs, seed=seed)
     wall, cpu_s = time.perf_counter() - start, time.process_time() - cpu
