@@ -220,7 +220,8 @@ def test_block_spectra_recovers_linear_spectra_float64(shape, dense_below):
         assert step.largest.shape == (2, 6) and step.h == h
         for b in range(2):
             assert np.allclose(np.sort(np.abs(step.largest[b]))[::-1], np.abs(want_lm), atol=1e-6)
-            assert np.allclose(np.sort_complex(step.largest[b]), np.sort_complex(want_lm), atol=1e-6)
+            # each one found is an eigenvalue (of a conjugate pair at the cut, either member will do)
+            assert np.abs(step.largest[b][:, None] - z[None, :]).min(axis=1).max() < 1e-6
             assert np.allclose(step.rightmost[b].real, want_lr, atol=1e-6)
         assert step.region.name == "rk4"
         inside = stability_region("rk4").contains(np.concatenate([want_lm, step.rightmost[0]]))
