@@ -8,12 +8,13 @@ from . import noise, schemes
 from .continuous import odeint, sdeint
 from .fields import Blocks, Coupled, Field, Tied
 from .flow import Flow
-from .noise import get_law
+from .noise import Noise, get_law
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Blocks", "Coupled", "Field", "Flow", "Tied", "analysis", "get_law", "models", "noise", "odeint", "schemes", "sdeint",
+    "Blocks", "Coupled", "Field", "Flow", "Noise", "Tied", "analysis", "get_law", "models", "noise", "odeint", "schemes",
+    "sdeint",
 ]
 
 

@@ -255,7 +255,7 @@ def sdeint(
 
     field, t0, t1, flow = _resolve(field, t0, t1)
     if per is None:
-        per = getattr(flow.scheme, "per", "sample") if flow is not None else "sample"
+        per = flow.noise.per if flow is not None and flow.noise is not None else "sample"
     if per not in PER_CHOICES:
         raise ValueError(f"unknown noise granularity per={per!r}; choose one of {PER_CHOICES}")
     if not field.stochastic:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import Callable, Optional
 
 import torch
@@ -10,6 +9,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint as torch_checkpoint
 
 from .fields import Coupled, Field
+from .noise import Noise, NoiseLaw, as_noise
 from .schemes import get as get_scheme
 from .schemes.base import Scheme, StepContext, StepField
 
@@ -31,6 +31,11 @@ class Flow(nn.Module):
         steps: number of steps (required); for a ``Blocks`` field every block boundary inside
             ``(t0, t1)`` must fall on the step grid, so use a multiple of the number of blocks.
         t0, t1: time interval; ``t1`` defaults to the field's horizon (M for M blocks).
+        noise: the noise source (:class:`~contdepth.noise.Noise`, or a law name such as
+            ``"gaussian"``): ξ of all steps is drawn from it in one call per forward and each step
+            adds ``sqrt(h) g ξ``. The scheme must accept noise (``euler``, ``lm2``) and the field
+            must have a diffusion. Default: the noise the scheme was built with, if any
+            (``cd.schemes.get("euler_maruyama", noise=..., seed=...)``), else none.
         noise_at_eval: keep injecting noise in eval mode (noise is on in training mode only).
         checkpoint: per-step activation checkpointing (``torch.utils.checkpoint``): activations
             of a step are recomputed in backward instead of stored.
@@ -50,6 +55,7 @@ class Flow(nn.Module):
         steps: int,
         t0: float = 0.0,
         t1: Optional[float] = None,
+        noise: None | str | NoiseLaw | Noise = None,
         noise_at_eval: bool = False,
         checkpoint: bool = False,
         reversible: bool = False,
@@ -76,20 +82,41 @@ class Flow(nn.Module):
         self.checkpoint = bool(checkpoint)
         self.reversible = bool(reversible)
         self.post_step = post_step
+        self.noise = self._adopt_noise(as_noise(noise))
         self._validate_scheme()
         self.pieces = self._step_pieces()
         self.scheme.setup(self._scheme_breaks())
+        self._contexts = self._build_contexts()
+        self.register_buffer(
+            "_noise_table", None if self.noise is None else self.noise.step_table(self.pieces), persistent=False
+        )
 
     # ----------------------------------------------------------------- set-up
+    def _adopt_noise(self, noise: Optional[Noise]) -> Optional[Noise]:
+        """The flow's noise source: the one given, else the one the scheme was built with."""
+        own = self.scheme.noise
+        if noise is not None and own is not None and noise is not own:
+            raise ValueError(
+                f"noise was given both to the flow and to scheme {self.scheme.name!r}; give it to the flow only"
+            )
+        noise = noise if noise is not None else own
+        if noise is not None and not self.scheme.supports_noise:
+            raise ValueError(
+                f"scheme {self.scheme.name!r} takes no noise increment; schemes that do: euler (Euler–Maruyama), lm2"
+            )
+        return noise
+
     def _validate_scheme(self) -> None:
         s = self.scheme
         if getattr(s, "requires_coupled", False) and not isinstance(self.field, Coupled):
             raise TypeError(f"scheme {s.name!r} needs a contdepth.Coupled field (x' = f1(y), y' = f2(x))")
-        if getattr(s, "law", None) is not None and not self.field.stochastic:
-            raise ValueError(
-                f"scheme {s.name!r} injects noise but the field has no diffusion; give the field a diffusion "
-                "(Tied(..., diffusion=g), Blocks(..., diffusion_scale=c)) or use a deterministic scheme"
-            )
+        if self.noise is not None:
+            if not self.field.stochastic:
+                raise ValueError(
+                    f"the flow injects noise ({self.noise.law!r}) but the field has no diffusion; give the field a "
+                    "diffusion (Tied(..., diffusion=g), Blocks(..., diffusion_scale=c)) or no noise"
+                )
+            self.noise.check_pieces(max(1, len(self.field.breakpoints()) - 1))
         if self.reversible:
             if not s.invertible:
                 raise ValueError(f"reversible=True needs an invertible scheme (revnet, leapfrog), not {s.name!r}")
@@ -129,43 +156,57 @@ class Flow(nn.Module):
         """The same trained field under another step count and/or scheme (weights shared).
 
         Switching away from an LM scheme integrates its continuous limit ``u' = f/(1 + k(t))``.
+        The noise source goes with it to a scheme that accepts noise (unless the new scheme brings
+        its own); a deterministic scheme integrates the drift.
         """
         steps = self.steps if steps is None else steps
         if scheme is None:
             new_scheme, field = self.scheme, self.field
         else:
             new_scheme = get_scheme(scheme)
-            same_kind = type(new_scheme) is type(self.scheme)
+            same_kind = isinstance(new_scheme, type(self.scheme)) or isinstance(self.scheme, type(new_scheme))
             field = self.field if same_kind else self.scheme.continuous_field(self.field)
+        noise = None
+        if new_scheme.noise is None and new_scheme.supports_noise:
+            noise = self.noise
         return Flow(
-            field, new_scheme, steps=steps, t0=self.t0, t1=self.t1, noise_at_eval=self.noise_at_eval,
+            field, new_scheme, steps=steps, t0=self.t0, t1=self.t1, noise=noise, noise_at_eval=self.noise_at_eval,
             checkpoint=self.checkpoint, reversible=self.reversible and new_scheme.invertible, post_step=self.post_step,
         )
 
     # ---------------------------------------------------------------- running
+    def _build_contexts(self) -> tuple[StepContext, ...]:
+        """The noise-free context of every step, built with the flow: no Python work (and no
+        state for ``torch.compile`` to guard on) when it runs."""
+        return tuple(
+            StepContext(StepField(self.field, piece), self.t0 + n * self.h, self.h, n, piece,
+                        n == 0 or piece != self.pieces[n - 1])
+            for n, piece in enumerate(self.pieces)
+        )
+
     def _static_contexts(self) -> tuple[StepContext, ...]:
-        """The noise-free context of every step, built once per grid: saves Python work on each step."""
-        key = (self.steps, self.t0, self.h, id(self.field), tuple(self.pieces))
-        if getattr(self, "_contexts_key", None) != key:
-            self._contexts = tuple(
-                StepContext(field=StepField(self.field, piece), t=self.t0 + n * self.h, h=self.h, index=n, piece=piece,
-                            new_piece=n == 0 or piece != self.pieces[n - 1])
-                for n, piece in enumerate(self.pieces)
-            )
-            self._contexts_key = key
         return self._contexts
 
-    def _with_noise(self, ctx: StepContext, u: Tensor) -> StepContext:
-        """``ctx`` with this step's standardised noise drawn for a state like ``u`` (unchanged without a law)."""
-        xi = self.scheme.sample_noise(u, ctx.piece)
-        return ctx if xi is None else replace(ctx, xi=xi)
-
-    def _run(self, u0: Tensor, u_prev: Optional[Tensor], keep: bool) -> tuple[Tensor, list[Tensor]]:
+    def _check_input(self, u0: Tensor, u_prev: Optional[Tensor]) -> None:
         if not isinstance(u0, Tensor):
             raise TypeError(f"the initial state must be a tensor, got {type(u0).__name__}")
         if u0.dim() < 1:
             raise ValueError("the initial state needs a batch dimension first")
-        inject = self.training or self.noise_at_eval
+        if not u0.is_floating_point():
+            raise TypeError(f"states must be floating point, got dtype {u0.dtype}; convert with u0.float()")
+        if u_prev is not None:
+            if not isinstance(u_prev, Tensor):
+                raise TypeError(f"u_prev must be a tensor or None, got {type(u_prev).__name__}")
+            if u_prev.shape != u0.shape:
+                raise ValueError(
+                    f"the history u_prev has shape {tuple(u_prev.shape)} but the state has shape {tuple(u0.shape)}; "
+                    "give the state one block before t0, shaped like u0"
+                )
+
+    def _run(self, u0: Tensor, u_prev: Optional[Tensor], keep: bool) -> tuple[Tensor, list[Tensor]]:
+        self._check_input(u0, u_prev)
+        if u0.shape[0] == 0:  # an empty batch: nothing to integrate
+            return u0.clone(), [u0.clone() for _ in range(self.steps + 1)] if keep else []
         if u_prev is not None and self.h != 1.0:
             # u_prev is the state one unit of time before t0; a step of h looks back only h, so the
             # two-step kick k (u_prev - u0) stays O(h) and refinement converges to odeint(flow).
@@ -173,11 +214,13 @@ class Flow(nn.Module):
         state = self.scheme.init_state(u0, u_prev)
         u, path = u0, [u0] if keep else []
         use_ckpt = self.checkpoint and torch.is_grad_enabled()
-        contexts = self._static_contexts()
-        noisy = inject and self.scheme.supports_noise
+        contexts = self._contexts
+        xis = None
+        if self.noise is not None and (self.training or self.noise_at_eval):
+            xis = self.noise.draw(u0, self.pieces, self._noise_table).unbind(0)  # every step's ξ in one call
         step, post_step = self.scheme.step, self.post_step  # submodule lookups, once rather than per step
         for n in range(self.steps):
-            ctx = self._with_noise(contexts[n], u) if noisy else contexts[n]
+            ctx = contexts[n] if xis is None else contexts[n].with_noise(xis[n])
             if use_ckpt:
                 u, state = torch_checkpoint(step, ctx, u, state, use_reentrant=False)
             else:
@@ -226,7 +269,7 @@ class _ReversibleFlow(torch.autograd.Function):
         (u,) = ctx.saved_tensors
         params = [p for p in flow.field.parameters() if p.requires_grad]
         grads = [torch.zeros_like(p) for p in params]
-        contexts = flow._static_contexts()
+        contexts = flow._contexts
         for n in reversed(range(flow.steps)):
             step_ctx = contexts[n]
             with torch.no_grad():

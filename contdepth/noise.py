@@ -11,7 +11,9 @@ import math
 from typing import Optional, Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+from .options import check_options
 
 PER_CHOICES = ("sample", "batch", "element")
 
@@ -28,14 +30,35 @@ def noise_shape(u: Tensor, per: str) -> tuple[int, ...]:
 
 
 class NoiseLaw:
-    """A standardised law. ``sample(shape, like, generator, piece)`` returns ξ with ``like``'s dtype and device."""
+    """A standardised law. ``sample(shape, like, generator, piece)`` returns ξ with ``like``'s dtype and device.
+
+    ``sample_steps`` draws the ξ of many steps at once; the built-in laws do it in one random call
+    (one kernel per forward instead of one per step). A law whose parameters change from piece to
+    piece (block to block) gives them as a per-step ``table`` (see :meth:`step_table`).
+    """
 
     name = "law"
+    options: tuple[str, ...] = ()  # keyword options of the constructor
 
     def sample(
         self, shape: Sequence[int], like: Tensor, generator: Optional[torch.Generator] = None, piece: int = 0
     ) -> Tensor:
         raise NotImplementedError
+
+    def pieces(self) -> Optional[int]:
+        """How many pieces (blocks) the law has parameters for; ``None`` when it is the same for all."""
+        return None
+
+    def step_table(self, pieces: Sequence[int]) -> Optional[Tensor]:
+        """Per-step parameters ``(steps, k)`` (float64) for :meth:`sample_steps`, or ``None`` if none are needed."""
+        return None
+
+    def sample_steps(
+        self, shape: Sequence[int], like: Tensor, generator: Optional[torch.Generator], pieces: Sequence[int],
+        table: Optional[Tensor] = None,
+    ) -> Tensor:
+        """ξ of ``len(pieces)`` steps, shape ``(steps, *shape)``; this default draws step by step."""
+        return torch.stack([self.sample(shape, like, generator, piece) for piece in pieces])
 
     def third_moment(self, piece: int = 0) -> float:
         """E ξ³; zero for symmetric laws. Weak order 1 of Euler–Maruyama needs it to be O(sqrt(h))."""
@@ -57,6 +80,9 @@ class Gaussian(NoiseLaw):
     def sample(self, shape, like, generator=None, piece=0):
         return torch.randn(tuple(shape), generator=generator, device=like.device, dtype=like.dtype)
 
+    def sample_steps(self, shape, like, generator, pieces, table=None):
+        return self.sample((len(pieces), *shape), like, generator)
+
     def fourth_moment(self, piece=0):
         return 3.0
 
@@ -69,6 +95,9 @@ class Rademacher(NoiseLaw):
     def sample(self, shape, like, generator=None, piece=0):
         bits = torch.randint(0, 2, tuple(shape), generator=generator, device=like.device)
         return (2 * bits - 1).to(like.dtype)
+
+    def sample_steps(self, shape, like, generator, pieces, table=None):
+        return self.sample((len(pieces), *shape), like, generator)
 
     def fourth_moment(self, piece=0):
         return 1.0
@@ -83,6 +112,9 @@ class Uniform(NoiseLaw):
         eta = torch.rand(tuple(shape), generator=generator, device=like.device, dtype=like.dtype)
         return (eta - 0.5) * math.sqrt(12.0)
 
+    def sample_steps(self, shape, like, generator, pieces, table=None):
+        return self.sample((len(pieces), *shape), like, generator)
+
     def fourth_moment(self, piece=0):
         return 9.0 / 5.0
 
@@ -95,13 +127,22 @@ class Bernoulli(NoiseLaw):
     """
 
     name = "bernoulli"
+    options = ("p",)
 
-    def __init__(self, p: float | Sequence[float] = 0.5) -> None:
-        probs = [float(v) for v in (p if isinstance(p, (list, tuple)) else [p])]
+    def __init__(self, p: float | Sequence[float] | Tensor = 0.5) -> None:
+        try:
+            probs = [float(v) for v in torch.as_tensor(p, dtype=torch.float64).flatten()]
+        except (TypeError, ValueError, RuntimeError):
+            raise ValueError(f"bernoulli: p must be a number or a list of numbers in (0, 1], got {p!r}") from None
+        if not probs:
+            raise ValueError("bernoulli: p is empty; give one survival probability or one per block")
         for v in probs:
             if not 0.0 < v <= 1.0:
                 raise ValueError(f"bernoulli survival probability must lie in (0, 1], got {v}")
         self.p = probs
+
+    def pieces(self) -> Optional[int]:
+        return len(self.p) if len(self.p) > 1 else None
 
     def prob(self, piece: int = 0) -> float:
         if len(self.p) == 1:
@@ -110,12 +151,29 @@ class Bernoulli(NoiseLaw):
             raise IndexError(f"bernoulli law has {len(self.p)} probabilities, asked for piece {piece}")
         return self.p[piece]
 
+    def step_table(self, pieces: Sequence[int]) -> Tensor:
+        """Rows ``(p, ξ if kept, ξ if dropped)`` by step, shape ``(3, steps)``: ξ = ``where(η, a, b)``."""
+        rows = []
+        for piece in pieces:
+            p = self.prob(piece)
+            kept, dropped = (0.0, 0.0) if p >= 1.0 else (math.sqrt((1.0 - p) / p), -math.sqrt(p / (1.0 - p)))
+            rows.append((p, kept, dropped))
+        return torch.tensor(rows, dtype=torch.float64).T.contiguous()
+
     def sample(self, shape, like, generator=None, piece=0):
-        p = self.prob(piece)
-        if p >= 1.0:
-            return torch.zeros(tuple(shape), device=like.device, dtype=like.dtype)
-        eta = (torch.rand(tuple(shape), generator=generator, device=like.device) < p).to(like.dtype)
-        return (eta - p) / math.sqrt(p * (1.0 - p))
+        table = self.step_table([piece])
+        return self.sample_steps(shape, like, generator, [piece], table)[0]
+
+    def sample_steps(self, shape, like, generator, pieces, table=None):
+        # (η - p) / sqrt(p (1 - p)) takes two values: one comparison and one select for all steps
+        if table is None:
+            table = self.step_table(pieces)
+        work = torch.float64 if like.dtype == torch.float64 else torch.float32  # p is not rounded to 8 bits
+        steps = len(pieces)
+        p, kept, dropped = table.to(device=like.device, dtype=work).view(3, steps, *([1] * len(shape))).unbind(0)
+        eta = torch.rand((steps, *shape), generator=generator, device=like.device, dtype=work)
+        xi = torch.where(eta < p, kept, dropped)
+        return xi if xi.dtype == like.dtype else xi.to(like.dtype)
 
     def third_moment(self, piece=0):
         p = self.prob(piece)
@@ -154,4 +212,92 @@ def get_law(law: str | NoiseLaw, **kwargs) -> NoiseLaw:
         return law
     if not isinstance(law, str) or law.lower() not in _LAWS:
         raise ValueError(f"unknown noise law {law!r}; available: {', '.join(available_laws())}")
-    return _LAWS[law.lower()](**kwargs)
+    cls = _LAWS[law.lower()]
+    check_options(f"noise law {law.lower()!r}", kwargs, cls.options)
+    return cls(**kwargs)
+
+
+def _check_seed(seed: object) -> Optional[int]:
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"noise seed must be an integer or None, got {seed!r}")
+    if not 0 <= seed < 2**64:
+        raise ValueError(f"noise seed must lie in [0, 2**64), got {seed}")
+    return seed
+
+
+class Noise(nn.Module):
+    """The noise source of a flow: law, granularity, seed and per-block law parameters, in one object.
+
+    A :class:`~contdepth.Flow` draws the standardised increments ξ of all its steps from it in
+    one call per forward (shape ``(steps, *noise_shape(u, per))``) and hands step ``n`` its ξ
+    through the step context; a model's stage transition draws its own from the same kind of object.
+
+    Args:
+        law: a law name (``gaussian``, ``rademacher``, ``bernoulli``, ``uniform``) or a :class:`NoiseLaw`.
+        per: ξ drawn per ``sample`` (default), per ``batch`` or per ``element``.
+        seed: seeds a private generator per device; ``None`` (default) uses torch's global RNG,
+            which ``torch.manual_seed`` and checkpointed RNG states govern. A private generator
+            cannot be traced by ``torch.compile`` (a graph break): compiled training uses ``None``.
+        **law_options: options of the law (``p=`` for ``bernoulli``: one survival probability,
+            or one per block of the flow's field).
+    """
+
+    def __init__(self, law: str | NoiseLaw = "gaussian", per: str = "sample", seed: Optional[int] = None,
+                 **law_options) -> None:
+        super().__init__()
+        if per not in PER_CHOICES:
+            raise ValueError(f"unknown noise granularity per={per!r}; choose one of {PER_CHOICES}")
+        self.law = get_law(law, **law_options)
+        self.per = per
+        self.seed = _check_seed(seed)
+        self._generators: dict[torch.device, torch.Generator] = {}
+
+    def _generator(self, device: torch.device) -> Optional[torch.Generator]:
+        if self.seed is None:
+            return None
+        gen = self._generators.get(device)
+        if gen is None:
+            gen = torch.Generator(device=device)
+            gen.manual_seed(self.seed)
+            self._generators[device] = gen
+        return gen
+
+    def check_pieces(self, n_pieces: int, what: str = "the flow's field") -> None:
+        """Refuse per-block law parameters whose count is not the number of pieces (blocks) of ``what``."""
+        count = self.law.pieces()
+        if count is not None and count != n_pieces:
+            raise ValueError(
+                f"the {self.law.name} noise law has {count} per-block values but {what} has {n_pieces} "
+                f"block(s); give one value or one per block"
+            )
+
+    def step_table(self, pieces: Sequence[int]) -> Optional[Tensor]:
+        """Per-step law parameters for :meth:`draw` (float64, CPU); keep it as a buffer of the consumer."""
+        return self.law.step_table(pieces)
+
+    def draw(self, u: Tensor, pieces: Sequence[int], table: Optional[Tensor] = None) -> Tensor:
+        """ξ of every step for a state like ``u``, shape ``(len(pieces), *noise_shape(u, per))``, in one call."""
+        return self.law.sample_steps(noise_shape(u, self.per), u, self._generator(u.device), pieces, table)
+
+    def extra_repr(self) -> str:
+        return f"law={self.law!r}, per={self.per!r}, seed={self.seed}"
+
+
+def as_noise(noise: None | str | NoiseLaw | Noise, per: str = "sample", seed: Optional[int] = None,
+             **law_options) -> Optional[Noise]:
+    """A :class:`Noise` from a law name or object with options, or ``noise`` as given (``None``: no noise)."""
+    if noise is None:
+        if law_options:
+            check_options("noise=None", law_options, ())
+        if seed is not None:
+            _check_seed(seed)
+        if per not in PER_CHOICES:
+            raise ValueError(f"unknown noise granularity per={per!r}; choose one of {PER_CHOICES}")
+        return None
+    if isinstance(noise, Noise):
+        if law_options or seed is not None or per != "sample":
+            raise ValueError("per, seed and law options belong to the Noise object given; set them there")
+        return noise
+    return Noise(noise, per=per, seed=seed, **law_options)

@@ -168,8 +168,8 @@ def test_stochastic_depth_eval_is_mean_and_train_is_random():
         torch.testing.assert_close(sd(x), sd(x))
         sd.train()
         assert not torch.allclose(sd(x), sd(x))
-    assert all(f.scheme.name == "euler_maruyama" for f in sd.flows())
-    assert sd.flows()[-1].scheme.law.p[-1] == pytest.approx(0.5)
+    assert all(f.scheme.name == "euler" and f.noise is not None for f in sd.flows())  # euler with noise is EM
+    assert sd.flows()[-1].noise.law.p[-1] == pytest.approx(0.5)
 
 
 def test_stochastic_depth_train_keeps_or_drops_whole_blocks():
@@ -266,7 +266,7 @@ def test_rediscretise_lm_uses_continuous_limit_and_keeps_k():
 def test_rediscretise_noisy_model_and_train_mode():
     torch.manual_seed(11)
     model = cd.models.resnet(20, noise="sd:0.8").rediscretise("euler", 2)
-    assert all(f.scheme.name == "euler_maruyama" and f.scheme.law is not None for f in model.flows())
+    assert all(f.scheme.name == "euler" and f.noise is not None for f in model.flows())
     x = images()
     model.train()
     assert all(f.training for f in model.flows())

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..fields import Blocks
-from ..noise import NoiseLaw, noise_shape
+from ..noise import Noise
 
 
 def conv(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
@@ -232,8 +232,8 @@ class Transition(nn.Module):
     ``x1 = post(P a + a_0 F(a) + c_0 F(a) ξ)`` with ``a = pre(x0)`` (the shared BN-ReLU of a
     pre-activation branch, else ``a = x0``): one Euler(–Maruyama) step of size 1 with a projection
     shortcut ``P``. Returns ``(x1, P a)``; ``P a`` seeds the stage flow's multistep history. The
-    scales and the law come from the net's noise spec; ξ is drawn per sample in training mode only
-    (eval: ``P a + a_0 F(a)``, the mean).
+    scales and the noise source come from the net's noise spec; ξ is drawn from ``noise`` (its law,
+    granularity and seed, as a flow draws) in training mode only (eval: ``P a + a_0 F(a)``, the mean).
 
     Args:
         branch: residual branch ``(B, C_in, H, W) -> (B, C_out, H/s, W/s)``; a :class:`PreActBranch`
@@ -242,7 +242,7 @@ class Transition(nn.Module):
         shortcut: ``P``, same shapes as the branch (``nn.Identity()`` where the space is unchanged).
         post: optional map after the addition (ReLU of a post-activation net).
         drift_scale, diffusion_scale: ``a_0`` and ``c_0`` (see :class:`~contdepth.fields.Blocks`).
-        law: noise law of ξ (``None``: deterministic).
+        noise: the :class:`~contdepth.noise.Noise` source of ξ (``None``: deterministic), for one block.
     """
 
     def __init__(
@@ -253,7 +253,7 @@ class Transition(nn.Module):
         post: Optional[nn.Module] = None,
         drift_scale: Optional[float] = None,
         diffusion_scale: Optional[float] = None,
-        law: Optional[NoiseLaw] = None,
+        noise: Optional[Noise] = None,
     ) -> None:
         super().__init__()
         shared = isinstance(branch, PreActBranch) and not isinstance(shortcut, nn.Identity)
@@ -265,16 +265,19 @@ class Transition(nn.Module):
             diffusion_scale=None if diffusion_scale is None else [diffusion_scale],
         )
         self.post = post if post is not None else nn.Identity()
-        self.law = law
+        if noise is not None:
+            noise.check_pieces(1, "a transition")
+        self.noise = noise
+        self.register_buffer("_noise_table", None if noise is None else noise.step_table((0,)), persistent=False)
 
     def forward(self, x0: Tensor) -> tuple[Tensor, Tensor]:
         a = self.pre(x0)
         p = self.shortcut(a)
-        if self.training and self.law is not None:
+        if self.training and self.noise is not None:
             f, g = self.field.drift_diffusion(0.0, a, 0)
             out = p + f
             if g is not None:
-                out = out + g * self.law.sample(noise_shape(g, "sample"), g, None, 0)
+                out = torch.addcmul(out, g, self.noise.draw(g, (0,), self._noise_table)[0])
         else:
             out = p + self.field.drift(0.0, a, 0)
         return self.post(out), p

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-from ..noise import Bernoulli, Gaussian, NoiseLaw, Uniform
+from ..noise import Bernoulli, Gaussian, Noise, NoiseLaw, Uniform
 
 KINDS = ("sd", "gaussian", "shake")
 CHOICES = "None or 'none' (no noise), 'sd:P' (stochastic depth, final survival P in (0, 1]), " \
@@ -54,6 +54,10 @@ class NoiseSpec:
         if self.kind == "gaussian":
             return Gaussian()
         return Uniform()
+
+    def source(self, blocks: Sequence[int], total: int) -> Noise:
+        """The noise source of a flow (or transition) over the given global blocks: ξ per sample, global RNG."""
+        return Noise(self.law(blocks, total), per="sample")
 
     def __str__(self) -> str:
         return "shake" if self.kind == "shake" else f"{self.kind}:{self.level:g}"

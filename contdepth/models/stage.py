@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from .. import schemes
 from ..fields import Blocks
 from ..flow import Flow
-from ..noise import NoiseLaw
+from ..noise import Noise
 from ..schemes.base import Scheme
 from .blocks import Transition
 from .noise_spec import NoiseSpec, parse_noise
@@ -32,36 +32,28 @@ def noisy_schemes() -> list[str]:
 
 
 def resolve_scheme(scheme: str, noise: Optional[NoiseSpec]) -> str:
-    """Canonical scheme name for a net with ``noise`` (see :func:`effective_scheme`); checks noise support."""
+    """Canonical scheme name for a net with ``noise``; checks that the scheme accepts noise.
+
+    ``euler`` with noise is Euler–Maruyama; ``euler_maruyama`` (``em``) names the same scheme.
+    """
     if not isinstance(scheme, str):
         raise TypeError(
             f"scheme must be a registered name (every stage builds its own scheme), got {type(scheme).__name__}"
         )
-    name = effective_scheme(schemes.canonical(scheme), noise)
-    if noise is None or name == "euler_maruyama":
-        return name
-    if not schemes.get(name).supports_noise:
+    name = schemes.canonical(scheme)
+    if noise is not None and not schemes.get(name).supports_noise:
         raise ValueError(
             f"scheme {scheme!r} cannot inject noise (noise={str(noise)!r}); schemes that can: "
-            f"{', '.join(['euler (as euler_maruyama)', *noisy_schemes()])}; or pass noise='none'"
+            f"{', '.join(noisy_schemes())}; or pass noise='none'"
         )
     return name
 
 
-def effective_scheme(name: str, noise: Optional[NoiseSpec]) -> str:
-    """``euler`` with noise is ``euler_maruyama`` and ``euler_maruyama`` without noise is ``euler``."""
-    if noise is not None and name == "euler":
-        return "euler_maruyama"
-    if noise is None and name == "euler_maruyama":
-        return "euler"
-    return name
-
-
-def build_scheme(name: str, law: Optional[NoiseLaw], options: Optional[dict] = None) -> Scheme:
-    """A fresh scheme instance (one per stage: LM's k belong to one flow)."""
+def build_scheme(name: str, options: Optional[dict] = None) -> Scheme:
+    """A fresh scheme instance without noise of its own (one per stage: LM's k belong to one flow)."""
     kw = dict(options or {})
-    if law is not None:
-        kw["noise"] = law
+    if schemes.get(name).supports_noise:
+        kw.setdefault("noise", None)  # the flow holds the noise source (euler_maruyama defaults to Gaussian)
     return schemes.get(name, **kw)
 
 
@@ -69,8 +61,12 @@ def build_scheme(name: str, law: Optional[NoiseLaw], options: Optional[dict] = N
 class Stage(nn.Module):
     """``x0 -> flow(x1, u_prev=P a)`` with ``(x1, P a) = transition(x0)``; either part may be absent.
 
-    ``flow`` is the flow as built and owns the parameters (so ``state_dict`` keys never change);
-    :meth:`rediscretise` swaps in a refinement of it that shares the weights.
+    ``flow`` is the flow as built and owns the parameters (so ``state_dict`` keys never change).
+    :meth:`rediscretise` swaps in a refinement of it for the forward pass: the field's weights are
+    the same tensors (trained together), the noise source is the same; a new LM scheme's k is a new
+    parameter, kept in ``rescheme`` (outside ``state_dict``; it starts at 0 and is not trained
+    unless its parameters are given to the optimiser); returning to the built scheme uses the
+    built flow again, with its own (trained) k.
     """
 
     def __init__(self, transition: Optional[Transition], flow: Optional[Flow], blocks: int) -> None:
@@ -95,10 +91,9 @@ class Stage(nn.Module):
         if scheme == base.scheme.name:
             new = base if steps == base.steps else base.refine(steps=steps)
         else:
-            law = getattr(base.scheme, "law", None)
             options: dict = {"k": 0.0} if scheme == "lm2" else {}  # a ResNet is LM with k = 0
-            built = build_scheme(scheme, law if schemes.get(scheme).supports_noise else None, options)
-            new = base.refine(steps=steps, scheme=built)
+            built = build_scheme(scheme, options)
+            new = base.refine(steps=steps, scheme=built)  # keeps the noise source where the scheme takes one
             if any(True for _ in built.parameters()):  # lm2's k, created on the default device
                 weight = next(base.field.parameters(), None)
                 self.rescheme = built if weight is None else built.to(weight.device)
@@ -124,7 +119,7 @@ class StagePlan:
 
     Args:
         total_blocks: residual blocks ``L`` of the whole net (transitions included).
-        scheme: scheme name for every stage flow (``euler`` becomes ``euler_maruyama`` with noise).
+        scheme: scheme name for every stage flow (``euler`` with noise is Euler–Maruyama).
         noise: a noise spec (see :mod:`.noise_spec`).
         steps_per_block: ``s``; a flow over M blocks takes ``s M`` steps of size ``1/s``.
         scheme_options: keyword options of every stage's scheme (``{"k": 0.0, "learnable": False}``).
@@ -171,23 +166,25 @@ class StagePlan:
         if self.noise is None:
             return Transition(branch, shortcut, post=post)
         a, c = self.noise.scales(l, self.total)
-        law = self.noise.law([l], self.total)
-        return Transition(branch, shortcut, post=post, drift_scale=a, diffusion_scale=c, law=law)
+        return Transition(branch, shortcut, post=post, drift_scale=a, diffusion_scale=c,
+                          noise=self.noise.source([l], self.total))
 
     def flow(self, branches: Sequence[nn.Module], post_step: Optional[nn.Module] = None) -> Flow:
         blocks = self._take(len(branches))
-        drift_scale = diffusion_scale = law = None
+        drift_scale = diffusion_scale = None
+        noise: Optional[Noise] = None
         if self.noise is not None:
             scales = [self.noise.scales(l, self.total) for l in blocks]
             if scales[0][0] is not None:
                 drift_scale = [a for a, _ in scales]
             if scales[0][1] is not None:
                 diffusion_scale = [c for _, c in scales]
-            law = self.noise.law(blocks, self.total)
+            noise = self.noise.source(blocks, self.total)
         field = Blocks(branches, drift_scale=drift_scale, diffusion_scale=diffusion_scale)
-        scheme = build_scheme(self.scheme, law, self.scheme_options)
+        scheme = build_scheme(self.scheme, self.scheme_options)
         return Flow(
-            field, scheme, steps=self.steps_per_block * len(branches), post_step=post_step, checkpoint=self.checkpoint
+            field, scheme, steps=self.steps_per_block * len(branches), noise=noise, post_step=post_step,
+            checkpoint=self.checkpoint,
         )
 
     def stage(
@@ -237,9 +234,9 @@ class ResidualNet(nn.Module):
         Weights are shared. Always refines the flow as built, so returning to the original scheme
         restores it (LM's trained k included). Leaving ``lm2`` integrates LM's continuous limit
         ``u' = f/(1+k)``; ``lm2`` on a non-LM net starts from k = 0 (the same map at s = 1).
-        ``euler`` on a noisy net is ``euler_maruyama`` with the net's law (and ``euler_maruyama`` on a
-        noise-free net is ``euler``); a deterministic scheme
-        (``rk4``, ...) integrates the drift, i.e. the eval-mode network.
+        A scheme that accepts noise (``euler``, which ``euler_maruyama`` names too, ``lm2``) keeps the
+        net's noise source; a deterministic scheme (``rk4``, ...) integrates the drift, i.e. the
+        eval-mode network.
         """
         s = self.steps_per_block if steps_per_block is None else check_steps_per_block(steps_per_block)
         if scheme is None:
@@ -247,7 +244,7 @@ class ResidualNet(nn.Module):
         else:
             if not isinstance(scheme, str):
                 raise TypeError(f"scheme must be a registered name, got {type(scheme).__name__}")
-            name = effective_scheme(schemes.canonical(scheme), self.noise)
+            name = schemes.canonical(scheme)
         for stage in self.stages:
             stage.rediscretise(name, s)
         self.scheme, self.steps_per_block = name, s

@@ -6,10 +6,19 @@ error O(h²) keeps the global order 2.
 """
 from __future__ import annotations
 
+from typing import NamedTuple, Optional
+
 import torch
+from torch import Tensor
 
 from .base import Scheme, StepContext
 from .registry import register
+
+
+class AB2State(NamedTuple):
+    """History of the two-step method: the drift of the previous step (``None`` before the first)."""
+
+    f_prev: Optional[Tensor] = None
 
 
 @register("ab2", "adams_bashforth2")
@@ -17,11 +26,14 @@ class AdamsBashforth2(Scheme):
     order = 2
     multistep = True
 
-    def step(self, ctx: StepContext, u, state):
+    def init_state(self, u0: Tensor, u_prev: Optional[Tensor] = None) -> AB2State:
+        return AB2State()
+
+    def step(self, ctx: StepContext, u, state: Optional[AB2State]):
         f_now = ctx.field.drift(ctx.t, u)
-        f_prev = None if (state is None or ctx.new_piece) else state.get("f_prev")
+        f_prev = None if (state is None or ctx.new_piece) else state.f_prev
         if f_prev is None:
             u_next = torch.add(u, f_now, alpha=ctx.h)
         else:
             u_next = u + ctx.h * (1.5 * f_now - 0.5 * f_prev)
-        return u_next, {"f_prev": f_now}
+        return u_next, AB2State(f_now)

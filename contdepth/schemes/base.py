@@ -2,16 +2,14 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from ..fields import Field
-from ..noise import NoiseLaw, PER_CHOICES, get_law, noise_shape
-
-State = Optional[dict]
+from ..noise import _LAWS, Noise, as_noise
+from ..options import check_options
 
 
 def check_like(out: Tensor, u: Tensor, what: str) -> Tensor:
@@ -42,25 +40,40 @@ class StepField:
         return f, g
 
 
-@dataclass(frozen=True)
 class StepContext:
-    """One step ``[t, t + h]`` of a flow: the restricted field, step index, piece, noise."""
+    """One step ``[t, t + h]`` of a flow: the restricted field, step index, piece, noise increment.
 
-    field: StepField
-    t: float
-    h: float
-    index: int
-    piece: int
-    new_piece: bool
-    xi: Optional[Tensor] = None  # standardised noise for this step; None when noise is off
+    A flow builds the noise-free contexts of all its steps once, when it is built; a noisy step
+    gets a copy carrying its standardised increment ``xi`` (:meth:`with_noise`).
+    """
+
+    __slots__ = ("field", "t", "h", "index", "piece", "new_piece", "xi")
+
+    def __init__(self, field: StepField, t: float, h: float, index: int, piece: int, new_piece: bool,
+                 xi: Optional[Tensor] = None) -> None:
+        self.field, self.t, self.h, self.index, self.piece, self.new_piece = field, t, h, index, piece, new_piece
+        self.xi = xi  # standardised noise for this step; None when noise is off
+
+    def with_noise(self, xi: Tensor) -> "StepContext":
+        """This step with the increment ``xi`` (shape ``noise_shape(u, per)``)."""
+        return StepContext(self.field, self.t, self.h, self.index, self.piece, self.new_piece, xi)
+
+    def __repr__(self) -> str:
+        return (f"StepContext(t={self.t:g}, h={self.h:g}, index={self.index}, piece={self.piece}, "
+                f"new_piece={self.new_piece}, noisy={self.xi is not None})")
 
 
 class Scheme(nn.Module):
     """One numerical method. ``step(ctx, u, state) -> (u_next, state)``; schemes know no layers.
 
     Class attributes: ``name``, ``order`` (global order on smooth ODEs), ``multistep`` (keeps
-    history in ``state``), ``supports_noise`` (adds ``sqrt(h) g ξ`` when the flow injects noise),
+    history in ``state``, a typed tuple of the scheme), ``supports_noise`` (accepts a noise
+    increment: adds ``sqrt(h) g ξ`` with ``ξ = ctx.xi`` when the flow injects noise),
     ``invertible`` (has ``inverse_step``).
+
+    A scheme that supports noise takes ``noise``, ``per``, ``seed`` and law options (``p=``) in its
+    constructor for convenience: they build the :class:`~contdepth.noise.Noise` kept as
+    ``scheme.noise``, which a flow given no ``noise=`` of its own uses.
     """
 
     name: str = "scheme"
@@ -69,14 +82,18 @@ class Scheme(nn.Module):
     supports_noise: bool = False
     invertible: bool = False
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.noise: Optional[Noise] = None
+
     def setup(self, breaks: tuple[float, ...]) -> None:
         """Called by a flow with the times bounding its time-dependent parameters' intervals."""
 
-    def init_state(self, u0: Tensor, u_prev: Optional[Tensor] = None) -> State:
+    def init_state(self, u0: Tensor, u_prev: Optional[Tensor] = None) -> Any:
         """State before the first step; ``u_prev`` seeds a multistep history (ignored otherwise)."""
         return None
 
-    def step(self, ctx: StepContext, u: Tensor, state: State) -> tuple[Tensor, State]:
+    def step(self, ctx: StepContext, u: Tensor, state: Any) -> tuple[Tensor, Any]:
         raise NotImplementedError
 
     def inverse_step(self, ctx: StepContext, u_next: Tensor) -> Tensor:
@@ -86,42 +103,25 @@ class Scheme(nn.Module):
         """The field whose ODE this scheme converges to as h -> 0 (``field`` itself, but for LM)."""
         return field
 
-    def sample_noise(self, u: Tensor, piece: int) -> Optional[Tensor]:
-        return None
-
     def extra_repr(self) -> str:
         return f"order={self.order}"
 
 
-class NoiseMixin:
-    """Noise law, granularity and seeded generator for schemes that support ``sqrt(h) g ξ``."""
+def noise_options(owner: str, noise, per: str, seed, law_options: dict, own: Sequence[str]) -> Optional[Noise]:
+    """The :class:`Noise` of a scheme built with ``noise=...`` (``None`` without); options that neither
+    the scheme (``own``) nor the law take are refused, naming the valid ones."""
+    law_names = _LAWS[noise.lower()].options if isinstance(noise, str) and noise.lower() in _LAWS else ()
+    unknown = [k for k in law_options if k not in law_names]
+    if unknown:
+        all_law_options = {o for law in _LAWS.values() for o in law.options}
+        if noise is None and set(unknown) <= all_law_options:
+            raise TypeError(f"{owner}: {unknown[0]!r} is an option of a noise law; give noise= (e.g. 'bernoulli') too")
+        check_options(owner, unknown, [*own, *law_names])
+    return as_noise(noise, per=per, seed=seed, **law_options)
 
-    def _init_noise(self, noise: str | NoiseLaw | None, per: str, seed: Optional[int], law_kwargs: dict) -> None:
-        if per not in PER_CHOICES:
-            raise ValueError(f"unknown noise granularity per={per!r}; choose one of {PER_CHOICES}")
-        self.law: Optional[NoiseLaw] = None if noise is None else get_law(noise, **law_kwargs)
-        self.per = per
-        self.seed = seed
-        self._generators: dict[Any, torch.Generator] = {}
 
-    def _generator(self, device: torch.device) -> Optional[torch.Generator]:
-        if self.seed is None:
-            return None  # the global RNG: torch.manual_seed and checkpointed RNG states govern it
-        gen = self._generators.get(device)
-        if gen is None:
-            gen = torch.Generator(device=device)
-            gen.manual_seed(self.seed)
-            self._generators[device] = gen
-        return gen
-
-    def sample_noise(self, u: Tensor, piece: int) -> Optional[Tensor]:
-        if self.law is None:
-            return None
-        return self.law.sample(noise_shape(u, self.per), u, self._generator(u.device), piece)
-
-    @staticmethod
-    def noise_term(ctx: StepContext, g: Optional[Tensor]) -> Optional[Tensor]:
-        """``sqrt(h) g ξ``, or None when noise is off or the field has no diffusion."""
-        if ctx.xi is None or g is None:
-            return None
-        return math.sqrt(ctx.h) * g * ctx.xi
+def add_noise(out: Tensor, ctx: StepContext, g: Optional[Tensor]) -> Tensor:
+    """``out + sqrt(h) g ξ`` as one fused op; ``out`` when noise is off or the field has no diffusion."""
+    if ctx.xi is None or g is None:
+        return out
+    return torch.addcmul(out, g, ctx.xi, value=math.sqrt(ctx.h))

@@ -2,6 +2,8 @@
 
 ``x_{n+1} = (1 - k_n) x_n + k_n x_{n-1} + h f_n(x_n)  [+ sqrt(h) g_n(x_n) ξ_n]``
 
+computed as ``lerp(x_n, x_{n-1}, k_n) + h f_n`` (one fused op for the two-step combination).
+
 The first step (no history) is forward Euler. ``k`` belongs to time: one value per block of a
 ``Blocks`` field (per step grid interval for a field without blocks), piecewise constant, so a
 trained LM-ResNet can be re-run with more steps. The modified equation is
@@ -12,21 +14,35 @@ for ``|k| < 1``.
 from __future__ import annotations
 
 import warnings
-from typing import Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from ..fields import Field
-from ..noise import NoiseLaw
-from .base import NoiseMixin, Scheme, StepContext
+from ..noise import Noise, NoiseLaw
+from .base import Scheme, StepContext, add_noise, noise_options
 from .registry import register
 
 INIT_RANGE = (-0.1, 0.0)
+OWN_OPTIONS = ("k", "learnable", "per_channel", "noise", "per", "seed")
+
+
+class LMState(NamedTuple):
+    """History of the two-step scheme.
+
+    ``u_prev``: the previous state (``None`` before the first step). ``k``: this forward's reading
+    of the parameter ``LM2.k``, one row per interval shaped to broadcast against the state (read
+    with one ``unbind`` per forward rather than an index and its backward per step); the
+    parameter itself stays the scheme's.
+    """
+
+    u_prev: Optional[Tensor]
+    k: tuple[Tensor, ...]
 
 
 @register("lm2", "lm", "lm_resnet")
-class LM2(NoiseMixin, Scheme):
+class LM2(Scheme):
     """LM-ResNet two-step scheme with learnable (or fixed) momentum ``k``.
 
     Args:
@@ -34,7 +50,8 @@ class LM2(NoiseMixin, Scheme):
             uniformly from ``(-0.1, 0)`` as in the paper.
         learnable: train ``k`` (a parameter) or keep it fixed (a buffer).
         per_channel: number of channels C for one k per channel (dim 1 of the state).
-        noise, per, seed, **law_kwargs: optional noise, as in ``euler_maruyama`` (LM + stochastic depth).
+        noise, per, seed, **law_options: optional noise, as in ``euler`` (LM + stochastic depth);
+            usually given to the flow instead.
     """
 
     order = 1
@@ -46,21 +63,26 @@ class LM2(NoiseMixin, Scheme):
         k: Optional[float | Sequence[float]] = None,
         learnable: bool = True,
         per_channel: Optional[int] = None,
-        noise: Optional[str | NoiseLaw] = None,
+        noise: Optional[str | NoiseLaw | Noise] = None,
         per: str = "sample",
         seed: Optional[int] = None,
-        **law_kwargs,
+        **law_options,
     ) -> None:
         super().__init__()
+        self.noise = noise_options(f"scheme {self.name!r}", noise, per, seed, law_options, OWN_OPTIONS)
+        if not isinstance(learnable, bool):
+            raise TypeError(f"lm2: learnable must be True or False, got {learnable!r}")
         if per_channel is not None and (not isinstance(per_channel, int) or per_channel < 1):
             raise ValueError(f"lm2: per_channel must be a positive channel count, got {per_channel!r}")
-        self._k_init = None if k is None else torch.as_tensor(k, dtype=torch.float32).flatten()
+        try:
+            self._k_init = None if k is None else torch.as_tensor(k, dtype=torch.float32).flatten()
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"lm2: k must be a number, a list of numbers or None, got {k!r}") from None
         if self._k_init is not None:
             self._check_values(self._k_init, "fixed" if not learnable else "initial")
         self.learnable = learnable
         self.per_channel = per_channel
         self.breaks: tuple[float, ...] = ()
-        self._init_noise(noise, per, seed, law_kwargs)
 
     @staticmethod
     def _check_values(k: Tensor, what: str) -> None:
@@ -107,42 +129,49 @@ class LM2(NoiseMixin, Scheme):
 
     def k_at(self, t_mid: float, like: Tensor) -> Tensor:
         """k at time ``t_mid``, shaped to broadcast against a state like ``like``."""
-        return self._shaped(self.k[self.interval(t_mid)].unsqueeze(0), like)[0]
-
-    def _shaped(self, k: Tensor, like: Tensor) -> Tensor:
-        """Rows of ``k`` (one per interval) in ``like``'s dtype, each shaped to broadcast against ``like``."""
+        k = self.k[self.interval(t_mid)]  # a 0-d tensor, or (C,) per channel
         if k.dtype != like.dtype:
             k = k.to(like.dtype)
         if self.per_channel is None:
             return k
         if like.dim() < 2 or like.shape[1] != self.per_channel:
             raise ValueError(f"lm2: per_channel={self.per_channel} but the state has shape {tuple(like.shape)}")
-        return k.view(k.shape[0], 1, -1, *([1] * (like.dim() - 2)))
+        return k.view(-1, *([1] * (like.dim() - 2)))
 
-    def init_state(self, u0: Tensor, u_prev: Optional[Tensor] = None):
+    def init_state(self, u0: Tensor, u_prev: Optional[Tensor] = None) -> LMState:
         if u_prev is not None and u_prev.shape != u0.shape:
-            raise ValueError(f"lm2: u_prev has shape {tuple(u_prev.shape)}, the state {tuple(u0.shape)}")
-        # one unbind per forward rather than an index per step: the same ops (and backward) as a hand-written loop
-        ks = self._shaped(self.k, u0).unbind(0) if self.breaks else ()
-        return {"u_prev": u_prev, "k": ks}
+            raise ValueError(
+                f"lm2: the history u_prev has shape {tuple(u_prev.shape)} but the state has shape "
+                f"{tuple(u0.shape)}; give the state one step (one block) before t0, shaped like u0"
+            )
+        return LMState(u_prev, self._rows(u0))
 
-    def step(self, ctx: StepContext, u: Tensor, state):
+    def _rows(self, like: Tensor) -> tuple[Tensor, ...]:
+        """k's rows in ``like``'s dtype, each shaped to broadcast against ``like`` (empty before ``setup``)."""
+        if not self.breaks:
+            return ()
+        k = self.k if self.k.dtype == like.dtype else self.k.to(like.dtype)
+        if self.per_channel is not None:
+            if like.dim() < 2 or like.shape[1] != self.per_channel:
+                raise ValueError(f"lm2: per_channel={self.per_channel} but the state has shape {tuple(like.shape)}")
+            k = k.view(k.shape[0], -1, *([1] * (like.dim() - 2)))
+        return k.unbind(0)
+
+    def step(self, ctx: StepContext, u: Tensor, state: Optional[LMState]):
         if ctx.xi is None:
-            f, noise = ctx.field.drift(ctx.t, u), None
+            f, g = ctx.field.drift(ctx.t, u), None
         else:
             f, g = ctx.field.drift_diffusion(ctx.t, u)
-            noise = self.noise_term(ctx, g)
-        state = state or {}
-        u_prev, ks = state.get("u_prev"), state.get("k")
-        if u_prev is None:
+        if state is None:
+            state = self.init_state(u)
+        if state.u_prev is None:
             u_next = torch.add(u, f, alpha=ctx.h)
         else:
             t_mid = ctx.t + 0.5 * ctx.h
-            k = ks[self.interval(t_mid)] if ks else self.k_at(t_mid, u)
-            u_next = torch.add(u + k * (u_prev - u), f, alpha=ctx.h)
-        if noise is not None:
-            u_next = u_next + noise
-        return u_next, {"u_prev": u, "k": ks}
+            k = state.k[self.interval(t_mid)] if state.k else self.k_at(t_mid, u)
+            # (1 - k) u + k u_prev in one fused op, then + h f in another
+            u_next = torch.add(torch.lerp(u, state.u_prev, k), f, alpha=ctx.h)
+        return add_noise(u_next, ctx, g), LMState(u, state.k)
 
     def max_abs_k(self) -> float:
         return float(self.k.detach().abs().max()) if self.breaks else 0.0
@@ -159,7 +188,7 @@ class LM2(NoiseMixin, Scheme):
 
     def extra_repr(self) -> str:
         n = len(self.breaks) - 1 if self.breaks else 0
-        return f"intervals={n}, learnable={self.learnable}, per_channel={self.per_channel}, noise={self.law!r}"
+        return f"intervals={n}, learnable={self.learnable}, per_channel={self.per_channel}, noise={self.noise!r}"
 
 
 class LMLimit(Field):

@@ -1,8 +1,10 @@
 """Scheme registry: names -> scheme classes, ``get`` builds one, ``available`` lists them."""
 from __future__ import annotations
 
+import inspect
 from typing import Callable, Type
 
+from ..options import check_options
 from .base import Scheme
 
 _REGISTRY: dict[str, Type[Scheme]] = {}
@@ -48,7 +50,12 @@ def get(scheme: str | Scheme, **options) -> Scheme:
     if not isinstance(scheme, str):
         raise TypeError(f"scheme must be a name or a Scheme, got {type(scheme).__name__}")
     cls = _REGISTRY[canonical(scheme)]
+    params = inspect.signature(cls.__init__).parameters.values()
+    if not any(p.kind is p.VAR_KEYWORD for p in params):  # schemes taking law options check their own
+        check_options(f"scheme {cls.name!r}", options, [p.name for p in params if p.name != "self"])
     try:
         return cls(**options)
     except TypeError as err:
+        if str(err).startswith(f"scheme {cls.name!r}"):
+            raise
         raise TypeError(f"scheme {cls.name!r}: {err}") from None

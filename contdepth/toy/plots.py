@@ -58,7 +58,7 @@ def trajectories(ax: Axes, model: ToyModel, data: ToyData, count: int = 24, nois
     flow = model.flow
     flow.eval()
     mean = flow.trajectory(x)  # the network's own hidden states, one per step
-    stochastic = flow.field.stochastic and getattr(flow.scheme, "law", None) is not None
+    stochastic = flow.field.stochastic and flow.noise is not None
     if stochastic and noisy:
         flow.noise_at_eval = True
         for _ in range(noisy):

@@ -47,7 +47,7 @@ def monte_carlo(
     """
     check_diagonal_noise(flow)
     steps = flow.steps if steps is None else steps
-    scheme = EulerMaruyama(noise=flow.scheme.law, per="element", seed=seed)
+    scheme = EulerMaruyama(noise=flow.noise.law, per="element", seed=seed)
     sde = Flow(sde_field(flow), scheme, steps=steps, t0=flow.t0, t1=flow.t1, noise_at_eval=True).eval()
     dtype = next(flow.field.parameters()).dtype
     per_chunk = max(1, chunk // paths)

@@ -14,13 +14,13 @@ from .solver import Coefficients
 
 
 def check_diagonal_noise(flow: Flow) -> None:
-    scheme = flow.scheme
-    if getattr(scheme, "law", None) is None or not flow.field.stochastic:
+    noise = flow.noise
+    if noise is None or not flow.field.stochastic:
         raise ValueError("the Kolmogorov check needs a stochastic flow (a field with a diffusion and a noisy scheme)")
-    if getattr(scheme, "per", None) != "element":
+    if noise.per != "element":
         raise ValueError(
             f"the finite-difference solver handles diagonal noise only (ξ drawn per element); this flow draws "
-            f"ξ per {scheme.per!r}, whose diffusion matrix g gᵀ has off-diagonal terms"
+            f"ξ per {noise.per!r}, whose diffusion matrix g gᵀ has off-diagonal terms"
         )
 
 
