@@ -35,7 +35,9 @@ import torch
 from torchsde._brownian.brownian_base import BaseBrownian
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # problems with exact solutions
 import contdepth as cd  # noqa: E402
+from problems import gbm_field, gbm_moment  # noqa: E402
 from _common import DEFAULT_OUT, markdown_table, provenance, setup_matplotlib, write_json  # noqa: E402
 from contdepth.analysis import fit_order  # noqa: E402
 from contdepth.analysis.montecarlo import batch_order  # noqa: E402
@@ -163,10 +165,9 @@ def phi(x: torch.Tensor) -> torch.Tensor:
 
 
 def gbm(mu: float, sigma: float, x0: float, t1: float) -> Problem:
-    field = cd.Tied(lambda t, u: mu * u, diffusion=lambda t, u: sigma * u)
     return Problem(
-        "gbm", f"GBM dX = {mu:g} X dt + {sigma:g} X dW, x0 = {x0:g}, T = {t1:g}, phi = x^3", field, x0, t1,
-        exact_mean=x0**3 * math.exp((3 * mu + 3 * sigma**2) * t1),
+        "gbm", f"GBM dX = {mu:g} X dt + {sigma:g} X dW, x0 = {x0:g}, T = {t1:g}, phi = x^3", gbm_field(mu, sigma),
+        x0, t1, exact_mean=gbm_moment(mu, sigma, x0, t1, 3),
         exact_path=lambda w: x0 * torch.exp((mu - 0.5 * sigma**2) * t1 + sigma * w),
         reference_steps=0,
     )

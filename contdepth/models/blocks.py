@@ -1,4 +1,6 @@
-"""Residual branches ``F(u)`` and shortcuts ``P(u)`` of the model zoo.
+"""Layers of the model zoo: residual branches ``F(u)``, shortcuts ``P(u)``, conv helpers, init.
+
+No stage or flow logic lives here (see :mod:`.transition` and :mod:`.stage`).
 
 Every map takes ``(B, C_in, H, W)`` to ``(B, C_out, H/s, W/s)`` for stride ``s``. Inside a stage
 (``C_in = C_out``, ``s = 1``) a branch is a block of a :class:`~contdepth.fields.Blocks` field.
@@ -8,14 +10,11 @@ the pre-activated input to both the branch and the projection shortcut.
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..fields import Blocks
-from ..noise import Noise
 
 
 def conv(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
@@ -223,61 +222,3 @@ def init_weights(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
         elif isinstance(m, nn.Linear) and m.bias is not None:
             nn.init.zeros_(m.bias)
-
-
-# ----------------------------------------------------------------------------------- transition
-class Transition(nn.Module):
-    """First block of a stage: a change of space, not a time step of the stage's flow.
-
-    ``x1 = post(P a + a_0 F(a) + c_0 F(a) ξ)`` with ``a = pre(x0)`` (the shared BN-ReLU of a
-    pre-activation branch, else ``a = x0``): one Euler(–Maruyama) step of size 1 with a projection
-    shortcut ``P``. Returns ``(x1, P a)``; ``P a`` seeds the stage flow's multistep history. The
-    scales and the noise source come from the net's noise spec; ξ is drawn from ``noise`` (its law,
-    granularity and seed, as a flow draws) in training mode only (eval: ``P a + a_0 F(a)``, the mean).
-
-    Args:
-        branch: residual branch ``(B, C_in, H, W) -> (B, C_out, H/s, W/s)``; a :class:`PreActBranch`
-            shares its ``pre`` with a projection shortcut; a branch with ``drift_diffusion`` gives
-            its own g.
-        shortcut: ``P``, same shapes as the branch (``nn.Identity()`` where the space is unchanged).
-        post: optional map after the addition (ReLU of a post-activation net).
-        drift_scale, diffusion_scale: ``a_0`` and ``c_0`` (see :class:`~contdepth.fields.Blocks`).
-        noise: the :class:`~contdepth.noise.Noise` source of ξ (``None``: deterministic), for one block.
-    """
-
-    def __init__(
-        self,
-        branch: nn.Module,
-        shortcut: nn.Module,
-        *,
-        post: Optional[nn.Module] = None,
-        drift_scale: Optional[float] = None,
-        diffusion_scale: Optional[float] = None,
-        noise: Optional[Noise] = None,
-    ) -> None:
-        super().__init__()
-        shared = isinstance(branch, PreActBranch) and not isinstance(shortcut, nn.Identity)
-        self.pre = branch.pre if shared else nn.Identity()
-        self.shortcut = shortcut
-        self.field = Blocks(
-            [branch.body if shared else branch],
-            drift_scale=None if drift_scale is None else [drift_scale],
-            diffusion_scale=None if diffusion_scale is None else [diffusion_scale],
-        )
-        self.post = post if post is not None else nn.Identity()
-        if noise is not None:
-            noise.check_pieces(1, "a transition")
-        self.noise = noise
-        self.register_buffer("_noise_table", None if noise is None else noise.step_table((0,)), persistent=False)
-
-    def forward(self, x0: Tensor) -> tuple[Tensor, Tensor]:
-        a = self.pre(x0)
-        p = self.shortcut(a)
-        if self.training and self.noise is not None:
-            f, g = self.field.drift_diffusion(0.0, a, 0)
-            out = p + f
-            if g is not None:
-                out = torch.addcmul(out, g, self.noise.draw(g, (0,), self._noise_table)[0])
-        else:
-            out = p + self.field.drift(0.0, a, 0)
-        return self.post(out), p

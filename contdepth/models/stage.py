@@ -1,4 +1,4 @@
-"""Stages and nets: a stage is a :class:`~.blocks.Transition` (change of space) followed by a
+"""Stages and nets: a stage is a :class:`~.transition.Transition` (change of space) followed by a
 :class:`~contdepth.flow.Flow` over a :class:`~contdepth.fields.Blocks` field of residual branches;
 the scheme does every residual update. :class:`StagePlan` hands out schemes, noise scales and
 global block indices while a net is built; :class:`ResidualNet` stacks stem, stages and head.
@@ -14,7 +14,7 @@ from ..fields import Blocks
 from ..flow import Flow
 from ..noise import Noise
 from ..schemes.base import Scheme
-from .blocks import Transition
+from .transition import Transition
 from .noise_spec import NoiseSpec, parse_noise
 
 
