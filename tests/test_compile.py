@@ -48,3 +48,11 @@ def test_training_and_eval_compile_to_two_graphs(name, noise):
     assert counters["stats"]["calls_captured"] >= 2
     recompiles = {k: v for k, v in counters["recompiles"].items()} if "recompiles" in counters else {}
     assert not recompiles
+
+
+def test_models_draw_noise_from_the_global_rng():
+    """A seeded source (a private torch.Generator) is a graph break; the models never use one."""
+    for name, noise in CASES:
+        model = cd.models.get(name, noise=noise)
+        sources = [m for m in model.modules() if isinstance(m, cd.Noise)]
+        assert sources and all(s.seed is None for s in sources)

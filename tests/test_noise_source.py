@@ -169,3 +169,13 @@ def test_lm2_lerp_update_equals_the_two_step_formula():
     with Ops() as counter:
         flow(u0, u_prev)
     assert counter.ops["lerp"] == 4 and counter.ops["mul"] == 0 and counter.ops["sub"] == 0
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"diffusion": 3.0}, "diffusion must be callable"),
+    ({"diffusion_scale": "big"}, "diffusion_scale must be a number"),
+    ({"drift_scale": [0.5, None]}, "drift_scale must be a number"),
+])
+def test_bad_field_options_are_refused_at_construction(kwargs, match):
+    with pytest.raises(TypeError, match=match):
+        cd.Blocks([nn.Identity(), nn.Identity()], **kwargs)
