@@ -192,8 +192,8 @@ class Flow(nn.Module):
             raise TypeError(f"the initial state must be a tensor, got {type(u0).__name__}")
         if u0.dim() < 1:
             raise ValueError("the initial state needs a batch dimension first")
-        if not u0.is_floating_point():
-            raise TypeError(f"states must be floating point, got dtype {u0.dtype}; convert with u0.float()")
+        if not (u0.is_floating_point() or u0.is_complex()):
+            raise TypeError(f"states must be floating point (or complex), got dtype {u0.dtype}; convert with u0.float()")
         if u_prev is not None:
             if not isinstance(u_prev, Tensor):
                 raise TypeError(f"u_prev must be a tensor or None, got {type(u_prev).__name__}")
