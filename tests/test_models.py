@@ -11,6 +11,7 @@ from torch import nn
 import contdepth as cd
 from contdepth.models.blocks import PreActBranch
 
+# the zoo as the papers define it; the tests below run over the registry, so a new model is tested too
 CIFAR_NAMES = (
     [f"resnet{d}" for d in (20, 32, 44, 56, 110, 1202)]
     + [f"preact_resnet{d}" for d in (20, 32, 44, 56, 110, 164, 1202)]
@@ -20,6 +21,7 @@ CIFAR_NAMES = (
     + ["resnext29_8x64d", "resnext29_16x64d", "lm_resnext29_8x64d", "lm_resnext29_16x64d"]
 )
 IMAGENET_NAMES = ["resnet50", "resnet101", "lm_resnet50", "lm_resnet101"]
+REGISTERED = cd.models.available()
 SMALL_INPUT = ("1202", "resnext", "2x96d")  # run at 8x8 (adaptive pooling) to keep the suite fast on a CPU
 # widest nets: shapes and gradient wiring on the meta device; their 8x64d twins run for real
 ON_META = ("resnext29_16x64d", "lm_resnext29_16x64d")
@@ -75,10 +77,11 @@ def test_available_has_every_name():
     assert len(names) == len(set(names))
 
 
-@pytest.mark.parametrize("name", CIFAR_NAMES + IMAGENET_NAMES)
+@pytest.mark.parametrize("name", REGISTERED)
 def test_forward_backward(name):
     torch.manual_seed(0)
-    size = 64 if name in IMAGENET_NAMES else (8 if any(h in name for h in SMALL_INPUT) else 32)
+    imagenet = cd.models.describe(name).get("dataset") == "imagenet" or name in IMAGENET_NAMES
+    size = 64 if imagenet else (8 if any(h in name for h in SMALL_INPUT) else 32)
     with torch.device("meta" if name in ON_META else "cpu"):
         model = cd.models.get(name, num_classes=7).train()
         out = model(images(2, size).to(torch.get_default_device()))
@@ -102,7 +105,15 @@ def test_imagenet_accepts_small_inputs():
 def test_parameter_counts(name):
     info = cd.models.describe(name)
     assert abs(info["params"] / 1e6 - PUBLISHED[name]) <= 0.02 * PUBLISHED[name], info
+
+
+@pytest.mark.parametrize("name", REGISTERED)
+def test_every_registered_model_is_described_and_counted(name):
+    info = cd.models.describe(name)
     assert set(info) >= {"name", "depth", "params", "scheme", "family"}
+    with torch.device("meta"):
+        model = cd.models.get(name)
+    assert info["params"] == sum(p.numel() for p in model.parameters()) > 0
 
 
 def test_lm_adds_only_k_and_meta_count_is_real():
