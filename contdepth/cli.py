@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import os
 import sys
@@ -30,8 +31,10 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``contdepth`` parser; each subcommand's parser is in ``parser.subcommands[name]``."""
     parser = OneLineParser(prog="contdepth", description="Continuous-depth networks: ResNets as ODE/SDE discretisations.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subcommands: dict[str, argparse.ArgumentParser] = {}
     for name, (module, help_text) in COMMANDS.items():
         try:
             mod = importlib.import_module(module)
@@ -42,9 +45,23 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         mod.configure(p)
         p.set_defaults(_run=mod.run)
+        subcommands[name] = p
         if getattr(mod, "TAKES_PASSTHROUGH", False):
             _PASSTHROUGH.add(name)
+    parser.subcommands = subcommands  # type: ignore[attr-defined]  # read by main() to word its errors
     return parser
+
+
+def _unknown_flags_message(parser: argparse.ArgumentParser, extras: list[str]) -> str:
+    """``unrecognized arguments: --epoch; did you mean --epochs?`` (the close match when there is one)."""
+    message = f"unrecognized arguments: {' '.join(extras)}"
+    flags = [s for action in parser._actions for s in action.option_strings]
+    for word in extras:
+        if word.startswith("-"):
+            close = difflib.get_close_matches(word.split("=", 1)[0], flags, n=1, cutoff=0.75)
+            if close:
+                return f"{message}; did you mean {close[0]}?"
+    return message
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -54,14 +71,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if "--" in words:  # words after `--` go to commands that pass them on (reproduce -> train)
         cut = words.index("--")
         words, passthrough = words[:cut], words[cut + 1:]
-    args = parser.parse_args(words)
+    args, extras = parser.parse_known_args(words)
     if not getattr(args, "_run", None):
+        if extras:
+            parser.error(_unknown_flags_message(parser, extras))
         parser.print_help()
         return 2
+    command_parser = parser.subcommands[args.command]  # type: ignore[attr-defined]
+    if extras:  # worded by the subcommand (`contdepth train: error: ...`), which knows its flags
+        command_parser.error(_unknown_flags_message(command_parser, extras))
     if args.command in _PASSTHROUGH:
         args.passthrough = passthrough
     elif passthrough:
-        parser.error(f"unrecognized arguments: -- {' '.join(passthrough)}")
+        command_parser.error(f"unrecognized arguments: -- {' '.join(passthrough)}")
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:

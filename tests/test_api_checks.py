@@ -155,6 +155,17 @@ def test_model_builders_refuse_bad_sizes_and_flags(build, error, match):
             build()
 
 
+@pytest.mark.parametrize("name", ["resnet20", "shake_resnet26_2x32d", "resnet50"])
+@pytest.mark.parametrize("kwargs, match", [
+    ({"depht": 3}, r"get\('.*'\): unknown option 'depht' \(options: num_classes, scheme"),
+    ({"checkpiont": True}, "did you mean 'checkpoint'"),
+    ({"preact": True}, "unknown option 'preact'"),  # fixed by the name: preact_resnet20 is another model
+])
+def test_named_models_refuse_unknown_options_naming_the_valid_ones(name, kwargs, match):
+    with pytest.raises(TypeError, match=match):
+        cd.models.get(name, **kwargs)
+
+
 # --------------------------------------------------------------------------- data files
 def _rewrite(path, change):
     with open(path, "rb") as fh:

@@ -303,6 +303,22 @@ def test_flag_errors_are_one_line(capsys, argv):
     assert len(err.splitlines()) == 1 and err.startswith("contdepth") and ": error: " in err and "--help" in err
 
 
+@pytest.mark.parametrize("argv, starts, hint", [
+    (["train", "--bogus-flag"], "contdepth train: error: unrecognized arguments: --bogus-flag", None),
+    (["train", "--epohcs", "3"], "contdepth train: error: unrecognized arguments: --epohcs 3", "did you mean --epochs?"),
+    (["eval", "--run", "x", "--stesp-per-block", "2"], "contdepth eval: error: unrecognized", "--steps-per-block"),
+    (["models", "extra"], "contdepth models: error: unrecognized arguments: extra", None),
+    (["models", "--", "x"], "contdepth models: error: unrecognized arguments: -- x", None),
+    (["--nope"], "contdepth: error: unrecognized arguments: --nope", None),
+])
+def test_unknown_flags_are_named_by_their_subcommand(capsys, argv, starts, hint):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and len(err.splitlines()) == 1 and err.startswith(starts), err
+    assert (hint is None and "did you mean" not in err) or (hint is not None and hint in err)
+
+
 def test_missing_data_and_empty_run_are_one_line(tmp_path, capsys):
     assert main(["train", *SMALL, "--data-dir", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
     err = one_line_error(capsys)

@@ -1,6 +1,7 @@
 """Named models: ``available()``, ``get(name, ...)``, ``describe(name)``."""
 from __future__ import annotations
 
+import difflib
 import functools
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -66,6 +67,10 @@ def _entry(name: str) -> Entry:
     return _MODELS[name.lower()]
 
 
+#: options of :func:`get` beyond ``num_classes``, ``scheme``, ``noise`` and ``steps_per_block``
+EXTRA_OPTIONS = ("scheme_options", "checkpoint")
+
+
 def get(
     name: str,
     *,
@@ -80,6 +85,12 @@ def get(
     ``checkpoint`` (per-step activation checkpointing). ``num_classes`` defaults to the published
     network's: 1000 for ImageNet names, 10 for CIFAR ones."""
     entry = _entry(name)
+    unknown = sorted(set(kw) - set(EXTRA_OPTIONS))
+    if unknown:
+        options = ["num_classes", "scheme", "noise", "steps_per_block", *EXTRA_OPTIONS]
+        close = difflib.get_close_matches(unknown[0], options, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise TypeError(f"get({name!r}): unknown option {unknown[0]!r}{hint} (options: {', '.join(options)})")
     return entry.build(
         scheme=entry.scheme if scheme is None else scheme,
         noise=entry.noise if noise is None else noise,
