@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A study on an offline machine with a GPU that has only this checkout and a carry folder (.carry/: the
-# CIFAR-10 archive and its decoder, wheels the machine lacks, optionally COMMIT). See README,
+# CIFAR-10 archive, official or a .npz copy with its decoder; wheels the machine lacks; optionally COMMIT). See README,
 # "On an offline GPU machine":
 #   scripts/offline_gpu.sh start lu2018-cifar10 --budget 20 [--jobs auto] [reproduce flags] [-- train flags]
 #   scripts/offline_gpu.sh watch 540

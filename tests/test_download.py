@@ -9,6 +9,8 @@ import socket
 import sys
 import tarfile
 import threading
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,6 +18,7 @@ import torch
 from contdepth.data import DataError, load_cifar, write_fake_cifar
 from contdepth.data.download import download
 from contdepth.data.specs import spec
+from contdepth.offline import prepare
 
 CIFAR10 = spec("cifar10")
 
@@ -112,3 +115,19 @@ def test_download_needs_no_torchvision(served, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torchvision", None)  # makes `import torchvision` fail
     url, md5, _ = served
     assert (download(CIFAR10, tmp_path, url=url, md5=md5, progress=False) / "test_batch").is_file()
+
+
+def test_an_offline_machine_unpacks_the_official_archive_it_carries(served, tmp_path, monkeypatch):
+    url, md5, expected = served
+    carry = tmp_path / "carry"
+    download(CIFAR10, carry, url=url, md5=md5, progress=False)  # leaves the archive in carry/
+    monkeypatch.setattr(prepare, "spec", lambda name: replace(spec(name), md5=md5))
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))  # the unpacking child imports contdepth
+    data = tmp_path / "data"
+    proc = prepare.start_decoding(data, carry, tmp_path / "unpack.log")
+    assert proc is not None and proc.wait(timeout=60) == 0, (tmp_path / "unpack.log").read_text()
+    assert prepare.data_ready(data) and prepare.start_decoding(data, carry, tmp_path / "again.log") is None
+    got = load_cifar("cifar10", data)
+    assert torch.equal(got.train.images, expected.train.images) and torch.equal(got.test.labels, expected.test.labels)
+    with pytest.raises(FileNotFoundError, match="holds neither cifar-10-python.tar.gz nor a .npz copy"):
+        prepare.start_decoding(tmp_path / "elsewhere", tmp_path / "empty", tmp_path / "x.log")

@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-dir", type=Path, default=Path("/tmp/contdepth-data"),
                    help="where CIFAR-10 is (or is decoded to, once) (default /tmp/contdepth-data)")
     s.add_argument("--carry", type=Path, default=REPO / ".carry",
-                   help="the folder with the CIFAR-10 archive, its decoder, wheels and COMMIT (default .carry)")
+                   help="the folder with the CIFAR-10 archive (official, or .npz + decoder), wheels and COMMIT (default .carry)")
     s.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
                    help="cpu: a dry rehearsal; the GPU-only steps (tests, calibration) say they are skipped")
     s.add_argument("--mode", default="auto", help=f"how the runs train: auto (the fastest calibrated mode that "

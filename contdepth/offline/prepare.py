@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from ..data.specs import spec
 from .procs import run_logged
 
 COMMIT_ENV = "CONTDEPTH_GIT_COMMIT"
@@ -42,20 +43,33 @@ def data_ready(data_dir: Path) -> bool:
 
 
 def start_decoding(data_dir: Path, carry: Path, log: Path) -> Optional[subprocess.Popen]:
-    """Decode the carried CIFAR-10 archive into ``data_dir`` in the background; None when nothing is to do.
+    """Unpack or decode the carried CIFAR-10 into ``data_dir`` in the background; None when nothing is to do.
 
+    Carried as the official archive (``cifar-10-python.tar.gz``: checked against its md5, then
+    unpacked) or as a compact ``.npz`` copy with its decoder ``cifar10_from_jpeg.py``.
     Raises ``FileNotFoundError`` when the data is neither there nor carried.
     """
     if data_ready(data_dir):
         return None
+    official = carry / spec("cifar10").archive
     decoder = carry / "cifar10_from_jpeg.py"
     archives = sorted(carry.glob("*.npz"))
-    if not decoder.is_file() or not archives:
-        raise FileNotFoundError(f"no CIFAR-10 in {data_dir / CIFAR10_FOLDER} and no decoder + .npz archive in "
-                                f"{carry} to make it; carry them or pass --data-dir")
+    if official.is_file():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        link = data_dir / official.name
+        if not link.exists():
+            link.symlink_to(official.resolve())
+        unpack = ("import sys; from pathlib import Path; from contdepth.data.download import download; "
+                  "from contdepth.data.specs import spec; "
+                  "download(spec('cifar10'), Path(sys.argv[1]), md5=sys.argv[2], progress=False)")
+        command = [sys.executable, "-c", unpack, str(data_dir), spec("cifar10").md5]
+    elif decoder.is_file() and archives:
+        command = [sys.executable, str(decoder), str(data_dir), "--npz", str(archives[0])]
+    else:
+        raise FileNotFoundError(f"no CIFAR-10 in {data_dir / CIFAR10_FOLDER}, and {carry} holds neither "
+                                f"{official.name} nor a .npz copy with its decoder: carry one or pass --data-dir")
     with open(log, "w") as out:
-        return subprocess.Popen([sys.executable, str(decoder), str(data_dir), "--npz", str(archives[0])],
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 
 @dataclass
