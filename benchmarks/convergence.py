@@ -23,11 +23,11 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import contdepth as cd  # noqa: E402
-from _common import DEFAULT_OUT, markdown_table, provenance, setup_matplotlib, write_json  # noqa: E402
-from contdepth.analysis import fit_order  # noqa: E402
-from contdepth.analysis.modified import fit_rescaling  # noqa: E402
-from contdepth.analysis.plots import reference_slopes  # noqa: E402
+import contdepth as cd
+from _common import DEFAULT_OUT, markdown_table, provenance, setup_matplotlib, write_json
+from contdepth.analysis import fit_order
+from contdepth.analysis.modified import fit_rescaling
+from contdepth.analysis.plots import reference_slopes
 
 SCHEMES = ["euler", "heun", "midpoint", "rk4", "ab2", "polynet"]
 THEORY = {"euler": 1, "heun": 2, "midpoint": 2, "rk4": 4, "ab2": 2, "polynet": 1}
@@ -120,7 +120,7 @@ def rescaling_study(field: cd.Field, u0: torch.Tensor, t1: float, k: float, step
 def plot(results: dict, path: Path) -> None:
     plt = setup_matplotlib()
     fig, axes = plt.subplots(2, 2, figsize=(11, 9))
-    for ax, key in zip(axes[0], ["scalar", "conv"]):
+    for ax, key in zip(axes[0], ["scalar", "conv"], strict=True):
         res = results["problems"][key]
         h = [res["t1"] / n for n in res["steps"]]
         for scheme, r in res["schemes"].items():
@@ -178,7 +178,8 @@ def tables(results: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder for JSON and PNG (default runs/benchmarks; benchmarks/results refreshes the committed ones)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder for JSON and PNG (default runs/benchmarks; "
+             "benchmarks/results refreshes the committed ones)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random conv field")
     parser.add_argument("--k", type=float, default=-0.3, help="fixed lm2 momentum k for panel (c)")
     parser.add_argument("--full", action="store_true", help="finer sweeps and more k values")
@@ -192,12 +193,13 @@ def main(argv=None) -> int:
             steps = [2**j for j in range(2 if key == "scalar" else 1, top + 1)]
             results["problems"][key] = {"description": desc, **run_problem(key, field, u0, t1, steps, args.k, THEORY_SCALAR if key == "scalar" else THEORY)}
         ks = [-0.5, -0.3, 0.3, 0.5] if args.full else [-0.3, 0.3]
-        for key, (field, u0, t1, desc) in problems.items():
+        for key, (field, u0, t1, _desc) in problems.items():
             steps = [16, 32, 64, 128, 256] if key == "conv" and not args.full else [16, 32, 64, 128, 256, 512, 1024]
             for k in ks if key == "scalar" else [args.k]:
                 row = rescaling_study(field, u0, t1, k, steps)
                 results["rescaling"].append({"problem": key, "t1": t1, **row})
-                print(f"[rescaling {key} k={k:+g}] c = {row['c_fit'][-1]:.5f} (Richardson {row['c_richardson']:.5f}) vs 1+k = {1 + k:.5f}", flush=True)
+                print(f"[rescaling {key} k={k:+g}] c = {row['c_fit'][-1]:.5f} (Richardson {row['c_richardson']:.5f}) "
+                      f"vs 1+k = {1 + k:.5f}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "convergence.json", results)
     plot(results, args.out / "convergence.png")

@@ -173,7 +173,7 @@ def measure(args) -> list[dict]:
             workdir = args.keep if args.keep is not None else Path(tmp)
             workdir.mkdir(parents=True, exist_ok=True)
             shim = build_shim(Path(tmp))
-            files = dict(zip(jobs, pool.map(lambda j: run_counted(args, *j, shim, workdir), jobs)))
+            files = dict(zip(jobs, pool.map(lambda j: run_counted(args, *j, shim, workdir), jobs), strict=True))
             counts = {job: collect(f, args.iters) for job, f in files.items()}
     rows = []
     for name in args.models:
@@ -199,7 +199,7 @@ def plot(rows: list[dict], path: Path) -> None:
     labels = [f"{r['model']}\n{r['phase']}" for r in rows]
     excess = [100 * (r["ratio_contdepth_over_hand"] - 1) for r in rows]
     bars = ax.bar(labels, excess, color=["C0" if r["phase"] == "train" else "C1" for r in rows])
-    for bar, value in zip(bars, excess):
+    for bar, value in zip(bars, excess, strict=True):
         ax.annotate(f"{value:+.2f}%", (bar.get_x() + bar.get_width() / 2, value), ha="center",
                     va="bottom" if value >= 0 else "top", fontsize=9)
     ax.axhline(3, color="grey", ls="--", lw=1, label="target: within 3%")

@@ -19,8 +19,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import contdepth as cd  # noqa: E402
-from _common import DEFAULT_OUT, markdown_table, provenance, write_json  # noqa: E402
+import contdepth as cd
+from _common import DEFAULT_OUT, markdown_table, provenance, write_json
 
 MODELS = ("resnet56", "lm_resnet56", "preact_resnet56")
 NOISES = ("none", "sd:0.8")

@@ -91,7 +91,7 @@ class LMStage(nn.Module):
             x = x_prev + first.branch(a)
         else:
             x_prev, x = x, x + first.branch(F.relu(first.bn1(x)))
-        for k, block in zip(self.k, self.blocks):
+        for k, block in zip(self.k, self.blocks, strict=True):
             x, x_prev = x + k * (x_prev - x) + block.branch(F.relu(block.bn1(x))), x
         return x
 
@@ -125,13 +125,13 @@ def copy_weights(src: nn.Module, dst: nn.Module) -> None:
     if len(s_items) != len(d_items):
         raise RuntimeError(f"contdepth net has {len(s_items)} tensors, the hand-written one {len(d_items)}")
     state = {}
-    for (sn, st), (dn, dt) in zip(s_items, d_items):
+    for (sn, st), (dn, dt) in zip(s_items, d_items, strict=True):
         if st.shape != dt.shape:
             raise RuntimeError(f"shape mismatch: {sn} {tuple(st.shape)} vs {dn} {tuple(dt.shape)}")
         state[dn] = st
     src_k = [t for n, t in src.state_dict().items() if _is_k(n)]
     dst_k = [n for n in dst.state_dict() if _is_k(n)]
-    for name, value in zip(dst_k, src_k):
+    for name, value in zip(dst_k, src_k, strict=True):
         state[name] = value.reshape(-1)
     dst.load_state_dict(state)
 

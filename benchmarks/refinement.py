@@ -34,10 +34,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import contdepth as cd  # noqa: E402
-from _common import DEFAULT_OUT, ROOT, markdown_table, provenance, setup_matplotlib, write_json  # noqa: E402
-from contdepth.analysis import fit_order  # noqa: E402
-from contdepth.analysis.plots import reference_slopes  # noqa: E402
+import contdepth as cd
+from _common import DEFAULT_OUT, ROOT, markdown_table, provenance, setup_matplotlib, write_json
+from contdepth.analysis import fit_order
+from contdepth.analysis.plots import reference_slopes
 
 STEPS = [1, 2, 4, 8]
 
@@ -242,7 +242,8 @@ def tables(results: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder for JSON and PNG (default runs/benchmarks; benchmarks/results refreshes the committed ones)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder for JSON and PNG (default runs/benchmarks; "
+             "benchmarks/results refreshes the committed ones)")
     parser.add_argument("--run", type=Path, nargs="+", default=None, help="trained run directories (skip training)")
     parser.add_argument("--models", nargs="+", default=["preact_resnet20", "lm_resnet20"], help="models to train")
     parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "refinement", help="where the short runs go")
@@ -274,7 +275,8 @@ def main(argv=None) -> int:
             run = args.runs_dir / f"{model}-n{args.subset}-e{args.epochs}-{args.schedule}-seed{args.seed}"
             train(model, run, args)
             runs.append(run)
-        setting = (f"trained here: {args.epochs} epochs ({args.schedule} lr from {args.lr:g}) on {args.subset} CIFAR-10 images (CPU); "
+        setting = (f"trained here: {args.epochs} epochs ({args.schedule} lr from {args.lr:g}) "
+            f"on {args.subset} CIFAR-10 images (CPU); "
                    f"{args.test_subset} test images")
     else:
         setting = f"runs {', '.join(str(r) for r in runs)}; {args.test_subset} test images"

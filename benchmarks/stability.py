@@ -24,11 +24,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import contdepth as cd  # noqa: E402
-import refinement  # noqa: E402
-from _common import DEFAULT_OUT, ROOT, markdown_table, provenance, write_json  # noqa: E402
-from contdepth.analysis import block_spectra, stability_region  # noqa: E402
-from contdepth.analysis.spectra_plots import plot_spectra  # noqa: E402
+import contdepth as cd
+import refinement
+from _common import DEFAULT_OUT, ROOT, markdown_table, provenance, write_json
+from contdepth.analysis import block_spectra, stability_region
+from contdepth.analysis.spectra_plots import plot_spectra
 
 STEPS = [1, 2, 4, 8]
 
@@ -70,7 +70,7 @@ def refinement_table(model_name: str, spectra, scales: list[float], refine: dict
     euler, rk4 = stability_region("euler"), stability_region("rk4")
     acc = {(r["scheme"], r["steps_per_block"]): r for r in refine.get("rows", [])}
     for s in STEPS:
-        zs = [z[np.isfinite(z)] * c / s for z, c in zip(all_z(spectra), scales)]
+        zs = [z[np.isfinite(z)] * c / s for z, c in zip(all_z(spectra), scales, strict=True)]
         z = np.concatenate(zs)
         in_euler = float(np.mean(euler.contains(z, tol=1e-6)))
         in_rk4 = float(np.mean(rk4.contains(z, tol=1e-6)))

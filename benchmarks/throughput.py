@@ -40,12 +40,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import contdepth as cd  # noqa: E402
-from _common import DEFAULT_OUT, markdown_table, provenance, setup_matplotlib, write_json  # noqa: E402
-from contdepth.train.backends import apply_backend_flags, backend_flags  # noqa: E402
-from contdepth.train.compiling import compile_module, mark_step  # noqa: E402
-from contdepth.train.optim import sgd_options  # noqa: E402
-from reference_nets import HAND, check_same_map, copy_weights  # noqa: E402
+import contdepth as cd
+from _common import DEFAULT_OUT, markdown_table, provenance, setup_matplotlib, write_json
+from contdepth.train.backends import apply_backend_flags, backend_flags
+from contdepth.train.compiling import compile_module, mark_step
+from contdepth.train.optim import sgd_options
+from reference_nets import HAND, check_same_map, copy_weights
 
 # mode -> (torch.compile mode or None for eager, bf16 autocast + channels_last)
 MODES: dict[str, tuple[Optional[str], bool]] = {
@@ -222,7 +222,7 @@ def compare(name: str, args, device: torch.device, mode: str, train: bool, alloc
     if compiled_graphs() != settled:
         raise RuntimeError(f"{name} in mode {mode}: recompiled while being timed")
     ips = {k: [args.batch * args.iters / t for t in v] for k, v in times.items()}
-    ratios = [c / h for c, h in zip(ips["contdepth"], ips["hand"])]
+    ratios = [c / h for c, h in zip(ips["contdepth"], ips["hand"], strict=True)]
     q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
     out = {
         "model": name, "mode": mode, "phase": "train" if train else "inference", "batch": args.batch,
@@ -240,7 +240,8 @@ def compare(name: str, args, device: torch.device, mode: str, train: bool, alloc
         out["saved_activation_MB"] = {k: saved_activation_bytes(m, x, y) / 2**20 for k, m in (("contdepth", model), ("hand", hand))}
     if device.type == "cuda":
         out["peak_cuda_MB"] = {k: peak_cuda_bytes(r) / 2**20 for k, r in runners.items()}
-    print(f"  {name:12s} {mode:23s} {allocator:9s} {out['phase']:9s} contdepth {out['images_per_s']['contdepth']:8.1f} img/s, "
+    print(f"  {name:12s} {mode:23s} {allocator:9s} {out['phase']:9s} "
+        f"contdepth {out['images_per_s']['contdepth']:8.1f} img/s, "
           f"hand {out['images_per_s']['hand']:8.1f} img/s, ratio {out['ratio_median']:.3f} "
           f"(IQR {out['ratio_q1']:.3f}-{out['ratio_q3']:.3f}, best-of {out['ratio_best']:.3f})", flush=True)
     return out
@@ -421,10 +422,12 @@ def pipeline_epoch(args, device: torch.device) -> dict:
             times[key].append(epoch(key))
     n = len(dev_loader) * args.pipeline_batch
     ips = {k: [n / t for t in v] for k, v in times.items()}
-    ratios = [c / b for c, b in zip(ips["contdepth"], ips["conventional"])]
+    ratios = [c / b for c, b in zip(ips["contdepth"], ips["conventional"], strict=True)]
     results.update({
-        "conventional": f"torch DataLoader, {args.workers} workers, {dataset.kind}; hand-written {name}, eager, fp32",
-        "contdepth": f"DeviceLoader (data and augmentation on {device.type}); cd.models {name}, {args.pipeline_mode}",
+        "conventional": f"torch DataLoader, {args.workers} workers, {dataset.kind}; "
+                            f"hand-written {name}, eager, fp32",
+        "contdepth": f"DeviceLoader (data and augmentation on {device.type}); "
+                         f"cd.models {name}, {args.pipeline_mode}",
         "clock": "wall",
         "first_epoch_s": warm,
         "images_per_s": {k: statistics.median(v) for k, v in ips.items()},
@@ -451,7 +454,8 @@ def plot(results: dict, path: Path) -> None:
     ax.set_xticks(xs, [f"{r['model']}\n{r['mode']}, {r.get('allocator', 'default')}\n{r['phase']}" for r in rows], fontsize=7)
     ax.set_ylim(min(0.85, min(r["ratio_q1"] for r in rows) - 0.02), max(1.06, max(r["ratio_q3"] for r in rows) + 0.02))
     ax.set_ylabel("throughput ratio contdepth / hand-written")
-    ax.set_title(f"{results['provenance']['device']}\nbatch {results['batch']}, median and IQR over {results['reps']} interleaved repetitions",
+    ax.set_title(f"{results['provenance']['device']}\nbatch {results['batch']}, "
+        f"median and IQR over {results['reps']} interleaved repetitions",
                  fontsize=8)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
@@ -499,7 +503,8 @@ def tables(results: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder for JSON and PNG (default runs/benchmarks; benchmarks/results refreshes the committed ones)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder for JSON and PNG (default runs/benchmarks; "
+             "benchmarks/results refreshes the committed ones)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--models", nargs="+", default=["resnet56", "lm_resnet56"], choices=sorted(HAND))
     parser.add_argument("--batch", type=int, default=None, help="batch size (default 32 on CPU, 128 on CUDA)")

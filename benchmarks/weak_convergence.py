@@ -36,13 +36,13 @@ from torchsde._brownian.brownian_base import BaseBrownian
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # problems with exact solutions
-import contdepth as cd  # noqa: E402
-from problems import gbm_field, gbm_moment  # noqa: E402
-from _common import DEFAULT_OUT, markdown_table, provenance, setup_matplotlib, write_json  # noqa: E402
-from contdepth.analysis import fit_order  # noqa: E402
-from contdepth.analysis.montecarlo import batch_order  # noqa: E402
-from contdepth.analysis.plots import reference_slopes  # noqa: E402
-from contdepth.noise import Bernoulli, NoiseLaw, get_law  # noqa: E402
+import contdepth as cd
+from problems import gbm_field, gbm_moment
+from _common import DEFAULT_OUT, markdown_table, provenance, setup_matplotlib, write_json
+from contdepth.analysis import fit_order
+from contdepth.analysis.montecarlo import batch_order
+from contdepth.analysis.plots import reference_slopes
+from contdepth.noise import Bernoulli, NoiseLaw, get_law
 
 DTYPE = torch.float64
 
@@ -311,14 +311,15 @@ def summarise(problem: Problem, raw: dict, laws: list[LawSpec], steps: list[int]
         out["laws"][spec.label] = {
             "order": fit.order, "stderr": fit.stderr, "fit_stderr": fit.fit_stderr,
             "errors": list(fit.errors), "error_stderr": list(fit.error_stderr), "batch_errors": raw["weak"][spec.label],
-            "control_variate_variance_reduction": [float(np.median(col)) for col in zip(*raw["variance_reduction"][spec.label])],
+            "control_variate_variance_reduction": [float(np.median(col)) for col in zip(*raw["variance_reduction"][spec.label], strict=True)],
         }
     fit = batch_order(h, raw["strong"])
     out["strong_gaussian"] = {"order": fit.order, "stderr": fit.stderr, "errors": list(fit.errors), "error_stderr": list(fit.error_stderr)}
     if raw["reference_bias"]:
         bias = np.array(raw["reference_bias"])
         out["reference"] = {
-            "method": f"torchsde milstein, dt = T/{problem.reference_steps} and T/{problem.reference_steps // 2}, Richardson",
+            "method": f"torchsde milstein, dt = T/{problem.reference_steps} and "
+                      f"T/{problem.reference_steps // 2}, Richardson",
             "bias_vs_exact_solution": float(bias.mean()), "bias_stderr": float(bias.std(ddof=1) / math.sqrt(len(bias))),
             "strong_error_vs_exact_solution": float(np.mean(raw["reference_strong"])),
         }
@@ -334,7 +335,7 @@ def plot(results: dict, laws: list[LawSpec], path: Path) -> None:
     from matplotlib.ticker import NullFormatter
 
     fig, axes = plt.subplots(2, 2, figsize=(11, 9))
-    colors = dict(zip([s.label for s in laws], plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    colors = dict(zip([s.label for s in laws], plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False))
     for ax, key, tag in [(axes[0, 0], "gbm", "a"), (axes[0, 1], "nonlinear", "b")]:
         res = results["problems"][key]
         h = [res["t1"] / n for n in res["steps"]]
@@ -418,7 +419,8 @@ def tables(results: dict, laws: list[LawSpec]) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder for JSON and PNG (default runs/benchmarks; benchmarks/results refreshes the committed ones)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder for JSON and PNG (default runs/benchmarks; "
+             "benchmarks/results refreshes the committed ones)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batches", type=int, default=None, help="independent batches (default 16; --full 32)")
     parser.add_argument("--paths", type=int, default=None, help="paths per batch (default 2^16 nonlinear, 2^17 GBM)")

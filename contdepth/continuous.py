@@ -7,8 +7,9 @@ flattens ``u`` and restores its shape inside ``f`` and ``g``.
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 import numbers
-from typing import Optional, Sequence
+from typing import Any, Callable, Literal, Optional, Sequence, overload
 
 import torch
 import torchdiffeq
@@ -91,7 +92,7 @@ def _check_times(times: Optional[Sequence[float] | Tensor], t0: float, t1: float
         raise ValueError("times is empty; give at least one time in [t0, t1] (or leave it out)")
     if not all(math.isfinite(v) for v in values):
         raise ValueError(f"times must be finite, got {values}")
-    if any(b <= a for a, b in zip(values[:-1], values[1:])):
+    if any(b <= a for a, b in pairwise(values)):
         raise ValueError("times must be strictly increasing")
     if values[0] < t0 or values[-1] > t1:
         raise ValueError(f"times must lie in [t0, t1] = [{t0:g}, {t1:g}]")
@@ -120,7 +121,12 @@ class _PieceODE(nn.Module):
         return out
 
 
-def _integrate_pieces(field, u0, t0, t1, times, solve_piece):
+PieceSolver = Callable[[float, float, int, Tensor, list[float]], list[Tensor]]
+
+
+def _integrate_pieces(
+    field: Field, u0: Tensor, t0: float, t1: float, times: Optional[Sequence[float] | Tensor], solve_piece: PieceSolver
+) -> tuple[Tensor, Optional[Tensor]]:
     """Run ``solve_piece(a, b, piece, u, ts) -> values at ts`` piece by piece; collect outputs."""
     requested = _check_times(times, t0, t1)
     outputs: list[Tensor] = []
@@ -137,6 +143,7 @@ def _integrate_pieces(field, u0, t0, t1, times, solve_piece):
     return u, (None if requested is None else torch.stack(outputs))
 
 
+@overload
 def odeint(
     field: Field | Flow,
     u0: Tensor,
@@ -147,11 +154,46 @@ def odeint(
     rtol: float = 1e-7,
     atol: float = 1e-9,
     step_size: Optional[float] = None,
-    options: Optional[dict] = None,
+    options: Optional[dict[str, Any]] = None,
+    adjoint: bool = False,
+    times: Optional[Sequence[float] | Tensor] = None,
+    return_stats: Literal[False] = False,
+) -> Tensor: ...
+
+
+@overload
+def odeint(
+    field: Field | Flow,
+    u0: Tensor,
+    t1: Optional[float] = None,
+    *,
+    t0: Optional[float] = None,
+    method: str = "dopri5",
+    rtol: float = 1e-7,
+    atol: float = 1e-9,
+    step_size: Optional[float] = None,
+    options: Optional[dict[str, Any]] = None,
+    adjoint: bool = False,
+    times: Optional[Sequence[float] | Tensor] = None,
+    return_stats: Literal[True],
+) -> tuple[Tensor, dict[str, int]]: ...
+
+
+def odeint(
+    field: Field | Flow,
+    u0: Tensor,
+    t1: Optional[float] = None,
+    *,
+    t0: Optional[float] = None,
+    method: str = "dopri5",
+    rtol: float = 1e-7,
+    atol: float = 1e-9,
+    step_size: Optional[float] = None,
+    options: Optional[dict[str, Any]] = None,
     adjoint: bool = False,
     times: Optional[Sequence[float] | Tensor] = None,
     return_stats: bool = False,
-):
+) -> Tensor | tuple[Tensor, dict[str, int]]:
     """Solve ``u' = f(t, u)`` from ``t0`` to ``t1`` with torchdiffeq, piece by piece.
 
     ``field`` may be a :class:`Flow`: its scheme's continuous limit is integrated over its
@@ -173,10 +215,10 @@ def odeint(
     solver = torchdiffeq.odeint_adjoint if adjoint else torchdiffeq.odeint
     nfe = [0]
 
-    def solve_piece(a, b, piece, u, ts):
+    def solve_piece(a: float, b: float, piece: int, u: Tensor, ts: list[float]) -> list[Tensor]:
         func = _PieceODE(field, piece)
         grid = torch.tensor(ts, dtype=u.dtype if u.is_floating_point() else torch.float64, device=u.device)
-        kwargs = dict(rtol=rtol, atol=atol, method=method, options=opts or None)
+        kwargs: dict[str, Any] = dict(rtol=rtol, atol=atol, method=method, options=opts or None)
         if adjoint:
             kwargs["adjoint_params"] = tuple(field.parameters())
         try:
@@ -242,8 +284,8 @@ def sdeint(
     dt: float = 1e-3,
     per: Optional[str] = None,
     times: Optional[Sequence[float] | Tensor] = None,
-    **sdeint_kwargs,
-):
+    **sdeint_kwargs: Any,
+) -> Tensor:
     """Solve the Itô SDE ``du = f dt + g dW`` with torchsde, piece by piece; ``u0`` of any shape.
 
     ``per`` matches the discrete noise granularity: ``sample`` (one Brownian motion per sample,
@@ -267,7 +309,7 @@ def sdeint(
     shape = u0.shape
     flat_shape = (1, u0.numel()) if per == "batch" else (shape[0], u0[0].numel())
 
-    def solve_piece(a, b, piece, u, ts):
+    def solve_piece(a: float, b: float, piece: int, u: Tensor, ts: list[float]) -> list[Tensor]:
         sde = _PieceSDE(field, piece, shape, per)
         grid = torch.tensor(ts, dtype=u.dtype, device=u.device)
         try:

@@ -10,7 +10,8 @@ partitioned system ``x' = f1(y), y' = f2(x)`` of RevNet.
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional, Sequence
+from itertools import pairwise
+from typing import Callable, Optional, Protocol, Sequence, TypeGuard
 
 import torch
 from torch import Tensor, nn
@@ -53,7 +54,7 @@ class Field(nn.Module):
     def segments(self, t0: float, t1: float) -> list[tuple[float, float, int]]:
         """``(a, b, piece)`` for each piece of the field inside ``[t0, t1]``, in increasing time."""
         edges = [t0, *[b for b in self.breakpoints() if t0 < b < t1], t1]
-        return [(a, b, self.piece(0.5 * (a + b))) for a, b in zip(edges[:-1], edges[1:])]
+        return [(a, b, self.piece(0.5 * (a + b))) for a, b in pairwise(edges)]
 
     def drift(self, t: float, u: Tensor, piece: Optional[int] = None) -> Tensor:
         raise NotImplementedError
@@ -71,7 +72,7 @@ class Field(nn.Module):
         return self.drift(t, u)
 
 
-def _as_scales(values: Optional[Sequence[float] | Tensor], n: int, name: str) -> Optional[list[float]]:
+def _as_scales(values: Optional[float | Sequence[float] | Tensor], n: int, name: str) -> Optional[list[float]]:
     """Per-block factors as plain floats (configuration, not parameters; cheap under torch.compile)."""
     if values is None:
         return None
@@ -107,8 +108,8 @@ class Blocks(Field):
     def __init__(
         self,
         modules: Sequence[nn.Module],
-        drift_scale: Optional[Sequence[float] | Tensor] = None,
-        diffusion_scale: Optional[Sequence[float] | Tensor] = None,
+        drift_scale: Optional[float | Sequence[float] | Tensor] = None,
+        diffusion_scale: Optional[float | Sequence[float] | Tensor] = None,
         diffusion: Optional[FieldFn] = None,
     ) -> None:
         super().__init__()
@@ -164,7 +165,7 @@ class Blocks(Field):
     def drift(self, t: float, u: Tensor, piece: Optional[int] = None) -> Tensor:
         m = self._index(t, piece)
         block = self.blocks[m]
-        f = block.drift_diffusion(u)[0] if _gives_diffusion(block) else block(u)
+        f: Tensor = block.drift_diffusion(u)[0] if _gives_diffusion(block) else block(u)
         a = self._scale(self._drift_scale, m)
         return f if a is None else f * a
 
@@ -176,6 +177,8 @@ class Blocks(Field):
         block = self.blocks[m]
         a = self._scale(self._drift_scale, m)
         c = self._scale(self._diffusion_scale, m)
+        f: Tensor
+        g: Optional[Tensor]
         if _gives_diffusion(block):
             f, g = block.drift_diffusion(u)
         else:
@@ -188,7 +191,11 @@ class Blocks(Field):
         return f, g
 
 
-def _gives_diffusion(block: nn.Module) -> bool:
+class _DriftDiffusionBlock(Protocol):
+    def drift_diffusion(self, u: Tensor) -> tuple[Tensor, Optional[Tensor]]: ...
+
+
+def _gives_diffusion(block: nn.Module) -> TypeGuard[_DriftDiffusionBlock]:
     """Whether a block returns its own ``(drift, diffusion)`` pair (shake-shake's two branches).
 
     A class lookup, not ``hasattr``: on a miss ``nn.Module.__getattr__`` raises and catches, every step.
@@ -252,7 +259,8 @@ class Coupled(Field):
         """Halves ``(x, y)`` of ``u`` along dim 1, which must be even."""
         if u.dim() < 2 or u.shape[1] % 2:
             raise ValueError(f"Coupled: dim 1 of the state must be even to split into (x, y); got shape {tuple(u.shape)}")
-        return u.chunk(2, dim=1)
+        x, y = u.chunk(2, dim=1)
+        return x, y
 
     def _sub_piece(self, sub: Field, piece: Optional[int]) -> Optional[int]:
         """Piece of ``sub`` that holds this field's piece ``piece`` (located by its midpoint)."""
@@ -280,7 +288,8 @@ class _TimeFree(nn.Module):
         self.module = module
 
     def forward(self, t: float, v: Tensor) -> Tensor:
-        return self.module(v)
+        out: Tensor = self.module(v)
+        return out
 
 
 def _coupled_part(f: object, name: str) -> Field:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional
+from typing import Any, Callable, Optional, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -46,6 +46,8 @@ class Flow(nn.Module):
     Note: under ``checkpoint`` or ``reversible``, BatchNorm layers in training mode see the
     recomputed forward too, so their running statistics are updated twice per step.
     """
+
+    _noise_table: Optional[Tensor]  # buffer: per-step law parameters of the noise (None without)
 
     def __init__(
         self,
@@ -239,7 +241,9 @@ class Flow(nn.Module):
         """
         if self.reversible and torch.is_grad_enabled():
             params = tuple(p for p in self.field.parameters() if p.requires_grad)
-            return _ReversibleFlow.apply(self, u0, *params)
+            # torch.autograd.Function.apply carries no annotations
+            out: Tensor = _ReversibleFlow.apply(self, u0, *params)  # type: ignore[no-untyped-call]
+            return out
         return self._run(u0, u_prev, keep=False)[0]
 
     def trajectory(self, u0: Tensor, u_prev: Optional[Tensor] = None) -> Tensor:
@@ -252,11 +256,18 @@ class Flow(nn.Module):
         return ", ".join(extras)
 
 
+@runtime_checkable
+class HasFlows(Protocol):
+    """A model that lists the flows it runs, in order (a re-discretised net: its active flows)."""
+
+    def flows(self) -> list[Flow]: ...
+
+
 class _ReversibleFlow(torch.autograd.Function):
     """Backprop through an invertible flow by reconstructing each state from the next one."""
 
     @staticmethod
-    def forward(ctx, flow: Flow, u0: Tensor, *params: Tensor) -> Tensor:
+    def forward(ctx: Any, flow: Flow, u0: Tensor, *params: Tensor) -> Tensor:
         with torch.no_grad():
             u = flow._run(u0, None, keep=False)[0]
         ctx.flow = flow
@@ -264,7 +275,7 @@ class _ReversibleFlow(torch.autograd.Function):
         return u
 
     @staticmethod
-    def backward(ctx, grad_u: Tensor):
+    def backward(ctx: Any, grad_u: Tensor) -> tuple[Optional[Tensor], ...]:
         flow: Flow = ctx.flow
         (u,) = ctx.saved_tensors
         params = [p for p in flow.field.parameters() if p.requires_grad]
@@ -279,7 +290,7 @@ class _ReversibleFlow(torch.autograd.Function):
                 u_out, _ = flow.scheme.step(step_ctx, u_in, None)
                 got = torch.autograd.grad(u_out, [u_in, *params], grad_u, allow_unused=True)
             grad_u = got[0]
-            for acc, g in zip(grads, got[1:]):
+            for acc, g in zip(grads, got[1:], strict=True):
                 if g is not None:
                     acc.add_(g)
             u = u_before

@@ -8,7 +8,7 @@ branch kept with probability ``p``, ``ξ = (η - p) / sqrt(p(1-p))``) and unifor
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -77,13 +77,18 @@ class Gaussian(NoiseLaw):
 
     name = "gaussian"
 
-    def sample(self, shape, like, generator=None, piece=0):
+    def sample(
+        self, shape: Sequence[int], like: Tensor, generator: Optional[torch.Generator] = None, piece: int = 0
+    ) -> Tensor:
         return torch.randn(tuple(shape), generator=generator, device=like.device, dtype=like.dtype)
 
-    def sample_steps(self, shape, like, generator, pieces, table=None):
+    def sample_steps(
+        self, shape: Sequence[int], like: Tensor, generator: Optional[torch.Generator], pieces: Sequence[int],
+        table: Optional[Tensor] = None,
+    ) -> Tensor:
         return self.sample((len(pieces), *shape), like, generator)
 
-    def fourth_moment(self, piece=0):
+    def fourth_moment(self, piece: int = 0) -> float:
         return 3.0
 
 
@@ -92,14 +97,19 @@ class Rademacher(NoiseLaw):
 
     name = "rademacher"
 
-    def sample(self, shape, like, generator=None, piece=0):
+    def sample(
+        self, shape: Sequence[int], like: Tensor, generator: Optional[torch.Generator] = None, piece: int = 0
+    ) -> Tensor:
         bits = torch.randint(0, 2, tuple(shape), generator=generator, device=like.device)
         return (2 * bits - 1).to(like.dtype)
 
-    def sample_steps(self, shape, like, generator, pieces, table=None):
+    def sample_steps(
+        self, shape: Sequence[int], like: Tensor, generator: Optional[torch.Generator], pieces: Sequence[int],
+        table: Optional[Tensor] = None,
+    ) -> Tensor:
         return self.sample((len(pieces), *shape), like, generator)
 
-    def fourth_moment(self, piece=0):
+    def fourth_moment(self, piece: int = 0) -> float:
         return 1.0
 
 
@@ -108,14 +118,19 @@ class Uniform(NoiseLaw):
 
     name = "uniform"
 
-    def sample(self, shape, like, generator=None, piece=0):
+    def sample(
+        self, shape: Sequence[int], like: Tensor, generator: Optional[torch.Generator] = None, piece: int = 0
+    ) -> Tensor:
         eta = torch.rand(tuple(shape), generator=generator, device=like.device, dtype=like.dtype)
         return (eta - 0.5) * math.sqrt(12.0)
 
-    def sample_steps(self, shape, like, generator, pieces, table=None):
+    def sample_steps(
+        self, shape: Sequence[int], like: Tensor, generator: Optional[torch.Generator], pieces: Sequence[int],
+        table: Optional[Tensor] = None,
+    ) -> Tensor:
         return self.sample((len(pieces), *shape), like, generator)
 
-    def fourth_moment(self, piece=0):
+    def fourth_moment(self, piece: int = 0) -> float:
         return 9.0 / 5.0
 
 
@@ -160,11 +175,16 @@ class Bernoulli(NoiseLaw):
             rows.append((p, kept, dropped))
         return torch.tensor(rows, dtype=torch.float64).T.contiguous()
 
-    def sample(self, shape, like, generator=None, piece=0):
+    def sample(
+        self, shape: Sequence[int], like: Tensor, generator: Optional[torch.Generator] = None, piece: int = 0
+    ) -> Tensor:
         table = self.step_table([piece])
         return self.sample_steps(shape, like, generator, [piece], table)[0]
 
-    def sample_steps(self, shape, like, generator, pieces, table=None):
+    def sample_steps(
+        self, shape: Sequence[int], like: Tensor, generator: Optional[torch.Generator], pieces: Sequence[int],
+        table: Optional[Tensor] = None,
+    ) -> Tensor:
         # (η - p) / sqrt(p (1 - p)) takes two values: one comparison and one select for all steps
         if table is None:
             table = self.step_table(pieces)
@@ -175,11 +195,11 @@ class Bernoulli(NoiseLaw):
         xi = torch.where(eta < p, kept, dropped)
         return xi if xi.dtype == like.dtype else xi.to(like.dtype)
 
-    def third_moment(self, piece=0):
+    def third_moment(self, piece: int = 0) -> float:
         p = self.prob(piece)
         return 0.0 if p >= 1.0 else (1.0 - 2.0 * p) / math.sqrt(p * (1.0 - p))
 
-    def fourth_moment(self, piece=0):
+    def fourth_moment(self, piece: int = 0) -> float:
         p = self.prob(piece)
         return 0.0 if p >= 1.0 else (1.0 - 3.0 * p * (1.0 - p)) / (p * (1.0 - p))
 
@@ -204,7 +224,7 @@ def available_laws() -> list[str]:
     return sorted(_LAWS)
 
 
-def get_law(law: str | NoiseLaw, **kwargs) -> NoiseLaw:
+def get_law(law: str | NoiseLaw, **kwargs: Any) -> NoiseLaw:
     """A noise law by name (``gaussian``, ``rademacher``, ``bernoulli`` (``p=``), ``uniform``) or as given."""
     if isinstance(law, NoiseLaw):
         if kwargs:
@@ -245,7 +265,7 @@ class Noise(nn.Module):
     """
 
     def __init__(self, law: str | NoiseLaw = "gaussian", per: str = "sample", seed: Optional[int] = None,
-                 **law_options) -> None:
+                 **law_options: Any) -> None:
         super().__init__()
         if per not in PER_CHOICES:
             raise ValueError(f"unknown noise granularity per={per!r}; choose one of {PER_CHOICES}")
@@ -286,7 +306,7 @@ class Noise(nn.Module):
 
 
 def as_noise(noise: None | str | NoiseLaw | Noise, per: str = "sample", seed: Optional[int] = None,
-             **law_options) -> Optional[Noise]:
+             **law_options: Any) -> Optional[Noise]:
     """A :class:`Noise` from a law name or object with options, or ``noise`` as given (``None``: no noise)."""
     if noise is None:
         if law_options:

@@ -58,7 +58,8 @@ def _check(result, label, seed, roi, steps, paths, refine, record):
     print(f"\n== Kolmogorov check: {label} (seed {seed}), {roi.shape[1]}x{roi.shape[0]} points, {paths} paths ==", flush=True)
     check = kolmogorov_check(model.flow, model.phi, roi, steps=steps, paths=paths, refine=refine, seed=seed)
     s = kolmogorov_summary(check)
-    print(f"  PDE: grid {s['pde']['grid']} (dx {s['pde']['dx']:.3f}), box {[round(v, 1) for v in s['pde']['box'][0] + s['pde']['box'][1]]}, "
+    box = [round(v, 1) for v in s["pde"]["box"][0] + s["pde"]["box"][1]]
+    print(f"  PDE: grid {s['pde']['grid']} (dx {s['pde']['dx']:.3f}), box {box}, "
           f"{s['pde']['time_steps']} time steps, stability number {s['pde']['max_stability_number']:.2f}, "
           f"|v - v(half resolution)| <= {s['pde']['error_estimate_vs_half_resolution']:.1e}")
     for m in s["monte_carlo"]:
@@ -103,7 +104,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     fig.savefig(out / "kolmogorov_toy.png", dpi=90)
     plt.close(fig)
     fig, axes = plt.subplots(2, 5, figsize=(13, 6.4))
-    for row, (check, label) in zip(axes, ((check_a, "4 steps (a ResNet), h = 1"), (check_b, "16 steps, h = 1/4"))):
+    for row, (check, label) in zip(axes, ((check_a, "4 steps (a ResNet), h = 1"), (check_b, "16 steps, h = 1/4")), strict=True):
         kolmogorov_row(row, check)
         row[0].set_ylabel(f"trained with {label}\ninput $x_2$", fontsize=8)
     fig.suptitle("Two moons, the euler/gaussian network trained with 4 and with 16 steps, weights fixed: "

@@ -135,8 +135,9 @@ def test_compiled_training_step_matches_eager(name, mode, precision):
             (le, ge), (lc, gc) = outs["eager"], outs["compiled"]
             assert _close(lc, le, rel), f"step {step}: logits differ by {(lc - le).abs().max():.3g}"
             assert len(ge) == len(gc)
+            worst = max((a - b).abs().max().item() for a, b in zip(gc, ge, strict=True))
             assert _close(torch.cat([g.flatten() for g in gc]), torch.cat([g.flatten() for g in ge]), grad_rel), \
-                f"step {step}: gradients differ by {max((a - b).abs().max().item() for a, b in zip(gc, ge)):.3g}"
+                f"step {step}: gradients differ by {worst:.3g}"
         eager.eval()
         model.eval()
         with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
@@ -157,7 +158,7 @@ def test_device_loader_crops_and_flips_batched_seeded_reproducible(data_dir):
     split = load_cifar("cifar10", data_dir).train.head(256)
     first, again, other = _epoch_batches(split, 3), _epoch_batches(split, 3), _epoch_batches(split, 4)
     assert first[0][0].device.type == "cuda" and len(first) == 4
-    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(first, again))
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(first, again, strict=True))
     assert not torch.equal(first[0][0], other[0][0])
     # every image of a batch is its source image padded by 4, cropped at (dy, dx) and mirrored where drawn
     loader = DeviceLoader(split, 64, train=True, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), device="cuda",

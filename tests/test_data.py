@@ -102,7 +102,7 @@ def test_train_batches_drop_last_and_are_seeded():
     second = list(loader)
     assert not torch.equal(first[0][0], second[0][0])  # a new order and new crops each epoch
     replay = list(DeviceLoader(_split(), 16, train=True, mean=MEAN, std=STD, seed=3))
-    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(first, replay))
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(first, replay, strict=True))
 
 
 def test_eval_covers_every_image_once_in_order():
@@ -144,14 +144,14 @@ def test_state_replays_an_epoch():
     loader.set_state(state)
     loader.begin_epoch()
     tail = list(loader.batches(start=2))
-    assert all(torch.equal(a[0], b[0]) for a, b in zip(epoch2[2:], tail)) and len(tail) == 2
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(epoch2[2:], tail, strict=True)) and len(tail) == 2
 
 
 def test_shards_of_a_global_batch_make_the_whole_batch():
     whole = list(DeviceLoader(_split(), 16, train=True, mean=MEAN, std=STD, seed=7))
     parts = [list(DeviceLoader(_split(), 16, train=True, mean=MEAN, std=STD, seed=7, rank=r, world=2))
              for r in range(2)]
-    for i, (x, y) in enumerate(whole):
+    for i, (x, _) in enumerate(whole):
         assert torch.equal(torch.cat([parts[0][i][0], parts[1][i][0]]), x)
     evals = [list(DeviceLoader(_split(), 16, train=False, mean=MEAN, std=STD, rank=r, world=2)) for r in range(2)]
     assert sum(len(y) for part in evals for _, y in part) == 70

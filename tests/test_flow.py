@@ -45,7 +45,10 @@ def test_rk4_uses_the_block_of_its_step_at_the_right_end(u0):
     out = cd.Flow(field, "rk4", steps=3)(u0)
     x = u0
     for block in field.blocks:
-        k1 = block(x); k2 = block(x + 0.5 * k1); k3 = block(x + 0.5 * k2); k4 = block(x + k3)
+        k1 = block(x)
+        k2 = block(x + 0.5 * k1)
+        k3 = block(x + 0.5 * k2)
+        k4 = block(x + k3)
         x = x + (k1 + 2 * k2 + 2 * k3 + k4) / 6
     assert torch.allclose(out, x, atol=1e-13)
 
@@ -71,7 +74,7 @@ def test_adjoint_gradients_match_direct(u0):
     field = conv_blocks(2)
     direct = torch.autograd.grad(cd.odeint(field, u0, rtol=1e-9, atol=1e-10).sum(), list(field.parameters()))
     adj = torch.autograd.grad(cd.odeint(field, u0, rtol=1e-9, atol=1e-10, adjoint=True).sum(), list(field.parameters()))
-    for a, b in zip(direct, adj):
+    for a, b in zip(direct, adj, strict=True):
         assert torch.allclose(a, b, atol=1e-6, rtol=1e-5)
 
 
@@ -184,7 +187,7 @@ def test_reversible_backprop_matches_autograd(scheme):
     params = list(field.parameters())
     g_plain = torch.autograd.grad(plain(u0).square().sum(), [u0, *params])
     g_rev = torch.autograd.grad(rev(u0).square().sum(), [u0, *params])
-    for a, b in zip(g_plain, g_rev):
+    for a, b in zip(g_plain, g_rev, strict=True):
         assert torch.allclose(a, b, atol=1e-10)
     # exact inverse
     with torch.no_grad():
@@ -204,7 +207,7 @@ def test_checkpointing_gives_the_same_gradients(u0):
         s2 = cd.schemes.get(scheme) if scheme != "lm2" else cd.schemes.get("lm2", k=-0.05)
         a = torch.autograd.grad(cd.Flow(field, s1, steps=6)(u0).sum(), params)
         b = torch.autograd.grad(cd.Flow(field, s2, steps=6, checkpoint=True)(u0).sum(), params)
-        for x, y in zip(a, b):
+        for x, y in zip(a, b, strict=True):
             assert torch.allclose(x, y, atol=1e-12)
 
 

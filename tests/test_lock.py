@@ -8,7 +8,10 @@ import pytest
 
 from contdepth.train.lock import FolderLock, FolderLocked
 
-HOLD = "import sys, time; from contdepth.train.lock import FolderLock; l = FolderLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)"
+HOLD = (
+    "import sys, time; from contdepth.train.lock import FolderLock; lock = FolderLock(sys.argv[1]).acquire(); "
+    "print('held', flush=True); time.sleep(60)"
+)
 
 
 def test_second_holder_is_refused_with_the_pid_and_a_killed_holder_leaves_no_stale_lock(tmp_path):

@@ -118,7 +118,10 @@ def test_every_registered_model_is_described_and_counted(name):
 
 def test_lm_adds_only_k_and_meta_count_is_real():
     plain, lm = cd.models.get("preact_resnet56"), cd.models.get("lm_resnet56")
-    count = lambda m: sum(p.numel() for p in m.parameters())
+
+    def count(m: torch.nn.Module) -> int:
+        return sum(p.numel() for p in m.parameters())
+
     assert count(plain) == cd.models.describe("preact_resnet56")["params"]
     assert count(lm) - count(plain) == 3 * (9 - 1)  # one k per flow block; transitions are Euler steps
     assert cd.models.describe("lm_resnet56")["scheme"] == "lm2"
@@ -170,8 +173,8 @@ def test_stochastic_depth_eval_is_mean_and_train_is_random():
     branches = all_branches(plain)
     total = len(branches)
     assert total == 9
-    for l, branch in enumerate(branches, start=1):
-        scale_branch(branch, 1 - l / total * 0.5)  # Huang et al.: p_l = 1 - l/L (1 - p_L)
+    for block, branch in enumerate(branches, start=1):
+        scale_branch(branch, 1 - block / total * 0.5)  # Huang et al.: p_l = 1 - l/L (1 - p_L)
     x = images()
     sd.eval(), plain.eval()
     with torch.no_grad():
@@ -240,7 +243,7 @@ def test_rediscretise_converges_and_restores():
         assert rel(model.rediscretise("rk4", 1)(x), limit) < 0.1
         assert [f.steps for f in model.flows()] == [2, 2, 2] and model.scheme == "rk4"
         torch.testing.assert_close(model.rediscretise("euler", 1)(x), base)
-        assert all(f is s.flow for f, s in zip(model.flows(), model.stages))
+        assert all(f is s.flow for f, s in zip(model.flows(), model.stages, strict=True))
 
 
 def test_rediscretise_small_field_stays_close():
@@ -271,7 +274,7 @@ def test_rediscretise_lm_uses_continuous_limit_and_keeps_k():
     assert set(model.state_dict()) == keys
     assert sum(p.numel() for p in model.parameters()) == cd.models.describe("lm_resnet20")["params"]
     model.rediscretise("lm2", 1)
-    assert all(f is s.flow for f, s in zip(model.flows(), model.stages))
+    assert all(f is s.flow for f, s in zip(model.flows(), model.stages, strict=True))
 
 
 def test_rediscretise_noisy_model_and_train_mode():

@@ -174,7 +174,8 @@ def test_ab2_polynomial_matches_the_scheme():
 
 # ----------------------------------------------------------------------------- block spectra
 def linear_field(eigs: np.ndarray, shape: tuple, dtype=torch.float64, seed: int = 0):
-    """f(u) = A u on states of ``shape`` per sample, with A = Q diag(eigs) Q^{-1} (real, eigs real or conjugate pairs)."""
+    """f(u) = A u on states of ``shape`` per sample, with A = Q diag(eigs) Q^{-1} (real; eigs real or
+    conjugate pairs)."""
     d = int(np.prod(shape))
     rng = np.random.default_rng(seed)
     q = rng.standard_normal((d, d))

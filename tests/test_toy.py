@@ -23,7 +23,7 @@ CENTRE, WIDTH = torch.tensor([0.4, -0.2], dtype=torch.float64), 0.6
 
 def _linear_flow() -> Flow:
     blocks = []
-    for lam, om in zip(LAMBDA, OMEGA):
+    for lam, om in zip(LAMBDA, OMEGA, strict=True):
         layer = nn.Linear(2, 2, bias=False).double()
         with torch.no_grad():
             layer.weight.copy_(torch.tensor([[-lam, om], [-om, -lam]], dtype=torch.float64))
@@ -98,7 +98,7 @@ def test_training_is_deterministic_under_a_seed():
     for noise in ("gaussian", "stochastic_depth", "dropout"):
         (m1, r1), (m2, r2) = _tiny_trained(noise, seed=3), _tiny_trained(noise, seed=3)
         assert r1.losses == r2.losses
-        for (k, a), b in zip(m1.state_dict().items(), m2.state_dict().values()):
+        for (k, a), b in zip(m1.state_dict().items(), m2.state_dict().values(), strict=True):
             assert torch.equal(a, b), k
     m3, r3 = _tiny_trained("gaussian", seed=4)
     assert r3.losses != _tiny_trained("gaussian", seed=3)[1].losses

@@ -1,10 +1,12 @@
-"""The training loop's speed plumbing on CPU: no host syncs per step, compile modes, CUDA choices, progress, provenance."""
+"""The training loop's speed plumbing on CPU: no host syncs per step, compile modes, CUDA choices, progress,
+provenance."""
 import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -70,7 +72,7 @@ def test_no_host_sync_per_training_step(style, model, noise, data_dir, tmp_path,
     trainer.fit()
     monkeypatch.undo()
     assert len(snapshots) == 5 and trainer.epoch == 1
-    per_step = [(b[0] - a[0], b[1] - a[1]) for a, b in zip(snapshots, snapshots[1:])]
+    per_step = [(b[0] - a[0], b[1] - a[1]) for a, b in pairwise(snapshots)]
     if style == "lines":
         assert per_step == [(1, 1)] * 4  # one read per printed line, nothing else
         assert "run eta" in trainer.progress.stream.getvalue()
@@ -80,7 +82,8 @@ def test_no_host_sync_per_training_step(style, model, noise, data_dir, tmp_path,
 
 
 def test_compile_mode_reduce_overhead_on_cpu_trains(data_dir, tmp_path, monkeypatch, capsys):
-    """CUDA graphs do not exist on CPU: the mode compiles as ``default`` there (dynamo's eager backend keeps it fast)."""
+    """CUDA graphs do not exist on CPU: the mode compiles as ``default`` there (dynamo's eager backend keeps
+    it fast)."""
     monkeypatch.setattr(compiling, "BACKEND", "eager")
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()

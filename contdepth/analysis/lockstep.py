@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Hashable, Optional, Sequence
+from typing import Callable, Generic, Hashable, Optional, Sequence, TypeVar
 
 import numpy as np
 
@@ -24,7 +24,10 @@ class EigResult:
     matvecs: int
 
 
-class _Exchange:
+K = TypeVar("K", bound=Hashable)  # a solve's key
+
+
+class _Exchange(Generic[K]):
     """Requests from the solver threads, answered in batches by the thread that runs :meth:`serve`.
 
     The serving thread is woken once per batch (when the last running solver has asked) and each
@@ -35,12 +38,12 @@ class _Exchange:
         self.lock = threading.Lock()
         self.full = threading.Condition(self.lock)
         self.active = clients
-        self.pending: dict[Hashable, np.ndarray] = {}
-        self.answers: dict[Hashable, np.ndarray] = {}
-        self.events: dict[Hashable, threading.Event] = {}
+        self.pending: dict[K, np.ndarray] = {}
+        self.answers: dict[K, np.ndarray] = {}
+        self.events: dict[K, threading.Event] = {}
         self.error: Optional[BaseException] = None
 
-    def ask(self, key: Hashable, v: np.ndarray) -> np.ndarray:
+    def ask(self, key: K, v: np.ndarray) -> np.ndarray:
         with self.lock:
             if self.error is not None:
                 raise RuntimeError("a batched product failed") from self.error
@@ -65,7 +68,7 @@ class _Exchange:
         for key in keys:
             self.events[key].set()
 
-    def serve(self, product: Callable[[dict[Hashable, np.ndarray]], dict[Hashable, np.ndarray]]) -> int:
+    def serve(self, product: Callable[[dict[K, np.ndarray]], dict[K, np.ndarray]]) -> int:
         """Answer batches until every client has left; returns the number of batched products."""
         rounds = 0
         while True:
@@ -89,17 +92,17 @@ class _Exchange:
 
 
 def lockstep_eigs(
-    keys: Sequence[Hashable],
+    keys: Sequence[K],
     dim: int,
-    product: Callable[[dict[Hashable, np.ndarray]], dict[Hashable, np.ndarray]],
+    product: Callable[[dict[K, np.ndarray]], dict[K, np.ndarray]],
     *,
     k: int,
-    which: Callable[[Hashable], str],
+    which: Callable[[K], str],
     tol: float,
     ncv: Optional[int] = None,
     maxiter: Optional[int] = None,
     seed: int = 0,
-) -> tuple[dict[Hashable, EigResult], int]:
+) -> tuple[dict[K, EigResult], int]:
     """``eigs(A_key, k, which(key))`` for every key, the products ``A_key v`` batched by ``product``.
 
     ``product({key: v})`` gets the vectors (float64, length ``dim``) of every running solve and
@@ -107,10 +110,10 @@ def lockstep_eigs(
     """
     from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigs
 
-    exchange = _Exchange(len(keys))
+    exchange: _Exchange[K] = _Exchange(len(keys))
     counts = {key: 0 for key in keys}
 
-    def solve(index: int, key: Hashable) -> EigResult:
+    def solve(index: int, key: K) -> EigResult:
         try:
             def matvec(v: np.ndarray) -> np.ndarray:
                 counts[key] += 1
@@ -134,5 +137,5 @@ def lockstep_eigs(
     with ThreadPoolExecutor(max_workers=max(1, len(keys))) as pool:
         futures = [pool.submit(solve, i, key) for i, key in enumerate(keys)]
         rounds = exchange.serve(product)
-        results = {key: f.result() for key, f in zip(keys, futures)}
+        results = {key: f.result() for key, f in zip(keys, futures, strict=True)}
     return results, rounds

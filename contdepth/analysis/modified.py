@@ -76,7 +76,7 @@ def fit_rescaling(
 
     c = float(c0)
     with torch.no_grad():
-        for it in range(1, max_iter + 1):
+        for it in range(1, max_iter + 1):  # noqa: B007  (the count is reported after the loop)
             eps = 1e-5 * c
             hi, lo = solve(c + eps), solve(c - eps)
             resid = 0.5 * (hi + lo) - target

@@ -47,12 +47,12 @@ def batch_order(step_sizes: Sequence[float], batch_errors: Sequence[Sequence[flo
         raise ValueError(f"every batch needs one error per step size ({n_h})")
     columns = [[row[i] for row in batches] for i in range(n_h)]
     pooled = [_mean(col) for col in columns]
-    sems = [math.sqrt(sum((x - m) ** 2 for x in col) / (n_b - 1) / n_b) for col, m in zip(columns, pooled)]
+    sems = [math.sqrt(sum((x - m) ** 2 for x in col) / (n_b - 1) / n_b) for col, m in zip(columns, pooled, strict=True)]
     errors = [abs(m) for m in pooled]
     fit = fit_order(step_sizes, errors)
-    leave_out = []
+    leave_out: list[float] = []
     for b in range(n_b):
-        means = [abs((m * n_b - col[b]) / (n_b - 1)) for col, m in zip(columns, pooled)]
+        means = [abs((m * n_b - col[b]) / (n_b - 1)) for col, m in zip(columns, pooled, strict=True)]
         if any(v <= 0 for v in means):
             leave_out = []
             break

@@ -33,10 +33,10 @@ def fit_order(step_sizes: Sequence[float], errors: Sequence[float]) -> OrderFit:
     sxx = sum((x - mx) ** 2 for x in xs)
     if sxx == 0:
         raise ValueError("step sizes must not all be equal")
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
     intercept = my - slope * mx
     if n > 2:
-        resid = sum((y - intercept - slope * x) ** 2 for x, y in zip(xs, ys))
+        resid = sum((y - intercept - slope * x) ** 2 for x, y in zip(xs, ys, strict=True))
         stderr = math.sqrt(resid / (n - 2) / sxx)
     else:
         stderr = 0.0

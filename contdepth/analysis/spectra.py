@@ -18,13 +18,13 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..flow import Flow
+from ..flow import Flow, HasFlows
 from .lockstep import lockstep_eigs
 from .stability import StabilityRegion, region_of_step
 
@@ -148,17 +148,20 @@ def stage_inputs(model: nn.Module, x: Tensor) -> list[tuple[Flow, Tensor, Option
     Flows are found through ``model.flows()`` when it exists (a re-discretised net's active
     flows), else as submodules; forward pre-hooks record their arguments, in call order.
     """
-    flows = list(model.flows()) if hasattr(model, "flows") else [m for m in model.modules() if isinstance(m, Flow)]
+    flows = list(model.flows()) if isinstance(model, HasFlows) else [m for m in model.modules() if isinstance(m, Flow)]
     if not flows:
         raise ValueError(f"{type(model).__name__} contains no Flow: nothing to analyse")
     captured: list[tuple[Flow, Tensor, Optional[Tensor]]] = []
 
-    def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
-        u0 = args[0] if args else kwargs["u0"]
-        u_prev = args[1] if len(args) > 1 else kwargs.get("u_prev")
-        captured.append((module, u0.detach(), None if u_prev is None else u_prev.detach()))
+    def recorder(flow: Flow) -> Callable[[nn.Module, tuple[Any, ...], dict[str, Any]], None]:
+        def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            u0 = args[0] if args else kwargs["u0"]
+            u_prev = args[1] if len(args) > 1 else kwargs.get("u_prev")
+            captured.append((flow, u0.detach(), None if u_prev is None else u_prev.detach()))
 
-    handles = [f.register_forward_pre_hook(hook, with_kwargs=True) for f in flows]
+        return hook
+
+    handles = [f.register_forward_pre_hook(recorder(f), with_kwargs=True) for f in flows]
     try:
         model(x)
     finally:

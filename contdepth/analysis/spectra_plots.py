@@ -139,7 +139,7 @@ def plot_spectra(spectra: Spectra, path: Optional[str | Path] = None, title: str
 
 def _stage_starts(spectra: Spectra, depth: np.ndarray) -> list[float]:
     starts, seen = [], set()
-    for s, d in zip(spectra.steps, depth):
+    for s, d in zip(spectra.steps, depth, strict=True):
         if s.stage not in seen:
             seen.add(s.stage)
             starts.append(float(d))

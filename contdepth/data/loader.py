@@ -153,6 +153,7 @@ class DeviceLoader:
         if self._plan is None:
             self.begin_epoch()
         plan = self._plan
+        assert plan is not None  # begin_epoch draws it on training loaders
         shard = self.batch_size // self.world
         for i in range(start, self.num_batches):
             lo = i * self.batch_size + self.rank * shard

@@ -37,7 +37,7 @@ def write_fake_cifar(data_dir: str | os.PathLike, name: str = "cifar10", *, trai
             pickle.dump(entry, fh, protocol=4)
 
     chunks = np.array_split(np.arange(train), len(s.train_files))
-    for filename, idx in zip(s.train_files, chunks):
+    for filename, idx in zip(s.train_files, chunks, strict=True):
         dump(filename, len(idx), s.label_key)
     for filename in s.test_files:
         dump(filename, test, s.label_key)

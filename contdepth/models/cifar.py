@@ -27,7 +27,7 @@ BranchFn = Callable[[int, int], nn.Module]  # (c_in, stride) -> branch
 
 
 def check_sizes(**sizes: object) -> None:
-    """Raise ``ValueError`` naming the first of ``sizes`` (depth, width, num_classes, ...) that is not an integer >= 1."""
+    """Raise ``ValueError`` naming the first of ``sizes`` (depth, width, num_classes, ...) not an integer >= 1."""
     for name, value in sizes.items():
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
@@ -100,10 +100,10 @@ def resnet(
 
 def _resnet_branch(width: int, c_out: int, preact: bool, bottleneck: bool) -> BranchFn:
     if bottleneck:
-        kind = PreActBottleneckBranch if preact else BottleneckBranch
-        return lambda c_in, stride: kind(c_in, width, c_out, stride)
-    kind = PreActBasicBranch if preact else BasicBranch
-    return lambda c_in, stride: kind(c_in, c_out, stride)
+        wide = PreActBottleneckBranch if preact else BottleneckBranch
+        return lambda c_in, stride: wide(c_in, width, c_out, stride)
+    basic = PreActBasicBranch if preact else BasicBranch
+    return lambda c_in, stride: basic(c_in, c_out, stride)
 
 
 def shake_resnet(

@@ -32,16 +32,16 @@ class NoiseSpec:
     kind: str
     level: float = 0.0
 
-    def survival(self, l: int, total: int) -> float:
-        """Survival probability of block ``l`` (1-based) of ``total`` (1 unless ``sd``)."""
+    def survival(self, block: int, total: int) -> float:
+        """Survival probability of block ``block`` (1-based) of ``total`` (1 unless ``sd``)."""
         if self.kind != "sd":
             return 1.0
-        return 1.0 - l / total * (1.0 - self.level)
+        return 1.0 - block / total * (1.0 - self.level)
 
-    def scales(self, l: int, total: int) -> tuple[Optional[float], Optional[float]]:
-        """``(drift_scale a_l, diffusion_scale c_l)`` of block ``l``; ``None`` means not scaled / no diffusion."""
+    def scales(self, block: int, total: int) -> tuple[Optional[float], Optional[float]]:
+        """``(drift_scale a_l, diffusion_scale c_l)`` of block l = ``block``; ``None``: not scaled / no diffusion."""
         if self.kind == "sd":
-            p = self.survival(l, total)
+            p = self.survival(block, total)
             return p, math.sqrt(p * (1.0 - p))
         if self.kind == "gaussian":
             return None, self.level
@@ -50,7 +50,7 @@ class NoiseSpec:
     def law(self, blocks: Sequence[int], total: int) -> NoiseLaw:
         """The standardised law ξ for the given global blocks (one Bernoulli p per block for ``sd``)."""
         if self.kind == "sd":
-            return Bernoulli([self.survival(l, total) for l in blocks])
+            return Bernoulli([self.survival(b, total) for b in blocks])
         if self.kind == "gaussian":
             return Gaussian()
         return Uniform()

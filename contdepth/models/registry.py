@@ -7,17 +7,17 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
-from torch import nn
 
 from .cifar import resnet, resnext, shake_resnet
 from .imagenet import imagenet_resnet
+from .stage import ResidualNet
 
 
 @dataclass(frozen=True)
 class Entry:
     """A named model: ``build(scheme=, noise=, num_classes=, steps_per_block=, **kw)`` and its defaults."""
 
-    build: Callable[..., nn.Module]
+    build: Callable[..., ResidualNet]
     depth: int
     family: str
     scheme: str
@@ -79,7 +79,7 @@ def get(
     noise: Optional[str] = None,
     steps_per_block: int = 1,
     **kw,
-) -> nn.Module:
+) -> ResidualNet:
     """Build a named model. ``scheme``/``noise`` override its defaults (``noise="none"`` turns a
     shake-shake model's noise off); ``**kw``: ``scheme_options`` (dict for every stage's scheme),
     ``checkpoint`` (per-step activation checkpointing). ``num_classes`` defaults to the published

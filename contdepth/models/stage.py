@@ -141,7 +141,8 @@ class StagePlan:
         if self.noise is not None and (self.noise.kind == "shake") != two_branch:
             raise ValueError(
                 "noise 'shake' needs a shake-shake model (two-branch blocks)" if not two_branch else
-                f"shake-shake models carry their own noise; use noise='shake' (default) or 'none', not {str(self.noise)!r}"
+                f"shake-shake models carry their own noise; use noise='shake' (default) or 'none', "
+                f"not {str(self.noise)!r}"
             )
         self.scheme = resolve_scheme(scheme, self.noise)
         self.steps_per_block = check_steps_per_block(steps_per_block)
@@ -162,23 +163,22 @@ class StagePlan:
         return blocks
 
     def transition(self, branch: nn.Module, shortcut: nn.Module, post: Optional[nn.Module] = None) -> Transition:
-        (l,) = self._take(1)
+        (block,) = self._take(1)
         if self.noise is None:
             return Transition(branch, shortcut, post=post)
-        a, c = self.noise.scales(l, self.total)
+        a, c = self.noise.scales(block, self.total)
         return Transition(branch, shortcut, post=post, drift_scale=a, diffusion_scale=c,
-                          noise=self.noise.source([l], self.total))
+                          noise=self.noise.source([block], self.total))
 
     def flow(self, branches: Sequence[nn.Module], post_step: Optional[nn.Module] = None) -> Flow:
         blocks = self._take(len(branches))
-        drift_scale = diffusion_scale = None
+        drift_scale: Optional[list[float]] = None
+        diffusion_scale: Optional[list[float]] = None
         noise: Optional[Noise] = None
         if self.noise is not None:
-            scales = [self.noise.scales(l, self.total) for l in blocks]
-            if scales[0][0] is not None:
-                drift_scale = [a for a, _ in scales]
-            if scales[0][1] is not None:
-                diffusion_scale = [c for _, c in scales]
+            scales = [self.noise.scales(b, self.total) for b in blocks]
+            drift_scale = _every_or_none([a for a, _ in scales])
+            diffusion_scale = _every_or_none([c for _, c in scales])
             noise = self.noise.source(blocks, self.total)
         field = Blocks(branches, drift_scale=drift_scale, diffusion_scale=diffusion_scale)
         scheme = build_scheme(self.scheme, self.scheme_options)
@@ -206,6 +206,12 @@ def check_steps_per_block(steps_per_block: object) -> int:
 
 
 # ----------------------------------------------------------------------------------------- nets
+def _every_or_none(values: list[Optional[float]]) -> Optional[list[float]]:
+    """Per-block scales when every block has one, else ``None`` (a noise spec scales all blocks or none)."""
+    known = [v for v in values if v is not None]
+    return known if len(known) == len(values) else None
+
+
 class ResidualNet(nn.Module):
     """``stem -> stages -> head``: images ``(B, 3, H, W)`` -> logits ``(B, num_classes)``.
 
@@ -226,7 +232,10 @@ class ResidualNet(nn.Module):
 
     def flows(self) -> list[Flow]:
         """The stage flows in use, in order (stages made of a transition only have none)."""
-        return [s.active_flow for s in self.stages if s.active_flow is not None]
+        return [flow for s in self._stage_list() if (flow := s.active_flow) is not None]
+
+    def _stage_list(self) -> list[Stage]:
+        return [s for s in self.stages if isinstance(s, Stage)]  # all of them: __init__ takes Stages
 
     def rediscretise(self, scheme: Optional[str] = None, steps_per_block: Optional[int] = None) -> "ResidualNet":
         """In place: every stage flow becomes ``flow.refine(steps=s * blocks, scheme=scheme)``.
@@ -245,7 +254,7 @@ class ResidualNet(nn.Module):
             if not isinstance(scheme, str):
                 raise TypeError(f"scheme must be a registered name, got {type(scheme).__name__}")
             name = schemes.canonical(scheme)
-        for stage in self.stages:
+        for stage in self._stage_list():
             stage.rediscretise(name, s)
         self.scheme, self.steps_per_block = name, s
         return self

@@ -30,6 +30,8 @@ class Transition(nn.Module):
         noise: the :class:`~contdepth.noise.Noise` source of ξ (``None``: deterministic), for one block.
     """
 
+    _noise_table: Optional[Tensor]  # buffer: the law's parameters for this block (None without noise)
+
     def __init__(
         self,
         branch: nn.Module,
@@ -41,11 +43,13 @@ class Transition(nn.Module):
         noise: Optional[Noise] = None,
     ) -> None:
         super().__init__()
-        shared = isinstance(branch, PreActBranch) and not isinstance(shortcut, nn.Identity)
-        self.pre = branch.pre if shared else nn.Identity()
+        body: nn.Module = branch
+        self.pre: nn.Module = nn.Identity()
+        if isinstance(branch, PreActBranch) and not isinstance(shortcut, nn.Identity):  # shared pre-activation
+            self.pre, body = branch.pre, branch.body
         self.shortcut = shortcut
         self.field = Blocks(
-            [branch.body if shared else branch],
+            [body],
             drift_scale=None if drift_scale is None else [drift_scale],
             diffusion_scale=None if diffusion_scale is None else [diffusion_scale],
         )

@@ -45,7 +45,8 @@ PLAN_PRINTED = ("predicted end:", "runs in", "not started:")  # reproduce's plan
 def launch(command: Sequence[str], log: Path, env: dict[str, str], cwd: Path, *, settle_s: float = 120.0,
            until: Sequence[str] = PLAN_PRINTED) -> tuple[int, Optional[int], int]:
     """Start ``command`` detached with output to ``log``; wait up to ``settle_s`` for one of ``until`` in the
-    log (the printed plan) or for the process to end. Returns the pid, its exit code (None while it runs) and where its output starts in ``log``."""
+    log (the printed plan) or for the process to end. Returns the pid, its exit code (None while it runs) and
+    where its output starts in ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
     offset = log.stat().st_size if log.is_file() else 0
     proc = start_detached(command, log, cwd=cwd, env=env)

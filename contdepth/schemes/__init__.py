@@ -6,7 +6,7 @@
 """
 from .base import Scheme, StepContext, StepField
 from .registry import available, canonical, get, register
-from . import ab2, euler, euler_maruyama, heun, leapfrog, lm2, midpoint, polynet, rk4  # noqa: F401  (registers)
+from . import ab2, euler, euler_maruyama, heun, leapfrog, lm2, midpoint, polynet, rk4  # noqa: F401  (imported to register the schemes)
 from .ab2 import AdamsBashforth2
 from .euler import Euler
 from .euler_maruyama import EulerMaruyama

@@ -29,7 +29,7 @@ class AdamsBashforth2(Scheme):
     def init_state(self, u0: Tensor, u_prev: Optional[Tensor] = None) -> AB2State:
         return AB2State()
 
-    def step(self, ctx: StepContext, u, state: Optional[AB2State]):
+    def step(self, ctx: StepContext, u: Tensor, state: Optional[AB2State]) -> tuple[Tensor, AB2State]:
         f_now = ctx.field.drift(ctx.t, u)
         f_prev = None if (state is None or ctx.new_piece) else state.f_prev
         if f_prev is None:

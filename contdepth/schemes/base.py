@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from ..fields import Field
-from ..noise import _LAWS, Noise, as_noise
+from ..noise import _LAWS, Noise, NoiseLaw, as_noise
 from ..options import check_options
 
 
@@ -107,7 +107,8 @@ class Scheme(nn.Module):
         return f"order={self.order}"
 
 
-def noise_options(owner: str, noise, per: str, seed, law_options: dict, own: Sequence[str]) -> Optional[Noise]:
+def noise_options(owner: str, noise: None | str | NoiseLaw | Noise, per: str, seed: Optional[int], law_options: dict[str, Any],
+                  own: Sequence[str]) -> Optional[Noise]:
     """The :class:`Noise` of a scheme built with ``noise=...`` (``None`` without); options that neither
     the scheme (``own``) nor the law take are refused, naming the valid ones."""
     law_names = _LAWS[noise.lower()].options if isinstance(noise, str) and noise.lower() in _LAWS else ()

@@ -8,9 +8,11 @@ by both is evaluated once. Weak order 1 needs ``E ξ = 0``, ``E ξ² = 1`` and `
 """
 from __future__ import annotations
 
-from typing import Optional
+from types import EllipsisType
+from typing import Any, Optional
 
 import torch
+from torch import Tensor
 
 from ..noise import Noise, NoiseLaw
 from .base import Scheme, StepContext, add_noise, noise_options
@@ -33,14 +35,14 @@ class Euler(Scheme):
     supports_noise = True
     default_noise: Optional[str] = None
 
-    def __init__(self, noise: Optional[str | NoiseLaw | Noise] = ..., per: str = "sample",  # type: ignore[assignment]
-                 seed: Optional[int] = None, **law_options) -> None:
+    def __init__(self, noise: Optional[str | NoiseLaw | Noise] | EllipsisType = ..., per: str = "sample",
+                 seed: Optional[int] = None, **law_options: Any) -> None:
         super().__init__()
         if noise is ...:
             noise = self.default_noise
         self.noise = noise_options(f"scheme {self.name!r}", noise, per, seed, law_options, ("noise", "per", "seed"))
 
-    def step(self, ctx: StepContext, u, state):
+    def step(self, ctx: StepContext, u: Tensor, state: None) -> tuple[Tensor, None]:
         if ctx.xi is None:
             # one fused add (x + h f): no extra elementwise pass for the product h f
             return torch.add(u, ctx.field.drift(ctx.t, u), alpha=ctx.h), state

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
 from .base import Scheme, StepContext
 from .registry import register
@@ -14,7 +15,7 @@ from .registry import register
 class Heun(Scheme):
     order = 2
 
-    def step(self, ctx: StepContext, u, state):
+    def step(self, ctx: StepContext, u: Tensor, state: None) -> tuple[Tensor, None]:
         f, t, h = ctx.field.drift, ctx.t, ctx.h
         k1 = f(t, u)
         k2 = f(t + h, torch.add(u, k1, alpha=h))

@@ -36,7 +36,7 @@ class _CoupledScheme(Scheme):
 class RevNet(_CoupledScheme):
     order = 1
 
-    def step(self, ctx: StepContext, u: Tensor, state):
+    def step(self, ctx: StepContext, u: Tensor, state: None) -> tuple[Tensor, None]:
         field, t, h, p = self._parts(ctx), ctx.t, ctx.h, ctx.piece
         x, y = field.split(u)
         x = x + h * field.drift_x(t, y, p)
@@ -55,7 +55,7 @@ class RevNet(_CoupledScheme):
 class Leapfrog(_CoupledScheme):
     order = 2
 
-    def step(self, ctx: StepContext, u: Tensor, state):
+    def step(self, ctx: StepContext, u: Tensor, state: None) -> tuple[Tensor, None]:
         field, t, h, p = self._parts(ctx), ctx.t, ctx.h, ctx.piece
         x, y = field.split(u)
         x = x + (0.5 * h) * field.drift_x(t, y, p)

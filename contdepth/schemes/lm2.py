@@ -14,7 +14,7 @@ for ``|k| < 1``.
 from __future__ import annotations
 
 import warnings
-from typing import NamedTuple, Optional, Sequence
+from typing import Any, NamedTuple, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -66,7 +66,7 @@ class LM2(Scheme):
         noise: Optional[str | NoiseLaw | Noise] = None,
         per: str = "sample",
         seed: Optional[int] = None,
-        **law_options,
+        **law_options: Any,
     ) -> None:
         super().__init__()
         self.noise = noise_options(f"scheme {self.name!r}", noise, per, seed, law_options, OWN_OPTIONS)
@@ -157,7 +157,7 @@ class LM2(Scheme):
             k = k.view(k.shape[0], -1, *([1] * (like.dim() - 2)))
         return k.unbind(0)
 
-    def step(self, ctx: StepContext, u: Tensor, state: Optional[LMState]):
+    def step(self, ctx: StepContext, u: Tensor, state: Optional[LMState]) -> tuple[Tensor, LMState]:
         if ctx.xi is None:
             f, g = ctx.field.drift(ctx.t, u), None
         else:
@@ -179,7 +179,8 @@ class LM2(Scheme):
     def check_stability(self) -> bool:
         """Warn (and return False) when a learned k has left the zero-stable range |k| < 1."""
         if self.max_abs_k() >= 1.0:
-            warnings.warn(f"lm2: learned max |k| = {self.max_abs_k():.3f} >= 1: the scheme is no longer zero-stable")
+            warnings.warn(f"lm2: learned max |k| = {self.max_abs_k():.3f} >= 1: the scheme is no longer zero-stable",
+                          stacklevel=2)
             return False
         return True
 
@@ -217,7 +218,7 @@ class LMLimit(Field):
         inner = self.field.breakpoints()
         return mid, (self.field.piece(mid) if len(inner) >= 2 else None)
 
-    def drift_diffusion(self, t: float, u: Tensor, piece: Optional[int] = None):
+    def drift_diffusion(self, t: float, u: Tensor, piece: Optional[int] = None) -> tuple[Tensor, Optional[Tensor]]:
         mid, inner_piece = self._locate(t, piece)
         f, g = self.field.drift_diffusion(t, u, inner_piece)
         scale = 1.0 + self.scheme.k_at(mid, u)
@@ -227,5 +228,5 @@ class LMLimit(Field):
         mid, inner_piece = self._locate(t, piece)
         return self.field.drift(t, u, inner_piece) / (1.0 + self.scheme.k_at(mid, u))
 
-    def diffusion(self, t: float, u: Tensor, piece: Optional[int] = None):
+    def diffusion(self, t: float, u: Tensor, piece: Optional[int] = None) -> Optional[Tensor]:
         return self.drift_diffusion(t, u, piece)[1]

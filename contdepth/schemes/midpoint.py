@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
 from .base import Scheme, StepContext
 from .registry import register
@@ -11,7 +12,7 @@ from .registry import register
 class Midpoint(Scheme):
     order = 2
 
-    def step(self, ctx: StepContext, u, state):
+    def step(self, ctx: StepContext, u: Tensor, state: None) -> tuple[Tensor, None]:
         f, t, h = ctx.field.drift, ctx.t, ctx.h
         k1 = f(t, u)
         return torch.add(u, f(t + 0.5 * h, torch.add(u, k1, alpha=0.5 * h)), alpha=h), state

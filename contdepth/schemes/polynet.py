@@ -7,6 +7,8 @@ when ``f(t, 0) = 0``; otherwise ``h f(t, h f)`` carries an O(h) error per step.
 """
 from __future__ import annotations
 
+from torch import Tensor
+
 from .base import Scheme, StepContext
 from .registry import register
 
@@ -21,7 +23,7 @@ class PolyNet(Scheme):
             raise ValueError(f"polynet: terms must be an integer >= 1, got {terms!r}")
         self.terms = terms
 
-    def step(self, ctx: StepContext, u, state):
+    def step(self, ctx: StepContext, u: Tensor, state: None) -> tuple[Tensor, None]:
         term, total = u, u
         for _ in range(self.terms):
             term = ctx.h * ctx.field.drift(ctx.t, term)

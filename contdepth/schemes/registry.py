@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import inspect
-from typing import Callable, Type
+from typing import Any, Callable, Type
 
 from ..options import check_options
 from .base import Scheme
@@ -41,7 +41,7 @@ def canonical(name: str) -> str:
     return key
 
 
-def get(scheme: str | Scheme, **options) -> Scheme:
+def get(scheme: str | Scheme, **options: Any) -> Scheme:
     """A new scheme by name with options (``get("lm2", k=-0.05, learnable=False)``), or ``scheme`` as given."""
     if isinstance(scheme, Scheme):
         if options:

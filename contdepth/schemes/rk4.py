@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
 from .base import Scheme, StepContext
 from .registry import register
@@ -16,7 +17,7 @@ from .registry import register
 class RK4(Scheme):
     order = 4
 
-    def step(self, ctx: StepContext, u, state):
+    def step(self, ctx: StepContext, u: Tensor, state: None) -> tuple[Tensor, None]:
         f, t, h = ctx.field.drift, ctx.t, ctx.h
         half = 0.5 * h
         k1 = f(t, u)

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -22,9 +23,23 @@ from .provenance import provenance
 from .train import ToyTrainConfig
 
 # Sizes of the default and the --fast (smoke test) runs.
+@dataclass(frozen=True)
+class Preset:
+    """Sizes of a demo: Adam updates, data points, Kolmogorov-check grid nodes, paths, step counts, refinement."""
+
+    iters: int
+    n_train: int
+    n_test: int
+    roi_nodes: tuple[int, int]
+    paths: int
+    mc_steps: tuple[int, ...]
+    refine: int
+
+
 PRESETS = {
-    "default": dict(iters=600, n_train=300, n_test=3000, roi_nodes=(11, 9), paths=1000, mc_steps=(4, 16, 64, 256), refine=8),
-    "fast": dict(iters=30, n_train=100, n_test=400, roi_nodes=(5, 4), paths=200, mc_steps=(4, 16), refine=2),
+    "default": Preset(iters=600, n_train=300, n_test=3000, roi_nodes=(11, 9), paths=1000, mc_steps=(4, 16, 64, 256),
+                      refine=8),
+    "fast": Preset(iters=30, n_train=100, n_test=400, roi_nodes=(5, 4), paths=200, mc_steps=(4, 16), refine=2),
 }
 ROI = ((-2.0, -1.5), (2.0, 1.5))
 
@@ -87,10 +102,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"contdepth demo: error: {err}", file=sys.stderr)
         return 2
     seeds = list(range(args.seed, args.seed + args.seeds))
-    train = ToyTrainConfig(iters=preset["iters"])
-    data_options = dict(name=args.dataset, n_train=preset["n_train"], n_test=preset["n_test"])
+    train = ToyTrainConfig(iters=preset.iters)
+    data_options = dict(name=args.dataset, n_train=preset.n_train, n_test=preset.n_test)
     print(f"contdepth demo: {len(configs)} configuration(s) x {len(seeds)} seed(s) on {args.dataset}, "
-          f"{preset['n_train']} training points, {train.iters} full-batch Adam updates each", flush=True)
+          f"{preset.n_train} training points, {train.iters} full-batch Adam updates each", flush=True)
     with one_thread():
         result = run_experiment(configs, seeds, train, data_options, progress=not args.no_progress)
         rows = result.summary()
@@ -101,10 +116,10 @@ def run(args: argparse.Namespace) -> int:
         if gaussian:
             check_label = gaussian[0].label
             model = result.models[(check_label, seeds[0])]
-            roi = Grid.box(ROI[0], ROI[1], preset["roi_nodes"])
+            roi = Grid.box(ROI[0], ROI[1], preset.roi_nodes)
             print(f"Kolmogorov check on {check_label}: Monte Carlo vs finite differences ...", flush=True)
-            check = kolmogorov_check(model.flow, model.phi, roi, steps=preset["mc_steps"], paths=preset["paths"],
-                                     refine=preset["refine"], seed=seeds[0])
+            check = kolmogorov_check(model.flow, model.phi, roi, steps=preset.mc_steps, paths=preset.paths,
+                                     refine=preset.refine, seed=seeds[0])
             best = check["mc"][-1]
             own = next((m for m in check["mc"] if m["steps"] == model.flow.steps), None)
             print(f"  v(0,x) = E[sigmoid(readout(X_T)) | X_0 = x] on {roi.shape[1]}x{roi.shape[0]} points: "

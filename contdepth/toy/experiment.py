@@ -98,12 +98,13 @@ def format_table(rows: Sequence[dict]) -> str:
     """A plain-text table: scheme, noise, steps, train/test accuracy (% mean ± std), seconds per model."""
     header = f"{'scheme':<7} {'noise':<16} {'steps':>5} {'train acc %':>13} {'test acc %':>13} {'seconds':>8}"
     lines = [header, "-" * len(header)]
+    def pct(mean: float, std: float, seeds: int) -> str:
+        return f"{100 * mean:5.1f}" + (f" ± {100 * std:4.1f}" if seeds > 1 else "       ")
+
     for r in rows:
-        def pct(mean: float, std: float) -> str:
-            return f"{100 * mean:5.1f}" + (f" ± {100 * std:4.1f}" if r["seeds"] > 1 else "       ")
         lines.append(
-            f"{r['scheme']:<7} {r['noise']:<16} {r['steps']:>5} {pct(r['train_mean'], r['train_std']):>13} "
-            f"{pct(r['test_mean'], r['test_std']):>13} {r['seconds']:8.1f}"
+            f"{r['scheme']:<7} {r['noise']:<16} {r['steps']:>5} {pct(r['train_mean'], r['train_std'], r['seeds']):>13} "
+            f"{pct(r['test_mean'], r['test_std'], r['seeds']):>13} {r['seconds']:8.1f}"
         )
     return "\n".join(lines)
 

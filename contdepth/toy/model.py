@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from torch import Tensor, nn
 
 from ..fields import Blocks
 from ..flow import Flow
+from ..schemes import Scheme
 from ..schemes import get as get_scheme
 
 SCHEMES = ("euler", "lm2", "rk4")
@@ -118,7 +119,8 @@ def _field(cfg: ModelConfig) -> Blocks:
     return Blocks(modules)
 
 
-def _scheme(cfg: ModelConfig, noise_seed: Optional[int]):
+def _scheme(cfg: ModelConfig, noise_seed: Optional[int]) -> Scheme:
+    opts: dict[str, Any]
     if cfg.noise == "gaussian":
         opts = dict(noise="gaussian", per="element", seed=noise_seed)
     elif cfg.noise == "stochastic_depth":

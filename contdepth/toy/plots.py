@@ -1,22 +1,21 @@
-"""Figures of the toy: decision regions, trajectories in the plane, the two Kolmogorov solutions."""
+"""Figures of the toy: decision regions, trajectories in the plane, the two Kolmogorov solutions.
+
+Figures are built as :class:`matplotlib.figure.Figure` objects, outside pyplot: they need no
+display and leave the user's matplotlib backend alone (``fig.savefig`` writes them).
+"""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
-import matplotlib
 import matplotlib.ticker
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from matplotlib.lines import Line2D  # noqa: E402
-
-from .data import ToyData  # noqa: E402
-from .model import ToyModel  # noqa: E402
-from .train import accuracy  # noqa: E402
+from .data import ToyData
+from .model import ToyModel
+from .train import accuracy
 
 EXTENT = (-2.2, 2.2, -1.7, 1.7)  # x0, x1, y0, y1 of the input-space panels
 COLORS = ("tab:blue", "tab:red")
@@ -36,8 +35,9 @@ def decision_regions(ax: Axes, model: ToyModel, data: ToyData, title: str = "", 
     test = data.x_test[:600]
     ax.scatter(test[:, 0], test[:, 1], s=2, c=[COLORS[int(c)] for c in data.y_test[:600]], alpha=0.25, lw=0)
     keep = ~data.flipped
-    ax.scatter(*data.x_train[keep].T, s=7, c=[COLORS[int(c)] for c in data.y_train[keep]], lw=0)
-    ax.scatter(*data.x_train[~keep].T, s=16, marker="x", c=[COLORS[int(c)] for c in data.y_train[~keep]], lw=0.8)
+    kept, flipped = data.x_train[keep], data.x_train[~keep]
+    ax.scatter(kept[:, 0], kept[:, 1], s=7, c=[COLORS[int(c)] for c in data.y_train[keep]], lw=0)
+    ax.scatter(flipped[:, 0], flipped[:, 1], s=16, marker="x", c=[COLORS[int(c)] for c in data.y_train[~keep]], lw=0.8)
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     ax.set_aspect("equal")
@@ -68,7 +68,7 @@ def trajectories(ax: Axes, model: ToyModel, data: ToyData, count: int = 24, nois
         flow.noise_at_eval = False
     for i in range(count):
         ax.plot(mean[:, i, 0], mean[:, i, 1], color=COLORS[int(y[i])], lw=0.9)
-    ax.scatter(*mean[-1].T, s=8, c=[COLORS[int(c)] for c in y], zorder=3)
+    ax.scatter(mean[-1][:, 0], mean[-1][:, 1], s=8, c=[COLORS[int(c)] for c in y], zorder=3)
     w, b = model.readout.weight[0], float(model.readout.bias[0])
     lo, hi = mean.amin(dim=(0, 1)), mean.amax(dim=(0, 1))
     pad = 0.1 * (hi - lo) + 0.1
@@ -90,11 +90,11 @@ def trajectories(ax: Axes, model: ToyModel, data: ToyData, count: int = 24, nois
 
 def legend_handles() -> list[Line2D]:
     """What the marks of :func:`decision_regions` and :func:`trajectories` mean."""
-    mark = dict(color="w", markersize=6)
     return [
-        Line2D([], [], marker="o", markerfacecolor=COLORS[0], markeredgecolor=COLORS[0],
-               label="class 0 (training point; faint: test)", **mark),
-        Line2D([], [], marker="o", markerfacecolor=COLORS[1], markeredgecolor=COLORS[1], label="class 1", **mark),
+        Line2D([], [], marker="o", markerfacecolor=COLORS[0], markeredgecolor=COLORS[0], color="w", markersize=6,
+               label="class 0 (training point; faint: test)"),
+        Line2D([], [], marker="o", markerfacecolor=COLORS[1], markeredgecolor=COLORS[1], color="w", markersize=6,
+               label="class 1"),
         Line2D([], [], marker="x", color="0.3", ls="", label="flipped training label"),
         Line2D([], [], color="k", lw=1.0, label="decision boundary P = 0.5"),
         Line2D([], [], color="0.3", lw=0.9, label="trajectory $x_0 \\to x_N$ (noise off; faint: noisy passes)"),
@@ -104,14 +104,15 @@ def legend_handles() -> list[Line2D]:
 
 
 def experiment_figure(
-    models: Sequence[tuple[str, ToyModel]], data: ToyData, kolmogorov: Optional[dict] = None,
+    models: Sequence[tuple[str, ToyModel]], data: ToyData, kolmogorov: Optional[dict[str, Any]] = None,
     kolmogorov_label: str = "euler/gaussian",
 ) -> Figure:
     """Decision regions (row 1) and trajectories (row 2) per configuration, test accuracy in the
     titles; a row comparing Monte Carlo with the Kolmogorov solution of ``kolmogorov_label`` when given."""
     cols = max(len(models), 5 if kolmogorov else 1)
     rows = 3 if kolmogorov else 2
-    fig, axes = plt.subplots(rows, cols, figsize=(2.7 * cols, 2.7 * rows + 1.0), squeeze=False)
+    fig = Figure(figsize=(2.7 * cols, 2.7 * rows + 1.0))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for j, (label, model) in enumerate(models):
         acc = accuracy(model, data.x_test, data.y_test)
         decision_regions(axes[0, j], model, data, title=f"{label}\ntest accuracy {100 * acc:.1f} %")
@@ -143,7 +144,7 @@ def _fraction(h: float) -> str:
     return "1" if n == 1 else (f"1/{n}" if abs(n * h - 1.0) < 1e-9 else f"{h:.3g}")
 
 
-def kolmogorov_row(axes: Sequence[Axes], check: dict) -> None:
+def kolmogorov_row(axes: Sequence[Axes], check: dict[str, Any]) -> None:
     """MC estimate (finest step), PDE solution, their difference in MC standard errors, the weak
     error versus the Euler–Maruyama step h (the network's own step dashed), and the numbers."""
     roi = check["roi"]
@@ -157,13 +158,13 @@ def kolmogorov_row(axes: Sequence[Axes], check: dict) -> None:
         (z.reshape(shape), "(PDE - MC) / MC standard error\n|z| < 3 expected", "PuOr", (-4, 4)),
     ]
     bars = ("v(0, x) = P(class 1)", "v(0, x) = P(class 1)", "z (standard errors)")
-    for ax, (img, title, cmap, (vmin, vmax)), bar in zip(axes, panels, bars):
+    for ax, (img, title, cmap, (vmin, vmax)), bar in zip(axes, panels, bars, strict=False):
         im = ax.imshow(img.numpy(), origin="lower", extent=extent, cmap=cmap, vmin=vmin, vmax=vmax, aspect="equal")
         ax.set_title(title, fontsize=8)
         ax.set_xlabel("input $x_1$", fontsize=8)
         ax.set_ylabel("input $x_2$", fontsize=8)
         ax.tick_params(labelsize=7)
-        cb = plt.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+        cb = ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
         cb.set_label(bar, fontsize=7)
         cb.ax.tick_params(labelsize=7)
     ax = axes[3]

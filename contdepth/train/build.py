@@ -1,13 +1,16 @@
 """Model and data of a run, built from its config (shared by training and ``contdepth eval``)."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from torch import nn
 
 from ..data import CifarData, load_cifar
 from ..schemes import canonical
 from .config import TrainConfig
+
+if TYPE_CHECKING:  # the model zoo is imported when a model is built
+    from ..models.stage import ResidualNet
 
 
 def model_names() -> list[str]:
@@ -28,7 +31,7 @@ def check_scheme_name(name: Optional[str]) -> None:
 
 
 def build_model(name: str, *, num_classes: int, scheme: Optional[str] = None, noise: Optional[str] = None,
-                steps_per_block: int = 1) -> nn.Module:
+                steps_per_block: int = 1) -> ResidualNet:
     """A named model from the zoo, with optional scheme / noise overrides; clear errors for bad names."""
     from .. import models
 
@@ -37,7 +40,7 @@ def build_model(name: str, *, num_classes: int, scheme: Optional[str] = None, no
     return models.get(name, num_classes=num_classes, scheme=scheme, noise=noise, steps_per_block=steps_per_block)
 
 
-def model_from_config(cfg: TrainConfig) -> nn.Module:
+def model_from_config(cfg: TrainConfig) -> ResidualNet:
     return build_model(cfg.model, num_classes=cfg.num_classes, scheme=cfg.scheme, noise=cfg.noise,
                        steps_per_block=cfg.steps_per_block)
 

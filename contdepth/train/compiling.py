@@ -6,7 +6,7 @@ CUDA graphs, so a whole forward and backward is launched as one graph (CUDA only
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, cast
 
 import torch
 from torch import nn
@@ -39,9 +39,10 @@ def compile_module(module: nn.Module, mode: Optional[str], device: torch.device)
     mode = effective_mode(mode, device)
     if mode is None:
         return module
+    # torch.compile of a module returns a module (OptimizedModule); its annotation says only "callable"
     if BACKEND == "inductor":
-        return torch.compile(module, mode=mode)
-    return torch.compile(module, backend=BACKEND)
+        return cast(nn.Module, torch.compile(module, mode=mode))
+    return cast(nn.Module, torch.compile(module, backend=BACKEND))
 
 
 def mark_step(mode: Optional[str], device: torch.device) -> None:

@@ -48,4 +48,4 @@ def nonfinite_tensors(model: nn.Module) -> list[str]:
     if not named:
         return []
     flags = torch.stack([~torch.isfinite(v).all() for _, v in named]).cpu()
-    return [k for (k, _), bad in zip(named, flags.tolist()) if bad]
+    return [k for (k, _), bad in zip(named, flags.tolist(), strict=True) if bad]

@@ -103,7 +103,11 @@ def evaluate_run(
         raise ckpt.damaged(run / ckpt.CHECKPOINT, f"its weights do not fit {cfg.model}: {first}") from None
     trained = (getattr(model, "scheme", cfg.scheme), getattr(model, "steps_per_block", cfg.steps_per_block))
     if scheme is not None or steps_per_block is not None:
-        model.rediscretise(scheme=scheme, steps_per_block=steps_per_block)
+        rediscretise = getattr(model, "rediscretise", None)
+        if not callable(rediscretise):
+            raise TypeError(f"{type(model).__name__} has no rediscretise(): it cannot be evaluated with another "
+                            "scheme or steps per block")
+        rediscretise(scheme=scheme, steps_per_block=steps_per_block)
     model.to(dev)
     if data is None:
         data = load_cifar(cfg.dataset, data_dir or cfg.data_dir, train=False)

@@ -6,6 +6,7 @@ A killed process never leaves a stale lock: the operating system releases it. Th
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Optional
@@ -18,7 +19,7 @@ class FolderLocked(RuntimeError):
 
 
 def _try_lock(fh: IO[str]) -> bool:
-    if os.name == "nt":  # pragma: no cover - exercised on Windows only
+    if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
         import msvcrt
 
         try:

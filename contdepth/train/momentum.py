@@ -5,12 +5,13 @@ import warnings
 
 from torch import nn
 
+from ..flow import HasFlows
 from ..schemes import LM2
 
 
 def lm_schemes(model: nn.Module) -> list[LM2]:
     """The model's LM2 schemes, one per stage, in depth order (via ``model.flows()`` when it has it)."""
-    flows = model.flows() if hasattr(model, "flows") else []
+    flows = model.flows() if isinstance(model, HasFlows) else []
     found = [f.scheme for f in flows if isinstance(f.scheme, LM2)]
     if not found:
         found = [m for m in model.modules() if isinstance(m, LM2)]

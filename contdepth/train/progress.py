@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Callable, Optional, TextIO
+from typing import Any, Callable, Optional, TextIO
 
 # seconds between refreshes of the bar's loss/accuracy (each one a host sync)
 BAR_STATS_EVERY = 5.0
@@ -52,7 +52,7 @@ class Progress:
         self.every = every
         self.stream = stream if stream is not None else sys.stderr
         self.reads = 0
-        self._bar = None
+        self._bar: Any = None  # a tqdm bar while an epoch runs with style 'bar'
         self._epoch = 0
         self._batch = 0
         self._rate_seconds = 0.0  # training time of the steps after the session's first one (which compiles)
@@ -110,8 +110,8 @@ class Progress:
         if now - self._last_print >= self.every:
             self._last_print = now
             loss, acc = self._read(stats)
-            print(f"epoch {self._epoch}/{self.epochs} batch {batch}/{self.batches}  loss {loss:.4f} acc {100 * acc:.2f}%  "
-                  f"{self._speed(now)}", file=self.stream, flush=True)
+            print(f"epoch {self._epoch}/{self.epochs} batch {batch}/{self.batches}  "
+                  f"loss {loss:.4f} acc {100 * acc:.2f}%  {self._speed(now)}", file=self.stream, flush=True)
 
     def end_epoch(self) -> None:
         if self._bar is not None:

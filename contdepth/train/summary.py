@@ -169,8 +169,8 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     ax.set_xlabel("parameters (millions)")
     ax.set_ylabel("CIFAR-10 test error (%)")
     epochs = sorted({e for r in summary["rows"] for e in r["epochs"]})
-    ours = f"\nours: {', '.join(map(str, epochs))} epochs" if epochs else "\nno complete runs of ours yet"
-    ax.set_title(summary["title"] + ours, fontsize=9)
+    runs = f"\nours: {', '.join(map(str, epochs))} epochs" if epochs else "\nno complete runs of ours yet"
+    ax.set_title(summary["title"] + runs, fontsize=9)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
     ax.grid(alpha=0.3)

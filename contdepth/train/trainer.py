@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..data import CifarData, DeviceLoader
+from ..flow import HasFlows
 from . import checkpoint as ckpt
 from . import distributed as dist_util
 from . import records
@@ -139,6 +140,7 @@ class Trainer:
         self._build_loaders()
         self.optimizer = build_optimizer(self.model, lr=cfg.lr, momentum=cfg.momentum,
                                          weight_decay=cfg.weight_decay, nesterov=cfg.nesterov, device=self.device)
+        assert cfg.epochs is not None and cfg.milestones is not None  # TrainConfig.__post_init__ fills them
         self.scheduler = build_scheduler(self.optimizer, self.train_loader.num_batches, cfg.epochs,
                                          schedule=cfg.schedule, milestones=cfg.milestones, gamma=cfg.gamma,
                                          warmup_epochs=cfg.warmup_epochs)
@@ -169,11 +171,12 @@ class Trainer:
         if self.cfg.sync_bn and self.dist.active:
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         if self.cfg.channels_last:
-            self.model.to(memory_format=torch.channels_last)
+            # Module.to takes memory_format; torch's overloads of it do not list the keyword
+            self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     def _build_loaders(self) -> None:
         cfg, d, data = self.cfg, self.dist, self.data
-        common = dict(mean=data.mean, std=data.std, device=self.device, rank=d.rank, world=d.world,
+        common: dict[str, Any] = dict(mean=data.mean, std=data.std, device=self.device, rank=d.rank, world=d.world,
                       channels_last=cfg.channels_last)
         self.train_loader = DeviceLoader(data.train.head(cfg.subset), cfg.batch_size, train=True, seed=cfg.seed,
                                          **common)
@@ -250,6 +253,7 @@ class Trainer:
         """Progress on stderr (rank 0 only): a bar on a terminal, a line every ``progress_every`` s otherwise."""
         if style is None:
             style = choose_style(self.cfg.progress and self.dist.main, sys.stderr)
+        assert self.cfg.epochs is not None  # TrainConfig.__post_init__ fills it
         return Progress(style, epochs=self.cfg.epochs, batches=len(self.train_loader),
                         eval_batches=len(self.test_loader), images_per_batch=self.cfg.batch_size,
                         every=self.cfg.progress_every)
@@ -448,6 +452,7 @@ class Trainer:
     def results(self) -> dict[str, Any]:
         """Summary of the run so far (test errors in %, accuracies as fractions)."""
         cfg, rows = self.cfg, self.history
+        assert cfg.epochs is not None  # TrainConfig.__post_init__ fills it
         out: dict[str, Any] = {
             "model": cfg.model, "dataset": cfg.dataset, "scheme": self._scheme_name(), "noise": cfg.noise,
             "steps_per_block": cfg.steps_per_block, "params": self.params,
@@ -493,7 +498,7 @@ class Trainer:
         }
 
     def _scheme_name(self) -> Optional[str]:
-        flows = self.model.flows() if hasattr(self.model, "flows") else []
+        flows = self.model.flows() if isinstance(self.model, HasFlows) else []
         names = sorted({f.scheme.name for f in flows})
         return ",".join(names) if names else self.cfg.scheme
 
@@ -586,6 +591,7 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         """Train to ``config.epochs`` (or until stopped); returns the results dict."""
         self.prepare()
+        assert self.cfg.epochs is not None  # TrainConfig.__post_init__ fills it
         try:
             with self._stop:
                 while self.epoch < self.cfg.epochs:

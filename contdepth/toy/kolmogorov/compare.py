@@ -26,7 +26,8 @@ def kolmogorov_pde(
     dt: Optional[float] = None,
     advection: str = "hybrid",
 ) -> tuple[Tensor, dict]:
-    """``v(t0, ·)`` at the nodes of ``roi`` from the finite-difference solver on a padded, ``refine``-times finer grid."""
+    """``v(t0, ·)`` at the nodes of ``roi`` from the finite-difference solver on a padded, ``refine``-times
+    finer grid."""
     coefficients = flow_coefficients(flow)
     pieces = time_pieces(sde_field(flow), flow.t0, flow.t1)
     probe = roi.points()

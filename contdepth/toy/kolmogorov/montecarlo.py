@@ -45,9 +45,9 @@ def monte_carlo(
     Euler–Maruyama flow at its own step count these are exactly the network's noisy passes; for
     an ``lm2`` flow, Euler–Maruyama paths of its limit SDE (``f/(1+k)``, ``g/(1+k)``).
     """
-    check_diagonal_noise(flow)
+    noise = check_diagonal_noise(flow)
     steps = flow.steps if steps is None else steps
-    scheme = EulerMaruyama(noise=flow.noise.law, per="element", seed=seed)
+    scheme = EulerMaruyama(noise=noise.law, per="element", seed=seed)
     sde = Flow(sde_field(flow), scheme, steps=steps, t0=flow.t0, t1=flow.t1, noise_at_eval=True).eval()
     dtype = next(flow.field.parameters()).dtype
     per_chunk = max(1, chunk // paths)

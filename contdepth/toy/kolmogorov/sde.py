@@ -9,11 +9,13 @@ from torch import Tensor
 
 from ...fields import Field
 from ...flow import Flow
+from ...noise import Noise
 from .grid import Grid
 from .solver import Coefficients
 
 
-def check_diagonal_noise(flow: Flow) -> None:
+def check_diagonal_noise(flow: Flow) -> Noise:
+    """The flow's noise source, refused unless the flow is stochastic with noise drawn per element."""
     noise = flow.noise
     if noise is None or not flow.field.stochastic:
         raise ValueError("the Kolmogorov check needs a stochastic flow (a field with a diffusion and a noisy scheme)")
@@ -22,6 +24,7 @@ def check_diagonal_noise(flow: Flow) -> None:
             f"the finite-difference solver handles diagonal noise only (ξ drawn per element); this flow draws "
             f"ξ per {noise.per!r}, whose diffusion matrix g gᵀ has off-diagonal terms"
         )
+    return noise
 
 
 def sde_field(flow: Flow) -> Field:
@@ -39,6 +42,8 @@ def flow_coefficients(flow: Flow) -> Coefficients:
     def coefficients(t: float, piece: Optional[int], points: Tensor) -> tuple[Tensor, Tensor]:
         u = points.to(dtype)
         f, g = field.drift_diffusion(t, u, piece)
+        if g is None:
+            raise ValueError("the Kolmogorov check needs a field with a diffusion")
         return f.double(), g.expand_as(u).double() ** 2
 
     return coefficients

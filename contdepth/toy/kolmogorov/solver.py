@@ -33,8 +33,9 @@ node), which keeps the scheme monotone; its error does not reach the region with
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -110,12 +111,12 @@ def max_rate(f: Tensor, a: Tensor, grid: Grid, advection: str = "hybrid") -> flo
     return float((rx + ry).max())
 
 
-def time_pieces(field: Field, t0: float, t1: float, freeze: int = 20) -> list[tuple[float, float, Optional[int]]]:
+def time_pieces(field: Field, t0: float, t1: float, freeze: int = 20) -> Sequence[tuple[float, float, Optional[int]]]:
     """``(a, b, piece)`` intervals on which the coefficients are frozen, in increasing time."""
     if len(field.breakpoints()) >= 2:
         return field.segments(t0, t1)
     edges = [t0 + (t1 - t0) * k / freeze for k in range(freeze + 1)]
-    return [(a, b, None) for a, b in zip(edges[:-1], edges[1:])]
+    return [(a, b, None) for a, b in pairwise(edges)]
 
 
 def solve_backward_kolmogorov(
@@ -143,7 +144,7 @@ def solve_backward_kolmogorov(
         raise ValueError(f"phi has shape {tuple(phi.shape)}, the grid {grid.shape}")
     points = grid.points()
     v = phi.to(torch.float64).clone()
-    log = []
+    log: list[dict[str, Any]] = []
     for a_t, b_t, piece in reversed(list(pieces)):
         length = b_t - a_t
         with torch.no_grad():
