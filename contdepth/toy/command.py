@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  v(0,x) = E[sigmoid(readout(X_T)) | X_0 = x] on {roi.shape[1]}x{roi.shape[0]} points: "
                   f"max |MC - PDE| = {best['agreement']['max_abs_diff']:.4f} at h = {best['h']:.3g} "
                   f"(max MC s.e. {best['agreement']['max_se']:.4f}, rms z {best['agreement']['rms_z']:.2f})")
-            if own is not None and own is not best and model.flow.scheme.name == "euler_maruyama":
+            if own is not None and own is not best and model.flow.scheme.name == "euler" and model.flow.noise is not None:
                 print(f"  at the network's own step h = {own['h']:.3g}: max |MC - PDE| = "
                       f"{own['agreement']['max_abs_diff']:.4f} (weak error O(h))")
 

@@ -127,7 +127,7 @@ def _scheme(cfg: ModelConfig, noise_seed: Optional[int]) -> Scheme:
         opts = dict(noise="bernoulli", per="sample", seed=noise_seed, p=cfg.survival)
     else:
         return get_scheme(cfg.scheme)
-    return get_scheme("euler_maruyama" if cfg.scheme == "euler" else cfg.scheme, **opts)
+    return get_scheme(cfg.scheme, **opts)  # euler with noise is Euler-Maruyama
 
 
 class ToyModel(nn.Module):
