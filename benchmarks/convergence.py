@@ -11,6 +11,7 @@ output: c -> 1 + k.
 
     python3 benchmarks/convergence.py [--out benchmarks/results] [--full]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,9 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import contdepth as cd
 from _common import DEFAULT_OUT, markdown_table, provenance, setup_matplotlib, write_json
+
+import contdepth as cd
 from contdepth.analysis import fit_order
 from contdepth.analysis.modified import fit_rescaling
 from contdepth.analysis.plots import reference_slopes
@@ -57,7 +59,12 @@ def conv_problem(seed: int, channels: int = 4, blocks: int = 2) -> tuple[cd.Fiel
 
     field = cd.Blocks([branch() for _ in range(blocks)]).double()
     u0 = torch.randn(2, channels, 8, 8, generator=gen, dtype=torch.float64)
-    return field, u0, float(blocks), f"Blocks of {blocks} random conv3x3-tanh-conv3x3 branches, {channels} channels, 8x8, batch 2, T = {blocks}"
+    return (
+        field,
+        u0,
+        float(blocks),
+        f"Blocks of {blocks} random conv3x3-tanh-conv3x3 branches, {channels} channels, 8x8, batch 2, T = {blocks}",
+    )
 
 
 def max_err(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -73,7 +80,9 @@ def fit_window(steps: list[int], errors: list[float], floor: float, t1: float) -
     return {"order": fit.order, "stderr": fit.stderr, "fit_steps": [steps[i] for i in keep]}
 
 
-def run_problem(name: str, field: cd.Field, u0: torch.Tensor, t1: float, steps: list[int], k: float, theory: dict) -> dict:
+def run_problem(
+    name: str, field: cd.Field, u0: torch.Tensor, t1: float, steps: list[int], k: float, theory: dict
+) -> dict:
     t_start = time.time()
     ref = cd.odeint(field, u0, t1=t1, rtol=REF_RTOL, atol=REF_ATOL)
     check = cd.odeint(field, u0, t1=t1, rtol=1e-13, atol=1e-15)
@@ -112,7 +121,11 @@ def rescaling_study(field: cd.Field, u0: torch.Tensor, t1: float, k: float, step
     fit = fit_order([t1 / n for n in steps], dev) if all(d > 0 for d in dev) else None
     richardson = 2 * cs[-1] - cs[-2]  # c(h) = c + a h + O(h^2) and steps double
     return {
-        "k": k, "one_plus_k": 1 + k, "steps": steps, "c_fit": cs, "c_richardson": richardson,
+        "k": k,
+        "one_plus_k": 1 + k,
+        "steps": steps,
+        "c_fit": cs,
+        "c_richardson": richardson,
         "deviation_order": None if fit is None else fit.order,
     }
 
@@ -128,7 +141,9 @@ def plot(results: dict, path: Path) -> None:
         ax.axhline(res["reference_error"], color="k", lw=0.7, ls=":")
         ax.annotate("reference error (rtol 1e-10)", (h[-1], res["reference_error"]), va="bottom", fontsize=7)
         reference_slopes(ax, h, [1, 2, 4], anchor=res["schemes"]["euler"]["errors"][0] * 3)
-        ax.set(xlabel="step size h", ylabel="max |u_N(T) - u(T)|", title=f"({'ab'[key == 'conv']}) {res['description']}")
+        ax.set(
+            xlabel="step size h", ylabel="max |u_N(T) - u(T)|", title=f"({'ab'[key == 'conv']}) {res['description']}"
+        )
         ax.title.set_fontsize(8)
         ax.legend(fontsize=7, title="fitted order", title_fontsize=7)
     ax = axes[1, 0]
@@ -136,17 +151,37 @@ def plot(results: dict, path: Path) -> None:
         res = results["problems"][key]
         h = [res["t1"] / n for n in res["steps"]]
         lm = res["lm2"]
-        ax.loglog(h, lm["errors_vs_limit"], marker + "-", ms=3.5, label=f"{key}: vs (1+k)u'=f, order {lm['limit_fit']['order']:.2f}")
-        ax.loglog(h, lm["errors_vs_plain"], marker + "--", ms=3.5, label=f"{key}: vs u'=f, order {lm['plain_fit']['order']:.2f}")
+        ax.loglog(
+            h,
+            lm["errors_vs_limit"],
+            marker + "-",
+            ms=3.5,
+            label=f"{key}: vs (1+k)u'=f, order {lm['limit_fit']['order']:.2f}",
+        )
+        ax.loglog(
+            h,
+            lm["errors_vs_plain"],
+            marker + "--",
+            ms=3.5,
+            label=f"{key}: vs u'=f, order {lm['plain_fit']['order']:.2f}",
+        )
     reference_slopes(ax, h, [1], anchor=results["problems"]["conv"]["lm2"]["errors_vs_limit"][0] * 3)
-    ax.set(xlabel="step size h", ylabel="max error at T", title=f"(c) lm2, fixed k = {results['k']}: which ODE is the limit?")
+    ax.set(
+        xlabel="step size h",
+        ylabel="max error at T",
+        title=f"(c) lm2, fixed k = {results['k']}: which ODE is the limit?",
+    )
     ax.legend(fontsize=7)
     ax = axes[1, 1]
     for row in results["rescaling"]:
         h = [row["t1"] / n for n in row["steps"]]
-        line, = ax.semilogx(h, row["c_fit"], "o-", ms=3.5, label=f"{row['problem']}, k = {row['k']:+g}")
+        (line,) = ax.semilogx(h, row["c_fit"], "o-", ms=3.5, label=f"{row['problem']}, k = {row['k']:+g}")
         ax.axhline(row["one_plus_k"], color=line.get_color(), lw=0.8, ls="--")
-    ax.set(xlabel="step size h", ylabel="fitted c in u' = f(u)/c", title="(d) fitted rescaling of lm2 output -> 1 + k (dashed)")
+    ax.set(
+        xlabel="step size h",
+        ylabel="fitted c in u' = f(u)/c",
+        title="(d) fitted rescaling of lm2 output -> 1 + k (dashed)",
+    )
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -167,19 +202,34 @@ def tables(results: dict) -> str:
             r = results["problems"][key]["lm2"][fit_key]
             cells += [theory, f"{r['order']:.2f} ± {r['stderr']:.2f}"]
         rows.append(cells)
-    t1 = markdown_table(["scheme", "(a) scalar: theory", "(a) fitted order", "(b) conv 8x8: theory", "(b) fitted order"], rows)
+    t1 = markdown_table(
+        ["scheme", "(a) scalar: theory", "(a) fitted order", "(b) conv 8x8: theory", "(b) fitted order"], rows
+    )
     rows = []
     for r in results["rescaling"]:
-        rows.append([r["problem"], f"{r['k']:+g}", f"{r['one_plus_k']:.4f}", f"{r['c_fit'][-1]:.4f}",
-                     f"{r['c_richardson']:.5f}", f"{r['deviation_order']:.2f}"])
-    t2 = markdown_table(["problem", "k", "1 + k", f"fitted c (finest h)", "Richardson c", "order of c → 1+k"], rows)
+        rows.append(
+            [
+                r["problem"],
+                f"{r['k']:+g}",
+                f"{r['one_plus_k']:.4f}",
+                f"{r['c_fit'][-1]:.4f}",
+                f"{r['c_richardson']:.5f}",
+                f"{r['deviation_order']:.2f}",
+            ]
+        )
+    t2 = markdown_table(["problem", "k", "1 + k", "fitted c (finest h)", "Richardson c", "order of c → 1+k"], rows)
     return t1 + "\n\n" + t2
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder for JSON and PNG (default runs/benchmarks; "
-             "benchmarks/results refreshes the committed ones)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="output folder for JSON and PNG (default runs/benchmarks; "
+        "benchmarks/results refreshes the committed ones)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random conv field")
     parser.add_argument("--k", type=float, default=-0.3, help="fixed lm2 momentum k for panel (c)")
     parser.add_argument("--full", action="store_true", help="finer sweeps and more k values")
@@ -191,15 +241,21 @@ def main(argv=None) -> int:
     with torch.no_grad():
         for key, (field, u0, t1, desc) in problems.items():
             steps = [2**j for j in range(2 if key == "scalar" else 1, top + 1)]
-            results["problems"][key] = {"description": desc, **run_problem(key, field, u0, t1, steps, args.k, THEORY_SCALAR if key == "scalar" else THEORY)}
+            results["problems"][key] = {
+                "description": desc,
+                **run_problem(key, field, u0, t1, steps, args.k, THEORY_SCALAR if key == "scalar" else THEORY),
+            }
         ks = [-0.5, -0.3, 0.3, 0.5] if args.full else [-0.3, 0.3]
         for key, (field, u0, t1, _desc) in problems.items():
             steps = [16, 32, 64, 128, 256] if key == "conv" and not args.full else [16, 32, 64, 128, 256, 512, 1024]
             for k in ks if key == "scalar" else [args.k]:
                 row = rescaling_study(field, u0, t1, k, steps)
                 results["rescaling"].append({"problem": key, "t1": t1, **row})
-                print(f"[rescaling {key} k={k:+g}] c = {row['c_fit'][-1]:.5f} (Richardson {row['c_richardson']:.5f}) "
-                      f"vs 1+k = {1 + k:.5f}", flush=True)
+                print(
+                    f"[rescaling {key} k={k:+g}] c = {row['c_fit'][-1]:.5f} (Richardson {row['c_richardson']:.5f}) "
+                    f"vs 1+k = {1 + k:.5f}",
+                    flush=True,
+                )
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "convergence.json", results)
     plot(results, args.out / "convergence.png")

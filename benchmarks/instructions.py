@@ -20,13 +20,14 @@ that no spinning worker threads add uncounted noise.
 
     python3 benchmarks/instructions.py [--batch 8] [--iters 2] [--warmup 2] [--jobs 2]   # ~10 min on 2 cores
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 import re
-import statistics
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -54,8 +55,10 @@ def build_shim(workdir: Path, cc: str = "gcc") -> Path:
     src.write_text(SHIM_C)
     proc = subprocess.run([cc, "-O1", "-shared", "-fPIC", "-o", str(lib), str(src)], capture_output=True, text=True)
     if proc.returncode != 0:
-        raise SystemExit(f"could not build the callgrind shim with {cc} (needs valgrind's headers, Debian package "
-                         f"valgrind):\n{proc.stderr.strip()}")
+        raise SystemExit(
+            f"could not build the callgrind shim with {cc} (needs valgrind's headers, Debian package "
+            f"valgrind):\n{proc.stderr.strip()}"
+        )
     return lib
 
 
@@ -65,10 +68,10 @@ def child(model_name: str, impl: str, shim: str, iters: int, warmup: int, batch:
     import ctypes
 
     import torch
-
-    import contdepth as cd
     from reference_nets import HAND, check_same_map, copy_weights
     from throughput import Runner
+
+    import contdepth as cd
 
     cg = ctypes.CDLL(shim)
     torch.set_num_threads(1)
@@ -140,9 +143,26 @@ def run_counted(args, model_name: str, impl: str, shim: Path, workdir: Path) -> 
     for stale in workdir.glob(out_file.name + "*"):  # a kept folder's earlier dumps would mix with this run's
         stale.unlink()
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
-    cmd = [args.valgrind, "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out_file}",
-           sys.executable, str(Path(__file__).resolve()), "--child", model_name, impl, str(shim),
-           "--iters", str(args.iters), "--warmup", str(args.warmup), "--batch", str(args.batch), "--seed", str(args.seed)]
+    cmd = [
+        args.valgrind,
+        "--tool=callgrind",
+        "--instr-atstart=no",
+        f"--callgrind-out-file={out_file}",
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        model_name,
+        impl,
+        str(shim),
+        "--iters",
+        str(args.iters),
+        "--warmup",
+        str(args.warmup),
+        "--batch",
+        str(args.batch),
+        "--seed",
+        str(args.seed),
+    ]
     start = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -180,12 +200,17 @@ def measure(args) -> list[dict]:
         for phase in PHASES:
             each = {impl: counts[(name, impl)][phase] for impl in IMPLS}
             per_iter = {impl: statistics.median(v) for impl, v in each.items()}
-            rows.append({
-                "model": name, "phase": phase, "batch": args.batch,
-                "instructions_per_iter": per_iter, "instructions_each_iter": each,
-                "ratio_contdepth_over_hand": per_iter["contdepth"] / per_iter["hand"],
-                "extra_instructions_per_iter": per_iter["contdepth"] - per_iter["hand"],
-            })
+            rows.append(
+                {
+                    "model": name,
+                    "phase": phase,
+                    "batch": args.batch,
+                    "instructions_per_iter": per_iter,
+                    "instructions_each_iter": each,
+                    "ratio_contdepth_over_hand": per_iter["contdepth"] / per_iter["hand"],
+                    "extra_instructions_per_iter": per_iter["contdepth"] - per_iter["hand"],
+                }
+            )
             if all("by_library" in counts[(name, impl)] for impl in IMPLS):
                 rows[-1]["by_library"] = {impl: counts[(name, impl)]["by_library"][phase] for impl in IMPLS}
     return rows
@@ -200,8 +225,13 @@ def plot(rows: list[dict], path: Path) -> None:
     excess = [100 * (r["ratio_contdepth_over_hand"] - 1) for r in rows]
     bars = ax.bar(labels, excess, color=["C0" if r["phase"] == "train" else "C1" for r in rows])
     for bar, value in zip(bars, excess, strict=True):
-        ax.annotate(f"{value:+.2f}%", (bar.get_x() + bar.get_width() / 2, value), ha="center",
-                    va="bottom" if value >= 0 else "top", fontsize=9)
+        ax.annotate(
+            f"{value:+.2f}%",
+            (bar.get_x() + bar.get_width() / 2, value),
+            ha="center",
+            va="bottom" if value >= 0 else "top",
+            fontsize=9,
+        )
     ax.axhline(3, color="grey", ls="--", lw=1, label="target: within 3%")
     ax.axhline(0, color="black", lw=0.8)
     ax.set_ylabel("extra instructions per iteration (%)\ncontdepth vs hand-written")
@@ -224,10 +254,28 @@ def table(rows: list[dict]) -> str:
         return ", ".join(f"{g} {lib['contdepth'][g] - lib['hand'][g]:+.3g}" for g in GROUPS)
 
     return markdown_table(
-        ["model", "phase", "contdepth instructions / iter", "hand-written instructions / iter", "ratio", "extra / iter",
-         "extra by library (contdepth - hand)"],
-        [[r["model"], r["phase"], f"{r['instructions_per_iter']['contdepth']:.4g}", f"{r['instructions_per_iter']['hand']:.4g}",
-          f"{r['ratio_contdepth_over_hand']:.4f}", f"{r['extra_instructions_per_iter']:+.3g}", split(r)] for r in rows])
+        [
+            "model",
+            "phase",
+            "contdepth instructions / iter",
+            "hand-written instructions / iter",
+            "ratio",
+            "extra / iter",
+            "extra by library (contdepth - hand)",
+        ],
+        [
+            [
+                r["model"],
+                r["phase"],
+                f"{r['instructions_per_iter']['contdepth']:.4g}",
+                f"{r['instructions_per_iter']['hand']:.4g}",
+                f"{r['ratio_contdepth_over_hand']:.4f}",
+                f"{r['extra_instructions_per_iter']:+.3g}",
+                split(r),
+            ]
+            for r in rows
+        ],
+    )
 
 
 def main(argv=None) -> int:
@@ -242,12 +290,24 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="callgrind processes at once")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--valgrind", default=shutil.which("valgrind") or "valgrind")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                        help="output folder for JSON and PNG (benchmarks/results refreshes the committed ones)")
-    parser.add_argument("--keep", type=Path, default=None,
-                        help="keep the callgrind files in this folder (for callgrind_annotate / kcachegrind)")
-    parser.add_argument("--dumps", type=Path, default=None,
-                        help="no new runs: re-read the files an earlier run kept with --keep (same --iters)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="output folder for JSON and PNG (benchmarks/results refreshes the committed ones)",
+    )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="keep the callgrind files in this folder (for callgrind_annotate / kcachegrind)",
+    )
+    parser.add_argument(
+        "--dumps",
+        type=Path,
+        default=None,
+        help="no new runs: re-read the files an earlier run kept with --keep (same --iters)",
+    )
     args = parser.parse_args(argv)
     if args.child:
         name, impl, shim = args.child
@@ -267,10 +327,17 @@ def main(argv=None) -> int:
     rows = measure(args)
     print()
     print(table(rows))
-    result = {"provenance": provenance(args.seed), "method": "callgrind Ir of each measured iteration alone (instrumentation on, counters zeroed, "
-              "one iteration, dump), after uncounted warm-ups; median over iterations",
-              "dumps_reread_from": None if args.dumps is None else str(args.dumps),
-              "batch": args.batch, "iters": args.iters, "warmup": args.warmup, "threads": 1, "rows": rows}
+    result = {
+        "provenance": provenance(args.seed),
+        "method": "callgrind Ir of each measured iteration alone (instrumentation on, counters zeroed, "
+        "one iteration, dump), after uncounted warm-ups; median over iterations",
+        "dumps_reread_from": None if args.dumps is None else str(args.dumps),
+        "batch": args.batch,
+        "iters": args.iters,
+        "warmup": args.warmup,
+        "threads": 1,
+        "rows": rows,
+    }
     json_path = write_json(args.out / "instructions.json", result)
     plot(rows, args.out / "instructions.png")
     print(f"\nwrote {json_path} and {args.out / 'instructions.png'}")

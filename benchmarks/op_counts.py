@@ -7,6 +7,7 @@ work on any device, so fewer operators per step is a speed gain that a CPU can c
     python3 benchmarks/op_counts.py                      # seconds
     python3 benchmarks/op_counts.py --label before --out /tmp/ops
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import contdepth as cd
 from _common import DEFAULT_OUT, markdown_table, provenance, write_json
+
+import contdepth as cd
 
 MODELS = ("resnet56", "lm_resnet56", "preact_resnet56")
 NOISES = ("none", "sd:0.8")
@@ -79,9 +81,15 @@ def main() -> None:
             results.append({"model": name, "noise": noise, "ops_per_step": total, "by_op": dict(sorted(ops.items()))})
             rows.append([name, noise, total, ", ".join(f"{k} {v}" for k, v in top.items())])
     print(markdown_table(["model", "noise", "aten ops / training step", "most frequent"], rows))
-    path = write_json(args.out / f"{args.label}.json", {
-        "provenance": provenance(args.seed), "batch": args.batch, "size": args.size, "results": results,
-    })
+    path = write_json(
+        args.out / f"{args.label}.json",
+        {
+            "provenance": provenance(args.seed),
+            "batch": args.batch,
+            "size": args.size,
+            "results": results,
+        },
+    )
     print(f"wrote {path}")
 
 

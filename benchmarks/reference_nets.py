@@ -6,9 +6,10 @@ post-activation, option-A shortcut) and ``LMResNet`` the same as ``cd.models.get
 :func:`copy_weights` copies contdepth's state into them and :func:`check_same_map` checks that the
 logits agree. Used by ``throughput.py`` (seconds) and ``instructions.py`` (instruction counts).
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -18,24 +18,23 @@ when ``--data-dir`` is missing and the tool is found).
 
     python3 benchmarks/refinement.py [--run DIR ...] [--subset 5000] [--epochs 6] [--out benchmarks/results]
 """
+
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import contdepth as cd
 from _common import DEFAULT_OUT, ROOT, markdown_table, provenance, setup_matplotlib, write_json
+
+import contdepth as cd
 from contdepth.analysis import fit_order
 from contdepth.analysis.plots import reference_slopes
 
@@ -65,10 +64,35 @@ def train(model: str, run: Path, args) -> None:
     if finished(run, args.epochs) and not args.retrain:
         print(f"reusing {run}", flush=True)
         return
-    cmd = [sys.executable, "-m", "contdepth", "train", "--model", model, "--data-dir", str(args.data_dir),
-           "--out", str(run), "--epochs", str(args.epochs), "--subset", str(args.subset), "--test-subset",
-           str(args.test_subset), "--device", args.device, "--seed", str(args.seed), "--no-progress",
-           "--lr", str(args.lr), "--batch-size", str(args.batch_size), "--schedule", args.schedule]
+    cmd = [
+        sys.executable,
+        "-m",
+        "contdepth",
+        "train",
+        "--model",
+        model,
+        "--data-dir",
+        str(args.data_dir),
+        "--out",
+        str(run),
+        "--epochs",
+        str(args.epochs),
+        "--subset",
+        str(args.subset),
+        "--test-subset",
+        str(args.test_subset),
+        "--device",
+        args.device,
+        "--seed",
+        str(args.seed),
+        "--no-progress",
+        "--lr",
+        str(args.lr),
+        "--batch-size",
+        str(args.batch_size),
+        "--schedule",
+        args.schedule,
+    ]
     if args.retrain and run.exists():
         import shutil
 
@@ -87,8 +111,14 @@ def load_run(run: Path) -> tuple[nn.Module, dict]:
     state = ckpt.load(run / ckpt.CHECKPOINT)
     model = model_from_config(cfg)
     model.load_state_dict(state["model"])
-    info = {"run": str(run), "model": cfg.model, "scheme": model.scheme, "epochs": int(state["epoch"]),
-            "subset": cfg.subset, "data_dir": cfg.data_dir}
+    info = {
+        "run": str(run),
+        "model": cfg.model,
+        "scheme": model.scheme,
+        "epochs": int(state["epoch"]),
+        "subset": cfg.subset,
+        "data_dir": cfg.data_dir,
+    }
     return model.eval(), info
 
 
@@ -116,10 +146,19 @@ def evaluate(model: nn.Module, info: dict, batches, labels: Tensor, args) -> dic
     has_post = any(f.post_step is not None for f in model.flows())
     rows: list[dict] = []
 
-    def record(label: str, scheme: str, s: Optional[int], logits: Tensor, seconds: float, extra: Optional[dict] = None):
+    def record(label: str, scheme: str, s: int | None, logits: Tensor, seconds: float, extra: dict | None = None):
         acc = (logits.argmax(1) == labels).double().mean().item()
-        rows.append({"label": label, "scheme": scheme, "steps_per_block": s, "test_acc": acc, "seconds": seconds,
-                     "logits": logits, **(extra or {})})
+        rows.append(
+            {
+                "label": label,
+                "scheme": scheme,
+                "steps_per_block": s,
+                "test_acc": acc,
+                "seconds": seconds,
+                "logits": logits,
+                **(extra or {}),
+            }
+        )
         print(f"  {info['model']:16s} {label:28s} acc {100 * acc:6.2f}%  ({seconds:.1f} s)", flush=True)
 
     schemes = [trained] + (["euler"] if trained != "euler" else [])
@@ -140,8 +179,14 @@ def evaluate(model: nn.Module, info: dict, batches, labels: Tensor, args) -> dic
         nfe: list[int] = []
         start = time.perf_counter()
         reference = logits_of(lambda x: continuous_forward(model, x, args.rtol, args.atol, nfe), batches)
-        record(f"dopri5 (rtol {args.rtol:g})", "dopri5", None, reference, time.perf_counter() - start,
-               {"nfe_per_batch": sum(nfe) / len(batches)})
+        record(
+            f"dopri5 (rtol {args.rtol:g})",
+            "dopri5",
+            None,
+            reference,
+            time.perf_counter() - start,
+            {"nfe_per_batch": sum(nfe) / len(batches)},
+        )
 
     def dist(a: Tensor, b: Tensor) -> float:
         return ((a - b).norm(dim=1) / b.norm(dim=1)).mean().item()
@@ -165,7 +210,7 @@ def evaluate(model: nn.Module, info: dict, batches, labels: Tensor, args) -> dic
     return out
 
 
-def test_batches(data_dir: Path, n: Optional[int], batch: int) -> tuple[list, Tensor]:
+def test_batches(data_dir: Path, n: int | None, batch: int) -> tuple[list, Tensor]:
     from contdepth.data import DeviceLoader, load_cifar
 
     data = load_cifar("cifar10", data_dir, train=False)
@@ -182,37 +227,63 @@ def plot(results: dict, path: Path) -> None:
         rows = net["rows"]
         for scheme in dict.fromkeys(r["scheme"] for r in rows if r["steps_per_block"] and r["scheme"] != "rk4"):
             sub = [r for r in rows if r["scheme"] == scheme]
-            line, = ax1.plot([r["steps_per_block"] for r in sub], [100 * r["test_acc"] for r in sub], "o-",
-                             label=f"{net['model']}: {scheme}")
+            (line,) = ax1.plot(
+                [r["steps_per_block"] for r in sub],
+                [100 * r["test_acc"] for r in sub],
+                "o-",
+                label=f"{net['model']}: {scheme}",
+            )
             if "logit_distance_to_dopri5" in sub[0]:
                 h = [1.0 / r["steps_per_block"] for r in sub]
-                ax2.loglog(h, [r["logit_distance_to_dopri5"] for r in sub], "o-", color=line.get_color(),
-                           label=f"{net['model']}: {scheme}")
+                ax2.loglog(
+                    h,
+                    [r["logit_distance_to_dopri5"] for r in sub],
+                    "o-",
+                    color=line.get_color(),
+                    label=f"{net['model']}: {scheme}",
+                )
 
         for r in rows:
             if r["scheme"] == "rk4":
-                ax1.plot([1], [100 * r["test_acc"]], "s", mfc="none", ms=9, color=line.get_color(), label=f"{net['model']}: rk4")
+                ax1.plot(
+                    [1],
+                    [100 * r["test_acc"]],
+                    "s",
+                    mfc="none",
+                    ms=9,
+                    color=line.get_color(),
+                    label=f"{net['model']}: rk4",
+                )
             if r["scheme"] == "dopri5":
                 ax1.axhline(100 * r["test_acc"], ls="--", lw=1, color=line.get_color(), label=f"{net['model']}: dopri5")
     ax1.set_xscale("log", base=2)
     ax1.set_xticks(STEPS, [str(s) for s in STEPS])
-    ax1.set(xlabel="steps per residual block (step size 1/s)", ylabel="test accuracy (%)",
-            title="same trained weights, different discretisations")
+    ax1.set(
+        xlabel="steps per residual block (step size 1/s)",
+        ylabel="test accuracy (%)",
+        title="same trained weights, different discretisations",
+    )
     ax1.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     hs = [1.0 / s for s in STEPS]
     first = [r for net in results["models"] for r in net["rows"] if r.get("logit_distance_to_dopri5")]
     if first:
         reference_slopes(ax2, hs, [1], anchor=max(r["logit_distance_to_dopri5"] for r in first))
-    ax2.set(xlabel="step size h = 1/s", ylabel="mean relative logit distance to dopri5",
-            title="convergence to the continuous limit")
+    ax2.set(
+        xlabel="step size h = 1/s",
+        ylabel="mean relative logit distance to dopri5",
+        title="convergence to the continuous limit",
+    )
     ax2.legend(fontsize=7, loc="lower right")
     from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
     ax2.xaxis.set_major_locator(FixedLocator(hs))
     ax2.xaxis.set_major_formatter(FixedFormatter(["1"] + [f"1/{s}" for s in STEPS[1:]]))
     ax2.xaxis.set_minor_locator(NullLocator())
-    fig.suptitle("Does a trained ResNet discretise an ODE? The same weights under finer steps, rk4 and dopri5\n"
-                 + results["setting"], fontsize=9)
+    fig.suptitle(
+        "Does a trained ResNet discretise an ODE? The same weights under finer steps, rk4 and dopri5\n"
+        + results["setting"],
+        fontsize=9,
+    )
     fig.subplots_adjust(left=0.05, right=0.98, bottom=0.12, top=0.84, wspace=0.62)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -221,7 +292,9 @@ def plot(results: dict, path: Path) -> None:
 def tables(results: dict) -> str:
     nets = results["models"]
     rank = {"euler": 0, "lm2": 1, "rk4": 2, "dopri5": 3}
-    all_rows = sorted((r for n in nets for r in n["rows"]), key=lambda r: (rank.get(r["scheme"], 1), r["steps_per_block"] or 0))
+    all_rows = sorted(
+        (r for n in nets for r in n["rows"]), key=lambda r: (rank.get(r["scheme"], 1), r["steps_per_block"] or 0)
+    )
     labels = list(dict.fromkeys(r["label"] for r in all_rows))
     header = ["discretisation"] + [f"{n['model']} (trained: {n['scheme']}): acc % / dist. to dopri5" for n in nets]
     rows = []
@@ -242,8 +315,13 @@ def tables(results: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder for JSON and PNG (default runs/benchmarks; "
-             "benchmarks/results refreshes the committed ones)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="output folder for JSON and PNG (default runs/benchmarks; "
+        "benchmarks/results refreshes the committed ones)",
+    )
     parser.add_argument("--run", type=Path, nargs="+", default=None, help="trained run directories (skip training)")
     parser.add_argument("--models", nargs="+", default=["preact_resnet20", "lm_resnet20"], help="models to train")
     parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "refinement", help="where the short runs go")
@@ -275,12 +353,20 @@ def main(argv=None) -> int:
             run = args.runs_dir / f"{model}-n{args.subset}-e{args.epochs}-{args.schedule}-seed{args.seed}"
             train(model, run, args)
             runs.append(run)
-        setting = (f"trained here: {args.epochs} epochs ({args.schedule} lr from {args.lr:g}) "
+        setting = (
+            f"trained here: {args.epochs} epochs ({args.schedule} lr from {args.lr:g}) "
             f"on {args.subset} CIFAR-10 images (CPU); "
-                   f"{args.test_subset} test images")
+            f"{args.test_subset} test images"
+        )
     else:
         setting = f"runs {', '.join(str(r) for r in runs)}; {args.test_subset} test images"
-    results: dict = {"provenance": provenance(args.seed), "setting": setting, "rtol": args.rtol, "atol": args.atol, "models": []}
+    results: dict = {
+        "provenance": provenance(args.seed),
+        "setting": setting,
+        "rtol": args.rtol,
+        "atol": args.atol,
+        "models": [],
+    }
     for run in runs:
         model, info = load_run(run)
         data_dir = args.data_dir if args.run is None else Path(info["data_dir"])

@@ -12,6 +12,7 @@ ResNet-56 with 8 eigenvalues per block, the speed target.
 
     python3 benchmarks/stability.py [--images 64] [--speed-images 64] [--out benchmarks/results]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,9 +25,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import contdepth as cd
 import refinement
 from _common import DEFAULT_OUT, ROOT, markdown_table, provenance, write_json
+
+import contdepth as cd
 from contdepth.analysis import block_spectra, stability_region
 from contdepth.analysis.spectra_plots import plot_spectra
 
@@ -75,7 +77,12 @@ def refinement_table(model_name: str, spectra, scales: list[float], refine: dict
         in_euler = float(np.mean(euler.contains(z, tol=1e-6)))
         in_rk4 = float(np.mean(rk4.contains(z, tol=1e-6)))
         steps_all_rk4 = float(np.mean([np.all(rk4.contains(v, tol=1e-6)) for v in zs]))
-        rec = {"steps_per_block": s, "inside_euler": in_euler, "inside_rk4": in_rk4, "steps_all_inside_rk4": steps_all_rk4}
+        rec = {
+            "steps_per_block": s,
+            "inside_euler": in_euler,
+            "inside_rk4": in_rk4,
+            "steps_all_inside_rk4": steps_all_rk4,
+        }
         e = acc.get(("euler", s))
         if e is not None:
             rec["euler_acc"] = e["test_acc"]
@@ -92,9 +99,17 @@ def refinement_table(model_name: str, spectra, scales: list[float], refine: dict
         def dist(v):
             return "" if v is None else f"{v:.3f}"
 
-        rows.append([model_name, s, pct(in_euler), pct(in_rk4), pct(steps_all_rk4),
-                     f"{pct(rec.get('euler_acc'))} / {dist(rec.get('euler_dist_to_dopri5'))}",
-                     f"{pct(rec.get('rk4_acc'))} / {dist(rec.get('rk4_dist_to_dopri5'))}" if "rk4_acc" in rec else ""])
+        rows.append(
+            [
+                model_name,
+                s,
+                pct(in_euler),
+                pct(in_rk4),
+                pct(steps_all_rk4),
+                f"{pct(rec.get('euler_acc'))} / {dist(rec.get('euler_dist_to_dopri5'))}",
+                f"{pct(rec.get('rk4_acc'))} / {dist(rec.get('rk4_dist_to_dopri5'))}" if "rk4_acc" in rec else "",
+            ]
+        )
     return rows, records
 
 
@@ -107,21 +122,34 @@ def speed(images: int, n_eigs: int, data_dir: Path, seed: int) -> dict:
     spectra = block_spectra(model, x, n_eigs, seed=seed)
     wall, cpu_s = time.perf_counter() - start, time.process_time() - cpu
     mv = np.concatenate([s.matvecs for s in spectra.steps])
-    return {"model": "resnet56 (untrained, He-normal init)", "images": images, "n_eigs": n_eigs, "blocks": len(spectra.steps),
-            "seconds": wall, "cpu_seconds": cpu_s, "torch_threads": torch.get_num_threads(),
-            "batched_products": spectra.products, "matvecs_per_sample_and_block_mean": float(mv.mean()),
-            "matvecs_per_sample_and_block_max": int(mv.max()), "tol": spectra.tol}
+    return {
+        "model": "resnet56 (untrained, He-normal init)",
+        "images": images,
+        "n_eigs": n_eigs,
+        "blocks": len(spectra.steps),
+        "seconds": wall,
+        "cpu_seconds": cpu_s,
+        "torch_threads": torch.get_num_threads(),
+        "batched_products": spectra.products,
+        "matvecs_per_sample_and_block_mean": float(mv.mean()),
+        "matvecs_per_sample_and_block_max": int(mv.max()),
+        "tol": spectra.tol,
+    }
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default runs/benchmarks, git-ignored)")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="output folder (default runs/benchmarks, git-ignored)"
+    )
     parser.add_argument("--images", type=int, default=64, help="test images followed through each trained net")
     parser.add_argument("--n-eigs", type=int, default=8)
     parser.add_argument("--speed-images", type=int, default=64, help="images for the ResNet-56 timing (0: skip)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--refinement-json", type=Path, default=Path(__file__).resolve().parent / "results" / "refinement.json")
+    parser.add_argument(
+        "--refinement-json", type=Path, default=Path(__file__).resolve().parent / "results" / "refinement.json"
+    )
     args, rest = parser.parse_known_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -140,16 +168,27 @@ def main(argv=None) -> int:
         spectra = block_spectra(model, x, args.n_eigs, seed=args.seed)
         seconds = time.perf_counter() - start
         print(f"{name}: {len(spectra.steps)} steps, {seconds:.0f} s", flush=True)
-        plot_spectra(spectra, args.out / f"stability_{name}.png",
-                     title=f"{name} (trained: {info['scheme']}, {info['epochs']} epochs on {rargs.subset} images, CPU): "
-                           f"eigenvalues of h ∂f/∂u on {args.images} test images")
+        plot_spectra(
+            spectra,
+            args.out / f"stability_{name}.png",
+            title=f"{name} (trained: {info['scheme']}, {info['epochs']} epochs on {rargs.subset} images, CPU): "
+            f"eigenvalues of h ∂f/∂u on {args.images} test images",
+        )
         ref = next((m for m in refine["models"] if m["model"] == name), {})
         rows, records = refinement_table(name, spectra, limit_scale(model, spectra), ref)
         table += rows
-        results["models"].append({**info, "seconds": seconds, "refinement": records,
-                                  "spectra": spectra.to_dict(eigenvalues=False)})
-    header = ["net", "steps/block s", "% eigenvalues in euler region at h=1/s", "% in rk4 region", "% steps all in rk4",
-              "euler: acc % / dist. to dopri5", "rk4: acc % / dist."]
+        results["models"].append(
+            {**info, "seconds": seconds, "refinement": records, "spectra": spectra.to_dict(eigenvalues=False)}
+        )
+    header = [
+        "net",
+        "steps/block s",
+        "% eigenvalues in euler region at h=1/s",
+        "% in rk4 region",
+        "% steps all in rk4",
+        "euler: acc % / dist. to dopri5",
+        "rk4: acc % / dist.",
+    ]
     results["markdown"] = markdown_table(header, table)
     print(results["markdown"])
     if args.speed_images > 0:

@@ -25,6 +25,7 @@ fp32) against contdepth's (the data and its augmentation on the device, ``cd.mod
 Results go to ``--out`` (default ``runs/benchmarks``, git-ignored); ``--out benchmarks/results``
 refreshes the committed ones.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,22 +34,22 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import contdepth as cd
 from _common import DEFAULT_OUT, markdown_table, provenance, setup_matplotlib, write_json
+from reference_nets import HAND, check_same_map, copy_weights
+
+import contdepth as cd
 from contdepth.train.backends import apply_backend_flags, backend_flags
 from contdepth.train.compiling import compile_module, mark_step
 from contdepth.train.optim import sgd_options
-from reference_nets import HAND, check_same_map, copy_weights
 
 # mode -> (torch.compile mode or None for eager, bf16 autocast + channels_last)
-MODES: dict[str, tuple[Optional[str], bool]] = {
+MODES: dict[str, tuple[str | None, bool]] = {
     "eager": (None, False),
     "eager+bf16+cl": (None, True),
     "compile": ("default", False),
@@ -58,7 +59,7 @@ MODES: dict[str, tuple[Optional[str], bool]] = {
 }
 
 
-def skip_reason(mode: str, device: torch.device) -> Optional[str]:
+def skip_reason(mode: str, device: torch.device) -> str | None:
     """Why ``mode`` is not measured on ``device`` (None: it is)."""
     compile_mode, low_precision = MODES[mode]
     if device.type != "cuda" and compile_mode == "reduce-overhead":
@@ -112,8 +113,17 @@ class Runner:
     memory format of the model and the input. SGD is fused on CUDA, as ``contdepth train`` has it.
     """
 
-    def __init__(self, model: nn.Module, x: Tensor, y: Tensor, *, train: bool, compile_mode: Optional[str] = None,
-                 bf16: bool = False, channels_last: bool = False):
+    def __init__(
+        self,
+        model: nn.Module,
+        x: Tensor,
+        y: Tensor,
+        *,
+        train: bool,
+        compile_mode: str | None = None,
+        bf16: bool = False,
+        channels_last: bool = False,
+    ):
         self.model, self.train = model, train
         if channels_last:
             model.to(memory_format=torch.channels_last)
@@ -122,8 +132,11 @@ class Runner:
         self.compile_mode = compile_mode
         self.fn = compile_module(model, compile_mode, x.device)
         self.bf16 = bf16
-        self.opt = (torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4, **sgd_options(x.device))
-                    if train else None)
+        self.opt = (
+            torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4, **sgd_options(x.device))
+            if train
+            else None
+        )
 
     def _autocast(self):
         return torch.autocast(self.x.device.type, dtype=torch.bfloat16, enabled=self.bf16)
@@ -175,7 +188,7 @@ def saved_activation_bytes(model: nn.Module, x: Tensor, y: Tensor) -> int:
     return sum(seen.values())
 
 
-def peak_cuda_bytes(runner: Runner) -> Optional[int]:
+def peak_cuda_bytes(runner: Runner) -> int | None:
     dev = runner.x.device
     if dev.type != "cuda":
         return None
@@ -225,25 +238,38 @@ def compare(name: str, args, device: torch.device, mode: str, train: bool, alloc
     ratios = [c / h for c, h in zip(ips["contdepth"], ips["hand"], strict=True)]
     q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
     out = {
-        "model": name, "mode": mode, "phase": "train" if train else "inference", "batch": args.batch,
+        "model": name,
+        "mode": mode,
+        "phase": "train" if train else "inference",
+        "batch": args.batch,
         "allocator": allocator,
         "page_faults_per_iter": {k: v / (args.reps * args.iters) for k, v in faults.items()},
         "images_per_s": {k: statistics.median(v) for k, v in ips.items()},
         "best_images_per_s": {k: max(v) for k, v in ips.items()},
-        "ratio_median": statistics.median(ratios), "ratio_q1": q1, "ratio_q3": q3,
-        "ratio_min": min(ratios), "ratio_max": max(ratios),
-        "ratio_best": max(ips["contdepth"]) / max(ips["hand"]), "ratios": ratios, "max_logit_diff": max_diff,
+        "ratio_median": statistics.median(ratios),
+        "ratio_q1": q1,
+        "ratio_q3": q3,
+        "ratio_min": min(ratios),
+        "ratio_max": max(ratios),
+        "ratio_best": max(ips["contdepth"]) / max(ips["hand"]),
+        "ratios": ratios,
+        "max_logit_diff": max_diff,
         "clock": "wall" if device.type == "cuda" else "process CPU time",
         "compiled_graphs": graphs if compile_mode is not None else None,
     }
     if train:
-        out["saved_activation_MB"] = {k: saved_activation_bytes(m, x, y) / 2**20 for k, m in (("contdepth", model), ("hand", hand))}
+        out["saved_activation_MB"] = {
+            k: saved_activation_bytes(m, x, y) / 2**20 for k, m in (("contdepth", model), ("hand", hand))
+        }
     if device.type == "cuda":
         out["peak_cuda_MB"] = {k: peak_cuda_bytes(r) / 2**20 for k, r in runners.items()}
-    print(f"  {name:12s} {mode:23s} {allocator:9s} {out['phase']:9s} "
+    print(
+        f"  {name:12s} {mode:23s} {allocator:9s} {out['phase']:9s} "
         f"contdepth {out['images_per_s']['contdepth']:8.1f} img/s, "
-          f"hand {out['images_per_s']['hand']:8.1f} img/s, ratio {out['ratio_median']:.3f} "
-          f"(IQR {out['ratio_q1']:.3f}-{out['ratio_q3']:.3f}, best-of {out['ratio_best']:.3f})", flush=True)
+        f"hand {out['images_per_s']['hand']:8.1f} img/s, ratio {out['ratio_median']:.3f} "
+        f"(IQR {out['ratio_q1']:.3f}-{out['ratio_q3']:.3f}, best-of {out['ratio_best']:.3f})",
+        flush=True,
+    )
     return out
 
 
@@ -263,8 +289,7 @@ def op_profile(name: str, args, device: torch.device, reps: int = 3) -> dict:
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     for train in (False, True):
         phase = "train" if train else "inference"
-        runners = {"contdepth": Runner(model, x, y, train=train),
-                   "hand": Runner(hand, x, y, train=train)}
+        runners = {"contdepth": Runner(model, x, y, train=train), "hand": Runner(hand, x, y, train=train)}
         per: dict = {}
         for key, r in runners.items():
             r.timed(1)
@@ -325,10 +350,14 @@ class TransformDataset(torch.utils.data.Dataset):
         try:
             import torchvision.transforms as T
 
-            self.transform = T.Compose([
-                T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(),
-                T.ConvertImageDtype(torch.float32), T.Normalize(mean, std),
-            ])
+            self.transform = T.Compose(
+                [
+                    T.RandomCrop(32, padding=4),
+                    T.RandomHorizontalFlip(),
+                    T.ConvertImageDtype(torch.float32),
+                    T.Normalize(mean, std),
+                ]
+            )
             self.kind = "torchvision.transforms"
         except ImportError:
             self.mean = torch.tensor(mean).view(3, 1, 1)
@@ -339,7 +368,7 @@ class TransformDataset(torch.utils.data.Dataset):
     def _plain(self, img: Tensor) -> Tensor:
         padded = F.pad(img, (4, 4, 4, 4))
         i, j = torch.randint(0, 9, (2,)).tolist()
-        out = padded[:, i:i + 32, j:j + 32]
+        out = padded[:, i : i + 32, j : j + 32]
         if torch.rand(()) < 0.5:
             out = out.flip(-1)
         return (out.float() / 255.0 - self.mean) / self.std
@@ -370,16 +399,22 @@ def pipeline_epoch(args, device: torch.device) -> dict:
     compile_mode, low_precision = MODES[args.pipeline_mode]
     if compile_mode is not None:
         torch._dynamo.reset()
-    results = {"data": source, "images": len(train), "batch": args.pipeline_batch, "model": name,
-               "contdepth_mode": args.pipeline_mode}
+    results = {
+        "data": source,
+        "images": len(train),
+        "batch": args.pipeline_batch,
+        "model": name,
+        "contdepth_mode": args.pipeline_mode,
+    }
 
-    def trainer(model: nn.Module, mode: Optional[str], low: bool, ours: bool):
+    def trainer(model: nn.Module, mode: str | None, low: bool, ours: bool):
         model.to(device).train()
         if low:
             model.to(memory_format=torch.channels_last)
         net = compile_module(model, mode, device)
-        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4,
-                              **(sgd_options(device) if ours else {}))  # contdepth train fuses SGD on CUDA
+        opt = torch.optim.SGD(
+            model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4, **(sgd_options(device) if ours else {})
+        )  # contdepth train fuses SGD on CUDA
 
         def step(x: Tensor, y: Tensor) -> None:
             mark_step(mode, device)
@@ -388,6 +423,7 @@ def pipeline_epoch(args, device: torch.device) -> dict:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+
         return step
 
     torch.manual_seed(args.seed)
@@ -395,11 +431,25 @@ def pipeline_epoch(args, device: torch.device) -> dict:
     hand = HAND[name]()
     copy_weights(cd_model, hand)
     dataset = TransformDataset(train.images, train.labels, data.mean, data.std)
-    dl = torch.utils.data.DataLoader(dataset, batch_size=args.pipeline_batch, shuffle=True, drop_last=True,
-                                     num_workers=args.workers, pin_memory=device.type == "cuda",
-                                     persistent_workers=args.workers > 0)
-    dev_loader = DeviceLoader(train, args.pipeline_batch, train=True, mean=data.mean, std=data.std, device=device,
-                              seed=args.seed, channels_last=low_precision)
+    dl = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=args.pipeline_batch,
+        shuffle=True,
+        drop_last=True,
+        num_workers=args.workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=args.workers > 0,
+    )
+    dev_loader = DeviceLoader(
+        train,
+        args.pipeline_batch,
+        train=True,
+        mean=data.mean,
+        std=data.std,
+        device=device,
+        seed=args.seed,
+        channels_last=low_precision,
+    )
     pipelines = {  # name -> (batches of one epoch, training step)
         "conventional": (lambda: dl, trainer(hand, None, False, ours=False)),
         "contdepth": (lambda: dev_loader, trainer(cd_model, compile_mode, low_precision, ours=True)),
@@ -418,24 +468,29 @@ def pipeline_epoch(args, device: torch.device) -> dict:
     times: dict[str, list[float]] = {key: [] for key in pipelines}
     keys = list(pipelines)
     for rep in range(args.pipeline_reps):
-        for key in (keys if rep % 2 == 0 else keys[::-1]):
+        for key in keys if rep % 2 == 0 else keys[::-1]:
             times[key].append(epoch(key))
     n = len(dev_loader) * args.pipeline_batch
     ips = {k: [n / t for t in v] for k, v in times.items()}
     ratios = [c / b for c, b in zip(ips["contdepth"], ips["conventional"], strict=True)]
-    results.update({
-        "conventional": f"torch DataLoader, {args.workers} workers, {dataset.kind}; "
-                            f"hand-written {name}, eager, fp32",
-        "contdepth": f"DeviceLoader (data and augmentation on {device.type}); "
-                         f"cd.models {name}, {args.pipeline_mode}",
-        "clock": "wall",
-        "first_epoch_s": warm,
-        "images_per_s": {k: statistics.median(v) for k, v in ips.items()},
-        "ratio_median": statistics.median(ratios), "ratios": ratios,
-    })
-    print(f"  pipeline: conventional {results['images_per_s']['conventional']:.1f} img/s, contdepth "
-          f"{results['images_per_s']['contdepth']:.1f} img/s, ratio {results['ratio_median']:.2f} ({n} images/epoch)",
-          flush=True)
+    results.update(
+        {
+            "conventional": f"torch DataLoader, {args.workers} workers, {dataset.kind}; "
+            f"hand-written {name}, eager, fp32",
+            "contdepth": f"DeviceLoader (data and augmentation on {device.type}); "
+            f"cd.models {name}, {args.pipeline_mode}",
+            "clock": "wall",
+            "first_epoch_s": warm,
+            "images_per_s": {k: statistics.median(v) for k, v in ips.items()},
+            "ratio_median": statistics.median(ratios),
+            "ratios": ratios,
+        }
+    )
+    print(
+        f"  pipeline: conventional {results['images_per_s']['conventional']:.1f} img/s, contdepth "
+        f"{results['images_per_s']['contdepth']:.1f} img/s, ratio {results['ratio_median']:.2f} ({n} images/epoch)",
+        flush=True,
+    )
     return results
 
 
@@ -451,12 +506,16 @@ def plot(results: dict, path: Path) -> None:
     ax.bar(xs, med, width, yerr=err, capsize=3, color="tab:blue", alpha=0.85, label="contdepth / hand-written")
     ax.axhline(1.0, color="k", lw=0.8)
     ax.axhspan(0.97, 1.03, color="tab:green", alpha=0.15, label="within 3%")
-    ax.set_xticks(xs, [f"{r['model']}\n{r['mode']}, {r.get('allocator', 'default')}\n{r['phase']}" for r in rows], fontsize=7)
+    ax.set_xticks(
+        xs, [f"{r['model']}\n{r['mode']}, {r.get('allocator', 'default')}\n{r['phase']}" for r in rows], fontsize=7
+    )
     ax.set_ylim(min(0.85, min(r["ratio_q1"] for r in rows) - 0.02), max(1.06, max(r["ratio_q3"] for r in rows) + 0.02))
     ax.set_ylabel("throughput ratio contdepth / hand-written")
-    ax.set_title(f"{results['provenance']['device']}\nbatch {results['batch']}, "
+    ax.set_title(
+        f"{results['provenance']['device']}\nbatch {results['batch']}, "
         f"median and IQR over {results['reps']} interleaved repetitions",
-                 fontsize=8)
+        fontsize=8,
+    )
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -470,32 +529,87 @@ def tables(results: dict) -> str:
         mem_s = "" if mem is None else f"{mem['contdepth']:.1f} / {mem['hand']:.1f}"
         pf = r.get("page_faults_per_iter")
         pf_s = "" if pf is None else f"{pf['contdepth']:.0f} / {pf['hand']:.0f}"
-        rows.append([r["model"], r["mode"], r.get("allocator", "default"), r["phase"], f"{r['images_per_s']['contdepth']:.1f}", f"{r['images_per_s']['hand']:.1f}",
-                     f"{r['ratio_median']:.3f} [{r['ratio_q1']:.3f}, {r['ratio_q3']:.3f}]", f"{r['ratio_best']:.3f}", pf_s, mem_s])
+        rows.append(
+            [
+                r["model"],
+                r["mode"],
+                r.get("allocator", "default"),
+                r["phase"],
+                f"{r['images_per_s']['contdepth']:.1f}",
+                f"{r['images_per_s']['hand']:.1f}",
+                f"{r['ratio_median']:.3f} [{r['ratio_q1']:.3f}, {r['ratio_q3']:.3f}]",
+                f"{r['ratio_best']:.3f}",
+                pf_s,
+                mem_s,
+            ]
+        )
     mem_head = "peak CUDA MB (cd / hand)" if results["device_type"] == "cuda" else "saved activations MB (cd / hand)"
-    text = markdown_table(["model", "mode", "malloc", "phase", "contdepth img/s", "hand-written img/s", "ratio, median [IQR]",
-                           "ratio, best-of", "page faults / iter (cd / hand)", mem_head], rows)
+    text = markdown_table(
+        [
+            "model",
+            "mode",
+            "malloc",
+            "phase",
+            "contdepth img/s",
+            "hand-written img/s",
+            "ratio, median [IQR]",
+            "ratio, best-of",
+            "page faults / iter (cd / hand)",
+            mem_head,
+        ],
+        rows,
+    )
     if results.get("profile"):
         rows = []
         for name, p in results["profile"].items():
             for phase in ("inference", "train"):
                 q = p[phase]
-                diff = sorted(q["ops_with_different_counts"].items(), key=lambda kv: -abs(kv[1]["calls_contdepth"] - kv[1]["calls_hand"]))
-                listed = ", ".join(f"{op.replace('aten::', '')} {v['calls_contdepth'] - v['calls_hand']:+.0f}" for op, v in diff[:6])
-                rows.append([name, phase, f"{q['self_ms_total']['contdepth']:.1f} / {q['self_ms_total']['hand']:.1f}", listed or "none"])
-        text += "\n\n" + markdown_table(["model", "phase", "aten self ms per iteration (cd / hand)",
-                                           "aten ops called a different number of times (cd - hand, per iteration)"], rows)
+                diff = sorted(
+                    q["ops_with_different_counts"].items(),
+                    key=lambda kv: -abs(kv[1]["calls_contdepth"] - kv[1]["calls_hand"]),
+                )
+                listed = ", ".join(
+                    f"{op.replace('aten::', '')} {v['calls_contdepth'] - v['calls_hand']:+.0f}" for op, v in diff[:6]
+                )
+                rows.append(
+                    [
+                        name,
+                        phase,
+                        f"{q['self_ms_total']['contdepth']:.1f} / {q['self_ms_total']['hand']:.1f}",
+                        listed or "none",
+                    ]
+                )
+        text += "\n\n" + markdown_table(
+            [
+                "model",
+                "phase",
+                "aten self ms per iteration (cd / hand)",
+                "aten ops called a different number of times (cd - hand, per iteration)",
+            ],
+            rows,
+        )
         so = results["step_overhead"]
-        text += (f"\n\nPython cost of a Flow step (euler, identity blocks, (2, 4) state): {so['flow_us_per_step']:.1f} us, "
-                 f"against {so['loop_us_per_step']:.1f} us for the plain loop `x = x + m(x)`.")
+        text += (
+            f"\n\nPython cost of a Flow step (euler, identity blocks, (2, 4) state): {so['flow_us_per_step']:.1f} us, "
+            f"against {so['loop_us_per_step']:.1f} us for the plain loop `x = x + m(x)`."
+        )
     if results.get("pipeline"):
         p = results["pipeline"]
         text += "\n\n" + markdown_table(
-            [f"pipeline ({p['model']} training epochs of {p['images']} images, batch {p['batch']})", "images/s",
-             "ratio to conventional, median [min, max]"],
-            [[p["conventional"], f"{p['images_per_s']['conventional']:.1f}", "1"],
-             [p["contdepth"], f"{p['images_per_s']['contdepth']:.1f}",
-              f"{p['ratio_median']:.2f} [{min(p['ratios']):.2f}, {max(p['ratios']):.2f}]"]])
+            [
+                f"pipeline ({p['model']} training epochs of {p['images']} images, batch {p['batch']})",
+                "images/s",
+                "ratio to conventional, median [min, max]",
+            ],
+            [
+                [p["conventional"], f"{p['images_per_s']['conventional']:.1f}", "1"],
+                [
+                    p["contdepth"],
+                    f"{p['images_per_s']['contdepth']:.1f}",
+                    f"{p['ratio_median']:.2f} [{min(p['ratios']):.2f}, {max(p['ratios']):.2f}]",
+                ],
+            ],
+        )
     if results.get("skipped"):
         text += "\n\nNot measured here: " + "; ".join(f"{s['mode']} ({s['reason']})" for s in results["skipped"]) + "."
     return text
@@ -503,31 +617,68 @@ def tables(results: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder for JSON and PNG (default runs/benchmarks; "
-             "benchmarks/results refreshes the committed ones)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="output folder for JSON and PNG (default runs/benchmarks; "
+        "benchmarks/results refreshes the committed ones)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--models", nargs="+", default=["resnet56", "lm_resnet56"], choices=sorted(HAND))
     parser.add_argument("--batch", type=int, default=None, help="batch size (default 32 on CPU, 128 on CUDA)")
-    parser.add_argument("--iters", type=int, default=None, help="iterations per timed repetition (default 1 CPU, 50 CUDA)")
+    parser.add_argument(
+        "--iters", type=int, default=None, help="iterations per timed repetition (default 1 CPU, 50 CUDA)"
+    )
     parser.add_argument("--reps", type=int, default=None, help="interleaved repetitions (default 21 CPU, 7 CUDA)")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed iterations first (default 1 CPU, 20 CUDA; compiled modes at least 3)")
-    parser.add_argument("--modes", nargs="+", default=None, choices=list(MODES),
-                        help="one or more (default: eager on CPU; every mode on CUDA)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads (default 1 on CPU: the ratio is steadier on a shared machine; 0 = torch's default)")
-    parser.add_argument("--pipeline", action="store_true", help="also time training epochs: the conventional pipeline vs contdepth's")
-    parser.add_argument("--pipeline-mode", choices=list(MODES), default=None,
-                        help="contdepth's mode in --pipeline (default reduce-overhead+bf16+cl on CUDA, eager on CPU)")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="untimed iterations first (default 1 CPU, 20 CUDA; compiled modes at least 3)",
+    )
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=None,
+        choices=list(MODES),
+        help="one or more (default: eager on CPU; every mode on CUDA)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads (default 1 on CPU: the ratio is steadier on a shared machine; 0 = torch's default)",
+    )
+    parser.add_argument(
+        "--pipeline", action="store_true", help="also time training epochs: the conventional pipeline vs contdepth's"
+    )
+    parser.add_argument(
+        "--pipeline-mode",
+        choices=list(MODES),
+        default=None,
+        help="contdepth's mode in --pipeline (default reduce-overhead+bf16+cl on CUDA, eager on CPU)",
+    )
     parser.add_argument("--pipeline-model", choices=sorted(HAND), default="resnet56")
-    parser.add_argument("--data", type=Path, default=None, help="CIFAR folder for --pipeline (default: synthetic images)")
+    parser.add_argument(
+        "--data", type=Path, default=None, help="CIFAR folder for --pipeline (default: synthetic images)"
+    )
     parser.add_argument("--subset", type=int, default=None, help="training images for --pipeline (default all)")
     parser.add_argument("--pipeline-batch", type=int, default=128)
     parser.add_argument("--pipeline-reps", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
-                        help="DataLoader workers of the conventional pipeline (default: min(4, cores))")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=min(4, os.cpu_count() or 1),
+        help="DataLoader workers of the conventional pipeline (default: min(4, cores))",
+    )
     parser.add_argument("--no-profile", action="store_true", help="skip the per-op profile")
-    parser.add_argument("--allocator", choices=["both", "default", "keep-freed"], default="both",
-                        help="CPU: glibc malloc as is, told to keep freed memory (mallopt), or both in turn (default)")
+    parser.add_argument(
+        "--allocator",
+        choices=["both", "default", "keep-freed"],
+        default="both",
+        help="CPU: glibc malloc as is, told to keep freed memory (mallopt), or both in turn (default)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--full", action="store_true", help="more repetitions and iterations")
     args = parser.parse_args(argv)
@@ -557,10 +708,22 @@ def main(argv=None) -> int:
         parser.error(f"--pipeline-mode {args.pipeline_mode}: {skip_reason(args.pipeline_mode, device)}")
     stem = "throughput" if not cuda else "throughput_cuda"
     path = args.out / f"{stem}.json"
-    results: dict = {"provenance": provenance(args.seed, device), "device_type": device.type, "batch": args.batch,
-                     "iters": args.iters, "reps": args.reps, "threads": torch.get_num_threads(), "complete": False,
-                     "skipped": skipped, "comparisons": []}
-    allocators = ["default", "keep-freed"] if (args.allocator == "both" and not cuda) else [args.allocator if not cuda else "default"]
+    results: dict = {
+        "provenance": provenance(args.seed, device),
+        "device_type": device.type,
+        "batch": args.batch,
+        "iters": args.iters,
+        "reps": args.reps,
+        "threads": torch.get_num_threads(),
+        "complete": False,
+        "skipped": skipped,
+        "comparisons": [],
+    }
+    allocators = (
+        ["default", "keep-freed"]
+        if (args.allocator == "both" and not cuda)
+        else [args.allocator if not cuda else "default"]
+    )
     for allocator in allocators:
         if allocator == "keep-freed" and not keep_freed_memory():
             print("mallopt unavailable (not glibc): skipping the keep-freed allocator runs")

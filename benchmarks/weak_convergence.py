@@ -20,15 +20,16 @@ each point are batch standard errors, on each order the jackknife over batches.
 
     python3 benchmarks/weak_convergence.py [--out benchmarks/results] [--full]
 """
+
 from __future__ import annotations
 
 import argparse
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -36,9 +37,10 @@ from torchsde._brownian.brownian_base import BaseBrownian
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # problems with exact solutions
-import contdepth as cd
-from problems import gbm_field, gbm_moment
 from _common import DEFAULT_OUT, markdown_table, provenance, setup_matplotlib, write_json
+from problems import gbm_field, gbm_moment
+
+import contdepth as cd
 from contdepth.analysis import fit_order
 from contdepth.analysis.montecarlo import batch_order
 from contdepth.analysis.plots import reference_slopes
@@ -54,8 +56,8 @@ class LawSpec:
 
     label: str
     name: str
-    p: Optional[float] = None  # survival probability of a fixed two-point law
-    p_scaled: Optional[float] = None  # two-point law with 1 - 2p = (1 - 2 p_scaled) sqrt(h / h0)
+    p: float | None = None  # survival probability of a fixed two-point law
+    p_scaled: float | None = None  # two-point law with 1 - 2p = (1 - 2 p_scaled) sqrt(h / h0)
 
     def law(self, h: float, h0: float) -> NoiseLaw:
         if self.p is not None:
@@ -166,8 +168,12 @@ def phi(x: torch.Tensor) -> torch.Tensor:
 
 def gbm(mu: float, sigma: float, x0: float, t1: float) -> Problem:
     return Problem(
-        "gbm", f"GBM dX = {mu:g} X dt + {sigma:g} X dW, x0 = {x0:g}, T = {t1:g}, phi = x^3", gbm_field(mu, sigma),
-        x0, t1, exact_mean=gbm_moment(mu, sigma, x0, t1, 3),
+        "gbm",
+        f"GBM dX = {mu:g} X dt + {sigma:g} X dW, x0 = {x0:g}, T = {t1:g}, phi = x^3",
+        gbm_field(mu, sigma),
+        x0,
+        t1,
+        exact_mean=gbm_moment(mu, sigma, x0, t1, 3),
         exact_path=lambda w: x0 * torch.exp((mu - 0.5 * sigma**2) * t1 + sigma * w),
         reference_steps=0,
     )
@@ -178,8 +184,14 @@ def arctan_sde(x0: float, t1: float, reference_steps: int) -> Problem:
     nodes, weights = np.polynomial.hermite_e.hermegauss(200)  # E g(Z), Z ~ N(0, 1)
     exact = float(np.sum(weights * np.arctan(math.sqrt(t1) * nodes + math.tan(x0)) ** 3) / math.sqrt(2 * math.pi))
     return Problem(
-        "nonlinear", f"dX = -sin X cos^3 X dt + cos^2 X dW, x0 = {x0:g}, T = {t1:g}, phi = x^3", field, x0, t1,
-        exact_mean=exact, exact_path=lambda w: torch.atan(w + math.tan(x0)), reference_steps=reference_steps,
+        "nonlinear",
+        f"dX = -sin X cos^3 X dt + cos^2 X dW, x0 = {x0:g}, T = {t1:g}, phi = x^3",
+        field,
+        x0,
+        t1,
+        exact_mean=exact,
+        exact_path=lambda w: torch.atan(w + math.tan(x0)),
+        reference_steps=reference_steps,
     )
 
 
@@ -230,7 +242,9 @@ def controlled_mean(d: torch.Tensor, controls: list[torch.Tensor]) -> tuple[floa
 def em_endpoint(problem: Problem, law: NoiseLaw, xis: list[torch.Tensor], x0: torch.Tensor) -> torch.Tensor:
     """X_N of contdepth's euler_maruyama with the given xi, one per step."""
     replay = Replay(law)
-    flow = cd.Flow(problem.field, cd.schemes.get("euler_maruyama", noise=replay), steps=len(xis), t1=problem.t1, noise_at_eval=True)
+    flow = cd.Flow(
+        problem.field, cd.schemes.get("euler_maruyama", noise=replay), steps=len(xis), t1=problem.t1, noise_at_eval=True
+    )
     replay.load(xis)
     return flow(x0)
 
@@ -242,8 +256,16 @@ def torchsde_reference(problem: Problem, dw: torch.Tensor, x0: torch.Tensor) -> 
         steps = dw.shape[0] // stride
         coarse = dw.view(steps, stride, *dw.shape[1:]).sum(1)
         bm = GridBrownian(coarse, 0.0, problem.t1)
-        x = cd.sdeint(problem.field, x0, t1=problem.t1, method="milstein", dt=problem.t1 / steps, per="element",
-                      bm=bm, options={"grad_free": True})
+        x = cd.sdeint(
+            problem.field,
+            x0,
+            t1=problem.t1,
+            method="milstein",
+            dt=problem.t1 / steps,
+            per="element",
+            bm=bm,
+            options={"grad_free": True},
+        )
         out.append(x)
     return 2 * phi(out[0]) - phi(out[1]), out[0]
 
@@ -281,12 +303,18 @@ def run_batches(problem: Problem, laws: list[LawSpec], steps: list[int], batches
                 weak[spec.label][b][i], reduction[spec.label][b][i] = controlled_mean(phi(xn) - ref_phi, controls)
                 if spec.name == "gaussian":
                     strong[b][i] = (xn - ref_x).abs().mean().item()
-    return {"weak": weak, "variance_reduction": reduction, "strong": strong, "reference_bias": ref_bias,
-            "reference_strong": ref_strong}
+    return {
+        "weak": weak,
+        "variance_reduction": reduction,
+        "strong": strong,
+        "reference_bias": ref_bias,
+        "reference_strong": ref_strong,
+    }
 
 
-def library_sampler_check(mu: float, sigma: float, problem: Problem, laws: list[LawSpec], steps: int, h0: float,
-                          paths: int, seed: int) -> list[dict]:
+def library_sampler_check(
+    mu: float, sigma: float, problem: Problem, laws: list[LawSpec], steps: int, h0: float, paths: int, seed: int
+) -> list[dict]:
     """contdepth's own samplers (no coupling) against the exact discrete expectation E X_N^3 on GBM."""
     rows = []
     x0 = torch.full((paths, 1), problem.x0, dtype=DTYPE)
@@ -298,29 +326,49 @@ def library_sampler_check(mu: float, sigma: float, problem: Problem, laws: list[
         values = phi(xn)
         mc, sem = values.mean().item(), values.std().item() / math.sqrt(paths)
         exact = gbm_discrete_mean(mu, sigma, problem.x0, problem.t1, steps, law.third_moment())
-        rows.append({"law": spec.label, "steps": steps, "mc": mc, "sem": sem, "exact_discrete": exact, "z": (mc - exact) / sem})
+        rows.append(
+            {"law": spec.label, "steps": steps, "mc": mc, "sem": sem, "exact_discrete": exact, "z": (mc - exact) / sem}
+        )
     return rows
 
 
 # ----------------------------------------------------------------------------- reporting
 def summarise(problem: Problem, raw: dict, laws: list[LawSpec], steps: list[int]) -> dict:
     h = [problem.t1 / n for n in steps]
-    out = {"description": problem.description, "t1": problem.t1, "steps": steps, "exact_mean": problem.exact_mean, "laws": {}}
+    out = {
+        "description": problem.description,
+        "t1": problem.t1,
+        "steps": steps,
+        "exact_mean": problem.exact_mean,
+        "laws": {},
+    }
     for spec in laws:
         fit = batch_order(h, raw["weak"][spec.label])
         out["laws"][spec.label] = {
-            "order": fit.order, "stderr": fit.stderr, "fit_stderr": fit.fit_stderr,
-            "errors": list(fit.errors), "error_stderr": list(fit.error_stderr), "batch_errors": raw["weak"][spec.label],
-            "control_variate_variance_reduction": [float(np.median(col)) for col in zip(*raw["variance_reduction"][spec.label], strict=True)],
+            "order": fit.order,
+            "stderr": fit.stderr,
+            "fit_stderr": fit.fit_stderr,
+            "errors": list(fit.errors),
+            "error_stderr": list(fit.error_stderr),
+            "batch_errors": raw["weak"][spec.label],
+            "control_variate_variance_reduction": [
+                float(np.median(col)) for col in zip(*raw["variance_reduction"][spec.label], strict=True)
+            ],
         }
     fit = batch_order(h, raw["strong"])
-    out["strong_gaussian"] = {"order": fit.order, "stderr": fit.stderr, "errors": list(fit.errors), "error_stderr": list(fit.error_stderr)}
+    out["strong_gaussian"] = {
+        "order": fit.order,
+        "stderr": fit.stderr,
+        "errors": list(fit.errors),
+        "error_stderr": list(fit.error_stderr),
+    }
     if raw["reference_bias"]:
         bias = np.array(raw["reference_bias"])
         out["reference"] = {
             "method": f"torchsde milstein, dt = T/{problem.reference_steps} and "
-                      f"T/{problem.reference_steps // 2}, Richardson",
-            "bias_vs_exact_solution": float(bias.mean()), "bias_stderr": float(bias.std(ddof=1) / math.sqrt(len(bias))),
+            f"T/{problem.reference_steps // 2}, Richardson",
+            "bias_vs_exact_solution": float(bias.mean()),
+            "bias_stderr": float(bias.std(ddof=1) / math.sqrt(len(bias))),
             "strong_error_vs_exact_solution": float(np.mean(raw["reference_strong"])),
         }
     return out
@@ -340,13 +388,27 @@ def plot(results: dict, laws: list[LawSpec], path: Path) -> None:
         res = results["problems"][key]
         h = [res["t1"] / n for n in res["steps"]]
         for label, r in res["laws"].items():
-            ax.errorbar(h, r["errors"], yerr=r["error_stderr"], fmt="o-", ms=3.5, capsize=2, color=colors[label],
-                        label=f"{label}: {r['order']:.2f} ± {r['stderr']:.2f}")
+            ax.errorbar(
+                h,
+                r["errors"],
+                yerr=r["error_stderr"],
+                fmt="o-",
+                ms=3.5,
+                capsize=2,
+                color=colors[label],
+                label=f"{label}: {r['order']:.2f} ± {r['stderr']:.2f}",
+            )
         if key == "gbm":
             ex = results["gbm_exact_discrete"]
             sub = [i for i, n in enumerate(ex["steps"]) if n in res["steps"]]
             for label, r in ex["laws"].items():
-                ax.loglog([res["t1"] / ex["steps"][i] for i in sub], [r["errors"][i] for i in sub], ":", lw=1.2, color=colors[label])
+                ax.loglog(
+                    [res["t1"] / ex["steps"][i] for i in sub],
+                    [r["errors"][i] for i in sub],
+                    ":",
+                    lw=1.2,
+                    color=colors[label],
+                )
         if key == "nonlinear":
             tree = results["nonlinear_exact_discrete"]
             for label, errs in tree["laws"].items():
@@ -354,17 +416,26 @@ def plot(results: dict, laws: list[LawSpec], path: Path) -> None:
         ax.set_xscale("log")
         ax.set_yscale("log")
         reference_slopes(ax, h, [0.5, 1], anchor=max(max(r["errors"]) for r in res["laws"].values()) * 2)
-        ax.set(xlabel="step size h", ylabel="weak error |E phi(X_N) - E phi(X_T)|", title=f"({tag}) {res['description']}")
+        ax.set(
+            xlabel="step size h", ylabel="weak error |E phi(X_N) - E phi(X_T)|", title=f"({tag}) {res['description']}"
+        )
         ax.title.set_fontsize(8)
-        note = (" (dotted: exact E X_N^3 of the scheme)" if key == "gbm"
-                else " (x: exact E phi(X_N), all 2^N paths)")
+        note = " (dotted: exact E X_N^3 of the scheme)" if key == "gbm" else " (x: exact E phi(X_N), all 2^N paths)"
         ax.legend(fontsize=7, title="MC weak order" + note, title_fontsize=7)
     ax = axes[1, 0]
     for key, marker in [("gbm", "o"), ("nonlinear", "s")]:
         res = results["problems"][key]
         h = [res["t1"] / n for n in res["steps"]]
         r = res["strong_gaussian"]
-        ax.errorbar(h, r["errors"], yerr=r["error_stderr"], fmt=marker + "-", ms=3.5, capsize=2, label=f"{key}: {r['order']:.2f} ± {r['stderr']:.2f}")
+        ax.errorbar(
+            h,
+            r["errors"],
+            yerr=r["error_stderr"],
+            fmt=marker + "-",
+            ms=3.5,
+            capsize=2,
+            label=f"{key}: {r['order']:.2f} ± {r['stderr']:.2f}",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     reference_slopes(ax, h, [0.5, 1], anchor=results["problems"]["gbm"]["strong_gaussian"]["errors"][0] * 2)
@@ -376,10 +447,17 @@ def plot(results: dict, laws: list[LawSpec], path: Path) -> None:
     for label, r in ex["laws"].items():
         ax.loglog(hh, r["errors"], "-", color=colors[label], label=f"{label}: {r['order_fine']:.2f}")
     reference_slopes(ax, hh, [0.5, 1], anchor=max(r["errors"][0] for r in ex["laws"].values()) * 2)
-    ax.set(xlabel="step size h", ylabel="weak error (exact, no Monte Carlo)",
-           title="(d) GBM, exact expectation of the scheme: E xi^3 = O(1) gives order 1/2")
+    ax.set(
+        xlabel="step size h",
+        ylabel="weak error (exact, no Monte Carlo)",
+        title="(d) GBM, exact expectation of the scheme: E xi^3 = O(1) gives order 1/2",
+    )
     ax.title.set_fontsize(9)
-    ax.legend(fontsize=7, title=f"order over the finest {ex['fine_points']} points (symmetric laws coincide)", title_fontsize=7)
+    ax.legend(
+        fontsize=7,
+        title=f"order over the finest {ex['fine_points']} points (symmetric laws coincide)",
+        title_fontsize=7,
+    )
     for ax in axes.flat:
         ax.xaxis.set_minor_formatter(NullFormatter())
     fig.tight_layout()
@@ -399,10 +477,20 @@ def tables(results: dict, laws: list[LawSpec]) -> str:
     strong = [results["problems"][k]["strong_gaussian"] for k in ["gbm", "nonlinear"]]
     rows.append(["gaussian, strong error", "0", "1/2", *[f"{s['order']:.2f} ± {s['stderr']:.2f}" for s in strong], ""])
     steps = results["problems"]["gbm"]["steps"]
-    head = ["noise law", "E xi^3", "theory", "(a) GBM, MC", "(b) nonlinear, MC", f"(a) GBM, exact E X_N^3 (N = {steps[0]}..{steps[-1]})"]
+    head = [
+        "noise law",
+        "E xi^3",
+        "theory",
+        "(a) GBM, MC",
+        "(b) nonlinear, MC",
+        f"(a) GBM, exact E X_N^3 (N = {steps[0]}..{steps[-1]})",
+    ]
     text = markdown_table(head, rows)
     check = results["library_sampler_check"]
-    rows = [[r["law"], r["steps"], f"{r['mc']:.5f} ± {r['sem']:.5f}", f"{r['exact_discrete']:.5f}", f"{r['z']:+.2f}"] for r in check]
+    rows = [
+        [r["law"], r["steps"], f"{r['mc']:.5f} ± {r['sem']:.5f}", f"{r['exact_discrete']:.5f}", f"{r['z']:+.2f}"]
+        for r in check
+    ]
     text += "\n\n" + markdown_table(["law (contdepth sampler)", "N", "MC E X_N^3", "exact E X_N^3", "z"], rows)
     tree = results["nonlinear_exact_discrete"]
     nl = results["problems"]["nonlinear"]
@@ -413,14 +501,21 @@ def tables(results: dict, laws: list[LawSpec]) -> str:
             j = nl["steps"].index(n)
             signed = sum(b[j] for b in r["batch_errors"]) / len(r["batch_errors"])
             rows.append([label, n, f"{signed:+.5f} ± {r['error_stderr'][j]:.5f}", f"{errs[i]:+.5f}"])
-    text += "\n\n" + markdown_table(["nonlinear SDE, law", "N", "MC weak error (coupled, CV)", "exact (2^N paths)"], rows)
+    text += "\n\n" + markdown_table(
+        ["nonlinear SDE, law", "N", "MC weak error (coupled, CV)", "exact (2^N paths)"], rows
+    )
     return text
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder for JSON and PNG (default runs/benchmarks; "
-             "benchmarks/results refreshes the committed ones)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="output folder for JSON and PNG (default runs/benchmarks; "
+        "benchmarks/results refreshes the committed ones)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batches", type=int, default=None, help="independent batches (default 16; --full 32)")
     parser.add_argument("--paths", type=int, default=None, help="paths per batch (default 2^16 nonlinear, 2^17 GBM)")
@@ -441,11 +536,18 @@ def main(argv=None) -> int:
     mu, sigma = 0.0, 0.5
     problems = [gbm(mu, sigma, 1.0, 1.0), arctan_sde(1.2, 1.0, reference_steps=512)]
     h0 = 1.0 / steps[0]
-    results: dict = {"provenance": provenance(args.seed), "phi": "x^3", "batches": batches, "problems": {},
-                     "third_moments": {}}
+    results: dict = {
+        "provenance": provenance(args.seed),
+        "phi": "x^3",
+        "batches": batches,
+        "problems": {},
+        "third_moments": {},
+    }
     for spec in laws:
         m3 = [spec.law(1.0 / n, h0).third_moment() for n in steps]
-        results["third_moments"][spec.label] = f"{m3[0]:+.2f}" if max(m3) - min(m3) < 1e-12 else f"{m3[0]:+.2f} .. {m3[-1]:+.2f}"
+        results["third_moments"][spec.label] = (
+            f"{m3[0]:+.2f}" if max(m3) - min(m3) < 1e-12 else f"{m3[0]:+.2f} .. {m3[-1]:+.2f}"
+        )
     with torch.no_grad():
         for problem in problems:
             paths = args.paths or (2**17 if problem.key == "gbm" else 2**16) * scale
@@ -459,7 +561,13 @@ def main(argv=None) -> int:
         gbm_problem = problems[0]
         ex: dict = {"t1": gbm_problem.t1, "steps": wide, "fine_points": 5, "laws": {}}
         for spec in laws:
-            errs = [abs(gbm_discrete_mean(mu, sigma, 1.0, 1.0, n, spec.law(1.0 / n, h0).third_moment()) - gbm_problem.exact_mean) for n in wide]
+            errs = [
+                abs(
+                    gbm_discrete_mean(mu, sigma, 1.0, 1.0, n, spec.law(1.0 / n, h0).third_moment())
+                    - gbm_problem.exact_mean
+                )
+                for n in wide
+            ]
             sub = [i for i, n in enumerate(wide) if n in steps]
             ex["laws"][spec.label] = {
                 "errors": errs,
@@ -470,10 +578,17 @@ def main(argv=None) -> int:
         # two-point laws on the nonlinear SDE: the scheme's exact expectation by enumerating 2^N paths
         nl = problems[1]
         tree_steps = [n for n in steps if n <= 16]
-        results["nonlinear_exact_discrete"] = {"steps": tree_steps, "laws": {
-            spec.label: [tree_mean(nl, spec.law(1.0 / n, h0), n) - nl.exact_mean for n in tree_steps]
-            for spec in laws if spec.name in ("rademacher", "bernoulli")}}
-        results["library_sampler_check"] = library_sampler_check(mu, sigma, gbm_problem, laws, 16, h0, 2**20 * scale, args.seed)
+        results["nonlinear_exact_discrete"] = {
+            "steps": tree_steps,
+            "laws": {
+                spec.label: [tree_mean(nl, spec.law(1.0 / n, h0), n) - nl.exact_mean for n in tree_steps]
+                for spec in laws
+                if spec.name in ("rademacher", "bernoulli")
+            },
+        }
+        results["library_sampler_check"] = library_sampler_check(
+            mu, sigma, gbm_problem, laws, 16, h0, 2**20 * scale, args.seed
+        )
     results["markdown"] = tables(results, laws)
     write_json(args.out / "weak_convergence.json", results)
     plot(results, laws, args.out / "weak_convergence.png")

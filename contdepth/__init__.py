@@ -4,6 +4,7 @@ Fields (drift ``f(t, u)``, diffusion ``g(t, u)``) are unrolled by interchangeabl
 finite-depth networks (:class:`Flow`), or integrated in the continuous limit with torchdiffeq
 (:func:`odeint`) and torchsde (:func:`sdeint`).
 """
+
 from . import noise, schemes
 from .continuous import odeint, sdeint
 from .fields import Blocks, Coupled, Field, Tied
@@ -13,7 +14,18 @@ from .noise import Noise, get_law
 __version__ = "0.1.0"
 
 __all__ = [
-    "Blocks", "Coupled", "Field", "Flow", "Noise", "Tied", "analysis", "get_law", "models", "noise", "odeint", "schemes",
+    "Blocks",
+    "Coupled",
+    "Field",
+    "Flow",
+    "Noise",
+    "Tied",
+    "analysis",
+    "get_law",
+    "models",
+    "noise",
+    "odeint",
+    "schemes",
     "sdeint",
 ]
 

@@ -1,4 +1,5 @@
 """``python -m contdepth`` (and ``torchrun -m contdepth``) runs the command line."""
+
 from .cli import main
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """The ``contdepth`` command: one subcommand per module, each with ``configure(parser)`` and ``run(args)``."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,15 +7,22 @@ import difflib
 import importlib
 import os
 import sys
-from typing import NoReturn, Optional, Sequence
+from collections.abc import Sequence
+from typing import NoReturn
 
 # subcommand -> (module, one-line help). Modules are imported only to build their parser.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("contdepth.toy.command", "the stochastic-training toy of Sun, Tao and Du on built-in 2-D data (CPU, ~1 min)"),
+    "demo": (
+        "contdepth.toy.command",
+        "the stochastic-training toy of Sun, Tao and Du on built-in 2-D data (CPU, ~1 min)",
+    ),
     "train": ("contdepth.train.command", "train a CIFAR classifier with any scheme"),
     "eval": ("contdepth.train.evaluate", "test accuracy of a trained run under another scheme / step count"),
     "models": ("contdepth.models.command", "list the named models with depth, parameters and scheme"),
-    "analyze": ("contdepth.analysis.command", "where a network's blocks sit in its scheme's stability region (figure + JSON)"),
+    "analyze": (
+        "contdepth.analysis.command",
+        "where a network's blocks sit in its scheme's stability region (figure + JSON)",
+    ),
     "reproduce": ("contdepth.train.reproduce_command", "train a paper's study (its tables) in runs that fit your time"),
 }
 
@@ -32,7 +40,9 @@ class OneLineParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``contdepth`` parser; each subcommand's parser is in ``parser.subcommands[name]``."""
-    parser = OneLineParser(prog="contdepth", description="Continuous-depth networks: ResNets as ODE/SDE discretisations.")
+    parser = OneLineParser(
+        prog="contdepth", description="Continuous-depth networks: ResNets as ODE/SDE discretisations."
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     subcommands: dict[str, argparse.ArgumentParser] = {}
     for name, (module, help_text) in COMMANDS.items():
@@ -64,13 +74,13 @@ def _unknown_flags_message(parser: argparse.ArgumentParser, extras: list[str]) -
     return message
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     words = list(sys.argv[1:] if argv is None else argv)
     passthrough: list[str] = []
     if "--" in words:  # words after `--` go to commands that pass them on (reproduce -> train)
         cut = words.index("--")
-        words, passthrough = words[:cut], words[cut + 1:]
+        words, passthrough = words[:cut], words[cut + 1 :]
     args, extras = parser.parse_known_args(words)
     if not getattr(args, "_run", None):
         if extras:

@@ -4,12 +4,14 @@ A field that is piecewise constant in time (``Blocks``) is integrated piece by p
 adaptive solver never steps across a block boundary. torchsde needs a 2-D state: the adapter
 flattens ``u`` and restores its shape inside ``f`` and ``g``.
 """
+
 from __future__ import annotations
 
 import math
-from itertools import pairwise
 import numbers
-from typing import Any, Callable, Literal, Optional, Sequence, overload
+from collections.abc import Callable, Sequence
+from itertools import pairwise
+from typing import Any, Literal, overload
 
 import torch
 import torchdiffeq
@@ -20,7 +22,7 @@ from .flow import Flow
 from .noise import PER_CHOICES
 
 
-def _resolve(field: Field | Flow, t0: Optional[float], t1: Optional[float]) -> tuple[Field, float, float, Optional[Flow]]:
+def _resolve(field: Field | Flow, t0: float | None, t1: float | None) -> tuple[Field, float, float, Flow | None]:
     """Field and interval from a field or a flow (a flow's scheme gives its continuous field)."""
     flow = None
     if isinstance(field, Flow):
@@ -45,8 +47,11 @@ def _resolve(field: Field | Flow, t0: Optional[float], t1: Optional[float]) -> t
 
 def _number(name: str, value: object) -> float:
     """``value`` as a float, or a one-line error naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (numbers.Real, Tensor)) or (
-            isinstance(value, Tensor) and value.numel() != 1):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (numbers.Real, Tensor))
+        or (isinstance(value, Tensor) and value.numel() != 1)
+    ):
         raise TypeError(f"{name} must be a number, got {value!r}")
     return float(value)
 
@@ -65,8 +70,10 @@ MAX_FIXED_STEPS = 10**8  # a fixed step this small is a mistake, not a computati
 def _check_step(name: str, value: object, t0: float, t1: float) -> float:
     h = _positive(name, value)
     if (t1 - t0) / h > MAX_FIXED_STEPS:
-        raise ValueError(f"{name}={value!r} would take {(t1 - t0) / h:.3g} steps over [{t0:g}, {t1:g}] "
-                         f"(more than {MAX_FIXED_STEPS:.0e}); choose a larger {name}")
+        raise ValueError(
+            f"{name}={value!r} would take {(t1 - t0) / h:.3g} steps over [{t0:g}, {t1:g}] "
+            f"(more than {MAX_FIXED_STEPS:.0e}); choose a larger {name}"
+        )
     return h
 
 
@@ -81,7 +88,7 @@ def _check_state(u0: object) -> Tensor:
     return u0
 
 
-def _check_times(times: Optional[Sequence[float] | Tensor], t0: float, t1: float) -> Optional[list[float]]:
+def _check_times(times: Sequence[float] | Tensor | None, t0: float, t1: float) -> list[float] | None:
     if times is None:
         return None
     try:
@@ -99,7 +106,7 @@ def _check_times(times: Optional[Sequence[float] | Tensor], t0: float, t1: float
     return values
 
 
-def _empty_result(u0: Tensor, times: Optional[list[float]]) -> Tensor:
+def _empty_result(u0: Tensor, times: list[float] | None) -> Tensor:
     """What a solve of an empty batch gives: nothing to integrate, the right shape."""
     return u0.clone() if times is None else u0.new_empty((len(times), *u0.shape))
 
@@ -125,8 +132,8 @@ PieceSolver = Callable[[float, float, int, Tensor, list[float]], list[Tensor]]
 
 
 def _integrate_pieces(
-    field: Field, u0: Tensor, t0: float, t1: float, times: Optional[Sequence[float] | Tensor], solve_piece: PieceSolver
-) -> tuple[Tensor, Optional[Tensor]]:
+    field: Field, u0: Tensor, t0: float, t1: float, times: Sequence[float] | Tensor | None, solve_piece: PieceSolver
+) -> tuple[Tensor, Tensor | None]:
     """Run ``solve_piece(a, b, piece, u, ts) -> values at ts`` piece by piece; collect outputs."""
     requested = _check_times(times, t0, t1)
     outputs: list[Tensor] = []
@@ -147,16 +154,16 @@ def _integrate_pieces(
 def odeint(
     field: Field | Flow,
     u0: Tensor,
-    t1: Optional[float] = None,
+    t1: float | None = None,
     *,
-    t0: Optional[float] = None,
+    t0: float | None = None,
     method: str = "dopri5",
     rtol: float = 1e-7,
     atol: float = 1e-9,
-    step_size: Optional[float] = None,
-    options: Optional[dict[str, Any]] = None,
+    step_size: float | None = None,
+    options: dict[str, Any] | None = None,
     adjoint: bool = False,
-    times: Optional[Sequence[float] | Tensor] = None,
+    times: Sequence[float] | Tensor | None = None,
     return_stats: Literal[False] = False,
 ) -> Tensor: ...
 
@@ -165,16 +172,16 @@ def odeint(
 def odeint(
     field: Field | Flow,
     u0: Tensor,
-    t1: Optional[float] = None,
+    t1: float | None = None,
     *,
-    t0: Optional[float] = None,
+    t0: float | None = None,
     method: str = "dopri5",
     rtol: float = 1e-7,
     atol: float = 1e-9,
-    step_size: Optional[float] = None,
-    options: Optional[dict[str, Any]] = None,
+    step_size: float | None = None,
+    options: dict[str, Any] | None = None,
     adjoint: bool = False,
-    times: Optional[Sequence[float] | Tensor] = None,
+    times: Sequence[float] | Tensor | None = None,
     return_stats: Literal[True],
 ) -> tuple[Tensor, dict[str, int]]: ...
 
@@ -182,16 +189,16 @@ def odeint(
 def odeint(
     field: Field | Flow,
     u0: Tensor,
-    t1: Optional[float] = None,
+    t1: float | None = None,
     *,
-    t0: Optional[float] = None,
+    t0: float | None = None,
     method: str = "dopri5",
     rtol: float = 1e-7,
     atol: float = 1e-9,
-    step_size: Optional[float] = None,
-    options: Optional[dict[str, Any]] = None,
+    step_size: float | None = None,
+    options: dict[str, Any] | None = None,
     adjoint: bool = False,
-    times: Optional[Sequence[float] | Tensor] = None,
+    times: Sequence[float] | Tensor | None = None,
     return_stats: bool = False,
 ) -> Tensor | tuple[Tensor, dict[str, int]]:
     """Solve ``u' = f(t, u)`` from ``t0`` to ``t1`` with torchdiffeq, piece by piece.
@@ -226,9 +233,11 @@ def odeint(
         except ValueError as err:  # torchdiffeq names its methods in its message
             raise ValueError(f"torchdiffeq: {err}") from None
         except AssertionError as err:  # torchdiffeq asserts when the adaptive step size underflows
-            raise RuntimeError(f"torchdiffeq could not solve from t={a:g} to t={b:g} ({err}): the tolerances "
-                               f"rtol={rtol:g}, atol={atol:g} are too tight for {u.dtype}, or the solution "
-                               "blows up") from None
+            raise RuntimeError(
+                f"torchdiffeq could not solve from t={a:g} to t={b:g} ({err}): the tolerances "
+                f"rtol={rtol:g}, atol={atol:g} are too tight for {u.dtype}, or the solution "
+                "blows up"
+            ) from None
         nfe[0] += func.nfe
         return list(values)
 
@@ -255,7 +264,7 @@ class _PieceSDE(nn.Module):
     def _flat(self, v: Tensor, y: Tensor) -> Tensor:
         return v.reshape(y.shape)
 
-    def _g(self, g: Optional[Tensor], u: Tensor, y: Tensor) -> Tensor:
+    def _g(self, g: Tensor | None, u: Tensor, y: Tensor) -> Tensor:
         if g is None:
             raise ValueError("sdeint needs a stochastic field (one with a diffusion)")
         g = self._flat(g.expand_as(u), y)
@@ -277,13 +286,13 @@ class _PieceSDE(nn.Module):
 def sdeint(
     field: Field | Flow,
     u0: Tensor,
-    t1: Optional[float] = None,
+    t1: float | None = None,
     *,
-    t0: Optional[float] = None,
+    t0: float | None = None,
     method: str = "euler",
     dt: float = 1e-3,
-    per: Optional[str] = None,
-    times: Optional[Sequence[float] | Tensor] = None,
+    per: str | None = None,
+    times: Sequence[float] | Tensor | None = None,
     **sdeint_kwargs: Any,
 ) -> Tensor:
     """Solve the Itô SDE ``du = f dt + g dW`` with torchsde, piece by piece; ``u0`` of any shape.

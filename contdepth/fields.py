@@ -7,11 +7,13 @@ A field never assumes a 2-D state: ``u`` is any tensor with the batch dimension 
 ResNet is; ``Tied`` uses one function for all ``t`` (a neural ODE); ``Coupled`` is the
 partitioned system ``x' = f1(y), y' = f2(x)`` of RevNet.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from itertools import pairwise
-from typing import Callable, Optional, Protocol, Sequence, TypeGuard
+from typing import Protocol, TypeGuard
 
 import torch
 from torch import Tensor, nn
@@ -35,7 +37,7 @@ class Field(nn.Module):
         return ()
 
     @property
-    def horizon(self) -> Optional[float]:
+    def horizon(self) -> float | None:
         """Natural end time (a ``Blocks`` field with M blocks: ``M``), or ``None``."""
         return None
 
@@ -56,15 +58,13 @@ class Field(nn.Module):
         edges = [t0, *[b for b in self.breakpoints() if t0 < b < t1], t1]
         return [(a, b, self.piece(0.5 * (a + b))) for a, b in pairwise(edges)]
 
-    def drift(self, t: float, u: Tensor, piece: Optional[int] = None) -> Tensor:
+    def drift(self, t: float, u: Tensor, piece: int | None = None) -> Tensor:
         raise NotImplementedError
 
-    def diffusion(self, t: float, u: Tensor, piece: Optional[int] = None) -> Optional[Tensor]:
+    def diffusion(self, t: float, u: Tensor, piece: int | None = None) -> Tensor | None:
         return None
 
-    def drift_diffusion(
-        self, t: float, u: Tensor, piece: Optional[int] = None
-    ) -> tuple[Tensor, Optional[Tensor]]:
+    def drift_diffusion(self, t: float, u: Tensor, piece: int | None = None) -> tuple[Tensor, Tensor | None]:
         """``(f(t, u), g(t, u))``; subclasses override it to share work between the two."""
         return self.drift(t, u, piece), self.diffusion(t, u, piece)
 
@@ -72,7 +72,7 @@ class Field(nn.Module):
         return self.drift(t, u)
 
 
-def _as_scales(values: Optional[float | Sequence[float] | Tensor], n: int, name: str) -> Optional[list[float]]:
+def _as_scales(values: float | Sequence[float] | Tensor | None, n: int, name: str) -> list[float] | None:
     """Per-block factors as plain floats (configuration, not parameters; cheap under torch.compile)."""
     if values is None:
         return None
@@ -108,9 +108,9 @@ class Blocks(Field):
     def __init__(
         self,
         modules: Sequence[nn.Module],
-        drift_scale: Optional[float | Sequence[float] | Tensor] = None,
-        diffusion_scale: Optional[float | Sequence[float] | Tensor] = None,
-        diffusion: Optional[FieldFn] = None,
+        drift_scale: float | Sequence[float] | Tensor | None = None,
+        diffusion_scale: float | Sequence[float] | Tensor | None = None,
+        diffusion: FieldFn | None = None,
     ) -> None:
         super().__init__()
         if isinstance(modules, (nn.Module, str)) and not isinstance(modules, (nn.ModuleList, nn.Sequential)):
@@ -125,8 +125,10 @@ class Blocks(Field):
             if not callable(m):
                 raise TypeError(f"Blocks: entry {i} ({type(m).__name__}) is not callable")
         if diffusion is not None and not callable(diffusion):
-            raise TypeError(f"Blocks: diffusion must be callable as diffusion(t, u) or None, got {diffusion!r}; "
-                            "for g = c_m F_m give diffusion_scale")
+            raise TypeError(
+                f"Blocks: diffusion must be callable as diffusion(t, u) or None, got {diffusion!r}; "
+                "for g = c_m F_m give diffusion_scale"
+            )
         if diffusion is not None and diffusion_scale is not None:
             raise ValueError("give either diffusion_scale (g = c_m F_m) or diffusion (g(t, u)), not both")
         self.blocks = nn.ModuleList(modules)
@@ -137,9 +139,7 @@ class Blocks(Field):
         if isinstance(diffusion, nn.Module):
             self.diffusion_module = diffusion
         self.stochastic = (
-            diffusion is not None
-            or diffusion_scale is not None
-            or any(_gives_diffusion(m) for m in modules)
+            diffusion is not None or diffusion_scale is not None or any(_gives_diffusion(m) for m in modules)
         )
 
     def __len__(self) -> int:
@@ -155,30 +155,30 @@ class Blocks(Field):
     def piece(self, t: float) -> int:
         return min(max(int(math.floor(t)), 0), len(self.blocks) - 1)
 
-    def _index(self, t: float, piece: Optional[int]) -> int:
+    def _index(self, t: float, piece: int | None) -> int:
         return self.piece(t) if piece is None else piece
 
     @staticmethod
-    def _scale(scales: Optional[list[float]], m: int) -> Optional[float]:
+    def _scale(scales: list[float] | None, m: int) -> float | None:
         return None if scales is None else scales[m]
 
-    def drift(self, t: float, u: Tensor, piece: Optional[int] = None) -> Tensor:
+    def drift(self, t: float, u: Tensor, piece: int | None = None) -> Tensor:
         m = self._index(t, piece)
         block = self.blocks[m]
         f: Tensor = block.drift_diffusion(u)[0] if _gives_diffusion(block) else block(u)
         a = self._scale(self._drift_scale, m)
         return f if a is None else f * a
 
-    def diffusion(self, t: float, u: Tensor, piece: Optional[int] = None) -> Optional[Tensor]:
+    def diffusion(self, t: float, u: Tensor, piece: int | None = None) -> Tensor | None:
         return self.drift_diffusion(t, u, piece)[1]
 
-    def drift_diffusion(self, t: float, u: Tensor, piece: Optional[int] = None) -> tuple[Tensor, Optional[Tensor]]:
+    def drift_diffusion(self, t: float, u: Tensor, piece: int | None = None) -> tuple[Tensor, Tensor | None]:
         m = self._index(t, piece)
         block = self.blocks[m]
         a = self._scale(self._drift_scale, m)
         c = self._scale(self._diffusion_scale, m)
         f: Tensor
-        g: Optional[Tensor]
+        g: Tensor | None
         if _gives_diffusion(block):
             f, g = block.drift_diffusion(u)
         else:
@@ -192,7 +192,7 @@ class Blocks(Field):
 
 
 class _DriftDiffusionBlock(Protocol):
-    def drift_diffusion(self, u: Tensor) -> tuple[Tensor, Optional[Tensor]]: ...
+    def drift_diffusion(self, u: Tensor) -> tuple[Tensor, Tensor | None]: ...
 
 
 def _gives_diffusion(block: nn.Module) -> TypeGuard[_DriftDiffusionBlock]:
@@ -210,7 +210,7 @@ class Tied(Field):
     their parameters train with the flow.
     """
 
-    def __init__(self, drift: FieldFn, diffusion: Optional[FieldFn] = None) -> None:
+    def __init__(self, drift: FieldFn, diffusion: FieldFn | None = None) -> None:
         super().__init__()
         if not callable(drift):
             raise TypeError("Tied: drift must be callable as drift(t, u)")
@@ -224,10 +224,10 @@ class Tied(Field):
             self.diffusion_module = diffusion
         self.stochastic = diffusion is not None
 
-    def drift(self, t: float, u: Tensor, piece: Optional[int] = None) -> Tensor:
+    def drift(self, t: float, u: Tensor, piece: int | None = None) -> Tensor:
         return self._drift_fn(t, u)
 
-    def diffusion(self, t: float, u: Tensor, piece: Optional[int] = None) -> Optional[Tensor]:
+    def diffusion(self, t: float, u: Tensor, piece: int | None = None) -> Tensor | None:
         return None if self._diffusion_fn is None else self._diffusion_fn(t, u)
 
 
@@ -248,7 +248,7 @@ class Coupled(Field):
         return tuple(sorted(set(self.f1.breakpoints()) | set(self.f2.breakpoints())))
 
     @property
-    def horizon(self) -> Optional[float]:
+    def horizon(self) -> float | None:
         h1, h2 = self.f1.horizon, self.f2.horizon
         if h1 is not None and h2 is not None and h1 != h2:
             raise ValueError(f"Coupled: f1 and f2 have different horizons ({h1} and {h2})")
@@ -258,24 +258,26 @@ class Coupled(Field):
     def split(u: Tensor) -> tuple[Tensor, Tensor]:
         """Halves ``(x, y)`` of ``u`` along dim 1, which must be even."""
         if u.dim() < 2 or u.shape[1] % 2:
-            raise ValueError(f"Coupled: dim 1 of the state must be even to split into (x, y); got shape {tuple(u.shape)}")
+            raise ValueError(
+                f"Coupled: dim 1 of the state must be even to split into (x, y); got shape {tuple(u.shape)}"
+            )
         x, y = u.chunk(2, dim=1)
         return x, y
 
-    def _sub_piece(self, sub: Field, piece: Optional[int]) -> Optional[int]:
+    def _sub_piece(self, sub: Field, piece: int | None) -> int | None:
         """Piece of ``sub`` that holds this field's piece ``piece`` (located by its midpoint)."""
         bps = self.breakpoints()
         if piece is None or len(bps) < 2:
             return None
         return sub.piece(0.5 * (bps[piece] + bps[piece + 1]))
 
-    def drift_x(self, t: float, y: Tensor, piece: Optional[int] = None) -> Tensor:
+    def drift_x(self, t: float, y: Tensor, piece: int | None = None) -> Tensor:
         return self.f1.drift(t, y, self._sub_piece(self.f1, piece))
 
-    def drift_y(self, t: float, x: Tensor, piece: Optional[int] = None) -> Tensor:
+    def drift_y(self, t: float, x: Tensor, piece: int | None = None) -> Tensor:
         return self.f2.drift(t, x, self._sub_piece(self.f2, piece))
 
-    def drift(self, t: float, u: Tensor, piece: Optional[int] = None) -> Tensor:
+    def drift(self, t: float, u: Tensor, piece: int | None = None) -> Tensor:
         x, y = self.split(u)
         return torch.cat([self.drift_x(t, y, piece), self.drift_y(t, x, piece)], dim=1)
 

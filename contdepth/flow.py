@@ -1,8 +1,10 @@
 """Flow: a field unrolled by a scheme over ``[t0, t1]`` in a fixed number of steps, as an ``nn.Module``."""
+
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -47,7 +49,7 @@ class Flow(nn.Module):
     recomputed forward too, so their running statistics are updated twice per step.
     """
 
-    _noise_table: Optional[Tensor]  # buffer: per-step law parameters of the noise (None without)
+    _noise_table: Tensor | None  # buffer: per-step law parameters of the noise (None without)
 
     def __init__(
         self,
@@ -56,12 +58,12 @@ class Flow(nn.Module):
         *,
         steps: int,
         t0: float = 0.0,
-        t1: Optional[float] = None,
+        t1: float | None = None,
         noise: None | str | NoiseLaw | Noise = None,
         noise_at_eval: bool = False,
         checkpoint: bool = False,
         reversible: bool = False,
-        post_step: Optional[Callable[[Tensor], Tensor]] = None,
+        post_step: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(field, Field):
@@ -94,7 +96,7 @@ class Flow(nn.Module):
         )
 
     # ----------------------------------------------------------------- set-up
-    def _adopt_noise(self, noise: Optional[Noise]) -> Optional[Noise]:
+    def _adopt_noise(self, noise: Noise | None) -> Noise | None:
         """The flow's noise source: the one given, else the one the scheme was built with."""
         own = self.scheme.noise
         if noise is not None and own is not None and noise is not own:
@@ -154,7 +156,7 @@ class Flow(nn.Module):
         """Step grid, shape ``(steps + 1,)``, float64."""
         return torch.linspace(self.t0, self.t1, self.steps + 1, dtype=torch.float64)
 
-    def refine(self, steps: Optional[int] = None, scheme: Optional[str | Scheme] = None) -> "Flow":
+    def refine(self, steps: int | None = None, scheme: str | Scheme | None = None) -> Flow:
         """The same trained field under another step count and/or scheme (weights shared).
 
         Switching away from an LM scheme integrates its continuous limit ``u' = f/(1 + k(t))``.
@@ -172,8 +174,16 @@ class Flow(nn.Module):
         if new_scheme.noise is None and new_scheme.supports_noise:
             noise = self.noise
         return Flow(
-            field, new_scheme, steps=steps, t0=self.t0, t1=self.t1, noise=noise, noise_at_eval=self.noise_at_eval,
-            checkpoint=self.checkpoint, reversible=self.reversible and new_scheme.invertible, post_step=self.post_step,
+            field,
+            new_scheme,
+            steps=steps,
+            t0=self.t0,
+            t1=self.t1,
+            noise=noise,
+            noise_at_eval=self.noise_at_eval,
+            checkpoint=self.checkpoint,
+            reversible=self.reversible and new_scheme.invertible,
+            post_step=self.post_step,
         )
 
     # ---------------------------------------------------------------- running
@@ -181,21 +191,29 @@ class Flow(nn.Module):
         """The noise-free context of every step, built with the flow: no Python work (and no
         state for ``torch.compile`` to guard on) when it runs."""
         return tuple(
-            StepContext(StepField(self.field, piece), self.t0 + n * self.h, self.h, n, piece,
-                        n == 0 or piece != self.pieces[n - 1])
+            StepContext(
+                StepField(self.field, piece),
+                self.t0 + n * self.h,
+                self.h,
+                n,
+                piece,
+                n == 0 or piece != self.pieces[n - 1],
+            )
             for n, piece in enumerate(self.pieces)
         )
 
     def _static_contexts(self) -> tuple[StepContext, ...]:
         return self._contexts
 
-    def _check_input(self, u0: Tensor, u_prev: Optional[Tensor]) -> None:
+    def _check_input(self, u0: Tensor, u_prev: Tensor | None) -> None:
         if not isinstance(u0, Tensor):
             raise TypeError(f"the initial state must be a tensor, got {type(u0).__name__}")
         if u0.dim() < 1:
             raise ValueError("the initial state needs a batch dimension first")
         if not (u0.is_floating_point() or u0.is_complex()):
-            raise TypeError(f"states must be floating point (or complex), got dtype {u0.dtype}; convert with u0.float()")
+            raise TypeError(
+                f"states must be floating point (or complex), got dtype {u0.dtype}; convert with u0.float()"
+            )
         if u_prev is not None:
             if not isinstance(u_prev, Tensor):
                 raise TypeError(f"u_prev must be a tensor or None, got {type(u_prev).__name__}")
@@ -205,7 +223,7 @@ class Flow(nn.Module):
                     "give the state one block before t0, shaped like u0"
                 )
 
-    def _run(self, u0: Tensor, u_prev: Optional[Tensor], keep: bool) -> tuple[Tensor, list[Tensor]]:
+    def _run(self, u0: Tensor, u_prev: Tensor | None, keep: bool) -> tuple[Tensor, list[Tensor]]:
         self._check_input(u0, u_prev)
         if u0.shape[0] == 0:  # an empty batch: nothing to integrate
             return u0.clone(), [u0.clone() for _ in range(self.steps + 1)] if keep else []
@@ -233,7 +251,7 @@ class Flow(nn.Module):
                 path.append(u)
         return u, path
 
-    def forward(self, u0: Tensor, u_prev: Optional[Tensor] = None) -> Tensor:
+    def forward(self, u0: Tensor, u_prev: Tensor | None = None) -> Tensor:
         """``u(t1)`` from ``u(t0) = u0``.
 
         ``u_prev`` seeds a multistep scheme's history: the state one unit of time (one block)
@@ -246,7 +264,7 @@ class Flow(nn.Module):
             return out
         return self._run(u0, u_prev, keep=False)[0]
 
-    def trajectory(self, u0: Tensor, u_prev: Optional[Tensor] = None) -> Tensor:
+    def trajectory(self, u0: Tensor, u_prev: Tensor | None = None) -> Tensor:
         """All states on the step grid, shape ``(steps + 1, *u0.shape)``."""
         return torch.stack(self._run(u0, u_prev, keep=True)[1])
 
@@ -275,7 +293,7 @@ class _ReversibleFlow(torch.autograd.Function):
         return u
 
     @staticmethod
-    def backward(ctx: Any, grad_u: Tensor) -> tuple[Optional[Tensor], ...]:
+    def backward(ctx: Any, grad_u: Tensor) -> tuple[Tensor | None, ...]:
         flow: Flow = ctx.flow
         (u,) = ctx.saved_tensors
         params = [p for p in flow.field.parameters() if p.requires_grad]

@@ -5,10 +5,12 @@ limit: Gaussian (Euler–Maruyama), Rademacher (±1), two-point Bernoulli (stoch
 branch kept with probability ``p``, ``ξ = (η - p) / sqrt(p(1-p))``) and uniform (shake-shake:
 ``ξ = (η - 1/2) sqrt 12``). ξ is drawn per sample (default), per batch or per element.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -41,21 +43,25 @@ class NoiseLaw:
     options: tuple[str, ...] = ()  # keyword options of the constructor
 
     def sample(
-        self, shape: Sequence[int], like: Tensor, generator: Optional[torch.Generator] = None, piece: int = 0
+        self, shape: Sequence[int], like: Tensor, generator: torch.Generator | None = None, piece: int = 0
     ) -> Tensor:
         raise NotImplementedError
 
-    def pieces(self) -> Optional[int]:
+    def pieces(self) -> int | None:
         """How many pieces (blocks) the law has parameters for; ``None`` when it is the same for all."""
         return None
 
-    def step_table(self, pieces: Sequence[int]) -> Optional[Tensor]:
+    def step_table(self, pieces: Sequence[int]) -> Tensor | None:
         """Per-step parameters ``(steps, k)`` (float64) for :meth:`sample_steps`, or ``None`` if none are needed."""
         return None
 
     def sample_steps(
-        self, shape: Sequence[int], like: Tensor, generator: Optional[torch.Generator], pieces: Sequence[int],
-        table: Optional[Tensor] = None,
+        self,
+        shape: Sequence[int],
+        like: Tensor,
+        generator: torch.Generator | None,
+        pieces: Sequence[int],
+        table: Tensor | None = None,
     ) -> Tensor:
         """ξ of ``len(pieces)`` steps, shape ``(steps, *shape)``; this default draws step by step."""
         return torch.stack([self.sample(shape, like, generator, piece) for piece in pieces])
@@ -78,13 +84,17 @@ class Gaussian(NoiseLaw):
     name = "gaussian"
 
     def sample(
-        self, shape: Sequence[int], like: Tensor, generator: Optional[torch.Generator] = None, piece: int = 0
+        self, shape: Sequence[int], like: Tensor, generator: torch.Generator | None = None, piece: int = 0
     ) -> Tensor:
         return torch.randn(tuple(shape), generator=generator, device=like.device, dtype=like.dtype)
 
     def sample_steps(
-        self, shape: Sequence[int], like: Tensor, generator: Optional[torch.Generator], pieces: Sequence[int],
-        table: Optional[Tensor] = None,
+        self,
+        shape: Sequence[int],
+        like: Tensor,
+        generator: torch.Generator | None,
+        pieces: Sequence[int],
+        table: Tensor | None = None,
     ) -> Tensor:
         return self.sample((len(pieces), *shape), like, generator)
 
@@ -98,14 +108,18 @@ class Rademacher(NoiseLaw):
     name = "rademacher"
 
     def sample(
-        self, shape: Sequence[int], like: Tensor, generator: Optional[torch.Generator] = None, piece: int = 0
+        self, shape: Sequence[int], like: Tensor, generator: torch.Generator | None = None, piece: int = 0
     ) -> Tensor:
         bits = torch.randint(0, 2, tuple(shape), generator=generator, device=like.device)
         return (2 * bits - 1).to(like.dtype)
 
     def sample_steps(
-        self, shape: Sequence[int], like: Tensor, generator: Optional[torch.Generator], pieces: Sequence[int],
-        table: Optional[Tensor] = None,
+        self,
+        shape: Sequence[int],
+        like: Tensor,
+        generator: torch.Generator | None,
+        pieces: Sequence[int],
+        table: Tensor | None = None,
     ) -> Tensor:
         return self.sample((len(pieces), *shape), like, generator)
 
@@ -119,14 +133,18 @@ class Uniform(NoiseLaw):
     name = "uniform"
 
     def sample(
-        self, shape: Sequence[int], like: Tensor, generator: Optional[torch.Generator] = None, piece: int = 0
+        self, shape: Sequence[int], like: Tensor, generator: torch.Generator | None = None, piece: int = 0
     ) -> Tensor:
         eta = torch.rand(tuple(shape), generator=generator, device=like.device, dtype=like.dtype)
         return (eta - 0.5) * math.sqrt(12.0)
 
     def sample_steps(
-        self, shape: Sequence[int], like: Tensor, generator: Optional[torch.Generator], pieces: Sequence[int],
-        table: Optional[Tensor] = None,
+        self,
+        shape: Sequence[int],
+        like: Tensor,
+        generator: torch.Generator | None,
+        pieces: Sequence[int],
+        table: Tensor | None = None,
     ) -> Tensor:
         return self.sample((len(pieces), *shape), like, generator)
 
@@ -156,7 +174,7 @@ class Bernoulli(NoiseLaw):
                 raise ValueError(f"bernoulli survival probability must lie in (0, 1], got {v}")
         self.p = probs
 
-    def pieces(self) -> Optional[int]:
+    def pieces(self) -> int | None:
         return len(self.p) if len(self.p) > 1 else None
 
     def prob(self, piece: int = 0) -> float:
@@ -176,14 +194,18 @@ class Bernoulli(NoiseLaw):
         return torch.tensor(rows, dtype=torch.float64).T.contiguous()
 
     def sample(
-        self, shape: Sequence[int], like: Tensor, generator: Optional[torch.Generator] = None, piece: int = 0
+        self, shape: Sequence[int], like: Tensor, generator: torch.Generator | None = None, piece: int = 0
     ) -> Tensor:
         table = self.step_table([piece])
         return self.sample_steps(shape, like, generator, [piece], table)[0]
 
     def sample_steps(
-        self, shape: Sequence[int], like: Tensor, generator: Optional[torch.Generator], pieces: Sequence[int],
-        table: Optional[Tensor] = None,
+        self,
+        shape: Sequence[int],
+        like: Tensor,
+        generator: torch.Generator | None,
+        pieces: Sequence[int],
+        table: Tensor | None = None,
     ) -> Tensor:
         # (η - p) / sqrt(p (1 - p)) takes two values: one comparison and one select for all steps
         if table is None:
@@ -237,7 +259,7 @@ def get_law(law: str | NoiseLaw, **kwargs: Any) -> NoiseLaw:
     return cls(**kwargs)
 
 
-def _check_seed(seed: object) -> Optional[int]:
+def _check_seed(seed: object) -> int | None:
     if seed is None:
         return None
     if isinstance(seed, bool) or not isinstance(seed, int):
@@ -264,8 +286,9 @@ class Noise(nn.Module):
             or one per block of the flow's field).
     """
 
-    def __init__(self, law: str | NoiseLaw = "gaussian", per: str = "sample", seed: Optional[int] = None,
-                 **law_options: Any) -> None:
+    def __init__(
+        self, law: str | NoiseLaw = "gaussian", per: str = "sample", seed: int | None = None, **law_options: Any
+    ) -> None:
         super().__init__()
         if per not in PER_CHOICES:
             raise ValueError(f"unknown noise granularity per={per!r}; choose one of {PER_CHOICES}")
@@ -274,7 +297,7 @@ class Noise(nn.Module):
         self.seed = _check_seed(seed)
         self._generators: dict[torch.device, torch.Generator] = {}
 
-    def _generator(self, device: torch.device) -> Optional[torch.Generator]:
+    def _generator(self, device: torch.device) -> torch.Generator | None:
         if self.seed is None:
             return None
         gen = self._generators.get(device)
@@ -293,11 +316,11 @@ class Noise(nn.Module):
                 f"block(s); give one value or one per block"
             )
 
-    def step_table(self, pieces: Sequence[int]) -> Optional[Tensor]:
+    def step_table(self, pieces: Sequence[int]) -> Tensor | None:
         """Per-step law parameters for :meth:`draw` (float64, CPU); keep it as a buffer of the consumer."""
         return self.law.step_table(pieces)
 
-    def draw(self, u: Tensor, pieces: Sequence[int], table: Optional[Tensor] = None) -> Tensor:
+    def draw(self, u: Tensor, pieces: Sequence[int], table: Tensor | None = None) -> Tensor:
         """ξ of every step for a state like ``u``, shape ``(len(pieces), *noise_shape(u, per))``, in one call."""
         return self.law.sample_steps(noise_shape(u, self.per), u, self._generator(u.device), pieces, table)
 
@@ -305,8 +328,9 @@ class Noise(nn.Module):
         return f"law={self.law!r}, per={self.per!r}, seed={self.seed}"
 
 
-def as_noise(noise: None | str | NoiseLaw | Noise, per: str = "sample", seed: Optional[int] = None,
-             **law_options: Any) -> Optional[Noise]:
+def as_noise(
+    noise: None | str | NoiseLaw | Noise, per: str = "sample", seed: int | None = None, **law_options: Any
+) -> Noise | None:
     """A :class:`Noise` from a law name or object with options, or ``noise`` as given (``None``: no noise)."""
     if noise is None:
         if law_options:

@@ -1,8 +1,9 @@
 """Keyword options checked against the valid ones, with a close match named in the error."""
+
 from __future__ import annotations
 
 import difflib
-from typing import Iterable
+from collections.abc import Iterable
 
 
 def check_options(owner: str, given: Iterable[str], valid: Iterable[str]) -> None:

@@ -5,6 +5,7 @@
 
 DATA: ``data/cifar-10-batches-py/`` in the standard python layout (see ``contdepth train --help``).
 """
+
 import argparse
 import sys
 
@@ -25,8 +26,14 @@ p.add_argument("--resume", action="store_true", help="continue the run in --out 
 args = p.parse_args()
 
 smoke = dict(epochs=2, subset=512, test_subset=500) if args.smoke else {}
-cfg = TrainConfig(model=args.model, scheme=args.scheme, steps_per_block=args.steps_per_block,
-                  data_dir=args.data_dir, out=args.out, **smoke)  # everything else: the paper's recipe
+cfg = TrainConfig(
+    model=args.model,
+    scheme=args.scheme,
+    steps_per_block=args.steps_per_block,
+    data_dir=args.data_dir,
+    out=args.out,
+    **smoke,
+)  # everything else: the paper's recipe
 
 torch.manual_seed(cfg.seed)  # the weights (and LM's k, drawn from (-0.1, 0)) depend on it
 model = cd.models.get(cfg.model, num_classes=cfg.num_classes, scheme=cfg.scheme, steps_per_block=cfg.steps_per_block)
@@ -37,8 +44,10 @@ try:
 except (RunExists, DataError) as err:  # a run already in --out, or no data: say so, no traceback
     print(f"cifar_classifier.py: error: {err}", file=sys.stderr)
     raise SystemExit(2) from None
-print(f"test error {results['final_test_error']:.2f}% (best {results['best_test_error']:.2f}%), "
-      f"{results['mean_images_per_s']:.0f} images/s; outputs in {cfg.out}")
+print(
+    f"test error {results['final_test_error']:.2f}% (best {results['best_test_error']:.2f}%), "
+    f"{results['mean_images_per_s']:.0f} images/s; outputs in {cfg.out}"
+)
 
 # The trained field, integrated by other schemes / finer steps (weights shared, no retraining).
 for scheme, steps in [(None, None), (args.scheme, 2), ("rk4", 1)]:

@@ -2,6 +2,7 @@
 
 Run: python examples/quickstart.py
 """
+
 import torch
 from torch import nn
 

@@ -6,6 +6,7 @@
 * :func:`gbm_field`, :func:`gbm_moment`: geometric Brownian motion ``dX = mu X dt + sigma X dW``
   and its exact moments ``E X_T^q = x0^q exp((q mu + q (q-1) sigma^2 / 2) T)``.
 """
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """Analysis helpers: rescaling fit (modified equations), Monte-Carlo order fits, plot helpers."""
+
 import math
 import random
 

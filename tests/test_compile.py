@@ -1,4 +1,5 @@
 """torch.compile: one graph for training and one for eval, whole (no graph break), never recompiled."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,9 +10,12 @@ from torch._dynamo.utils import counters
 import contdepth as cd
 
 CASES = [
-    ("resnet20", "sd:0.8"), ("resnet20", "gaussian:0.001"),
-    ("lm_resnet20", "sd:0.8"), ("lm_resnet20", "gaussian:0.001"),
-    ("preact_resnet20", "sd:0.8"), ("preact_resnet20", "gaussian:0.001"),
+    ("resnet20", "sd:0.8"),
+    ("resnet20", "gaussian:0.001"),
+    ("lm_resnet20", "sd:0.8"),
+    ("lm_resnet20", "gaussian:0.001"),
+    ("preact_resnet20", "sd:0.8"),
+    ("preact_resnet20", "gaussian:0.001"),
     ("shake_resnet26_2x32d", None),
 ]
 

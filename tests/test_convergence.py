@@ -1,4 +1,5 @@
 """Measured convergence orders of the deterministic schemes and the LM modified equation."""
+
 import math
 
 import pytest
@@ -29,7 +30,9 @@ def measured_order(field, scheme, u0, ref, steps=STEPS):
     return fit_order([T / n for n in steps], errors).order
 
 
-@pytest.mark.parametrize("scheme, order", [("euler", 1), ("heun", 2), ("rk2", 2), ("midpoint", 2), ("rk4", 4), ("ab2", 2)])
+@pytest.mark.parametrize(
+    "scheme, order", [("euler", 1), ("heun", 2), ("rk2", 2), ("midpoint", 2), ("rk4", 4), ("ab2", 2)]
+)
 def test_orders_match_theory(setup, scheme, order):
     field, u0, ref = setup
     steps = STEPS if order < 4 else [4, 8, 16, 32]  # rk4 reaches rounding level early

@@ -3,6 +3,7 @@
 Tiny inputs throughout, so the tier runs in a few minutes; most of it is the three compiles.
 Test ids name the compile mode and precision, so a failure says which mode not to train in.
 """
+
 import copy
 import json
 import os
@@ -19,17 +20,23 @@ import contdepth as cd
 from contdepth.data import DeviceLoader, load_cifar, write_fake_cifar
 from contdepth.models.cifar import resnet
 
-pytestmark = [pytest.mark.cuda,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
 REPO = Path(__file__).resolve().parents[1]
 SUBPROCESS_TIMEOUT_S = 240
 
 # the smallest named model of every family, plus the noises the paper's tables train with
 FAMILIES = [
-    ("resnet20", None), ("preact_resnet20", None), ("lm_resnet20", None), ("shake_resnet26_2x32d", None),
-    ("resnext29_8x64d", None), ("lm_resnext29_8x64d", None), ("resnet50", None), ("lm_resnet50", None),
-    ("preact_resnet20", "sd:0.8"), ("lm_resnet20", "gaussian:0.001"),
+    ("resnet20", None),
+    ("preact_resnet20", None),
+    ("lm_resnet20", None),
+    ("shake_resnet26_2x32d", None),
+    ("resnext29_8x64d", None),
+    ("lm_resnext29_8x64d", None),
+    ("resnet50", None),
+    ("lm_resnet50", None),
+    ("preact_resnet20", "sd:0.8"),
+    ("lm_resnet20", "gaussian:0.001"),
 ]
 
 
@@ -94,8 +101,11 @@ def test_every_family_forward_backward_fp32_and_bf16_channels_last(name, noise):
 
 # small depths (LM-ResNet-14 still has a k per stage) keep the compiles short; ids name mode and precision
 SMALL = {"lm_resnet14": lambda: resnet(14, scheme="lm2", preact=True), "resnet8": lambda: resnet(8, preact=False)}
-COMPILED = [("lm_resnet14", "default", "fp32"), ("resnet8", "reduce-overhead", "fp32"),
-            ("lm_resnet14", "reduce-overhead", "bf16+cl")]
+COMPILED = [
+    ("lm_resnet14", "default", "fp32"),
+    ("resnet8", "reduce-overhead", "fp32"),
+    ("lm_resnet14", "reduce-overhead", "bf16+cl"),
+]
 
 
 @pytest.mark.parametrize("name, mode, precision", COMPILED, ids=["-".join(c) for c in COMPILED])
@@ -136,8 +146,9 @@ def test_compiled_training_step_matches_eager(name, mode, precision):
             assert _close(lc, le, rel), f"step {step}: logits differ by {(lc - le).abs().max():.3g}"
             assert len(ge) == len(gc)
             worst = max((a - b).abs().max().item() for a, b in zip(gc, ge, strict=True))
-            assert _close(torch.cat([g.flatten() for g in gc]), torch.cat([g.flatten() for g in ge]), grad_rel), \
+            assert _close(torch.cat([g.flatten() for g in gc]), torch.cat([g.flatten() for g in ge]), grad_rel), (
                 f"step {step}: gradients differ by {worst:.3g}"
+            )
         eager.eval()
         model.eval()
         with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
@@ -149,8 +160,7 @@ def test_compiled_training_step_matches_eager(name, mode, precision):
 
 
 def _epoch_batches(split, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    loader = DeviceLoader(split, 64, train=True, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), device="cuda",
-                          seed=seed)
+    loader = DeviceLoader(split, 64, train=True, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), device="cuda", seed=seed)
     return [(x.clone(), y.clone()) for x, y in loader]
 
 
@@ -161,8 +171,7 @@ def test_device_loader_crops_and_flips_batched_seeded_reproducible(data_dir):
     assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(first, again, strict=True))
     assert not torch.equal(first[0][0], other[0][0])
     # every image of a batch is its source image padded by 4, cropped at (dy, dx) and mirrored where drawn
-    loader = DeviceLoader(split, 64, train=True, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), device="cuda",
-                          seed=3)
+    loader = DeviceLoader(split, 64, train=True, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), device="cuda", seed=3)
     loader.begin_epoch()
     plan = loader._plan
     assert plan.order.device.type == "cuda" and plan.dy.unique().numel() > 1 and 0 < plan.flip.sum() < len(split)
@@ -170,7 +179,7 @@ def test_device_loader_crops_and_flips_batched_seeded_reproducible(data_dir):
     padded = F.pad(split.images[plan.order[:64].cpu()], (4, 4, 4, 4))
     for i in range(64):
         dy, dx = int(plan.dy[i]), int(plan.dx[i])
-        crop = padded[i, :, dy:dy + 32, dx:dx + 32]
+        crop = padded[i, :, dy : dy + 32, dx : dx + 32]
         if plan.flip[i]:
             crop = crop.flip(-1)
         expected = (crop.float() / 255 - 0.5) / 0.25
@@ -180,8 +189,9 @@ def test_device_loader_crops_and_flips_batched_seeded_reproducible(data_dir):
 
 def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True, **kw)
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, **kw
+    )
     try:
         out, _ = proc.communicate(timeout=SUBPROCESS_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -194,9 +204,32 @@ def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
 def test_one_epoch_of_2048_images_in_the_fastest_mode(data_dir, tmp_path):
     """The mode a wave trains in: CUDA graphs (reduce-overhead), bf16 autocast, channels_last."""
     out = tmp_path / "run"
-    proc = _run([sys.executable, "-m", "contdepth", "train", "--model", "resnet20", "--data-dir", str(data_dir),
-                 "--out", str(out), "--epochs", "1", "--test-subset", "500", "--device", "cuda", "--amp", "bf16",
-                 "--channels-last", "--compile-mode", "reduce-overhead", "--no-progress"])
+    proc = _run(
+        [
+            sys.executable,
+            "-m",
+            "contdepth",
+            "train",
+            "--model",
+            "resnet20",
+            "--data-dir",
+            str(data_dir),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--test-subset",
+            "500",
+            "--device",
+            "cuda",
+            "--amp",
+            "bf16",
+            "--channels-last",
+            "--compile-mode",
+            "reduce-overhead",
+            "--no-progress",
+        ]
+    )
     assert proc.returncode == 0, proc.stdout[-4000:]
     res = json.loads((out / "results.json").read_text())
     assert res["complete"] and res["train_images"] == 2048 and res["test_images"] == 500
@@ -206,10 +239,32 @@ def test_one_epoch_of_2048_images_in_the_fastest_mode(data_dir, tmp_path):
 
 def test_reproduce_two_tiny_runs_two_jobs(data_dir, tmp_path):
     out = tmp_path / "study"
-    proc = _run([sys.executable, "-m", "contdepth", "reproduce", "lu2018-cifar10", "--out", str(out),
-                 "--only", "resnet20,lm_resnet20", "--jobs", "2", "--",
-                 "--epochs", "1", "--subset", "256", "--test-subset", "500", "--device", "cuda",
-                 "--data-dir", str(data_dir)])
+    proc = _run(
+        [
+            sys.executable,
+            "-m",
+            "contdepth",
+            "reproduce",
+            "lu2018-cifar10",
+            "--out",
+            str(out),
+            "--only",
+            "resnet20,lm_resnet20",
+            "--jobs",
+            "2",
+            "--",
+            "--epochs",
+            "1",
+            "--subset",
+            "256",
+            "--test-subset",
+            "500",
+            "--device",
+            "cuda",
+            "--data-dir",
+            str(data_dir),
+        ]
+    )
     assert proc.returncode == 0, proc.stdout[-4000:]
     results = sorted(out.glob("*/results.json"))
     assert [p.parent.name for p in results] == ["lm_resnet20-s0", "resnet20-s0"], proc.stdout[-4000:]
@@ -220,9 +275,31 @@ def test_reproduce_two_tiny_runs_two_jobs(data_dir, tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available() and torch.cuda.device_count() > 1, reason="needs exactly one GPU")
 def test_two_ddp_processes_on_one_gpu_are_refused(data_dir, tmp_path):
-    proc = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                 "-m", "contdepth", "train", "--model", "resnet20", "--data-dir", str(data_dir), "--out",
-                 str(tmp_path / "ddp"), "--epochs", "1", "--subset", "256", "--device", "cuda", "--no-progress"])
+    proc = _run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "contdepth",
+            "train",
+            "--model",
+            "resnet20",
+            "--data-dir",
+            str(data_dir),
+            "--out",
+            str(tmp_path / "ddp"),
+            "--epochs",
+            "1",
+            "--subset",
+            "256",
+            "--device",
+            "cuda",
+            "--no-progress",
+        ]
+    )
     assert proc.returncode != 0
     assert "contdepth train: error: 2 processes were started on this host but torch sees 1 CUDA device" in proc.stdout
     assert not (tmp_path / "ddp" / "checkpoint.pt").exists()

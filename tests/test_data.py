@@ -127,7 +127,7 @@ def test_augmentation_is_a_padded_crop_or_its_mirror():
     for i in range(40):
         j = int(plan.order[i])
         assert int(y[i]) == int(split.labels[j])
-        window = padded[j, :, plan.dy[i]:plan.dy[i] + 32, plan.dx[i]:plan.dx[i] + 32]
+        window = padded[j, :, plan.dy[i] : plan.dy[i] + 32, plan.dx[i] : plan.dx[i] + 32]
         if plan.flip[i]:
             window = window.flip(-1)
             flips += 1
@@ -149,8 +149,9 @@ def test_state_replays_an_epoch():
 
 def test_shards_of_a_global_batch_make_the_whole_batch():
     whole = list(DeviceLoader(_split(), 16, train=True, mean=MEAN, std=STD, seed=7))
-    parts = [list(DeviceLoader(_split(), 16, train=True, mean=MEAN, std=STD, seed=7, rank=r, world=2))
-             for r in range(2)]
+    parts = [
+        list(DeviceLoader(_split(), 16, train=True, mean=MEAN, std=STD, seed=7, rank=r, world=2)) for r in range(2)
+    ]
     for i, (x, _) in enumerate(whole):
         assert torch.equal(torch.cat([parts[0][i][0], parts[1][i][0]]), x)
     evals = [list(DeviceLoader(_split(), 16, train=False, mean=MEAN, std=STD, rank=r, world=2)) for r in range(2)]

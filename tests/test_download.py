@@ -1,4 +1,5 @@
 """--download without torchvision: a small archive built here, served on 127.0.0.1 (never the network)."""
+
 from __future__ import annotations
 
 import functools

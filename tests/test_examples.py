@@ -1,4 +1,5 @@
 """The documented commands leave a clean clone clean, and the examples fail in one line, not a traceback."""
+
 from __future__ import annotations
 
 import ast
@@ -44,8 +45,9 @@ def test_documented_commands_leave_a_clean_clone_clean(clone):
     for args in QUICK_COMMANDS:
         if not args[0].startswith("-") and not (clone / args[0]).is_file():
             continue  # a script the checkout no longer has
-        proc = subprocess.run([sys.executable, *args], cwd=clone, env=_env(clone), capture_output=True, text=True,
-                              timeout=300)
+        proc = subprocess.run(
+            [sys.executable, *args], cwd=clone, env=_env(clone), capture_output=True, text=True, timeout=300
+        )
         assert proc.returncode == 0, (args, proc.stderr[-2000:])
         assert _git("status", "--porcelain", cwd=clone) == "", f"python3 {' '.join(args)} changed the clone"
 
@@ -54,8 +56,12 @@ def _out_defaults(script: Path) -> list[ast.expr]:
     """The ``default=`` of every ``add_argument("--out", ...)`` in ``script``."""
     found = []
     for node in ast.walk(ast.parse(script.read_text())):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument"
-                and any(isinstance(a, ast.Constant) and a.value == "--out" for a in node.args)):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "add_argument"
+            and any(isinstance(a, ast.Constant) and a.value == "--out" for a in node.args)
+        ):
             found += [k.value for k in node.keywords if k.arg == "default"]
     return found
 
@@ -78,17 +84,33 @@ def test_every_script_writes_to_a_git_ignored_folder_by_default(clone):
             if isinstance(default, ast.Name):
                 assert default.id == "DEFAULT_OUT", f"{script.name}: --out defaults to {default.id}"
             else:
-                assert isinstance(default, ast.Constant) and ignored(default.value), \
+                assert isinstance(default, ast.Constant) and ignored(default.value), (
                     f"{script.name}: --out defaults to {ast.unparse(default)}, not a git-ignored folder"
+                )
 
 
 def test_example_run_twice_says_so_in_one_line(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "checkpoint.pt").write_bytes(b"")  # what a first run leaves
-    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "cifar_classifier.py"), "--data-dir", str(tmp_path),
-                           "--out", str(run), "--model", "resnet20", "--scheme", "euler"],
-                          env=_env(ROOT), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "cifar_classifier.py"),
+            "--data-dir",
+            str(tmp_path),
+            "--out",
+            str(run),
+            "--model",
+            "resnet20",
+            "--scheme",
+            "euler",
+        ],
+        env=_env(ROOT),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.startswith("cifar_classifier.py: error:") and "--resume" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1

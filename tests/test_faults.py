@@ -1,4 +1,5 @@
 """Faults while training: a second run on the same folder, divergence, a full disk, damaged files, bad flags."""
+
 import errno
 import io
 import json
@@ -19,8 +20,19 @@ from contdepth.train import checkpoint as ckpt
 from contdepth.train.records import read_metrics
 
 REPO = Path(__file__).resolve().parents[1]
-SMALL = ["--model", "lm_resnet20", "--batch-size", "16", "--subset", "32", "--test-subset", "32",
-         "--device", "cpu", "--no-progress"]
+SMALL = [
+    "--model",
+    "lm_resnet20",
+    "--batch-size",
+    "16",
+    "--subset",
+    "32",
+    "--test-subset",
+    "32",
+    "--device",
+    "cpu",
+    "--no-progress",
+]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -47,8 +59,17 @@ def finished_run(tmp_path_factory, data_dir):
 
 
 def _config(data_dir, out, epochs=2):
-    return TrainConfig(model="lm_resnet20", data_dir=str(data_dir), out=str(out), epochs=epochs, batch_size=16,
-                       subset=32, test_subset=32, device="cpu", progress=False)
+    return TrainConfig(
+        model="lm_resnet20",
+        data_dir=str(data_dir),
+        out=str(out),
+        epochs=epochs,
+        batch_size=16,
+        subset=32,
+        test_subset=32,
+        device="cpu",
+        progress=False,
+    )
 
 
 def one_line_error(capsys, command="train"):
@@ -64,10 +85,24 @@ def test_a_second_train_on_the_same_folder_is_refused_naming_the_holder(data_dir
     holder = Trainer(_config(data_dir, out))
     holder.prepare()  # this test's process holds the run folder, as a running `contdepth train` does
     try:
-        second = subprocess.run([sys.executable, "-m", "contdepth", "train", *SMALL, "--overwrite",
-                                 "--data-dir", str(data_dir), "--out", str(out)],
-                                env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
-                                timeout=120)
+        second = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "contdepth",
+                "train",
+                *SMALL,
+                "--overwrite",
+                "--data-dir",
+                str(data_dir),
+                "--out",
+                str(out),
+            ],
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     finally:
         holder.close()
     assert second.returncode == 2
@@ -87,13 +122,44 @@ def test_a_folder_holding_any_run_file_is_refused_unless_overwrite(finished_run,
     assert (out / "results.json").is_file() and (out / "curves.png").is_file()
 
     (out / "momentum.png").write_bytes(b"stale")
-    assert main(["train", *SMALL, "--model", "resnet20", "--epochs", "1", "--data-dir", str(data_dir),
-                 "--out", str(out), "--overwrite"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                *SMALL,
+                "--model",
+                "resnet20",
+                "--epochs",
+                "1",
+                "--data-dir",
+                str(data_dir),
+                "--out",
+                str(out),
+                "--overwrite",
+            ]
+        )
+        == 0
+    )
     res = json.loads((out / "results.json").read_text())
     assert res["model"] == "resnet20" and json.loads((out / "config.json").read_text())["model"] == "resnet20"
     assert not (out / "momentum.png").exists()  # the old run's plot went with it (resnet20 has no k to plot)
-    assert main(["train", *SMALL, "--epochs", "1", "--data-dir", str(data_dir), "--out", str(out), "--resume",
-                 "--overwrite"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                *SMALL,
+                "--epochs",
+                "1",
+                "--data-dir",
+                str(data_dir),
+                "--out",
+                str(out),
+                "--resume",
+                "--overwrite",
+            ]
+        )
+        == 2
+    )
     assert "choose one" in one_line_error(capsys)
 
 
@@ -109,8 +175,10 @@ def test_unusable_out_is_one_line_and_leaves_nothing(data_dir, tmp_path, capsys,
         (tmp_path / "a_file").write_text("keep me")
         out = tmp_path / "a_file" / "run"
     elif case == "read_only":  # mkdir on a read-only file system
+
         def refuse(self, *args, **kwargs):
             raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+
         monkeypatch.setattr(Path, "mkdir", refuse)
     else:  # the nearest existing folder is not writable (as on a read-only mount)
         import contdepth.train.rundir as rundir
@@ -118,8 +186,13 @@ def test_unusable_out_is_one_line_and_leaves_nothing(data_dir, tmp_path, capsys,
         monkeypatch.setattr(rundir.os, "access", lambda *a, **k: False)
     assert main(["train", *SMALL, "--epochs", "1", "--data-dir", str(data_dir), "--out", str(out)]) == 2
     err = one_line_error(capsys)
-    assert {"empty": "must name a folder", "file": "is a file", "in_a_file": "is a file",
-            "read_only": "Read-only file system", "no_permission": "not writable"}[case] in err
+    assert {
+        "empty": "must name a folder",
+        "file": "is a file",
+        "in_a_file": "is a file",
+        "read_only": "Read-only file system",
+        "no_permission": "not writable",
+    }[case] in err
     assert not (tmp_path / "new").exists()
     if case in ("file", "in_a_file"):
         assert (tmp_path / "a_file").read_text() == "keep me"
@@ -226,8 +299,16 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_removes_the_partial_file(data
 # ------------------------------------------------------------------- damaged files
 def _damage(path: Path, how: str) -> None:
     data = path.read_bytes()
-    path.write_bytes({"empty": b"", "truncated": data[: len(data) // 2], "garbage": os.urandom(4096),
-                      "not_a_dict": b"", "bad_epoch": b"", "text": b"not a checkpoint\n"}[how])
+    path.write_bytes(
+        {
+            "empty": b"",
+            "truncated": data[: len(data) // 2],
+            "garbage": os.urandom(4096),
+            "not_a_dict": b"",
+            "bad_epoch": b"",
+            "text": b"not a checkpoint\n",
+        }[how]
+    )
     if how == "not_a_dict":
         torch.save([1, 2, 3], path)
     if how == "bad_epoch":
@@ -287,14 +368,17 @@ def test_data_dir_naming_a_file_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("argv", [
-    ["train", "--epochs", "0"],
-    ["train", "--amp", "fp8"],
-    ["train", "--lr", "fast"],
-    ["train", "--bogus-flag"],
-    ["eval", "--steps-per-block", "-1", "--run", "x"],
-    ["eval"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--epochs", "0"],
+        ["train", "--amp", "fp8"],
+        ["train", "--lr", "fast"],
+        ["train", "--bogus-flag"],
+        ["eval", "--steps-per-block", "-1", "--run", "x"],
+        ["eval"],
+    ],
+)
 def test_flag_errors_are_one_line(capsys, argv):
     with pytest.raises(SystemExit) as exit_:
         main(argv)
@@ -303,14 +387,21 @@ def test_flag_errors_are_one_line(capsys, argv):
     assert len(err.splitlines()) == 1 and err.startswith("contdepth") and ": error: " in err and "--help" in err
 
 
-@pytest.mark.parametrize("argv, starts, hint", [
-    (["train", "--bogus-flag"], "contdepth train: error: unrecognized arguments: --bogus-flag", None),
-    (["train", "--epohcs", "3"], "contdepth train: error: unrecognized arguments: --epohcs 3", "did you mean --epochs?"),
-    (["eval", "--run", "x", "--stesp-per-block", "2"], "contdepth eval: error: unrecognized", "--steps-per-block"),
-    (["models", "extra"], "contdepth models: error: unrecognized arguments: extra", None),
-    (["models", "--", "x"], "contdepth models: error: unrecognized arguments: -- x", None),
-    (["--nope"], "contdepth: error: unrecognized arguments: --nope", None),
-])
+@pytest.mark.parametrize(
+    "argv, starts, hint",
+    [
+        (["train", "--bogus-flag"], "contdepth train: error: unrecognized arguments: --bogus-flag", None),
+        (
+            ["train", "--epohcs", "3"],
+            "contdepth train: error: unrecognized arguments: --epohcs 3",
+            "did you mean --epochs?",
+        ),
+        (["eval", "--run", "x", "--stesp-per-block", "2"], "contdepth eval: error: unrecognized", "--steps-per-block"),
+        (["models", "extra"], "contdepth models: error: unrecognized arguments: extra", None),
+        (["models", "--", "x"], "contdepth models: error: unrecognized arguments: -- x", None),
+        (["--nope"], "contdepth: error: unrecognized arguments: --nope", None),
+    ],
+)
 def test_unknown_flags_are_named_by_their_subcommand(capsys, argv, starts, hint):
     with pytest.raises(SystemExit) as exit_:
         main(argv)
@@ -327,14 +418,17 @@ def test_missing_data_and_empty_run_are_one_line(tmp_path, capsys):
     assert "--run is empty" in one_line_error(capsys, "eval")
 
 
-@pytest.mark.parametrize("changes, match", [
-    ({"seed": 2**70}, "seed must be an integer"),
-    ({"seed": "1"}, "seed must be an integer"),
-    ({"compile": "no"}, "compile must be true or false"),
-    ({"nesterov": 1}, "nesterov must be true or false"),
-    ({"out": ""}, "out must name a folder"),
-    ({"data_dir": "  "}, "data_dir must name a folder"),
-])
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"seed": 2**70}, "seed must be an integer"),
+        ({"seed": "1"}, "seed must be an integer"),
+        ({"compile": "no"}, "compile must be true or false"),
+        ({"nesterov": 1}, "nesterov must be true or false"),
+        ({"out": ""}, "out must name a folder"),
+        ({"data_dir": "  "}, "data_dir must name a folder"),
+    ],
+)
 def test_run_settings_are_checked(changes, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**changes)
@@ -345,12 +439,15 @@ def test_paths_are_welcome_as_folders(tmp_path):
     assert cfg.out == str(tmp_path / "run") and json.loads(json.dumps(cfg.to_dict()))["data_dir"] == str(tmp_path)
 
 
-@pytest.mark.parametrize("flag, value, expected", [
-    ("--out", "", "--out is empty"),
-    ("--out", "A_FILE", "is a file"),
-    ("--seed", "-1", "--seed must be"),
-    ("--seed", str(2**70), "--seed must be"),
-])
+@pytest.mark.parametrize(
+    "flag, value, expected",
+    [
+        ("--out", "", "--out is empty"),
+        ("--out", "A_FILE", "is a file"),
+        ("--seed", "-1", "--seed must be"),
+        ("--seed", str(2**70), "--seed must be"),
+    ],
+)
 def test_demo_refuses_bad_out_and_seed_in_one_line(tmp_path, capsys, monkeypatch, flag, value, expected):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "A_FILE").write_text("keep")

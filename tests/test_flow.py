@@ -1,4 +1,5 @@
 """Flows against torchdiffeq, LM specifics, memory options and input validation."""
+
 import math
 
 import pytest
@@ -9,7 +10,9 @@ import contdepth as cd
 
 
 def conv_branch(channels: int = 3) -> nn.Module:
-    return nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.Tanh(), nn.Conv2d(channels, channels, 3, padding=1))
+    return nn.Sequential(
+        nn.Conv2d(channels, channels, 3, padding=1), nn.Tanh(), nn.Conv2d(channels, channels, 3, padding=1)
+    )
 
 
 def conv_blocks(n_blocks: int = 3, seed: int = 0) -> cd.Blocks:
@@ -23,7 +26,10 @@ def u0():
     return torch.randn(2, 3, 6, 6, dtype=torch.float64)
 
 
-@pytest.mark.parametrize("scheme, method, per_block", [("euler", "euler", 1), ("euler", "euler", 4), ("midpoint", "midpoint", 1), ("midpoint", "midpoint", 3)])
+@pytest.mark.parametrize(
+    "scheme, method, per_block",
+    [("euler", "euler", 1), ("euler", "euler", 4), ("midpoint", "midpoint", 1), ("midpoint", "midpoint", 3)],
+)
 def test_fixed_step_flow_matches_torchdiffeq(u0, scheme, method, per_block):
     field = conv_blocks()
     ours = cd.Flow(field, scheme, steps=3 * per_block)(u0)

@@ -1,8 +1,8 @@
 """The folder lock: exclusive between processes, released when its holder dies."""
+
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -15,8 +15,12 @@ HOLD = (
 
 
 def test_second_holder_is_refused_with_the_pid_and_a_killed_holder_leaves_no_stale_lock(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
     try:
         assert proc.stdout.readline().strip() == "held"
         with pytest.raises(FolderLocked, match=f"process {proc.pid}"):

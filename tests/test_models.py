@@ -1,4 +1,5 @@
 """Model zoo: every named model runs, parameter counts match the papers, LM / noise / refinement wiring."""
+
 from __future__ import annotations
 
 import argparse
@@ -28,10 +29,22 @@ ON_META = ("resnext29_16x64d", "lm_resnext29_16x64d")
 
 # published parameter counts (M); ImageNet at 1000 classes, the rest at 10
 PUBLISHED = {
-    "resnet20": 0.27, "resnet56": 0.85, "resnet110": 1.7, "preact_resnet164": 1.7, "resnet164": 1.7,
-    "lm_resnet20": 0.27, "lm_resnet56": 0.85, "lm_resnet110": 1.7, "lm_resnet164": 1.7,
-    "resnext29_8x64d": 34.4, "resnext29_16x64d": 68.1, "shake_resnet26_2x32d": 2.9,
-    "shake_resnet26_2x96d": 26.2, "resnet50": 25.6, "resnet101": 44.5, "lm_resnet50": 25.6,
+    "resnet20": 0.27,
+    "resnet56": 0.85,
+    "resnet110": 1.7,
+    "preact_resnet164": 1.7,
+    "resnet164": 1.7,
+    "lm_resnet20": 0.27,
+    "lm_resnet56": 0.85,
+    "lm_resnet110": 1.7,
+    "lm_resnet164": 1.7,
+    "resnext29_8x64d": 34.4,
+    "resnext29_16x64d": 68.1,
+    "shake_resnet26_2x32d": 2.9,
+    "shake_resnet26_2x96d": 26.2,
+    "resnet50": 25.6,
+    "resnet101": 44.5,
+    "lm_resnet50": 25.6,
 }
 
 
@@ -355,7 +368,6 @@ def test_models_command_table_and_json(capsys, monkeypatch):
     assert command.run(parser.parse_args(["--json"])) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in rows] == names and rows[-1]["num_classes"] == 1000
-
 
 
 def _classes(model: torch.nn.Module) -> int:

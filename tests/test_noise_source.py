@@ -1,4 +1,5 @@
 """The noise source: one draw per forward, its law and seeding, per-block parameters, bad options."""
+
 from __future__ import annotations
 
 import math
@@ -26,8 +27,11 @@ class Ops(TorchDispatchMode):
 def sd_blocks(n: int = 3, c: int = 4) -> cd.Blocks:
     torch.manual_seed(0)
     p = [1.0 - (m + 1) / n * 0.5 for m in range(n)]
-    return cd.Blocks([nn.Conv2d(c, c, 3, padding=1) for _ in range(n)], drift_scale=p,
-                     diffusion_scale=[math.sqrt(q * (1 - q)) for q in p])
+    return cd.Blocks(
+        [nn.Conv2d(c, c, 3, padding=1) for _ in range(n)],
+        drift_scale=p,
+        diffusion_scale=[math.sqrt(q * (1 - q)) for q in p],
+    )
 
 
 @pytest.mark.parametrize("law,options", [("gaussian", {}), ("bernoulli", {"p": [0.9, 0.8, 0.5]}), ("uniform", {})])
@@ -62,8 +66,10 @@ def test_a_fixed_seed_gives_a_fixed_draw():
     draws = [Noise("gaussian", seed=s).draw(u, [0, 0, 0]) for s in (5, 5, 6)]
     assert torch.equal(draws[0], draws[1]) and not torch.equal(draws[0], draws[2])
     field = cd.Tied(lambda t, x: -x, diffusion=lambda t, x: torch.ones_like(x))
-    runs = [cd.Flow(field, "euler", steps=4, t1=1.0, noise=Noise("rademacher", per=per, seed=2))(torch.zeros(4, 3))
-            for per in ("element", "element", "sample")]
+    runs = [
+        cd.Flow(field, "euler", steps=4, t1=1.0, noise=Noise("rademacher", per=per, seed=2))(torch.zeros(4, 3))
+        for per in ("element", "element", "sample")
+    ]
     assert torch.equal(runs[0], runs[1])
     assert (runs[2] == runs[2][:, :1]).all()  # per sample: one ξ for all of a sample's elements
 
@@ -96,36 +102,42 @@ def test_per_block_survival_is_honoured_or_refused():
     assert flow.noise.law.p == pytest.approx([0.9, 0.8, 0.7])
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: cd.schemes.get("lm2", K=-0.3, learnabel=False), "unknown option 'K'.*did you mean 'k'"),
-    (lambda: cd.schemes.get("lm2", k=-0.3, learnabel=False), "'learnabel'.*did you mean 'learnable'"),
-    (lambda: cd.schemes.get("rk4", steps=3), "scheme 'rk4': unknown option 'steps'"),
-    (lambda: cd.schemes.get("polynet", term=3), "did you mean 'terms'"),
-    (lambda: cd.schemes.get("euler_maruyama", noise="bernoulli", pp=0.5), "did you mean 'p'"),
-    (lambda: cd.schemes.get("euler_maruyama", noise="gaussian", p=0.5), "unknown option 'p'"),
-    (lambda: cd.schemes.get("euler", p=0.5), "option of a noise law"),
-    (lambda: cd.get_law("gaussian", sigma=2), "noise law 'gaussian': unknown option 'sigma'"),
-    (lambda: Noise("bernoulli", pp=0.5), "did you mean 'p'"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: cd.schemes.get("lm2", K=-0.3, learnabel=False), "unknown option 'K'.*did you mean 'k'"),
+        (lambda: cd.schemes.get("lm2", k=-0.3, learnabel=False), "'learnabel'.*did you mean 'learnable'"),
+        (lambda: cd.schemes.get("rk4", steps=3), "scheme 'rk4': unknown option 'steps'"),
+        (lambda: cd.schemes.get("polynet", term=3), "did you mean 'terms'"),
+        (lambda: cd.schemes.get("euler_maruyama", noise="bernoulli", pp=0.5), "did you mean 'p'"),
+        (lambda: cd.schemes.get("euler_maruyama", noise="gaussian", p=0.5), "unknown option 'p'"),
+        (lambda: cd.schemes.get("euler", p=0.5), "option of a noise law"),
+        (lambda: cd.get_law("gaussian", sigma=2), "noise law 'gaussian': unknown option 'sigma'"),
+        (lambda: Noise("bernoulli", pp=0.5), "did you mean 'p'"),
+    ],
+)
 def test_unknown_options_name_the_valid_ones(call, match):
     with pytest.raises(TypeError, match=match):
         call()
 
 
-@pytest.mark.parametrize("build", [
-    lambda: cd.schemes.get("euler_maruyama", seed="abc"),
-    lambda: cd.schemes.get("lm2", noise="bernoulli", p=0.5, seed="abc"),
-    lambda: cd.schemes.get("euler", seed=1.5),
-    lambda: Noise("gaussian", seed=True),
-    lambda: Noise("gaussian", seed=-1),
-    lambda: Noise("gaussian", per="pixel"),
-    lambda: cd.schemes.get("lm2", per="pixel"),
-    lambda: Noise("bernoulli", p=[0.5, 1.5]),
-    lambda: Noise("bernoulli", p="high"),
-    lambda: Noise("bernoulli", p=[]),
-    lambda: Noise("cauchy"),
-    lambda: cd.Flow(cd.Tied(lambda t, x: -x), "rk4", steps=2, t1=1.0, noise="gaussian"),
-])
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: cd.schemes.get("euler_maruyama", seed="abc"),
+        lambda: cd.schemes.get("lm2", noise="bernoulli", p=0.5, seed="abc"),
+        lambda: cd.schemes.get("euler", seed=1.5),
+        lambda: Noise("gaussian", seed=True),
+        lambda: Noise("gaussian", seed=-1),
+        lambda: Noise("gaussian", per="pixel"),
+        lambda: cd.schemes.get("lm2", per="pixel"),
+        lambda: Noise("bernoulli", p=[0.5, 1.5]),
+        lambda: Noise("bernoulli", p="high"),
+        lambda: Noise("bernoulli", p=[]),
+        lambda: Noise("cauchy"),
+        lambda: cd.Flow(cd.Tied(lambda t, x: -x), "rk4", steps=2, t1=1.0, noise="gaussian"),
+    ],
+)
 def test_bad_noise_options_are_refused_at_construction(build):
     with pytest.raises((TypeError, ValueError)):
         build()
@@ -146,8 +158,9 @@ def test_lm2_history_of_another_shape_is_refused(steps, bad):
         flow(torch.randn(2, 4, 5, 5), torch.randn(*bad))
 
 
-@pytest.mark.parametrize("scheme,noise", [("euler", None), ("euler", "gaussian"), ("lm2", "bernoulli"),
-                                          ("rk4", None), ("ab2", None)])
+@pytest.mark.parametrize(
+    "scheme,noise", [("euler", None), ("euler", "gaussian"), ("lm2", "bernoulli"), ("rk4", None), ("ab2", None)]
+)
 def test_an_empty_batch_gives_an_empty_result(scheme, noise):
     options = {"p": 0.8} if noise == "bernoulli" else {}
     flow = cd.Flow(sd_blocks(2), scheme, steps=4, noise=None if noise is None else Noise(noise, **options))
@@ -171,11 +184,14 @@ def test_lm2_lerp_update_equals_the_two_step_formula():
     assert counter.ops["lerp"] == 4 and counter.ops["mul"] == 0 and counter.ops["sub"] == 0
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"diffusion": 3.0}, "diffusion must be callable"),
-    ({"diffusion_scale": "big"}, "diffusion_scale must be a number"),
-    ({"drift_scale": [0.5, None]}, "drift_scale must be a number"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"diffusion": 3.0}, "diffusion must be callable"),
+        ({"diffusion_scale": "big"}, "diffusion_scale must be a number"),
+        ({"drift_scale": [0.5, None]}, "drift_scale must be a number"),
+    ],
+)
 def test_bad_field_options_are_refused_at_construction(kwargs, match):
     with pytest.raises(TypeError, match=match):
         cd.Blocks([nn.Identity(), nn.Identity()], **kwargs)

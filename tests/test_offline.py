@@ -1,4 +1,5 @@
 """The offline-machine script: packing within file limits, mode choice, commit, and start/watch/collect on CPU."""
+
 import io
 import json
 import os
@@ -44,10 +45,14 @@ def test_collect_packs_within_the_file_limits(tmp_path):
         run.mkdir(parents=True)
         (run / "results.json").write_text(json.dumps({"complete": True, "run": i}))
         (run / "metrics.jsonl").write_text('{"epoch": 1}\n')
-        (run / "train.log").write_bytes(torch.randint(0, 256, (300_000,), generator=rng, dtype=torch.uint8).numpy().tobytes())
+        (run / "train.log").write_bytes(
+            torch.randint(0, 256, (300_000,), generator=rng, dtype=torch.uint8).numpy().tobytes()
+        )
     big_log = work / "logs" / "reproduce.log"
     big_log.parent.mkdir()
-    big_log.write_bytes(torch.randint(0, 256, (3 * MiB,), generator=rng, dtype=torch.uint8).numpy().tobytes() + b"\nlast line\n")
+    big_log.write_bytes(
+        torch.randint(0, 256, (3 * MiB,), generator=rng, dtype=torch.uint8).numpy().tobytes() + b"\nlast line\n"
+    )
     weights = []
     for i in range(4):
         w = tmp_path / f"w{i}.pt"
@@ -77,31 +82,52 @@ def test_collect_packs_within_the_file_limits(tmp_path):
 
 
 def test_failed_gpu_tests_rule_out_their_modes():
-    ruled = calibrate.excluded_by_tests(["test_compiled_training_step_matches_eager[lm_resnet20-reduce-overhead-bf16+cl]"])
+    ruled = calibrate.excluded_by_tests(
+        ["test_compiled_training_step_matches_eager[lm_resnet20-reduce-overhead-bf16+cl]"]
+    )
     assert set(ruled) == {"reduce-overhead-bf16-cl"}
-    ruled = calibrate.excluded_by_tests(["test_compiled_training_step_matches_eager[lm_resnet20-default-fp32]",
-                                         "test_every_family_forward_backward_fp32_and_bf16_channels_last[resnet50-plain]"])
+    ruled = calibrate.excluded_by_tests(
+        [
+            "test_compiled_training_step_matches_eager[lm_resnet20-default-fp32]",
+            "test_every_family_forward_backward_fp32_and_bf16_channels_last[resnet50-plain]",
+        ]
+    )
     assert set(ruled) == {"default-bf16-cl", "eager-bf16-cl", "reduce-overhead-bf16-cl"}
-    assert set(calibrate.excluded_by_tests(["test_one_epoch_of_2048_images_in_the_fastest_mode"])) == \
-        {"reduce-overhead-bf16-cl"}
+    assert set(calibrate.excluded_by_tests(["test_one_epoch_of_2048_images_in_the_fastest_mode"])) == {
+        "reduce-overhead-bf16-cl"
+    }
     assert calibrate.excluded_by_tests(["test_device_loader_crops_and_flips_batched_seeded_reproducible"]) == {}
-    fast, slow = (calibrate.Measurement(m, True, {"resnet56": {"contdepth": v}}) for m, v in
-                  (("reduce-overhead-bf16-cl", 9000.0), ("eager-fp32", 3000.0)))
+    fast, slow = (
+        calibrate.Measurement(m, True, {"resnet56": {"contdepth": v}})
+        for m, v in (("reduce-overhead-bf16-cl", 9000.0), ("eager-fp32", 3000.0))
+    )
     assert calibrate.choose([slow, fast], {}).mode == "reduce-overhead-bf16-cl"
     assert calibrate.choose([slow, fast], {"reduce-overhead-bf16-cl": "t"}).mode == "eager-fp32"
     assert calibrate.choose([calibrate.Measurement("eager-fp32", False)], {}) is None
     assert calibrate.jobs_from({1: 1000.0, 2: 1500.0, 3: 1550.0}) == 2
     assert calibrate.jobs_from({1: 1000.0, 2: 1050.0, 3: 2000.0}) == 3
     assert calibrate.jobs_from({1: 1000.0, 2: 1050.0, 3: 1080.0}) == 1
-    assert calibrate.MODES["reduce-overhead-bf16-cl"].train_flags == \
-        ["--compile-mode", "reduce-overhead", "--amp", "bf16", "--channels-last"]
+    assert calibrate.MODES["reduce-overhead-bf16-cl"].train_flags == [
+        "--compile-mode",
+        "reduce-overhead",
+        "--amp",
+        "bf16",
+        "--channels-last",
+    ]
 
 
 def test_calibration_reads_throughput_rows(tmp_path):
-    (tmp_path / "throughput.json").write_text(json.dumps({"comparisons": [
-        {"model": "resnet56", "phase": "train", "images_per_s": {"contdepth": 100.0, "hand": 110.0}},
-        {"model": "resnet56", "phase": "inference", "images_per_s": {"contdepth": 900.0, "hand": 900.0}},
-        {"model": "lm_resnet56", "phase": "train", "images_per_s": {"contdepth": 80.0, "hand": 90.0}}]}))
+    (tmp_path / "throughput.json").write_text(
+        json.dumps(
+            {
+                "comparisons": [
+                    {"model": "resnet56", "phase": "train", "images_per_s": {"contdepth": 100.0, "hand": 110.0}},
+                    {"model": "resnet56", "phase": "inference", "images_per_s": {"contdepth": 900.0, "hand": 900.0}},
+                    {"model": "lm_resnet56", "phase": "train", "images_per_s": {"contdepth": 80.0, "hand": 90.0}},
+                ]
+            }
+        )
+    )
     m = calibrate.read_measurement(calibrate.MODES["eager-fp32"], tmp_path)
     assert m.ok and m.speed == 90.0 and m.images_per_s["resnet56"]["hand"] == 110.0
     assert "0.909" in calibrate.table([m], {}, {1: 100.0})
@@ -140,8 +166,9 @@ def test_bad_arguments_get_one_line(capsys, tmp_path):
 def test_start_watch_collect_on_cpu_from_a_copy_without_git(tmp_path, capsys):
     """The whole cycle on a copy of the checkout that has no .git: the commit comes from .carry/COMMIT."""
     copy = tmp_path / "checkout"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
-                           text=True, check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
     for name in files:
         if (REPO / name).is_file():
             (copy / name).parent.mkdir(parents=True, exist_ok=True)
@@ -153,10 +180,38 @@ def test_start_watch_collect_on_cpu_from_a_copy_without_git(tmp_path, capsys):
     write_fake_cifar(data, "cifar10", train=32, test=32)
     env = {k: v for k, v in os.environ.items() if k != prepare.COMMIT_ENV}
     env.update(OMP_NUM_THREADS="1", CONTDEPTH_SITE=str(tmp_path / "site"))
-    proc = subprocess.run(["bash", "scripts/offline_gpu.sh", "start", "lu2018-cifar10", "--device", "cpu",
-                           "--data-dir", str(data), "--work", str(work), "--only", "resnet20", "--settle", "60",
-                           "--", "--epochs", "1", "--subset", "32", "--batch-size", "16", "--test-subset", "32"],
-                          cwd=copy, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            "bash",
+            "scripts/offline_gpu.sh",
+            "start",
+            "lu2018-cifar10",
+            "--device",
+            "cpu",
+            "--data-dir",
+            str(data),
+            "--work",
+            str(work),
+            "--only",
+            "resnet20",
+            "--settle",
+            "60",
+            "--",
+            "--epochs",
+            "1",
+            "--subset",
+            "32",
+            "--batch-size",
+            "16",
+            "--test-subset",
+            "32",
+        ],
+        cwd=copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "gpu tests: skipped (--device cpu)" in proc.stdout and "feedc0ffee" in proc.stdout
     assert "1 runs to do" in proc.stdout

@@ -1,4 +1,5 @@
 """`contdepth reproduce`: studies as data, the time planner (fake clock), the runner, the CLI end to end."""
+
 import json
 import math
 import os
@@ -16,7 +17,7 @@ from contdepth.train.lock import FolderLock
 from contdepth.train.planner import Estimate, Pending
 from contdepth.train.reproduce import CONCURRENT_ENV, LOG, Runner, burst_estimate, calibrate
 from contdepth.train.reproduce_command import build_jobs
-from contdepth.train.studies import STUDIES, SAFE_NAME, UnknownName, basic_blocks, get_study, matching_gaussian_level
+from contdepth.train.studies import SAFE_NAME, STUDIES, UnknownName, basic_blocks, get_study, matching_gaussian_level
 from contdepth.train.summary import device_sharing
 
 TINY = ["--epochs", "1", "--batch-size", "16", "--subset", "32", "--test-subset", "32", "--device", "cpu"]
@@ -63,8 +64,11 @@ def test_gaussian_level_matches_the_stochastic_depth_law_of_the_noise_spec():
     assert level == pytest.approx(math.sqrt(sum(ratios) / blocks))
     assert min(ratios) ** 0.5 < level < max(ratios) ** 0.5
     assert matching_gaussian_level(blocks, 1.0) == 0.0
-    row = next(r for r in get_study("lu2018-stochastic").rows if r.noise and r.noise.startswith("gaussian")
-               and r.model == "lm_resnet56")
+    row = next(
+        r
+        for r in get_study("lu2018-stochastic").rows
+        if r.noise and r.noise.startswith("gaussian") and r.model == "lm_resnet56"
+    )
     assert parse_noise(row.noise).level == pytest.approx(level, rel=1e-2)
     assert "not expressible" in row.note
 
@@ -74,7 +78,11 @@ def test_plan_list_schedules_in_priority_order_and_fills_gaps_with_runs_that_fit
     pending = [Pending("a", 50.0), Pending("b", 80.0), Pending("c", 30.0), Pending("d", 10.0)]
     planned, left = planner.plan(pending, jobs=2, now=100.0, deadline=200.0)
     assert [(p.name, p.start, p.end) for p in planned] == [
-        ("a", 100.0, 150.0), ("b", 100.0, 180.0), ("c", 150.0, 180.0), ("d", 180.0, 190.0)]
+        ("a", 100.0, 150.0),
+        ("b", 100.0, 180.0),
+        ("c", 150.0, 180.0),
+        ("d", 180.0, 190.0),
+    ]
     assert left == []
     planned, left = planner.plan(pending, jobs=1, now=0.0, deadline=100.0)
     assert [p.name for p in planned] == ["a", "c", "d"]  # b (80 s) does not fit after a; c and d do
@@ -103,9 +111,13 @@ def test_estimates_from_epoch_times_and_bursts():
 
 
 def test_device_sharing_counts_the_runs_alive_together():
-    entries = [{"event": "start", "run": "a", "time": 0}, {"event": "start", "run": "b", "time": 1},
-               {"event": "end", "run": "b", "time": 2}, {"event": "end", "run": "a", "time": 5},
-               {"event": "start", "run": "c", "time": 6}]
+    entries = [
+        {"event": "start", "run": "a", "time": 0},
+        {"event": "start", "run": "b", "time": 1},
+        {"event": "end", "run": "b", "time": 2},
+        {"event": "end", "run": "a", "time": 5},
+        {"event": "start", "run": "c", "time": 6},
+    ]
     assert device_sharing(entries) == {"a": 2, "b": 2, "c": 1}
 
 
@@ -160,13 +172,24 @@ def test_runner_keeps_to_the_deadline_never_stops_a_started_run_and_reports_fail
         name = log.parent.name
         log.write_text("line 1\nTraceback: boom\n" if name == "lm_resnet56-s0" else "ok\n")
         started.append((name, env[CONCURRENT_ENV], clock()))
-        processes[name] = FakeProcess(clock, clock() + true_seconds[name], 1 if name == "lm_resnet56-s0" else 0,
-                                      log.parent)
+        processes[name] = FakeProcess(
+            clock, clock() + true_seconds[name], 1 if name == "lm_resnet56-s0" else 0, log.parent
+        )
         return processes[name]
 
     lines = []
-    runner = Runner(jobs, tmp_path, jobs=2, deadline=60.0, clock=clock, sleep=clock.sleep, launch=launch,
-                    estimates=lambda job: Estimate(seconds[job.name] / 2, 0.0), say=lines.append, poll_seconds=1.0)
+    runner = Runner(
+        jobs,
+        tmp_path,
+        jobs=2,
+        deadline=60.0,
+        clock=clock,
+        sleep=clock.sleep,
+        launch=launch,
+        estimates=lambda job: Estimate(seconds[job.name] / 2, 0.0),
+        say=lines.append,
+        poll_seconds=1.0,
+    )
     report = runner.run()
     # resnet56 and lm_resnet56 start together; lm_resnet56 fails at 45 s, and lm_resnet20 (20 s) no longer
     # fits before 60 s; resnet20 (500 s) never fits; resnet56 overruns its prediction and is left to finish
@@ -217,12 +240,17 @@ def test_calibration_scales_each_burst_to_the_runs_epochs(tmp_path):
 
     from contdepth.train.reproduce_command import _burst_job
 
-    found, failed = calibrate(jobs, _burst_job, jobs=2, launch=launch, clock=clock, sleep=clock.sleep,
-                              say=lambda line: None)
+    found, failed = calibrate(
+        jobs, _burst_job, jobs=2, launch=launch, clock=clock, sleep=clock.sleep, say=lambda line: None
+    )
     assert failed == [] and len(seen) == 2
     # 8 batches of 128 train images, 2 test batches of 500, 2 epochs
-    assert all(a[a.index("--subset") + 1] == "1024" and a[a.index("--test-subset") + 1] == "1000"
-               and a[a.index("--epochs") + 1] == "2" for a in seen)
+    assert all(
+        a[a.index("--subset") + 1] == "1024"
+        and a[a.index("--test-subset") + 1] == "1000"
+        and a[a.index("--epochs") + 1] == "2"
+        for a in seen
+    )
     by_model = {key[0]: est for key, est in found.items()}
     # full epoch: 50,000 / ips train + 10,000 test images at 2 s per 1000
     assert by_model["resnet20"].epoch_seconds == pytest.approx(50_000 / 200 + 20.0)
@@ -258,17 +286,20 @@ def test_dry_run_prints_one_train_command_per_run(tmp_path, capsys):
     assert not any(line.endswith(("--resume", "--overwrite")) for line in lines[2:])
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["lu2018-cifar100", "--out", "W"], "did you mean lu2018-cifar10"),
-    (["lu2018-cifar10", "--out", "W", "--only", "resnet2O"], "unknown run 'resnet2O'"),
-    (["lu2018-cifar10", "--out", "W", "--dry-run", "--", "--epochs", "x"], "flags after --: argument --epochs"),
-    (["lu2018-cifar10", "--out", "W", "--dry-run", "--", "--out", "x"], "--out is set by the study"),
-    (["lu2018-cifar10", "--out", "W", "--seeds", "0,0"], "distinct integers"),
-    (["lu2018-cifar10", "--out", "W", "--budget", "-1"], "minutes > 0"),
-    (["--out", "W"], "name a study"),
-    (["lu2018-cifar10", "--out", "f/W", "--", "--device", "cpu"], "Not a directory"),
-    (["lu2018-cifar10", "--out", "f", "--summary"], "is a file"),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["lu2018-cifar100", "--out", "W"], "did you mean lu2018-cifar10"),
+        (["lu2018-cifar10", "--out", "W", "--only", "resnet2O"], "unknown run 'resnet2O'"),
+        (["lu2018-cifar10", "--out", "W", "--dry-run", "--", "--epochs", "x"], "flags after --: argument --epochs"),
+        (["lu2018-cifar10", "--out", "W", "--dry-run", "--", "--out", "x"], "--out is set by the study"),
+        (["lu2018-cifar10", "--out", "W", "--seeds", "0,0"], "distinct integers"),
+        (["lu2018-cifar10", "--out", "W", "--budget", "-1"], "minutes > 0"),
+        (["--out", "W"], "name a study"),
+        (["lu2018-cifar10", "--out", "f/W", "--", "--device", "cpu"], "Not a directory"),
+        (["lu2018-cifar10", "--out", "f", "--summary"], "is a file"),
+    ],
+)
 def test_bad_input_gets_one_clear_line(tmp_path, capsys, monkeypatch, argv, expected):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "f").write_text("a file")
@@ -281,8 +312,20 @@ def test_bad_input_gets_one_clear_line(tmp_path, capsys, monkeypatch, argv, expe
 def test_two_runs_then_nothing_then_summary(tmp_path, data_dir, capsys, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # each `contdepth train` process: one thread on a shared machine
     out = tmp_path / "W"
-    argv = ["reproduce", "lu2018-cifar10", "--out", str(out), "--only", "resnet20,lm_resnet20", "--jobs", "2",
-            "--", *TINY, "--data-dir", str(data_dir)]
+    argv = [
+        "reproduce",
+        "lu2018-cifar10",
+        "--out",
+        str(out),
+        "--only",
+        "resnet20,lm_resnet20",
+        "--jobs",
+        "2",
+        "--",
+        *TINY,
+        "--data-dir",
+        str(data_dir),
+    ]
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "2 of 2 runs done (2 now), 0 failed" in text
@@ -340,8 +383,24 @@ def test_budget_without_any_timed_run_starts_nothing(tmp_path, capsys, monkeypat
 
     monkeypatch.setattr(command, "calibrate", lambda runs, make_job, **kw: ({}, [("resnet20-s0-c0", 2, ["no data"])]))
     out = tmp_path / "W"
-    assert main(["reproduce", "lu2018-cifar10", "--out", str(out), "--only", "resnet20", "--budget", "5",
-                 "--", "--device", "cpu"]) == 1
+    assert (
+        main(
+            [
+                "reproduce",
+                "lu2018-cifar10",
+                "--out",
+                str(out),
+                "--only",
+                "resnet20",
+                "--budget",
+                "5",
+                "--",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 1
+    )
     captured = capsys.readouterr()
     assert "calibration burst resnet20-s0-c0 failed (exit 2)" in captured.out and "    no data" in captured.out
     assert "no run could be timed" in captured.err

@@ -1,11 +1,12 @@
 """Every registered scheme's measured order (log-log slope, float64) against its declared ``order``."""
+
 from __future__ import annotations
 
 import pytest
+from problems import linear_ode, oscillator
 
 import contdepth as cd
 from contdepth.analysis import fit_order
-from problems import linear_ode, oscillator
 
 SCHEMES = sorted({cd.schemes.canonical(name) for name in cd.schemes.available()})
 

@@ -1,4 +1,5 @@
 """Stability regions against closed forms and the schemes themselves; block spectra of linear fields."""
+
 import math
 
 import numpy as np
@@ -33,8 +34,9 @@ def test_runge_kutta_regions_are_taylor_polynomials(name, order):
     assert np.array_equal(stability_region(name).contains(z)[away], (np.abs(r) <= 1)[away])
 
 
-@pytest.mark.parametrize("name, lo", [("euler", -2.0), ("heun", -2.0), ("rk4", -2.785293563405), ("ab2", -1.0),
-                                      ("polynet", -1.0)])
+@pytest.mark.parametrize(
+    "name, lo", [("euler", -2.0), ("heun", -2.0), ("rk4", -2.785293563405), ("ab2", -1.0), ("polynet", -1.0)]
+)
 def test_real_intervals(name, lo):
     a, b = stability_region(name).real_interval()
     assert a == pytest.approx(lo, abs=1e-9) and b == pytest.approx(0.0, abs=1e-9)
@@ -153,8 +155,11 @@ def test_lm2_polynomial_matches_the_scheme(k):
     coeff = []
     for u0, prev in ((1.0, 0.0), (0.0, 1.0)):
         with torch.no_grad():
-            coeff.append(complex(flow(torch.tensor([u0], dtype=torch.complex128),
-                                      torch.tensor([prev], dtype=torch.complex128))[0]))
+            coeff.append(
+                complex(
+                    flow(torch.tensor([u0], dtype=torch.complex128), torch.tensor([prev], dtype=torch.complex128))[0]
+                )
+            )
     a1, a0 = coeff  # zeta^2 - a1 zeta - a0
     expected = np.sort_complex(np.roots([1.0, -a1, -a0]))
     got = np.sort_complex(stability_region("lm2", k=k).roots(z))
@@ -184,7 +189,7 @@ def linear_field(eigs: np.ndarray, shape: tuple, dtype=torch.float64, seed: int 
     while i < d:
         lam = eigs[i]
         if abs(lam.imag) > 0:
-            blocks[i:i + 2, i:i + 2] = [[lam.real, lam.imag], [-lam.imag, lam.real]]
+            blocks[i : i + 2, i : i + 2] = [[lam.real, lam.imag], [-lam.imag, lam.real]]
             i += 2
         else:
             blocks[i, i] = lam.real
@@ -260,12 +265,15 @@ def test_block_spectra_of_a_model_visits_its_stages_per_block_k():
 
 
 # ----------------------------------------------------------------------------- command line
-@pytest.mark.parametrize("argv, message", [
-    (["analyze", "--model", "no_such_net"], "unknown model 'no_such_net'; choose one of"),
-    (["analyze", "--run", "/nonexistent/run"], "is not a training run"),
-    (["analyze", "--model", "resnet20", "--scheme", "nope"], "unknown scheme 'nope'"),
-    (["analyze", "--model", "resnet20", "--tol", "2"], "--tol must be in [0, 1)"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["analyze", "--model", "no_such_net"], "unknown model 'no_such_net'; choose one of"),
+        (["analyze", "--run", "/nonexistent/run"], "is not a training run"),
+        (["analyze", "--model", "resnet20", "--scheme", "nope"], "unknown scheme 'nope'"),
+        (["analyze", "--model", "resnet20", "--tol", "2"], "--tol must be in [0, 1)"),
+    ],
+)
 def test_analyze_errors_are_one_line(argv, message, capsys):
     from contdepth.cli import main
 

@@ -1,14 +1,15 @@
 """Noise laws, Euler–Maruyama weak order, stochastic depth and shake-shake as SDE steps, sdeint."""
+
 import math
 
 import pytest
 import torch
+from problems import gbm_field, gbm_moment
 from torch import nn
 
 import contdepth as cd
 from contdepth.analysis import fit_order
 from contdepth.noise import Bernoulli, get_law
-from problems import gbm_field, gbm_moment
 
 
 @pytest.mark.parametrize("law", ["gaussian", "rademacher", "uniform", "bernoulli"])
@@ -37,7 +38,9 @@ def test_euler_maruyama_weak_order_one_on_gbm(law):
     steps = [4, 8, 16, 32]  # MC standard error ~0.005, errors 0.5 ... 0.08
     errors = []
     for n in steps:
-        flow = cd.Flow(field, cd.schemes.get("euler_maruyama", noise=law, seed=10 + n), steps=n, t1=T, noise_at_eval=True)
+        flow = cd.Flow(
+            field, cd.schemes.get("euler_maruyama", noise=law, seed=10 + n), steps=n, t1=T, noise_at_eval=True
+        )
         with torch.no_grad():
             errors.append(abs((flow(x0) ** 2).mean().item() - exact))
     assert fit_order([T / n for n in steps], errors).order == pytest.approx(1.0, abs=0.25)

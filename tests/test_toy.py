@@ -1,4 +1,5 @@
 """The toy of Sun, Tao and Du: the Kolmogorov solver, MC vs PDE, `contdepth demo`, determinism."""
+
 from __future__ import annotations
 
 import json
@@ -116,8 +117,12 @@ def test_demo_fast_writes_figure_and_provenance(tmp_path, capsys):
     record = json.loads(js.read_text())
     assert {"command", "git_commit", "torch", "seed", "date"} <= set(record["provenance"])
     assert [(r["scheme"], r["noise"]) for r in record["summary"]] == [
-        ("euler", "none"), ("lm2", "none"), ("rk4", "none"),
-        ("euler", "gaussian"), ("euler", "stochastic_depth"), ("euler", "dropout"),
+        ("euler", "none"),
+        ("lm2", "none"),
+        ("rk4", "none"),
+        ("euler", "gaussian"),
+        ("euler", "stochastic_depth"),
+        ("euler", "dropout"),
     ]
     assert all(0.5 < r["test_mean"] <= 1.0 for r in record["summary"])
     assert record["kolmogorov"]["monte_carlo"][-1]["max_abs_diff"] < 0.5
@@ -125,10 +130,13 @@ def test_demo_fast_writes_figure_and_provenance(tmp_path, capsys):
     assert "test acc" in out and str(png.resolve()) in out
 
 
-@pytest.mark.parametrize("option, value, valid", [
-    ("--scheme", "bogus", "euler, lm2, rk4"),
-    ("--noise", "loud", "none, gaussian, stochastic_depth, dropout"),
-])
+@pytest.mark.parametrize(
+    "option, value, valid",
+    [
+        ("--scheme", "bogus", "euler, lm2, rk4"),
+        ("--noise", "loud", "none, gaussian, stochastic_depth, dropout"),
+    ],
+)
 def test_demo_rejects_unknown_choice_in_one_line(tmp_path, capsys, option, value, valid):
     assert main(["demo", option, value, "--fast", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()

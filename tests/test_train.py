@@ -1,4 +1,5 @@
 """Training end to end on a tiny random CIFAR copy: outputs, exact resume, DDP, eval, errors, real data."""
+
 import json
 import os
 import shutil
@@ -21,8 +22,21 @@ from contdepth.train.schedule import RecipeFactor
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 TIMING = ("seconds", "images_per_s", "compile_seconds", "session")  # differ between a run and its resumption
-SMALL = ["--model", "lm_resnet20", "--epochs", "2", "--batch-size", "16", "--subset", "32", "--test-subset", "32",
-         "--device", "cpu", "--no-progress"]
+SMALL = [
+    "--model",
+    "lm_resnet20",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "16",
+    "--subset",
+    "32",
+    "--test-subset",
+    "32",
+    "--device",
+    "cpu",
+    "--no-progress",
+]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -56,8 +70,17 @@ def test_outputs_and_fields(straight_run):
     rows = read_metrics(straight_run / "metrics.jsonl")
     assert [r["epoch"] for r in rows] == [1, 2]
     for r in rows:
-        assert {"epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "images_per_s",
-                "max_abs_k"} <= set(r)
+        assert {
+            "epoch",
+            "lr",
+            "train_loss",
+            "train_acc",
+            "test_loss",
+            "test_acc",
+            "seconds",
+            "images_per_s",
+            "max_abs_k",
+        } <= set(r)
         assert np.isfinite(r["train_loss"]) and 0 <= r["test_acc"] <= 1 and r["images_per_s"] > 0
     assert rows[0]["lr"] == pytest.approx(0.1) and rows[1]["lr"] == pytest.approx(0.01)  # milestones E/2, 3E/4
     res = json.loads((straight_run / "results.json").read_text())
@@ -86,8 +109,17 @@ def test_interrupted_run_resumes_exactly(straight_run, data_dir, tmp_path):
                 shutil.copy(out / name, crashed / name)
             os.kill(os.getpid(), signal.SIGINT)  # the real Ctrl-C path: handler, save, clean exit
 
-    cfg = TrainConfig(model="lm_resnet20", data_dir=str(data_dir), out=str(out), epochs=2, batch_size=16, subset=32,
-                      test_subset=32, device="cpu", progress=False)
+    cfg = TrainConfig(
+        model="lm_resnet20",
+        data_dir=str(data_dir),
+        out=str(out),
+        epochs=2,
+        batch_size=16,
+        subset=32,
+        test_subset=32,
+        device="cpu",
+        progress=False,
+    )
     trainer = Trainer(cfg, on_batch_end=ctrl_c)
     trainer.fit()
     assert trainer.stopped
@@ -122,11 +154,14 @@ def test_evaluate_run_and_rediscretise(straight_run, data_dir, capsys):
     assert "under lm2 with 2 step/block" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("flag, value, expected", [
-    ("--model", "resnet7", "choose one of:"),
-    ("--scheme", "rk5", "available:"),
-    ("--noise", "sd:2", "survival probability"),
-])
+@pytest.mark.parametrize(
+    "flag, value, expected",
+    [
+        ("--model", "resnet7", "choose one of:"),
+        ("--scheme", "rk5", "available:"),
+        ("--noise", "sd:2", "survival probability"),
+    ],
+)
 def test_bad_names_get_one_clear_line(data_dir, tmp_path, capsys, flag, value, expected):
     # a repeated flag: argparse keeps the last value
     assert main(["train", *SMALL, flag, value, "--data-dir", str(data_dir), "--out", str(tmp_path / "x")]) == 2
@@ -150,13 +185,22 @@ def test_ddp_two_processes_gloo(data_dir, tmp_path):
     """The user's command, `torchrun --standalone --nproc_per_node=2 -m contdepth train ...`, on the gloo backend."""
     out = tmp_path / "ddp"
     argv = ["train", *[a if a != "2" else "1" for a in SMALL], "--data-dir", str(data_dir), "--out", str(out)]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "contdepth",
-           *argv]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "contdepth",
+        *argv,
+    ]
     env = {k: v for k, v in os.environ.items() if k not in ("GLOO_SOCKET_IFNAME", "MASTER_ADDR", "MASTER_PORT")}
     env["PYTHONFAULTHANDLER"] = "1"
     # a new session, so that a hung group is killed whole (agent and workers) and reported, not waited on
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     try:
         log, _ = proc.communicate(timeout=DDP_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -222,19 +266,40 @@ def test_real_cifar10_copy(tmp_path):
     for split, n in (("train", 512), ("test", 200)):
         jpeg, offsets, labels = z[f"{split}_jpeg"], z[f"{split}_offsets"], z[f"{split}_labels"]
         pick = np.arange(n) * len(labels) // n  # the copy is sorted by class: sample it evenly
-        blobs = [jpeg[offsets[i]:offsets[i + 1]] for i in pick]
+        blobs = [jpeg[offsets[i] : offsets[i + 1]] for i in pick]
         small[f"{split}_jpeg"] = np.concatenate(blobs)
         small[f"{split}_offsets"] = np.concatenate([[0], np.cumsum([len(b) for b in blobs])])
         small[f"{split}_labels"] = labels[pick]
     np.savez(tmp_path / "small.npz", **small)
     tool = SHARED / "tools" / "cifar10_from_jpeg.py"
-    subprocess.run([sys.executable, str(tool), str(tmp_path / "data"), "--npz", str(tmp_path / "small.npz")],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, str(tool), str(tmp_path / "data"), "--npz", str(tmp_path / "small.npz")],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     data = load_cifar("cifar10", tmp_path / "data")
     assert data.classes[0] == "airplane" and torch.bincount(data.test.labels).tolist() == [20] * 10
     out = tmp_path / "run"
-    assert main(["train", "--model", "resnet20", "--epochs", "1", "--device", "cpu", "--no-progress",
-                 "--data-dir", str(tmp_path / "data"), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "resnet20",
+                "--epochs",
+                "1",
+                "--device",
+                "cpu",
+                "--no-progress",
+                "--data-dir",
+                str(tmp_path / "data"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     res = json.loads((out / "results.json").read_text())
     assert res["train_images"] == 512 and res["test_images"] == 200
     assert np.isfinite(res["final_train_loss"]) and 0 <= res["final_test_acc"] <= 1
@@ -243,8 +308,14 @@ def test_real_cifar10_copy(tmp_path):
 
 def test_recipe_defaults_and_schedules():
     c10, c100 = TrainConfig(), TrainConfig(dataset="cifar100")
-    assert (c10.epochs, c10.milestones, c10.batch_size, c10.lr, c10.momentum, c10.weight_decay) == \
-        (160, [80, 120], 128, 0.1, 0.9, 1e-4)
+    assert (c10.epochs, c10.milestones, c10.batch_size, c10.lr, c10.momentum, c10.weight_decay) == (
+        160,
+        [80, 120],
+        128,
+        0.1,
+        0.9,
+        1e-4,
+    )
     assert (c100.epochs, c100.milestones) == (300, [150, 225])
     step = RecipeFactor(10, 160, milestones=[80, 120])
     assert [step(s) for s in (0, 799, 800, 1199, 1200)] == pytest.approx([1, 1, 0.1, 0.1, 0.01])

@@ -1,5 +1,6 @@
 """The training loop's speed plumbing on CPU: no host syncs per step, compile modes, CUDA choices, progress,
 provenance."""
+
 import io
 import json
 import os
@@ -14,8 +15,7 @@ import torch
 
 from contdepth.cli import build_parser, main
 from contdepth.data import write_fake_cifar
-from contdepth.train import TrainConfig, Trainer
-from contdepth.train import compiling
+from contdepth.train import TrainConfig, Trainer, compiling
 from contdepth.train.backends import apply_backend_flags, backend_flags, current_flags
 from contdepth.train.command import config_from_args
 from contdepth.train.optim import sgd_options
@@ -56,12 +56,24 @@ def count_host_reads(monkeypatch) -> dict[str, int]:
     return counts
 
 
-@pytest.mark.parametrize("style,model,noise", [("bar", "lm_resnet20", None), ("lines", "lm_resnet20", None),
-                                               ("off", "preact_resnet20", "sd:0.8")])
+@pytest.mark.parametrize(
+    "style,model,noise",
+    [("bar", "lm_resnet20", None), ("lines", "lm_resnet20", None), ("off", "preact_resnet20", "sd:0.8")],
+)
 def test_no_host_sync_per_training_step(style, model, noise, data_dir, tmp_path, monkeypatch):
-    cfg = TrainConfig(model=model, noise=noise, data_dir=str(data_dir), out=str(tmp_path / "run"), epochs=1,
-                      batch_size=4, subset=20, test_subset=8, eval_batch_size=8, device="cpu",
-                      progress_every=1e-9 if style == "lines" else 30.0)  # lines: a line (and a read) every step
+    cfg = TrainConfig(
+        model=model,
+        noise=noise,
+        data_dir=str(data_dir),
+        out=str(tmp_path / "run"),
+        epochs=1,
+        batch_size=4,
+        subset=20,
+        test_subset=8,
+        eval_batch_size=8,
+        device="cpu",
+        progress_every=1e-9 if style == "lines" else 30.0,
+    )  # lines: a line (and a read) every step
     trainer = Trainer(cfg)
     trainer.prepare()
     trainer.progress = trainer._make_progress(style)
@@ -88,8 +100,25 @@ def test_compile_mode_reduce_overhead_on_cpu_trains(data_dir, tmp_path, monkeypa
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
     out = tmp_path / "ro"
-    args = ["--model", "resnet20", "--epochs", "2", "--batch-size", "8", "--subset", "8", "--test-subset", "8",
-            "--device", "cpu", "--no-progress", "--data-dir", str(data_dir), "--out", str(out)]
+    args = [
+        "--model",
+        "resnet20",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--subset",
+        "8",
+        "--test-subset",
+        "8",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(out),
+    ]
     assert main(["train", *args, "--compile-mode", "reduce-overhead"]) == 0
     assert "CUDA only; compiling with mode default on cpu" in capsys.readouterr().err
     assert torch._dynamo.utils.counters["frames"]["ok"] >= 2  # really compiled: the train and the eval graph
@@ -125,11 +154,17 @@ def test_compile_flags_and_cuda_choices_without_a_gpu(capsys):
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     assert compiling.effective_mode("reduce-overhead", cuda) == "reduce-overhead"
     assert compiling.effective_mode("reduce-overhead", cpu) == "default"
-    assert compiling.effective_mode("max-autotune", cpu) == "max-autotune" and compiling.effective_mode(None, cuda) is None
+    assert (
+        compiling.effective_mode("max-autotune", cpu) == "max-autotune" and compiling.effective_mode(None, cuda) is None
+    )
     assert compiling.uses_cuda_graphs("reduce-overhead", cuda) and not compiling.uses_cuda_graphs("default", cuda)
     assert backend_flags("cuda", deterministic=False) == {"cudnn_benchmark": True, "tf32": True, "deterministic": False}
     assert backend_flags("cuda", deterministic=True) == {"cudnn_benchmark": False, "tf32": False, "deterministic": True}
-    assert backend_flags("cpu", deterministic=False) == {"cudnn_benchmark": False, "tf32": False, "deterministic": False}
+    assert backend_flags("cpu", deterministic=False) == {
+        "cudnn_benchmark": False,
+        "tf32": False,
+        "deterministic": False,
+    }
     assert sgd_options(cuda) == {"fused": True} and sgd_options(cpu) == {}
 
     try:
@@ -141,11 +176,13 @@ def test_compile_flags_and_cuda_choices_without_a_gpu(capsys):
 
 
 def test_steady_timing_leaves_out_each_sessions_first_epoch():
-    rows = [{"epoch": 1, "seconds": 90.0, "images_per_s": 10.0, "compile_seconds": 80.0, "session": 0},
-            {"epoch": 2, "seconds": 10.0, "images_per_s": 100.0, "compile_seconds": 0.0, "session": 0},
-            {"epoch": 3, "seconds": 50.0, "images_per_s": 20.0, "compile_seconds": 40.0, "session": 1},
-            {"epoch": 4, "seconds": 12.0, "images_per_s": 80.0, "compile_seconds": 0.0, "session": 1},
-            {"epoch": 5, "seconds": 14.0, "images_per_s": 70.0, "compile_seconds": 0.0, "session": 1}]
+    rows = [
+        {"epoch": 1, "seconds": 90.0, "images_per_s": 10.0, "compile_seconds": 80.0, "session": 0},
+        {"epoch": 2, "seconds": 10.0, "images_per_s": 100.0, "compile_seconds": 0.0, "session": 0},
+        {"epoch": 3, "seconds": 50.0, "images_per_s": 20.0, "compile_seconds": 40.0, "session": 1},
+        {"epoch": 4, "seconds": 12.0, "images_per_s": 80.0, "compile_seconds": 0.0, "session": 1},
+        {"epoch": 5, "seconds": 14.0, "images_per_s": 70.0, "compile_seconds": 0.0, "session": 1},
+    ]
     t = steady_timing(rows)
     assert (t["epoch_seconds"], t["images_per_s"], t["timed_epochs"], t["compile_seconds"]) == (12.0, 80.0, 3, 120.0)
     assert steady_timing(rows[:1])["epoch_seconds"] == 90.0  # nothing else to take
@@ -174,12 +211,39 @@ def test_progress_lines_eta_and_evaluation():
 def test_provenance_from_a_copy_without_git(data_dir, tmp_path, monkeypatch, capsys):
     copy = tmp_path / "checkout"
     shutil.copytree(REPO / "contdepth", copy / "contdepth", ignore=shutil.ignore_patterns("__pycache__"))
-    env = {**os.environ, "PYTHONPATH": str(copy), "CONTDEPTH_GIT_COMMIT": "0123abc", "CONTDEPTH_CONCURRENT_RUNS": "3",
-           "GIT_CEILING_DIRECTORIES": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(copy),
+        "CONTDEPTH_GIT_COMMIT": "0123abc",
+        "CONTDEPTH_CONCURRENT_RUNS": "3",
+        "GIT_CEILING_DIRECTORIES": str(tmp_path),
+        "OMP_NUM_THREADS": "1",
+    }
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "contdepth", "train", "--model", "resnet20", "--epochs", "1", "--batch-size", "8",
-           "--subset", "8", "--test-subset", "8", "--device", "cpu", "--data-dir", str(data_dir), "--out", str(out),
-           "--deterministic", "--channels-last"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "contdepth",
+        "train",
+        "--model",
+        "resnet20",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--subset",
+        "8",
+        "--test-subset",
+        "8",
+        "--device",
+        "cpu",
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(out),
+        "--deterministic",
+        "--channels-last",
+    ]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     prov = json.loads((out / "results.json").read_text())["provenance"]
@@ -189,7 +253,7 @@ def test_provenance_from_a_copy_without_git(data_dir, tmp_path, monkeypatch, cap
     assert {"gpu", "cuda", "cudnn", "tf32_matmul", "tf32_cudnn", "optimizer", "torch", "device"} <= set(prov)
 
     monkeypatch.setenv("CONTDEPTH_CONCURRENT_RUNS", "two")
-    assert main(["train", *cmd[cmd.index("--model"):-4], "--out", str(tmp_path / "bad")]) == 2
+    assert main(["train", *cmd[cmd.index("--model") : -4], "--out", str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err
     assert "contdepth train: error: $CONTDEPTH_CONCURRENT_RUNS must be a positive integer" in err
     assert len(err.strip().splitlines()) == 1

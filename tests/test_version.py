@@ -1,4 +1,5 @@
 """The version lives in one place, ``contdepth.__version__``; packaging metadata is read from it."""
+
 import importlib.metadata
 import re
 from pathlib import Path

@@ -1,8 +1,9 @@
 """``contdepth analyze``: where a network's blocks sit in its scheme's stability region (figure + JSON).
 
-    contdepth analyze --run runs/lm56 --images 64
-    contdepth analyze --model resnet20 --scheme rk4 --steps-per-block 2 --images 8
+contdepth analyze --run runs/lm56 --images 64
+contdepth analyze --model resnet20 --scheme rk4 --steps-per-block 2 --images 8
 """
+
 from __future__ import annotations
 
 import argparse
@@ -10,7 +11,6 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 import torch
 from torch import Tensor, nn
@@ -39,7 +39,7 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _images(data_dir: Optional[str], dataset: str, n: int, seed: int) -> tuple[Tensor, str]:
+def _images(data_dir: str | None, dataset: str, n: int, seed: int) -> tuple[Tensor, str]:
     if data_dir is None:
         gen = torch.Generator().manual_seed(seed)
         return torch.randn(n, 3, 32, 32, generator=gen), f"{n} standard-normal 32x32 images (seed {seed})"
@@ -98,21 +98,31 @@ def run(args: argparse.Namespace) -> int:
     default = Path(args.run) / "stability" if args.run else Path("runs") / "analyze" / info["model"]
     out = Path(args.out) if args.out else default
     out.mkdir(parents=True, exist_ok=True)
-    title = (f"{info['model']} under {info['scheme']}, {info['steps_per_block']} step/block: eigenvalues of h ∂f/∂u "
-             f"({args.n_eigs} largest-modulus + {args.n_eigs} rightmost per input and step), {inputs}")
+    title = (
+        f"{info['model']} under {info['scheme']}, {info['steps_per_block']} step/block: eigenvalues of h ∂f/∂u "
+        f"({args.n_eigs} largest-modulus + {args.n_eigs} rightmost per input and step), {inputs}"
+    )
     plot_spectra(spectra, out / "stability.png", title=title)
     result = {
-        "provenance": {**provenance(["contdepth", *sys.argv[1:]], args.seed), "device": "cpu",
-                       "torch_threads": torch.get_num_threads()},
-        **info, "inputs": inputs, "seconds": seconds, "cpu_seconds": cpu_seconds,
+        "provenance": {
+            **provenance(["contdepth", *sys.argv[1:]], args.seed),
+            "device": "cpu",
+            "torch_threads": torch.get_num_threads(),
+        },
+        **info,
+        "inputs": inputs,
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "spectra": spectra.to_dict(),
     }
     (out / "stability.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
     inside = [s.summary()["inside_fraction"]["mean"] for s in spectra.steps]
     outside_steps = sum(1 for v in inside if v < 1.0)
-    print(f"{info['model']} under {info['scheme']} ({info['steps_per_block']} step/block): {len(spectra.steps)} steps, "
-          f"{x.shape[0]} inputs, {seconds:.1f}s; max spectral radius "
-          f"{max(s.summary()['spectral_radius']['max'] for s in spectra.steps):.3g}, "
-          f"{outside_steps} steps with eigenvalues outside the region; wrote {out / 'stability.png'} and "
-          f"{out / 'stability.json'}")
+    print(
+        f"{info['model']} under {info['scheme']} ({info['steps_per_block']} step/block): {len(spectra.steps)} steps, "
+        f"{x.shape[0]} inputs, {seconds:.1f}s; max spectral radius "
+        f"{max(s.summary()['spectral_radius']['max'] for s in spectra.steps):.3g}, "
+        f"{outside_steps} steps with eigenvalues outside the region; wrote {out / 'stability.png'} and "
+        f"{out / 'stability.json'}"
+    )
     return 0

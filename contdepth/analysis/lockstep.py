@@ -5,12 +5,14 @@ thread; its ``LinearOperator.matvec`` hands the vector to the calling thread and
 running solve has asked, the calling thread answers all of them with one batched product (one JVP
 over the whole batch) and wakes them. Torch runs in the calling thread only.
 """
+
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Generic, Hashable, Optional, Sequence, TypeVar
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -41,7 +43,7 @@ class _Exchange(Generic[K]):
         self.pending: dict[K, np.ndarray] = {}
         self.answers: dict[K, np.ndarray] = {}
         self.events: dict[K, threading.Event] = {}
-        self.error: Optional[BaseException] = None
+        self.error: BaseException | None = None
 
     def ask(self, key: K, v: np.ndarray) -> np.ndarray:
         with self.lock:
@@ -99,8 +101,8 @@ def lockstep_eigs(
     k: int,
     which: Callable[[K], str],
     tol: float,
-    ncv: Optional[int] = None,
-    maxiter: Optional[int] = None,
+    ncv: int | None = None,
+    maxiter: int | None = None,
     seed: int = 0,
 ) -> tuple[dict[K, EigResult], int]:
     """``eigs(A_key, k, which(key))`` for every key, the products ``A_key v`` batched by ``product``.
@@ -115,6 +117,7 @@ def lockstep_eigs(
 
     def solve(index: int, key: K) -> EigResult:
         try:
+
             def matvec(v: np.ndarray) -> np.ndarray:
                 counts[key] += 1
                 return exchange.ask(key, np.asarray(v, dtype=np.float64).reshape(-1))
@@ -122,8 +125,9 @@ def lockstep_eigs(
             op = LinearOperator((dim, dim), matvec=matvec, dtype=np.float64)
             v0 = np.random.default_rng([seed, index]).standard_normal(dim)
             try:
-                values = eigs(op, k=k, which=which(key), tol=tol, ncv=ncv, maxiter=maxiter, v0=v0,
-                              return_eigenvectors=False)
+                values = eigs(
+                    op, k=k, which=which(key), tol=tol, ncv=ncv, maxiter=maxiter, v0=v0, return_eigenvectors=False
+                )
                 found = k
             except ArpackNoConvergence as err:
                 values = np.asarray(err.eigenvalues)

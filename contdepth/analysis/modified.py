@@ -4,11 +4,11 @@ A scheme that converges to ``c u' = f(u)`` instead of ``u' = f(u)`` (LM-ResNet's
 scheme with fixed ``k`` gives ``c = 1 + k``) is identified by fitting ``c`` so that the
 solution of the rescaled ODE at ``t1`` matches the scheme's output.
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 from torch import Tensor
@@ -31,13 +31,13 @@ class Rescaled(Field):
         return self.field.breakpoints()
 
     @property
-    def horizon(self) -> Optional[float]:
+    def horizon(self) -> float | None:
         return self.field.horizon
 
     def piece(self, t: float) -> int:
         return self.field.piece(t)
 
-    def drift(self, t: float, u: Tensor, piece: Optional[int] = None) -> Tensor:
+    def drift(self, t: float, u: Tensor, piece: int | None = None) -> Tensor:
         return self.field.drift(t, u, piece) / self.c
 
 
@@ -55,7 +55,7 @@ def fit_rescaling(
     u0: Tensor,
     target: Tensor,
     *,
-    t1: Optional[float] = None,
+    t1: float | None = None,
     t0: float = 0.0,
     c0: float = 1.0,
     rtol: float = 1e-10,

@@ -4,11 +4,12 @@ A weak error ``|E phi(X_N) - E phi(X(T))|`` is estimated by a sample mean; split
 into B independent batches gives each mean's standard error and, by the jackknife over batches,
 the standard error of the fitted order.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from .orders import fit_order
 

@@ -1,9 +1,10 @@
 """Convergence orders fitted on log-log axes: ``error ≈ C h^p``."""
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,15 @@ The network runs in eval mode: BatchNorm uses its running statistics, so each sa
 Jacobian) is independent of the others, and noise is off. Transitions (a stage's first block, a
 change of space) are not time steps and are skipped.
 """
+
 from __future__ import annotations
 
 import math
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,7 +54,7 @@ class StepSpectrum:
     h: float
     largest: np.ndarray
     rightmost: np.ndarray
-    region: Optional[StabilityRegion]
+    region: StabilityRegion | None
     region_error: str = ""
     matvecs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
 
@@ -97,18 +99,30 @@ class StepSpectrum:
             a = a[np.isfinite(a)]
             if a.size == 0:
                 return {"mean": math.nan, "median": math.nan, "min": math.nan, "max": math.nan}
-            return {"mean": float(a.mean()), "median": float(np.median(a)), "min": float(a.min()), "max": float(a.max())}
+            return {
+                "mean": float(a.mean()),
+                "median": float(np.median(a)),
+                "min": float(a.min()),
+                "max": float(a.max()),
+            }
 
         return {
-            "stage": self.stage, "step": self.step, "block": self.block, "t": self.t, "h": self.h,
+            "stage": self.stage,
+            "step": self.step,
+            "block": self.block,
+            "t": self.t,
+            "h": self.h,
             "region": None if self.region is None else self.region.name,
-            "spectral_radius": stats(rho), "max_real": stats(re), "inside_fraction": stats(inside),
+            "spectral_radius": stats(rho),
+            "max_real": stats(re),
+            "inside_fraction": stats(inside),
             "samples_all_inside": None if self.region is None else float(np.mean(inside == 1.0)),
             "matvecs_per_sample": float(self.matvecs.mean()) if self.matvecs.size else 0.0,
         }
 
     def to_dict(self) -> dict[str, Any]:
         """Summary plus the per-sample eigenvalues as ``[re, im]`` pairs (JSON-ready)."""
+
         def pairs(a: np.ndarray) -> list:
             return np.stack([a.real, a.imag], axis=-1).tolist()
 
@@ -135,14 +149,17 @@ class Spectra:
 
     def to_dict(self, eigenvalues: bool = True) -> dict[str, Any]:
         return {
-            "n_eigs": self.n_eigs, "samples": self.samples, "dtype": self.dtype, "tol": self.tol,
+            "n_eigs": self.n_eigs,
+            "samples": self.samples,
+            "dtype": self.dtype,
+            "tol": self.tol,
             "batched_products": self.products,
             "steps": [s.to_dict() if eigenvalues else s.summary() for s in self.steps],
         }
 
 
 # ------------------------------------------------------------------------------ visited states
-def stage_inputs(model: nn.Module, x: Tensor) -> list[tuple[Flow, Tensor, Optional[Tensor]]]:
+def stage_inputs(model: nn.Module, x: Tensor) -> list[tuple[Flow, Tensor, Tensor | None]]:
     """Run ``model(x)`` once and capture each stage flow's input ``(flow, u0, u_prev)``.
 
     Flows are found through ``model.flows()`` when it exists (a re-discretised net's active
@@ -151,7 +168,7 @@ def stage_inputs(model: nn.Module, x: Tensor) -> list[tuple[Flow, Tensor, Option
     flows = list(model.flows()) if isinstance(model, HasFlows) else [m for m in model.modules() if isinstance(m, Flow)]
     if not flows:
         raise ValueError(f"{type(model).__name__} contains no Flow: nothing to analyse")
-    captured: list[tuple[Flow, Tensor, Optional[Tensor]]] = []
+    captured: list[tuple[Flow, Tensor, Tensor | None]] = []
 
     def recorder(flow: Flow) -> Callable[[nn.Module, tuple[Any, ...], dict[str, Any]], None]:
         def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -204,7 +221,7 @@ def _dense_step(fn, u: Tensor, h: float, n_eigs: int, chunk: int = 256) -> tuple
 
 
 def _arpack_step(
-    fn, u: Tensor, h: float, n_eigs: int, tol: float, ncv: Optional[int], maxiter: Optional[int], seed: int
+    fn, u: Tensor, h: float, n_eigs: int, tol: float, ncv: int | None, maxiter: int | None, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     batch, dim = u.shape[0], u[0].numel()
     keys = [(which, b) for which in ("LM", "LR") for b in range(batch)]
@@ -240,15 +257,16 @@ def _arpack_step(
 
     if ncv is None:
         ncv = min(dim, max(2 * n_eigs + 1, 32))
-    results, rounds = lockstep_eigs(keys, dim, product, k=n_eigs, which=lambda key: key[0], tol=tol, ncv=ncv,
-                                    maxiter=maxiter, seed=seed)
+    results, rounds = lockstep_eigs(
+        keys, dim, product, k=n_eigs, which=lambda key: key[0], tol=tol, ncv=ncv, maxiter=maxiter, seed=seed
+    )
     largest = np.stack([results[("LM", b)].values for b in range(batch)])
     rightmost = np.stack([results[("LR", b)].values for b in range(batch)])
     matvecs = np.array([results[("LM", b)].matvecs + results[("LR", b)].matvecs for b in range(batch)])
     return _select(largest, n_eigs, "LM"), _select(rightmost, n_eigs, "LR"), matvecs, rounds
 
 
-def _step_region(flow: Flow, t: float) -> tuple[Optional[StabilityRegion], str]:
+def _step_region(flow: Flow, t: float) -> tuple[StabilityRegion | None, str]:
     try:
         return region_of_step(flow.scheme, t + 0.5 * flow.h, noise_off=not flow.noise_at_eval), ""
     except ValueError as err:
@@ -261,12 +279,12 @@ def block_spectra(
     x: Tensor,
     n_eigs: int = 8,
     *,
-    u_prev: Optional[Tensor] = None,
-    tol: Optional[float] = None,
-    ncv: Optional[int] = None,
-    maxiter: Optional[int] = None,
+    u_prev: Tensor | None = None,
+    tol: float | None = None,
+    ncv: int | None = None,
+    maxiter: int | None = None,
     dense_below: int = 256,
-    stages: Optional[Sequence[int]] = None,
+    stages: Sequence[int] | None = None,
     seed: int = 0,
 ) -> Spectra:
     """Leading eigenvalues of ``h ∂f/∂u`` at every step of every stage, along the states ``x`` visits.
@@ -326,7 +344,8 @@ def block_spectra(
                     products += dim
                 else:
                     largest, rightmost, matvecs, rounds = _arpack_step(
-                        fn, u, flow.h, n_eigs, tol, ncv, maxiter, seed + 1000 * stage + n)
+                        fn, u, flow.h, n_eigs, tol, ncv, maxiter, seed + 1000 * stage + n
+                    )
                     products += rounds
                 region, why = _step_region(flow, t)
                 out.append(StepSpectrum(stage, n, piece, t, flow.h, largest, rightmost, region, why, matvecs))

@@ -1,10 +1,10 @@
 """Figures of :class:`~.spectra.Spectra`: each stage's eigenvalues over its scheme's stability region,
 coloured by depth, and per-step panels (spectral radius, largest real part, fraction inside).
 matplotlib is imported when a figure is drawn."""
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -48,7 +48,7 @@ def _limits(points: np.ndarray, regions: list[StabilityRegion]) -> tuple[float, 
     return x.min() - pad_x, x.max() + pad_x, y.min() - pad_y, y.max() + pad_y
 
 
-def plot_spectra(spectra: Spectra, path: Optional[str | Path] = None, title: str = ""):
+def plot_spectra(spectra: Spectra, path: str | Path | None = None, title: str = ""):
     """Draw the figure; save it to ``path`` when given. Returns the matplotlib figure.
 
     Top row, one panel per stage: the scheme's stability region (shaded where every block of the
@@ -91,8 +91,9 @@ def plot_spectra(spectra: Spectra, path: Optional[str | Path] = None, title: str
                 line_colour = "k" if len(regions) == 1 else cmap(norm(depth[index[id(steps[used[0]])]]))
                 for branch in r.boundary(400):
                     ax.plot(branch.real, branch.imag, color=line_colour, lw=0.9)
-        scatter = ax.scatter(points[ok].real, points[ok].imag, c=colour[ok], cmap=cmap, norm=norm, s=5, alpha=0.6,
-                             linewidths=0)
+        scatter = ax.scatter(
+            points[ok].real, points[ok].imag, c=colour[ok], cmap=cmap, norm=norm, s=5, alpha=0.6, linewidths=0
+        )
         ax.axhline(0, color="0.6", lw=0.5)
         ax.axvline(0, color="0.6", lw=0.5)
         ax.set_xlim(x0, x1)
@@ -123,14 +124,22 @@ def plot_spectra(spectra: Spectra, path: Optional[str | Path] = None, title: str
     ax_re.set(xlabel="depth (blocks)", ylabel="largest real part of h λ", title="rightmost eigenvalue per step")
     ax_in = fig.add_subplot(grid[1, 2])
     band(ax_in, [s.inside_fraction for s in spectra.steps], "fraction inside", "C2")
-    ax_in.set(xlabel="depth (blocks)", ylabel="fraction inside the region", title="eigenvalues found inside the region",
-              ylim=(-0.05, 1.05))
+    ax_in.set(
+        xlabel="depth (blocks)",
+        ylabel="fraction inside the region",
+        title="eigenvalues found inside the region",
+        ylim=(-0.05, 1.05),
+    )
     for ax in (ax_r, ax_re, ax_in):
         ax.legend(fontsize=7)
         for d in _stage_starts(spectra, depth)[1:]:
             ax.axvline(d, color="0.7", lw=0.6, ls=":")
-    fig.suptitle(title or f"eigenvalues of h ∂f/∂u along {spectra.samples} inputs ({spectra.n_eigs} largest-modulus "
-                 f"+ {spectra.n_eigs} rightmost per sample and step)", fontsize=10)
+    fig.suptitle(
+        title
+        or f"eigenvalues of h ∂f/∂u along {spectra.samples} inputs ({spectra.n_eigs} largest-modulus "
+        f"+ {spectra.n_eigs} rightmost per sample and step)",
+        fontsize=10,
+    )
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=110, bbox_inches="tight")

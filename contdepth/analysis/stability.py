@@ -13,11 +13,12 @@ roots on the unit circle are simple. One representation covers every family:
 ``boundary(n)`` traces the root locus ``{z : P(e^{iθ}; z) = 0}``, which contains the boundary of
 the region (for a one-step scheme it is exactly ``|R(z)| = 1``).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 import numpy as np
 
@@ -213,7 +214,9 @@ def _partitioned(name: str) -> Callable[[], StabilityRegion]:
         coeffs[0] = [1.0, -2.0, 1.0]
         coeffs[2, 1] = -1.0
         return StabilityRegion(
-            name, coeffs, "partitioned",
+            name,
+            coeffs,
+            "partitioned",
             "roots of ζ² - (2 + z²) ζ + 1 with z² = h² ab on x' = a y, y' = b x: the segment z in i[-2, 2], "
             "open at ±2i; z = 0 fails the root condition (double root 1: linear growth when ab = 0)",
         )
@@ -272,7 +275,9 @@ def stability_region(scheme, **options) -> StabilityRegion:
     else:
         raise TypeError(f"scheme must be a registered name or a Scheme, got {type(scheme).__name__}")
     if name in _STOCHASTIC_HINT:
-        raise ValueError(f"scheme {name!r} is stochastic and has no region of absolute stability; {_STOCHASTIC_HINT[name]}")
+        raise ValueError(
+            f"scheme {name!r} is stochastic and has no region of absolute stability; {_STOCHASTIC_HINT[name]}"
+        )
     build = _REGIONS.get(name)
     if build is None:
         raise ValueError(f"no stability region is known for scheme {name!r}; known: {', '.join(known_schemes())}")
@@ -280,12 +285,13 @@ def stability_region(scheme, **options) -> StabilityRegion:
         return build(**options)
     except TypeError:
         raise ValueError(
-            f"scheme {name!r} takes no options {sorted(options)}" if name not in ("lm2", "polynet")
+            f"scheme {name!r} takes no options {sorted(options)}"
+            if name not in ("lm2", "polynet")
             else f"scheme {name!r} takes only {'k' if name == 'lm2' else 'terms'}, got {sorted(options)}"
         ) from None
 
 
-def region_of_step(scheme, t_mid: Optional[float] = None, noise_off: bool = True) -> StabilityRegion:
+def region_of_step(scheme, t_mid: float | None = None, noise_off: bool = True) -> StabilityRegion:
     """The region that governs one step of a flow run by ``scheme`` (a built scheme) at time ``t_mid``.
 
     lm2 uses the k of the interval holding ``t_mid``; a scheme whose noise is off (eval mode) is

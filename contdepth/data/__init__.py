@@ -4,6 +4,7 @@
 >>> data = load_cifar("cifar10", "data")                     # DIR/cifar-10-batches-py/
 >>> train = DeviceLoader(data.train, batch_size=128, train=True, device="cuda", seed=0)
 """
+
 from .cifar import DATASETS, CifarData, DataError, Split, load_cifar
 from .loader import DeviceLoader
 from .synthetic import write_fake_cifar

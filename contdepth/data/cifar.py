@@ -1,13 +1,13 @@
 """Readers for CIFAR-10 (``cifar-10-batches-py``) and CIFAR-100 (``cifar-100-python``) in the
 standard python (pickle) layout, the one the official archives unpack to. No torchvision needed.
 """
+
 from __future__ import annotations
 
 import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ class Split:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def head(self, n: Optional[int]) -> "Split":
+    def head(self, n: int | None) -> Split:
         """The first ``n`` examples (all when ``n`` is None)."""
         if n is None:
             return self
@@ -41,7 +41,7 @@ class Split:
             raise ValueError(f"subset size must be positive, got {n}")
         return Split(self.images[:n], self.labels[:n])
 
-    def spread(self, n: Optional[int]) -> "Split":
+    def spread(self, n: int | None) -> Split:
         """``n`` examples evenly spaced through the split (all when ``n`` is None): a fair sample even
         of a split stored sorted by class, as some copies of the CIFAR test set are."""
         if n is None or n >= len(self):
@@ -75,8 +75,9 @@ def locate(s: Spec, data_dir: str | os.PathLike) -> Path:
     if not str(data_dir).strip():
         raise DataError("the data directory is empty; name the folder holding the data (for example --data-dir data)")
     if root.exists() and not root.is_dir():
-        raise DataError(f"the data directory {root.resolve()} is a file, not a folder; name the folder holding "
-                        f"{s.folder}/")
+        raise DataError(
+            f"the data directory {root.resolve()} is a file, not a folder; name the folder holding {s.folder}/"
+        )
     for candidate in (root / s.folder, root):
         if all((candidate / f).is_file() for f in (*s.train_files, *s.test_files, s.meta_file)):
             return candidate
@@ -94,7 +95,9 @@ def _not_found_message(s: Spec, root: Path) -> str:
     else:
         entries = sorted(p.name for p in root.iterdir())
         shown = ", ".join(entries[:8]) + (f", ... ({len(entries)} entries)" if len(entries) > 8 else "")
-        problem = f"{s.title} not found: searched {where} (no such folder; {root.resolve()} holds: {shown or 'nothing'})."
+        problem = (
+            f"{s.title} not found: searched {where} (no such folder; {root.resolve()} holds: {shown or 'nothing'})."
+        )
         if s.archive in entries:
             problem += f" Unpack the archive first: tar xzf {root / s.archive} -C {root}"
         others = [o.title for o in DATASETS.values() if o is not s and (root / o.folder).is_dir()]
@@ -108,9 +111,21 @@ def _unpickle(path: Path, s: Spec, data_dir: Path) -> dict:
     try:
         with open(path, "rb") as fh:
             obj = pickle.load(fh, encoding="latin1")  # the original batches were pickled by python 2
-    except (EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError, IndexError,
-            KeyError, OverflowError, MemoryError) as err:
-        raise DataError(f"{s.title} file {path} is truncated or corrupt ({type(err).__name__}: {err}); {hint}") from None
+    except (
+        EOFError,
+        pickle.UnpicklingError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        ImportError,
+        IndexError,
+        KeyError,
+        OverflowError,
+        MemoryError,
+    ) as err:
+        raise DataError(
+            f"{s.title} file {path} is truncated or corrupt ({type(err).__name__}: {err}); {hint}"
+        ) from None
     except OSError as err:
         raise DataError(f"{s.title} file {path} cannot be read ({err})") from None
     if not isinstance(obj, dict):
@@ -132,23 +147,29 @@ def _read_batch(path: Path, s: Spec, data_dir: Path) -> tuple[np.ndarray, np.nda
     except (TypeError, ValueError) as err:  # ragged or mixed contents
         raise DataError(f"{path} is corrupt: its 'data' or {s.label_key!r} is not an array ({err}); {hint}") from None
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != IMAGE_BYTES:
-        raise DataError(f"{path} is truncated or corrupt: 'data' is {data.dtype} {data.shape}, expected uint8 "
-                        f"(N, {IMAGE_BYTES}) (N images of 3x32x32); {hint}")
+        raise DataError(
+            f"{path} is truncated or corrupt: 'data' is {data.dtype} {data.shape}, expected uint8 "
+            f"(N, {IMAGE_BYTES}) (N images of 3x32x32); {hint}"
+        )
     if labels.ndim != 1 or not (labels.dtype.kind in "iu" or (labels.size == 0 and labels.dtype.kind == "f")):
-        raise DataError(f"{path} is corrupt: {s.label_key!r} is {labels.dtype} {labels.shape}, expected one "
-                        f"integer label per image; {hint}")
+        raise DataError(
+            f"{path} is corrupt: {s.label_key!r} is {labels.dtype} {labels.shape}, expected one "
+            f"integer label per image; {hint}"
+        )
     counts = {"images": len(data), s.label_key: len(labels)}
     if "filenames" in obj and hasattr(obj["filenames"], "__len__"):
         counts["filenames"] = len(obj["filenames"])
     if len(set(counts.values())) != 1:
-        raise DataError(f"{path} is truncated or corrupt: it holds {', '.join(f'{v} {k}' for k, v in counts.items())}; "
-                        f"{hint}")
+        raise DataError(
+            f"{path} is truncated or corrupt: it holds {', '.join(f'{v} {k}' for k, v in counts.items())}; {hint}"
+        )
     if not len(data):
         raise DataError(f"{path} holds no images; {hint}")
     labels = labels.astype(np.int64)
     if labels.min() < 0 or labels.max() >= s.num_classes:
-        raise DataError(f"{path}: labels outside 0..{s.num_classes - 1} (found {labels.min()}..{labels.max()}); "
-                        f"is this {s.title}?")
+        raise DataError(
+            f"{path}: labels outside 0..{s.num_classes - 1} (found {labels.min()}..{labels.max()}); is this {s.title}?"
+        )
     return data, labels
 
 
@@ -167,8 +188,11 @@ def _empty() -> Split:
 def _read_classes(folder: Path, s: Spec, data_dir: Path) -> list[str]:
     meta = _unpickle(folder / s.meta_file, s, data_dir)
     names = meta.get(s.names_key)
-    if not isinstance(names, (list, tuple, np.ndarray)) or len(names) != s.num_classes or \
-            not all(isinstance(n, (str, bytes, np.str_)) for n in names):
+    if (
+        not isinstance(names, (list, tuple, np.ndarray))
+        or len(names) != s.num_classes
+        or not all(isinstance(n, (str, bytes, np.str_)) for n in names)
+    ):
         raise DataError(
             f"{folder / s.meta_file} has no list of {s.num_classes} class names under {s.names_key!r} "
             f"(keys: {sorted(meta)}); {expected_layout(s, data_dir)}"

@@ -5,10 +5,11 @@ seeded ``torch.Generator`` on that device, a permutation and per-sample crop off
 for all N samples at once; each batch is then a pad-4 + random 32x32 crop + horizontal flip done
 by two batched gathers, and a normalisation. No per-image Python, no worker processes.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -81,7 +82,7 @@ class DeviceLoader:
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
         self._epoch_state = self.generator.get_state()
-        self._plan: Optional[EpochPlan] = None
+        self._plan: EpochPlan | None = None
 
     # ------------------------------------------------------------ bookkeeping
     @property
@@ -157,8 +158,10 @@ class DeviceLoader:
         shard = self.batch_size // self.world
         for i in range(start, self.num_batches):
             lo = i * self.batch_size + self.rank * shard
-            idx = plan.order[lo:lo + shard]
-            x = self._augment(self.images[idx], plan.dy[lo:lo + shard], plan.dx[lo:lo + shard], plan.flip[lo:lo + shard])
+            idx = plan.order[lo : lo + shard]
+            x = self._augment(
+                self.images[idx], plan.dy[lo : lo + shard], plan.dx[lo : lo + shard], plan.flip[lo : lo + shard]
+            )
             yield self._finish(x), self.labels[idx]
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:

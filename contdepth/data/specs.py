@@ -2,12 +2,12 @@
 
 A leaf module: the reader (``cifar.py``) and the downloader (``download.py``) both import it.
 """
+
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 PAGE = "https://www.cs.toronto.edu/~kriz/cifar.html"  # the data sets' page; the archives sit beside it
 
@@ -41,16 +41,33 @@ class Spec:
 
 DATASETS: dict[str, Spec] = {
     "cifar10": Spec(
-        "cifar10", "CIFAR-10", "cifar-10-batches-py",
-        tuple(f"data_batch_{i}" for i in range(1, 6)), ("test_batch",), "batches.meta",
-        "labels", "label_names", 10,
-        (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), "cifar-10-python.tar.gz",
+        "cifar10",
+        "CIFAR-10",
+        "cifar-10-batches-py",
+        tuple(f"data_batch_{i}" for i in range(1, 6)),
+        ("test_batch",),
+        "batches.meta",
+        "labels",
+        "label_names",
+        10,
+        (0.4914, 0.4822, 0.4465),
+        (0.2470, 0.2435, 0.2616),
+        "cifar-10-python.tar.gz",
         "c58f30108f718f92721af3b95e74349a",
     ),
     "cifar100": Spec(
-        "cifar100", "CIFAR-100", "cifar-100-python", ("train",), ("test",), "meta",
-        "fine_labels", "fine_label_names", 100,
-        (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), "cifar-100-python.tar.gz",
+        "cifar100",
+        "CIFAR-100",
+        "cifar-100-python",
+        ("train",),
+        ("test",),
+        "meta",
+        "fine_labels",
+        "fine_label_names",
+        100,
+        (0.5071, 0.4865, 0.4409),
+        (0.2673, 0.2564, 0.2762),
+        "cifar-100-python.tar.gz",
         "eb9058c3a382ffc7106e4002c42a8d85",
     ),
 }
@@ -64,7 +81,7 @@ def spec(name: str) -> Spec:
     return DATASETS[key]
 
 
-def _shared_tool() -> Optional[Path]:
+def _shared_tool() -> Path | None:
     """This project's decoder of the shared JPEG copy, when the checkout sits beside ``shared/``."""
     tool = Path(__file__).resolve().parents[2].parent / "shared" / "tools" / "cifar10_from_jpeg.py"
     return tool if tool.is_file() else None
@@ -72,8 +89,10 @@ def _shared_tool() -> Optional[Path]:
 
 def by_hand(s: Spec, data_dir: Path) -> str:
     """How to supply ``s`` without a network download, in one sentence."""
-    return (f"fetch {s.url} (md5 {s.md5}) by other means into {data_dir} and run again with --download "
-            f"(it unpacks it), or unpack it yourself: tar xzf {data_dir / s.archive} -C {data_dir}")
+    return (
+        f"fetch {s.url} (md5 {s.md5}) by other means into {data_dir} and run again with --download "
+        f"(it unpacks it), or unpack it yourself: tar xzf {data_dir / s.archive} -C {data_dir}"
+    )
 
 
 def how_to_get(s: Spec, data_dir: Path) -> str:
@@ -81,7 +100,9 @@ def how_to_get(s: Spec, data_dir: Path) -> str:
     lines = [f"Get it with --download (the official archive from {PAGE}), or {by_hand(s, data_dir)}"]
     tool = _shared_tool() if s.name == "cifar10" else None
     if tool is not None:
-        lines.append(f"or write this project's JPEG copy in the standard layout: python3 {os.path.relpath(tool)} {data_dir}")
+        lines.append(
+            f"or write this project's JPEG copy in the standard layout: python3 {os.path.relpath(tool)} {data_dir}"
+        )
     return "\n".join(lines)
 
 

@@ -1,4 +1,5 @@
 """A small random data set written in the standard CIFAR layout, for smoke runs and tests."""
+
 from __future__ import annotations
 
 import os
@@ -10,8 +11,9 @@ import numpy as np
 from .cifar import IMAGE_BYTES, spec
 
 
-def write_fake_cifar(data_dir: str | os.PathLike, name: str = "cifar10", *, train: int = 256, test: int = 100,
-                     seed: int = 0) -> Path:
+def write_fake_cifar(
+    data_dir: str | os.PathLike, name: str = "cifar10", *, train: int = 256, test: int = 100, seed: int = 0
+) -> Path:
     """Write ``train``/``test`` random images with random labels as ``data_dir/<standard folder>``.
 
     Images are uniform noise with a class-dependent brightness offset, so a network can learn a
@@ -29,8 +31,12 @@ def write_fake_cifar(data_dir: str | os.PathLike, name: str = "cifar10", *, trai
 
     def dump(filename: str, n: int, label_name: str) -> None:
         labels = rng.integers(0, s.num_classes, size=n)
-        entry = {"batch_label": filename, "data": images(labels), label_name: [int(v) for v in labels],
-                 "filenames": [f"{filename}_{i:05d}.png" for i in range(n)]}
+        entry = {
+            "batch_label": filename,
+            "data": images(labels),
+            label_name: [int(v) for v in labels],
+            "filenames": [f"{filename}_{i:05d}.png" for i in range(n)],
+        }
         if name == "cifar100":
             entry["coarse_labels"] = [int(v) // 5 for v in labels]
         with open(folder / filename, "wb") as fh:

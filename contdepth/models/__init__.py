@@ -8,6 +8,7 @@
 A stage is a transition block (change of space, Euler step with projection shortcut) followed by
 a :class:`~contdepth.Flow` over a :class:`~contdepth.Blocks` field of residual branches.
 """
+
 from .cifar import resnet, resnext, shake_resnet
 from .imagenet import imagenet_resnet
 from .noise_spec import NoiseSpec, parse_noise
@@ -15,6 +16,17 @@ from .registry import available, describe, get
 from .stage import ResidualNet, Stage, StagePlan, noisy_schemes
 
 __all__ = [
-    "NoiseSpec", "ResidualNet", "Stage", "StagePlan", "available", "describe", "get", "imagenet_resnet",
-    "noisy_schemes", "parse_noise", "resnet", "resnext", "shake_resnet",
+    "NoiseSpec",
+    "ResidualNet",
+    "Stage",
+    "StagePlan",
+    "available",
+    "describe",
+    "get",
+    "imagenet_resnet",
+    "noisy_schemes",
+    "parse_noise",
+    "resnet",
+    "resnext",
+    "shake_resnet",
 ]

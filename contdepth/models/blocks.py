@@ -7,6 +7,7 @@ Every map takes ``(B, C_in, H, W)`` to ``(B, C_out, H/s, W/s)`` for stride ``s``
 Pre-activation branches split into ``pre`` (BN-ReLU) and ``body`` so a stage transition can feed
 the pre-activated input to both the branch and the projection shortcut.
 """
+
 from __future__ import annotations
 
 import math
@@ -16,14 +17,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-
 def conv(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
     """Bias-free conv with "same" padding, He-normal initialised (fan_out, ReLU gain) once."""
     device = torch.empty(()).device  # honours a `with torch.device(...)` block
     # big layers skip PyTorch's default init (overwritten below); for small ones that detour costs more
     big = c_in * c_out * kernel * kernel // groups >= 1 << 18
     layer = nn.Conv2d(
-        c_in, c_out, kernel, stride=stride, padding=kernel // 2, groups=groups, bias=False,
+        c_in,
+        c_out,
+        kernel,
+        stride=stride,
+        padding=kernel // 2,
+        groups=groups,
+        bias=False,
         device="meta" if big else device,
     )
     if big:
@@ -159,8 +165,12 @@ class ShakeBranchPair(nn.Module):
     @staticmethod
     def _branch(c_in: int, c_out: int, stride: int) -> nn.Sequential:
         return nn.Sequential(
-            nn.ReLU(), conv3x3(c_in, c_out, stride), nn.BatchNorm2d(c_out),
-            nn.ReLU(), conv3x3(c_out, c_out), nn.BatchNorm2d(c_out),
+            nn.ReLU(),
+            conv3x3(c_in, c_out, stride),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(),
+            conv3x3(c_out, c_out),
+            nn.BatchNorm2d(c_out),
         )
 
     def drift_diffusion(self, u: Tensor) -> tuple[Tensor, Tensor]:

@@ -10,16 +10,25 @@ Three stages at widths ``(16, 32, 64)`` (ResNeXt ``(256, 512, 1024)``), strides 
 stage is a :class:`~.stage.Stage`: a transition (its first block; identity shortcut where the
 space does not change), then a flow whose multistep history starts from the shortcut.
 """
+
 from __future__ import annotations
 
 import numbers
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from torch import nn
 
 from .blocks import (
-    BasicBranch, BottleneckBranch, PadShortcut, PreActBasicBranch, PreActBottleneckBranch, ShakeBranchPair,
-    ShakeShortcut, conv3x3, init_weights, projection,
+    BasicBranch,
+    BottleneckBranch,
+    PadShortcut,
+    PreActBasicBranch,
+    PreActBottleneckBranch,
+    ShakeBranchPair,
+    ShakeShortcut,
+    conv3x3,
+    init_weights,
+    projection,
 )
 from .stage import ResidualNet, StagePlan
 
@@ -47,14 +56,16 @@ def head(c: int, num_classes: int, preact: bool = False) -> nn.Sequential:
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, num_classes))
 
 
-def _blocks_per_stage(depth: int, bottleneck: Optional[bool]) -> tuple[int, bool]:
+def _blocks_per_stage(depth: int, bottleneck: bool | None) -> tuple[int, bool]:
     fits6, fits9 = depth >= 8 and (depth - 2) % 6 == 0, depth >= 11 and (depth - 2) % 9 == 0
     if bottleneck is None:
         bottleneck = depth == 164 or (fits9 and not fits6)
     if bottleneck and not fits9:
         raise ValueError(f"a bottleneck CIFAR ResNet has depth 9n+2 (11, 20, ..., 164), got {depth}")
     if not bottleneck and not fits6:
-        raise ValueError(f"a basic CIFAR ResNet has depth 6n+2 (8, 14, 20, ...); 9n+2 takes bottleneck=True; got {depth}")
+        raise ValueError(
+            f"a basic CIFAR ResNet has depth 6n+2 (8, 14, 20, ...); 9n+2 takes bottleneck=True; got {depth}"
+        )
     return (depth - 2) // (9 if bottleneck else 6), bottleneck
 
 
@@ -62,12 +73,12 @@ def resnet(
     depth: int,
     scheme: str = "euler",
     preact: bool = True,
-    noise: Optional[str] = None,
+    noise: str | None = None,
     num_classes: int = 10,
     steps_per_block: int = 1,
-    bottleneck: Optional[bool] = None,
+    bottleneck: bool | None = None,
     *,
-    scheme_options: Optional[dict] = None,
+    scheme_options: dict | None = None,
     checkpoint: bool = False,
 ) -> ResidualNet:
     """CIFAR ResNet of ``depth`` = 6n+2 (basic) or 9n+2 (bottleneck; default at 164 and where 6n+2
@@ -110,11 +121,11 @@ def shake_resnet(
     depth: int = 26,
     width: int = 32,
     scheme: str = "euler_maruyama",
-    noise: Optional[str] = "shake",
+    noise: str | None = "shake",
     num_classes: int = 10,
     steps_per_block: int = 1,
     *,
-    scheme_options: Optional[dict] = None,
+    scheme_options: dict | None = None,
     checkpoint: bool = False,
 ) -> ResidualNet:
     """Shake-shake ResNet ``depth``-2x``width``d: stages of (depth-2)/6 branch pairs at widths
@@ -141,11 +152,11 @@ def resnext(
     cardinality: int = 8,
     base_width: int = 64,
     scheme: str = "euler",
-    noise: Optional[str] = None,
+    noise: str | None = None,
     num_classes: int = 10,
     steps_per_block: int = 1,
     *,
-    scheme_options: Optional[dict] = None,
+    scheme_options: dict | None = None,
     checkpoint: bool = False,
 ) -> ResidualNet:
     """ResNeXt-``depth`` ``cardinality``x``base_width``d for CIFAR: (depth-2)/9 grouped bottlenecks

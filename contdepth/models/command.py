@@ -1,4 +1,5 @@
 """``contdepth models``: list every named model with family, depth, parameters and default scheme."""
+
 from __future__ import annotations
 
 import argparse
@@ -20,6 +21,8 @@ def run(args: argparse.Namespace) -> int:
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(f"{r['name']:<22} {r['family']:<20} {r['depth']:>5} {r['params']:>11,}  "
-              f"{r['scheme']:<15} {r['noise']:<6} {r['num_classes']}")
+        print(
+            f"{r['name']:<22} {r['family']:<20} {r['depth']:>5} {r['params']:>11,}  "
+            f"{r['scheme']:<15} {r['noise']:<6} {r['num_classes']}"
+        )
     return 0

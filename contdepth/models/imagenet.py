@@ -3,9 +3,8 @@
 224x224 inputs by design; any size >= 32 works (adaptive pooling). LM-ResNet-50/101 is
 ``scheme="lm2"``: one LM scheme (one k per block) per stage, history seeded at every transition.
 """
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 from torch import nn
 
@@ -19,11 +18,11 @@ LAYERS: dict[int, tuple[int, ...]] = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152:
 def imagenet_resnet(
     depth: int = 50,
     scheme: str = "euler",
-    noise: Optional[str] = None,
+    noise: str | None = None,
     num_classes: int = 1000,
     steps_per_block: int = 1,
     *,
-    scheme_options: Optional[dict] = None,
+    scheme_options: dict | None = None,
     checkpoint: bool = False,
 ) -> ResidualNet:
     """ResNet-50/101/152: 7x7/2 stem + max-pool, four stages of post-activation bottlenecks
@@ -34,7 +33,9 @@ def imagenet_resnet(
     layers = LAYERS[depth]
     plan = StagePlan(sum(layers), scheme, noise, steps_per_block, scheme_options, checkpoint)
     stem = nn.Sequential(
-        conv(3, 64, 7, stride=2), nn.BatchNorm2d(64), nn.ReLU(),
+        conv(3, 64, 7, stride=2),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
         nn.MaxPool2d(3, stride=2, padding=1),
     )
     relu = nn.ReLU()

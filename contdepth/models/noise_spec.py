@@ -12,17 +12,20 @@ draws ξ, so that one Euler–Maruyama step of size 1 is the published layer:
 
 ξ is drawn per sample. In eval mode the noise is off and the drift ``a_l F_l`` (the mean) is used.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 from ..noise import Bernoulli, Gaussian, Noise, NoiseLaw, Uniform
 
 KINDS = ("sd", "gaussian", "shake")
-CHOICES = "None or 'none' (no noise), 'sd:P' (stochastic depth, final survival P in (0, 1]), " \
-          "'gaussian:SIGMA' (SIGMA >= 0), 'shake' (shake-shake models only)"
+CHOICES = (
+    "None or 'none' (no noise), 'sd:P' (stochastic depth, final survival P in (0, 1]), "
+    "'gaussian:SIGMA' (SIGMA >= 0), 'shake' (shake-shake models only)"
+)
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ class NoiseSpec:
             return 1.0
         return 1.0 - block / total * (1.0 - self.level)
 
-    def scales(self, block: int, total: int) -> tuple[Optional[float], Optional[float]]:
+    def scales(self, block: int, total: int) -> tuple[float | None, float | None]:
         """``(drift_scale a_l, diffusion_scale c_l)`` of block l = ``block``; ``None``: not scaled / no diffusion."""
         if self.kind == "sd":
             p = self.survival(block, total)
@@ -63,7 +66,7 @@ class NoiseSpec:
         return "shake" if self.kind == "shake" else f"{self.kind}:{self.level:g}"
 
 
-def parse_noise(noise: None | str | NoiseSpec) -> Optional[NoiseSpec]:
+def parse_noise(noise: None | str | NoiseSpec) -> NoiseSpec | None:
     """``None``/``"none"`` -> no noise; ``"sd:0.5"``, ``"gaussian:0.001"``, ``"shake"`` -> a :class:`NoiseSpec`."""
     if noise is None or isinstance(noise, NoiseSpec):
         return noise
@@ -85,7 +88,9 @@ def parse_noise(noise: None | str | NoiseSpec) -> Optional[NoiseSpec]:
     except ValueError:
         raise ValueError(f"noise spec {noise!r} needs a number after ':'; choices: {CHOICES}") from None
     if kind == "sd" and not 0.0 < level <= 1.0:
-        raise ValueError(f"stochastic depth needs a final survival probability in (0, 1], got {level}; choices: {CHOICES}")
+        raise ValueError(
+            f"stochastic depth needs a final survival probability in (0, 1], got {level}; choices: {CHOICES}"
+        )
     if kind == "gaussian" and not (level >= 0.0 and math.isfinite(level)):
         raise ValueError(f"gaussian noise needs a finite level >= 0, got {level}; choices: {CHOICES}")
     return NoiseSpec(kind, level)

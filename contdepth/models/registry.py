@@ -1,10 +1,11 @@
 """Named models: ``available()``, ``get(name, ...)``, ``describe(name)``."""
+
 from __future__ import annotations
 
 import difflib
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import torch
 
@@ -21,7 +22,7 @@ class Entry:
     depth: int
     family: str
     scheme: str
-    noise: Optional[str] = None
+    noise: str | None = None
     dataset: str = "cifar"
 
     @property
@@ -45,15 +46,21 @@ _add("resnet164", Entry(functools.partial(resnet, 164, preact=True), 164, "preac
 for _d in (20, 32, 44, 56, 110, 164):
     _add(f"lm_resnet{_d}", Entry(functools.partial(resnet, _d, preact=True), _d, "lm_resnet", "lm2"))
 for _w in (32, 64, 96):
-    _add(f"shake_resnet26_2x{_w}d",
-         Entry(functools.partial(shake_resnet, 26, _w), 26, "shake_shake", "euler_maruyama", "shake"))
+    _add(
+        f"shake_resnet26_2x{_w}d",
+        Entry(functools.partial(shake_resnet, 26, _w), 26, "shake_shake", "euler_maruyama", "shake"),
+    )
 for _c in (8, 16):
     _add(f"resnext29_{_c}x64d", Entry(functools.partial(resnext, 29, _c, 64), 29, "resnext", "euler"))
     _add(f"lm_resnext29_{_c}x64d", Entry(functools.partial(resnext, 29, _c, 64), 29, "lm_resnext", "lm2"))
 for _d in (50, 101):
-    _add(f"resnet{_d}", Entry(functools.partial(imagenet_resnet, _d), _d, "imagenet_resnet", "euler", dataset="imagenet"))
-    _add(f"lm_resnet{_d}",
-         Entry(functools.partial(imagenet_resnet, _d), _d, "imagenet_lm_resnet", "lm2", dataset="imagenet"))
+    _add(
+        f"resnet{_d}", Entry(functools.partial(imagenet_resnet, _d), _d, "imagenet_resnet", "euler", dataset="imagenet")
+    )
+    _add(
+        f"lm_resnet{_d}",
+        Entry(functools.partial(imagenet_resnet, _d), _d, "imagenet_lm_resnet", "lm2", dataset="imagenet"),
+    )
 
 
 def available() -> list[str]:
@@ -74,9 +81,9 @@ EXTRA_OPTIONS = ("scheme_options", "checkpoint")
 def get(
     name: str,
     *,
-    num_classes: Optional[int] = None,
-    scheme: Optional[str] = None,
-    noise: Optional[str] = None,
+    num_classes: int | None = None,
+    scheme: str | None = None,
+    noise: str | None = None,
     steps_per_block: int = 1,
     **kw,
 ) -> ResidualNet:
@@ -100,7 +107,7 @@ def get(
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _count(name: str) -> int:
     try:
         with torch.device("meta"):  # counts shapes without allocating or initialising weights

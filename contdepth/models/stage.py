@@ -3,9 +3,10 @@
 the scheme does every residual update. :class:`StagePlan` hands out schemes, noise scales and
 global block indices while a net is built; :class:`ResidualNet` stacks stem, stages and head.
 """
+
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from torch import Tensor, nn
 
@@ -14,8 +15,8 @@ from ..fields import Blocks
 from ..flow import Flow
 from ..noise import Noise
 from ..schemes.base import Scheme
-from .transition import Transition
 from .noise_spec import NoiseSpec, parse_noise
+from .transition import Transition
 
 
 # ------------------------------------------------------------------------------------- schemes
@@ -31,7 +32,7 @@ def noisy_schemes() -> list[str]:
     return names
 
 
-def resolve_scheme(scheme: str, noise: Optional[NoiseSpec]) -> str:
+def resolve_scheme(scheme: str, noise: NoiseSpec | None) -> str:
     """Canonical scheme name for a net with ``noise``; checks that the scheme accepts noise.
 
     ``euler`` with noise is Euler–Maruyama; ``euler_maruyama`` (``em``) names the same scheme.
@@ -49,7 +50,7 @@ def resolve_scheme(scheme: str, noise: Optional[NoiseSpec]) -> str:
     return name
 
 
-def build_scheme(name: str, options: Optional[dict] = None) -> Scheme:
+def build_scheme(name: str, options: dict | None = None) -> Scheme:
     """A fresh scheme instance without noise of its own (one per stage: LM's k belong to one flow)."""
     kw = dict(options or {})
     if schemes.get(name).supports_noise:
@@ -69,16 +70,16 @@ class Stage(nn.Module):
     built flow again, with its own (trained) k.
     """
 
-    def __init__(self, transition: Optional[Transition], flow: Optional[Flow], blocks: int) -> None:
+    def __init__(self, transition: Transition | None, flow: Flow | None, blocks: int) -> None:
         super().__init__()
         self.transition = transition
         self.flow = flow
         self.blocks = blocks  # blocks of the flow's field (the transition excluded)
-        self.rescheme: Optional[Scheme] = None  # a scheme rediscretise built with parameters of its own
-        self._active: list[Optional[Flow]] = [flow]  # a list keeps the refined flow out of the registry
+        self.rescheme: Scheme | None = None  # a scheme rediscretise built with parameters of its own
+        self._active: list[Flow | None] = [flow]  # a list keeps the refined flow out of the registry
 
     @property
-    def active_flow(self) -> Optional[Flow]:
+    def active_flow(self) -> Flow | None:
         return self._active[0]
 
     def rediscretise(self, scheme: str, steps_per_block: int) -> None:
@@ -100,7 +101,7 @@ class Stage(nn.Module):
         new.train(self.training)
         self._active[0] = new
 
-    def train(self, mode: bool = True) -> "Stage":
+    def train(self, mode: bool = True) -> Stage:
         super().train(mode)
         if self.active_flow is not None:
             self.active_flow.train(mode)
@@ -133,15 +134,16 @@ class StagePlan:
         scheme: str = "euler",
         noise: None | str | NoiseSpec = None,
         steps_per_block: int = 1,
-        scheme_options: Optional[dict] = None,
+        scheme_options: dict | None = None,
         checkpoint: bool = False,
         two_branch: bool = False,
     ) -> None:
         self.noise = parse_noise(noise)
         if self.noise is not None and (self.noise.kind == "shake") != two_branch:
             raise ValueError(
-                "noise 'shake' needs a shake-shake model (two-branch blocks)" if not two_branch else
-                f"shake-shake models carry their own noise; use noise='shake' (default) or 'none', "
+                "noise 'shake' needs a shake-shake model (two-branch blocks)"
+                if not two_branch
+                else f"shake-shake models carry their own noise; use noise='shake' (default) or 'none', "
                 f"not {str(self.noise)!r}"
             )
         self.scheme = resolve_scheme(scheme, self.noise)
@@ -162,19 +164,20 @@ class StagePlan:
             raise RuntimeError(f"StagePlan: {self.used} blocks built, {self.total} planned")
         return blocks
 
-    def transition(self, branch: nn.Module, shortcut: nn.Module, post: Optional[nn.Module] = None) -> Transition:
+    def transition(self, branch: nn.Module, shortcut: nn.Module, post: nn.Module | None = None) -> Transition:
         (block,) = self._take(1)
         if self.noise is None:
             return Transition(branch, shortcut, post=post)
         a, c = self.noise.scales(block, self.total)
-        return Transition(branch, shortcut, post=post, drift_scale=a, diffusion_scale=c,
-                          noise=self.noise.source([block], self.total))
+        return Transition(
+            branch, shortcut, post=post, drift_scale=a, diffusion_scale=c, noise=self.noise.source([block], self.total)
+        )
 
-    def flow(self, branches: Sequence[nn.Module], post_step: Optional[nn.Module] = None) -> Flow:
+    def flow(self, branches: Sequence[nn.Module], post_step: nn.Module | None = None) -> Flow:
         blocks = self._take(len(branches))
-        drift_scale: Optional[list[float]] = None
-        diffusion_scale: Optional[list[float]] = None
-        noise: Optional[Noise] = None
+        drift_scale: list[float] | None = None
+        diffusion_scale: list[float] | None = None
+        noise: Noise | None = None
         if self.noise is not None:
             scales = [self.noise.scales(b, self.total) for b in blocks]
             drift_scale = _every_or_none([a for a, _ in scales])
@@ -183,12 +186,16 @@ class StagePlan:
         field = Blocks(branches, drift_scale=drift_scale, diffusion_scale=diffusion_scale)
         scheme = build_scheme(self.scheme, self.scheme_options)
         return Flow(
-            field, scheme, steps=self.steps_per_block * len(branches), noise=noise, post_step=post_step,
+            field,
+            scheme,
+            steps=self.steps_per_block * len(branches),
+            noise=noise,
+            post_step=post_step,
             checkpoint=self.checkpoint,
         )
 
     def stage(
-        self, branches: Sequence[nn.Module], shortcut: Optional[nn.Module] = None, post: Optional[nn.Module] = None
+        self, branches: Sequence[nn.Module], shortcut: nn.Module | None = None, post: nn.Module | None = None
     ) -> Stage:
         """A stage; with ``shortcut``, ``branches[0]`` is the transition's branch. ``post``: map after each add."""
         branches = list(branches)
@@ -206,7 +213,7 @@ def check_steps_per_block(steps_per_block: object) -> int:
 
 
 # ----------------------------------------------------------------------------------------- nets
-def _every_or_none(values: list[Optional[float]]) -> Optional[list[float]]:
+def _every_or_none(values: list[float | None]) -> list[float] | None:
     """Per-block scales when every block has one, else ``None`` (a noise spec scales all blocks or none)."""
     known = [v for v in values if v is not None]
     return known if len(known) == len(values) else None
@@ -227,7 +234,7 @@ class ResidualNet(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.head = head
         self.scheme: str = plan.scheme
-        self.noise: Optional[NoiseSpec] = plan.noise
+        self.noise: NoiseSpec | None = plan.noise
         self.steps_per_block: int = plan.steps_per_block
 
     def flows(self) -> list[Flow]:
@@ -237,7 +244,7 @@ class ResidualNet(nn.Module):
     def _stage_list(self) -> list[Stage]:
         return [s for s in self.stages if isinstance(s, Stage)]  # all of them: __init__ takes Stages
 
-    def rediscretise(self, scheme: Optional[str] = None, steps_per_block: Optional[int] = None) -> "ResidualNet":
+    def rediscretise(self, scheme: str | None = None, steps_per_block: int | None = None) -> ResidualNet:
         """In place: every stage flow becomes ``flow.refine(steps=s * blocks, scheme=scheme)``.
 
         Weights are shared. Always refines the flow as built, so returning to the original scheme

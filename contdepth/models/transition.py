@@ -1,7 +1,6 @@
 """A stage's first block: one Euler(–Maruyama) step of size 1 with a projection shortcut."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
@@ -30,17 +29,17 @@ class Transition(nn.Module):
         noise: the :class:`~contdepth.noise.Noise` source of ξ (``None``: deterministic), for one block.
     """
 
-    _noise_table: Optional[Tensor]  # buffer: the law's parameters for this block (None without noise)
+    _noise_table: Tensor | None  # buffer: the law's parameters for this block (None without noise)
 
     def __init__(
         self,
         branch: nn.Module,
         shortcut: nn.Module,
         *,
-        post: Optional[nn.Module] = None,
-        drift_scale: Optional[float] = None,
-        diffusion_scale: Optional[float] = None,
-        noise: Optional[Noise] = None,
+        post: nn.Module | None = None,
+        drift_scale: float | None = None,
+        diffusion_scale: float | None = None,
+        noise: Noise | None = None,
     ) -> None:
         super().__init__()
         body: nn.Module = branch

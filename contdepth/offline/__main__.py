@@ -1,9 +1,10 @@
 """``python3 -m contdepth.offline start|watch|collect``: a study on an offline machine with a GPU.
 
-    start STUDY [options] [reproduce flags] [-- train flags]   set up, test, calibrate, start detached
-    watch SECONDS [--every S]                                  status every minute, back before SECONDS
-    collect DIR [--weights all|none|NAME,...]                  outputs packed into <= 8 files of <= 15 MiB
+start STUDY [options] [reproduce flags] [-- train flags]   set up, test, calibrate, start detached
+watch SECONDS [--every S]                                  status every minute, back before SECONDS
+collect DIR [--weights all|none|NAME,...]                  outputs packed into <= 8 files of <= 15 MiB
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,8 +13,8 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from . import calibrate, launch, pack, prepare, status
 from .layout import DEFAULT_WORK, State, Work, process_age, process_alive
@@ -36,31 +37,63 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="action", metavar="ACTION")
     work_help = f"the work folder for state, logs, calibration and (by default) the study (default {DEFAULT_WORK})"
 
-    s = sub.add_parser("start", allow_abbrev=False, help="set up, run the GPU tests, calibrate, start the study detached",
-                       description="Flags not listed here go to `contdepth reproduce` (e.g. --budget 20 --seeds 0 "
-                                   "--only resnet56); flags after `--` go to every `contdepth train` run.")
+    s = sub.add_parser(
+        "start",
+        allow_abbrev=False,
+        help="set up, run the GPU tests, calibrate, start the study detached",
+        description="Flags not listed here go to `contdepth reproduce` (e.g. --budget 20 --seeds 0 "
+        "--only resnet56); flags after `--` go to every `contdepth train` run.",
+    )
     s.add_argument("study", help="a study of `contdepth reproduce --list`, e.g. lu2018-cifar10")
     s.add_argument("--work", type=Path, default=DEFAULT_WORK, help=work_help)
     s.add_argument("--out", type=Path, help="the study folder (default WORK/STUDY)")
-    s.add_argument("--data-dir", type=Path, default=Path("/tmp/contdepth-data"),
-                   help="where CIFAR-10 is (or is decoded to, once) (default /tmp/contdepth-data)")
-    s.add_argument("--carry", type=Path, default=REPO / ".carry",
-                   help="the folder with the CIFAR-10 archive (official, or .npz + decoder), wheels and COMMIT (default .carry)")
-    s.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
-                   help="cpu: a dry rehearsal; the GPU-only steps (tests, calibration) say they are skipped")
-    s.add_argument("--mode", default="auto", help=f"how the runs train: auto (the fastest calibrated mode that "
-                   f"passed the tests) or one of {', '.join(calibrate.MODES)}")
-    s.add_argument("--modes", default=",".join(calibrate.CALIBRATED),
-                   help=f"modes to calibrate (default {','.join(calibrate.CALIBRATED)})")
+    s.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("/tmp/contdepth-data"),
+        help="where CIFAR-10 is (or is decoded to, once) (default /tmp/contdepth-data)",
+    )
+    s.add_argument(
+        "--carry",
+        type=Path,
+        default=REPO / ".carry",
+        help="the folder with the CIFAR-10 archive (official, or .npz + decoder), wheels and COMMIT (default .carry)",
+    )
+    s.add_argument(
+        "--device",
+        choices=("cuda", "cpu"),
+        default="cuda",
+        help="cpu: a dry rehearsal; the GPU-only steps (tests, calibration) say they are skipped",
+    )
+    s.add_argument(
+        "--mode",
+        default="auto",
+        help=f"how the runs train: auto (the fastest calibrated mode that "
+        f"passed the tests) or one of {', '.join(calibrate.MODES)}",
+    )
+    s.add_argument(
+        "--modes",
+        default=",".join(calibrate.CALIBRATED),
+        help=f"modes to calibrate (default {','.join(calibrate.CALIBRATED)})",
+    )
     s.add_argument("--jobs", default="1", help="runs at a time: a number, or auto (measured with 2 and 3 at once)")
     s.add_argument("--skip-tests", action="store_true", help="do not run the GPU test tier")
     s.add_argument("--tests-timeout", type=float, default=300.0, metavar="S", help="stop the tier after S seconds")
     s.add_argument("--calibrate-timeout", type=float, default=360.0, metavar="S", help="per mode (default 360)")
-    s.add_argument("--no-baseline", dest="baseline", action="store_false",
-                   help="do not time the conventional DataLoader pipeline in the calibration")
+    s.add_argument(
+        "--no-baseline",
+        dest="baseline",
+        action="store_false",
+        help="do not time the conventional DataLoader pipeline in the calibration",
+    )
     s.add_argument("--calibrate-args", default="", help="extra benchmarks/throughput.py flags, e.g. '--reps 3'")
-    s.add_argument("--settle", type=float, default=120.0, metavar="S",
-                   help="wait at most S seconds for the study to print its plan (default 120)")
+    s.add_argument(
+        "--settle",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="wait at most S seconds for the study to print its plan (default 120)",
+    )
     s.add_argument("--commit", help="the commit to record (default: $CONTDEPTH_GIT_COMMIT, git, or CARRY/COMMIT)")
 
     w = sub.add_parser("watch", allow_abbrev=False, help="print the status every minute; return before SECONDS")
@@ -71,8 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("collect", allow_abbrev=False, help="pack results, logs, plots and fp16 weights into DIR")
     c.add_argument("dest", type=Path, metavar="DIR")
     c.add_argument("--work", type=Path, default=DEFAULT_WORK, help=work_help)
-    c.add_argument("--weights", default="all",
-                   help="fp16 weights of these finished runs: all (default), none, or run names NAME,NAME")
+    c.add_argument(
+        "--weights",
+        default="all",
+        help="fp16 weights of these finished runs: all (default), none, or run names NAME,NAME",
+    )
     c.add_argument("--max-files", type=int, default=8, help="files in DIR at most (default 8)")
     c.add_argument("--max-mib", type=float, default=15.0, help="MiB per file at most (default 15)")
     c.add_argument("--no-summary", action="store_true", help="do not run `contdepth reproduce --summary` first")
@@ -80,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ---------------------------------------------------------------------------------------------- start
-def _child_env(commit: Optional[str]) -> dict[str, str]:
+def _child_env(commit: str | None) -> dict[str, str]:
     env = dict(os.environ)
     paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     if str(REPO) not in paths:
@@ -95,8 +131,9 @@ def _split_flags(rest: Sequence[str], train: Sequence[str]) -> list[str]:
     for flag in rest:
         name = flag.split("=", 1)[0]
         if name in OWN_REPRODUCE_FLAGS and name != "--jobs":
-            raise UsageError(f"{name} is set by start itself" + (": use --out before the study flags"
-                                                                 if name == "--out" else ""))
+            raise UsageError(
+                f"{name} is set by start itself" + (": use --out before the study flags" if name == "--out" else "")
+            )
         if name == "--jobs":
             raise UsageError("give --jobs to start (a number or auto); it passes it on")
     for flag in train:
@@ -105,7 +142,7 @@ def _split_flags(rest: Sequence[str], train: Sequence[str]) -> list[str]:
     return list(rest)
 
 
-def _jobs(text: str) -> Optional[int]:
+def _jobs(text: str) -> int | None:
     if text == "auto":
         return None
     if text.isdigit() and int(text) >= 1:
@@ -126,21 +163,27 @@ def start(args: argparse.Namespace, reproduce_flags: list[str], train_flags: lis
     if work.state.is_file():
         old = State.load(work)
         if process_alive(old.pid):
-            raise UsageError(f"the study {old.study} started here still runs (pid {old.pid}): "
-                             f"watch it, or stop it first (kill {old.pid})")
+            raise UsageError(
+                f"the study {old.study} started here still runs (pid {old.pid}): "
+                f"watch it, or stop it first (kill {old.pid})"
+            )
     cuda = args.device == "cuda"
     steps: dict[str, str] = {}
 
     commit, source = prepare.resolve_commit(args.commit, REPO, args.carry)
-    steps["commit"] = f"{commit} (from {source})" if commit else \
-        f"unknown: pass --commit, set ${prepare.COMMIT_ENV} or write {args.carry / prepare.COMMIT_FILE}"
+    steps["commit"] = (
+        f"{commit} (from {source})"
+        if commit
+        else f"unknown: pass --commit, set ${prepare.COMMIT_ENV} or write {args.carry / prepare.COMMIT_FILE}"
+    )
     _say(f"commit: {steps['commit']}")
     env = _child_env(commit)
 
     # the runs to do (and a check of every flag) while the set-up goes on: the mode changes neither
     common_flags = ["--device", args.device, "--data-dir", str(data), *train_flags]
-    dry_run = launch.start_dry_run(launch.reproduce_command(args.study, out, reproduce_flags, common_flags,
-                                                            dry_run=True), env, REPO)
+    dry_run = launch.start_dry_run(
+        launch.reproduce_command(args.study, out, reproduce_flags, common_flags, dry_run=True), env, REPO
+    )
     decoding = prepare.start_decoding(data, args.carry, work.logs / "decode.log")
     _say(f"data: {'decoding into ' + str(data) + ' (in the background)' if decoding else str(data) + ' (ready)'}")
 
@@ -155,8 +198,11 @@ def start(args: argparse.Namespace, reproduce_flags: list[str], train_flags: lis
         _say(f"gpu tests: pytest -m cuda (log {work.logs / 'gpu-tests.log'}) ...")
         tier = prepare.run_gpu_tier(REPO, work.logs / "gpu-tests.log", args.tests_timeout)
         steps["gpu tests"] = tier.summary()
-        excluded = calibrate.excluded_by_tests(tier.failed) if tier.ran else \
-            {m: "the GPU tier did not run" for m in calibrate.MODES if m != calibrate.SAFE}
+        excluded = (
+            calibrate.excluded_by_tests(tier.failed)
+            if tier.ran
+            else {m: "the GPU tier did not run" for m in calibrate.MODES if m != calibrate.SAFE}
+        )
     _say(f"gpu tests: {steps['gpu tests']}")
 
     if decoding is not None:
@@ -168,8 +214,11 @@ def start(args: argparse.Namespace, reproduce_flags: list[str], train_flags: lis
     mode = calibrate.MODES[mode_name]
     if jobs is None:
         jobs = calibrate.jobs_from(aggregate) if aggregate else 1
-        steps["jobs"] = f"{jobs} (auto: " + (", ".join(f"{k} at once {v:.0f} img/s" for k, v in aggregate.items())
-                                             or "no measurement") + ")"
+        steps["jobs"] = (
+            f"{jobs} (auto: "
+            + (", ".join(f"{k} at once {v:.0f} img/s" for k, v in aggregate.items()) or "no measurement")
+            + ")"
+        )
     else:
         steps["jobs"] = str(jobs)
     _say(f"jobs: {steps['jobs']}")
@@ -181,9 +230,19 @@ def start(args: argparse.Namespace, reproduce_flags: list[str], train_flags: lis
         raise UsageError(f"contdepth reproduce refuses: {error.splitlines()[-1]}")
     command = launch.reproduce_command(args.study, out, flags, run_flags)
     log = work.logs / "reproduce.log"
-    state = State(study=args.study, out=str(out), log=str(log), command=command, mode=mode.name,
-                  train_flags=run_flags, runs=names, commit=commit, device=args.device, started=time.time(),
-                  steps=steps)
+    state = State(
+        study=args.study,
+        out=str(out),
+        log=str(log),
+        command=command,
+        mode=mode.name,
+        train_flags=run_flags,
+        runs=names,
+        commit=commit,
+        device=args.device,
+        started=time.time(),
+        steps=steps,
+    )
     state.save(work)
     _say(f"starting: {shlex.join(command)}")
     pid, code, offset = launch.launch(command, log, env, REPO, settle_s=args.settle)
@@ -191,20 +250,31 @@ def start(args: argparse.Namespace, reproduce_flags: list[str], train_flags: lis
     state.pid = pid
     state.save(work)
     plan_text = launch.text_since(log, offset).rstrip()
-    summary = [f"study {args.study}: {len(names)} runs to do in {out}, mode {mode.name} "
-               f"({' '.join(mode.train_flags) or 'eager fp32'}), {jobs} at a time",
-               *(f"{k}: {v}" for k, v in steps.items()),
-               f"pid {pid} ({'running, detached' if running else f'already ended, exit code {code}'}); log {log}",
-               plan_text, "",
-               "next: scripts/offline_gpu.sh watch SECONDS; at the end: scripts/offline_gpu.sh collect DIR",
-               f"(set-up took {time.monotonic() - t0:.0f} s)"]
+    summary = [
+        f"study {args.study}: {len(names)} runs to do in {out}, mode {mode.name} "
+        f"({' '.join(mode.train_flags) or 'eager fp32'}), {jobs} at a time",
+        *(f"{k}: {v}" for k, v in steps.items()),
+        f"pid {pid} ({'running, detached' if running else f'already ended, exit code {code}'}); log {log}",
+        plan_text,
+        "",
+        "next: scripts/offline_gpu.sh watch SECONDS; at the end: scripts/offline_gpu.sh collect DIR",
+        f"(set-up took {time.monotonic() - t0:.0f} s)",
+    ]
     work.plan.write_text("\n".join(summary) + "\n")
     _say("\n".join(summary))
     return 0 if code in (None, 0) else 1
 
 
-def _choose_mode(args: argparse.Namespace, cuda: bool, calibrated: list[calibrate.Mode], excluded: dict[str, str],
-                 work: Work, steps: dict[str, str], jobs: Optional[int], data: Path) -> tuple[str, dict[int, float]]:
+def _choose_mode(
+    args: argparse.Namespace,
+    cuda: bool,
+    calibrated: list[calibrate.Mode],
+    excluded: dict[str, str],
+    work: Work,
+    steps: dict[str, str],
+    jobs: int | None,
+    data: Path,
+) -> tuple[str, dict[int, float]]:
     """The training mode (given, or the fastest calibrated one that passed) and, for --jobs auto, aggregate img/s."""
     if args.mode != "auto":
         steps["calibration"] = f"skipped (--mode {args.mode} given)"
@@ -219,23 +289,31 @@ def _choose_mode(args: argparse.Namespace, cuda: bool, calibrated: list[calibrat
     to_measure = [m for m in calibrated if m.name not in excluded]
     for mode in calibrated:
         if mode.name in excluded:
-            measured.append(calibrate.Measurement(mode.name, ok=False, note=f"not measured: {excluded[mode.name]} failed"))
+            measured.append(
+                calibrate.Measurement(mode.name, ok=False, note=f"not measured: {excluded[mode.name]} failed")
+            )
             continue
         _say(f"calibration: {mode.name} ...")
         # the last mode measured (by default the fastest expected) also times the conventional pipeline
         flags = extra + (calibrate.pipeline_flags(mode, data) if mode == to_measure[-1] and args.baseline else [])
         m = calibrate.measure(REPO, mode, work.calibration / mode.name, args.calibrate_timeout, flags)
         measured.append(m)
-        _say(f"calibration: {mode.name}: " + (f"{m.speed:.0f} img/s" if m.ok else m.note or "no result")
-             + f" ({m.seconds:.0f} s)")
+        _say(
+            f"calibration: {mode.name}: "
+            + (f"{m.speed:.0f} img/s" if m.ok else m.note or "no result")
+            + f" ({m.seconds:.0f} s)"
+        )
     best = calibrate.choose(measured, excluded)
     name = best.mode if best else calibrate.SAFE
     steps["calibration"] = ("fastest that passed: " + name) if best else f"no mode measured: {name}"
     aggregate: dict[int, float] = {}
     if jobs is None and best is not None:
         aggregate = {1: best.images_per_s.get(calibrate.MODELS[0], {}).get("contdepth", 0.0)}
-        aggregate.update(calibrate.measure_concurrency(REPO, calibrate.MODES[name], work.calibration / name, (2, 3),
-                                                       args.calibrate_timeout, extra))
+        aggregate.update(
+            calibrate.measure_concurrency(
+                REPO, calibrate.MODES[name], work.calibration / name, (2, 3), args.calibrate_timeout, extra
+            )
+        )
     table = calibrate.table(measured, excluded, aggregate)
     (work.calibration / "calibration.txt").write_text(table + "\n")
     _say(table)
@@ -248,8 +326,14 @@ def watch(args: argparse.Namespace, already: float) -> int:
     State.load(work)  # a clear error before the loop when start has not run here
     if args.seconds <= 0 or args.every <= 0:
         raise UsageError("watch takes SECONDS > 0 and --every > 0")
-    status.watch(lambda: State.load(work), args.seconds, args.every, margin=min(5.0, args.seconds / 10),
-                 out=_say, already=already)
+    status.watch(
+        lambda: State.load(work),
+        args.seconds,
+        args.every,
+        margin=min(5.0, args.seconds / 10),
+        out=_say,
+        already=already,
+    )
     return 0
 
 
@@ -267,8 +351,9 @@ def collect(args: argparse.Namespace) -> int:
 
         code = run_logged(cmd, work.logs / "summary.log", 300, cwd=REPO, env=_child_env(state.commit))
         notes.append(f"summary: {'written' if code == 0 else f'failed (exit {code}); see logs/summary.log'}")
-    wanted = None if args.weights == "all" else [] if args.weights == "none" else \
-        [n for n in args.weights.split(",") if n]
+    wanted = (
+        None if args.weights == "all" else [] if args.weights == "none" else [n for n in args.weights.split(",") if n]
+    )
     runs, unknown = weights.choose(out, wanted)
     if unknown:
         notes.append(f"weights: not finished runs, left out: {', '.join(unknown)}")
@@ -276,26 +361,27 @@ def collect(args: argparse.Namespace) -> int:
         for old in work.weights.glob("*.pt"):
             old.unlink()
     files = [weights.write_half(run, work.weights) for run in runs]
-    header = "\n".join([f"study {state.study} in {out}; commit {state.commit}",
-                        status.report(state)[0], *notes])
+    header = "\n".join([f"study {state.study} in {out}; commit {state.commit}", status.report(state)[0], *notes])
     items = pack.gather(work.root, out, files)
-    result = pack.pack(items, args.dest, max_files=args.max_files, max_bytes=int(args.max_mib * 2**20),
-                       header=header)
+    result = pack.pack(items, args.dest, max_files=args.max_files, max_bytes=int(args.max_mib * 2**20), header=header)
     _say(header)
     for path, members in result.archives:
         _say(f"{path} ({path.stat().st_size / 2**20:.2f} MiB, {len(members)} files)")
-    _say(f"{args.dest / pack.MANIFEST}" + (f"; left out: {len(result.left_out)} (listed there)" if result.left_out else ""))
+    _say(
+        f"{args.dest / pack.MANIFEST}"
+        + (f"; left out: {len(result.left_out)} (listed there)" if result.left_out else "")
+    )
     return 0
 
 
 # ----------------------------------------------------------------------------------------------- main
-def main(argv: Optional[Sequence[str]] = None, already: float = 0.0) -> int:
+def main(argv: Sequence[str] | None = None, already: float = 0.0) -> int:
     """The command; ``already``: seconds this process ran before (``watch`` returns in time counting them)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     train_flags: list[str] = []
     if "--" in argv:
         cut = argv.index("--")
-        argv, train_flags = argv[:cut], argv[cut + 1:]
+        argv, train_flags = argv[:cut], argv[cut + 1 :]
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if args.action is None:

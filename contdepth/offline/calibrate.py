@@ -1,4 +1,5 @@
 """Calibration: how fast each training mode runs here (``benchmarks/throughput.py``), and the fastest that passed."""
+
 from __future__ import annotations
 
 import json
@@ -6,9 +7,10 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from .procs import run_logged, stop_group
 
@@ -18,7 +20,7 @@ class Mode:
     """A way to train: ``compile`` (None: eager) and bf16 autocast + channels_last or fp32."""
 
     name: str
-    compile: Optional[str]
+    compile: str | None
     bf16_cl: bool
     throughput: str  # its name in benchmarks/throughput.py --modes
 
@@ -28,12 +30,15 @@ class Mode:
         return flags + (["--amp", "bf16", "--channels-last"] if self.bf16_cl else [])
 
 
-MODES: dict[str, Mode] = {m.name: m for m in (
-    Mode("eager-fp32", None, False, "eager"),
-    Mode("eager-bf16-cl", None, True, "eager+bf16+cl"),
-    Mode("default-bf16-cl", "default", True, "compile+bf16+cl"),
-    Mode("reduce-overhead-bf16-cl", "reduce-overhead", True, "reduce-overhead+bf16+cl"),
-)}
+MODES: dict[str, Mode] = {
+    m.name: m
+    for m in (
+        Mode("eager-fp32", None, False, "eager"),
+        Mode("eager-bf16-cl", None, True, "eager+bf16+cl"),
+        Mode("default-bf16-cl", "default", True, "compile+bf16+cl"),
+        Mode("reduce-overhead-bf16-cl", "reduce-overhead", True, "reduce-overhead+bf16+cl"),
+    )
+}
 CALIBRATED = ("eager-fp32", "eager-bf16-cl", "reduce-overhead-bf16-cl")
 SAFE = "eager-fp32"
 MODELS = ("resnet56", "lm_resnet56")
@@ -112,25 +117,51 @@ def read_measurement(mode: Mode, folder: Path) -> Measurement:
     return out
 
 
-def throughput_command(repo: Path, mode: Mode, out: Path, models: Sequence[str], extra: Sequence[str],
-                       device: str = "cuda") -> list[str]:
-    return [sys.executable, str(repo / "benchmarks" / "throughput.py"), "--device", device, "--modes", mode.throughput,
-            "--models", *models, "--batch", "128", "--no-profile", "--out", str(out), *extra]
+def throughput_command(
+    repo: Path, mode: Mode, out: Path, models: Sequence[str], extra: Sequence[str], device: str = "cuda"
+) -> list[str]:
+    return [
+        sys.executable,
+        str(repo / "benchmarks" / "throughput.py"),
+        "--device",
+        device,
+        "--modes",
+        mode.throughput,
+        "--models",
+        *models,
+        "--batch",
+        "128",
+        "--no-profile",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def pipeline_flags(mode: Mode, data_dir: Path, images: int = 10240) -> list[str]:
     """throughput.py flags that also time epochs of the conventional DataLoader pipeline against ``mode``."""
-    return ["--pipeline", "--pipeline-mode", mode.throughput, "--data", str(data_dir), "--subset", str(images),
-            "--pipeline-reps", "2"]
+    return [
+        "--pipeline",
+        "--pipeline-mode",
+        mode.throughput,
+        "--data",
+        str(data_dir),
+        "--subset",
+        str(images),
+        "--pipeline-reps",
+        "2",
+    ]
 
 
-def measure(repo: Path, mode: Mode, folder: Path, timeout_s: float, extra: Sequence[str] = (),
-            device: str = "cuda") -> Measurement:
+def measure(
+    repo: Path, mode: Mode, folder: Path, timeout_s: float, extra: Sequence[str] = (), device: str = "cuda"
+) -> Measurement:
     """Time ``mode`` with ``benchmarks/throughput.py`` (fresh process: a fresh compile state), JSON into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    code = run_logged(throughput_command(repo, mode, folder, MODELS, extra, device), folder / "throughput.log",
-                      timeout_s, cwd=repo)
+    code = run_logged(
+        throughput_command(repo, mode, folder, MODELS, extra, device), folder / "throughput.log", timeout_s, cwd=repo
+    )
     result = read_measurement(mode, folder)
     result.seconds = time.monotonic() - t0
     if code != 0:
@@ -139,14 +170,15 @@ def measure(repo: Path, mode: Mode, folder: Path, timeout_s: float, extra: Seque
     return result
 
 
-def choose(measured: Sequence[Measurement], excluded: dict[str, str]) -> Optional[Measurement]:
+def choose(measured: Sequence[Measurement], excluded: dict[str, str]) -> Measurement | None:
     """The fastest mode that ran and that no failed test ruled out."""
     usable = [m for m in measured if m.ok and m.mode not in excluded and m.speed > 0]
     return max(usable, key=lambda m: m.speed) if usable else None
 
 
-def measure_concurrency(repo: Path, mode: Mode, folder: Path, counts: Sequence[int], timeout_s: float,
-                        extra: Sequence[str] = ()) -> dict[int, float]:
+def measure_concurrency(
+    repo: Path, mode: Mode, folder: Path, counts: Sequence[int], timeout_s: float, extra: Sequence[str] = ()
+) -> dict[int, float]:
     """Aggregate resnet56 training images/s with ``k`` throughput processes at once, for each k in ``counts``."""
     out: dict[int, float] = {}
     for k in counts:
@@ -156,8 +188,19 @@ def measure_concurrency(repo: Path, mode: Mode, folder: Path, counts: Sequence[i
             sub.mkdir(parents=True, exist_ok=True)
             log = open(sub / "throughput.log", "w")
             cmd = throughput_command(repo, mode, sub, MODELS[:1], extra)
-            procs.append((subprocess.Popen(cmd, cwd=repo, stdout=log, stderr=subprocess.STDOUT,
-                                           stdin=subprocess.DEVNULL, start_new_session=True), log))
+            procs.append(
+                (
+                    subprocess.Popen(
+                        cmd,
+                        cwd=repo,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        start_new_session=True,
+                    ),
+                    log,
+                )
+            )
             folders.append(sub)
         deadline = time.monotonic() + timeout_s
         ok = True
@@ -199,9 +242,11 @@ def table(measured: Sequence[Measurement], excluded: dict[str, str], aggregate: 
     for m in measured:
         ips = m.pipeline.get("images_per_s", {})
         if ips.get("conventional") and ips.get("contdepth"):
-            lines.append(f"pipeline ({m.pipeline.get('model', 'resnet56')}, epochs of {m.pipeline.get('images')} "
-                         f"images): conventional DataLoader + eager fp32 {ips['conventional']:.0f} img/s, contdepth "
-                         f"{m.mode} {ips['contdepth']:.0f} img/s, ratio {ips['contdepth'] / ips['conventional']:.2f}")
+            lines.append(
+                f"pipeline ({m.pipeline.get('model', 'resnet56')}, epochs of {m.pipeline.get('images')} "
+                f"images): conventional DataLoader + eager fp32 {ips['conventional']:.0f} img/s, contdepth "
+                f"{m.mode} {ips['contdepth']:.0f} img/s, ratio {ips['contdepth'] / ips['conventional']:.2f}"
+            )
     for k, total in sorted(aggregate.items()):
         lines.append(f"{k} concurrent run(s): {total:.0f} images/s in all (resnet56)")
     return "\n".join(lines)

@@ -1,18 +1,20 @@
 """Start ``contdepth reproduce`` detached, after listing the runs it has to do."""
+
 from __future__ import annotations
 
 import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from .procs import start_detached
 
 
-def reproduce_command(study: str, out: Path, reproduce_flags: Sequence[str], train_flags: Sequence[str],
-                      *, dry_run: bool = False) -> list[str]:
+def reproduce_command(
+    study: str, out: Path, reproduce_flags: Sequence[str], train_flags: Sequence[str], *, dry_run: bool = False
+) -> list[str]:
     """``python -m contdepth reproduce STUDY --out OUT [flags] -- [train flags]``."""
     cmd = [sys.executable, "-m", "contdepth", "reproduce", study, "--out", str(out), *reproduce_flags]
     if dry_run:
@@ -22,8 +24,15 @@ def reproduce_command(study: str, out: Path, reproduce_flags: Sequence[str], tra
 
 def start_dry_run(command: Sequence[str], env: dict[str, str], cwd: Path) -> subprocess.Popen:
     """Start the ``--dry-run`` of a reproduce ``command`` (it runs while the set-up goes on)."""
-    return subprocess.Popen(list(command), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, stdin=subprocess.DEVNULL)
+    return subprocess.Popen(
+        list(command),
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def runs_to_do(dry_run: subprocess.Popen, timeout_s: float = 300.0) -> tuple[list[str], str]:
@@ -42,8 +51,15 @@ def runs_to_do(dry_run: subprocess.Popen, timeout_s: float = 300.0) -> tuple[lis
 PLAN_PRINTED = ("predicted end:", "runs in", "not started:")  # reproduce's plan, or its "all done" line
 
 
-def launch(command: Sequence[str], log: Path, env: dict[str, str], cwd: Path, *, settle_s: float = 120.0,
-           until: Sequence[str] = PLAN_PRINTED) -> tuple[int, Optional[int], int]:
+def launch(
+    command: Sequence[str],
+    log: Path,
+    env: dict[str, str],
+    cwd: Path,
+    *,
+    settle_s: float = 120.0,
+    until: Sequence[str] = PLAN_PRINTED,
+) -> tuple[int, int | None, int]:
     """Start ``command`` detached with output to ``log``; wait up to ``settle_s`` for one of ``until`` in the
     log (the printed plan) or for the process to end. Returns the pid, its exit code (None while it runs) and
     where its output starts in ``log``."""

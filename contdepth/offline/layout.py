@@ -1,11 +1,12 @@
 """The work folder of an offline session: where each step writes, and the state ``start`` leaves behind."""
+
 from __future__ import annotations
 
 import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 DEFAULT_WORK = Path("runs") / "offline"
 STATE = "state.json"
@@ -37,7 +38,7 @@ class Work:
     def plan(self) -> Path:
         return self.root / "plan.txt"
 
-    def make(self) -> "Work":
+    def make(self) -> Work:
         for folder in (self.root, self.logs, self.calibration):
             folder.mkdir(parents=True, exist_ok=True)
         return self
@@ -49,13 +50,13 @@ class State:
 
     study: str
     out: str
-    pid: Optional[int] = None
-    log: Optional[str] = None
+    pid: int | None = None
+    log: str | None = None
     command: list[str] = field(default_factory=list)
-    mode: Optional[str] = None
+    mode: str | None = None
     train_flags: list[str] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)
-    commit: Optional[str] = None
+    commit: str | None = None
     device: str = "cuda"
     started: float = 0.0
     steps: dict[str, Any] = field(default_factory=dict)
@@ -66,7 +67,7 @@ class State:
         os.replace(tmp, work.state)
 
     @classmethod
-    def load(cls, work: Work) -> "State":
+    def load(cls, work: Work) -> State:
         """The saved state; ``FileNotFoundError`` naming the folder when ``start`` has not run there."""
         if not work.state.is_file():
             raise FileNotFoundError(f"no {STATE} in {work.root}: run `start` first (or pass the same --work)")
@@ -75,7 +76,7 @@ class State:
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
-def process_alive(pid: Optional[int]) -> bool:
+def process_alive(pid: int | None) -> bool:
     """Whether process ``pid`` exists and is not a zombie (a finished child its parent has not reaped)."""
     if not pid:
         return False

@@ -5,14 +5,15 @@ too large keeps its end), then fp16 weights of the chosen finished runs. Whateve
 listed in ``collect.txt`` as left out. Archives are ``.tar.gz``; each stays under the limit because
 its uncompressed size (tar headers and padding counted) does, with room for gzip's worst case.
 """
+
 from __future__ import annotations
 
 import io
 import os
 import tarfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
 
 MANIFEST = "collect.txt"
 ARCHIVE = "contdepth-{:d}.tar.gz"
@@ -28,8 +29,8 @@ class Item:
     """A file to pack: its bytes come from ``path`` (or ``data``), stored as ``name``."""
 
     name: str
-    path: Optional[Path] = None
-    data: Optional[bytes] = None
+    path: Path | None = None
+    data: bytes | None = None
     kind: str = "text"
     note: str = ""
 
@@ -53,12 +54,12 @@ class Packing:
 
 def tail_bytes(data: bytes, limit: int) -> bytes:
     """The last ``limit`` bytes of ``data`` from a line start, under a line saying what was cut."""
-    end = data[max(0, len(data) - limit + 200):]
+    end = data[max(0, len(data) - limit + 200) :]
     cut = end.find(b"\n") + 1
     return f"[... first {len(data) - len(end) + cut} bytes cut ...]\n".encode() + end[cut:]
 
 
-def gather(work: Path, study_out: Optional[Path], weights: Sequence[Path]) -> list[Item]:
+def gather(work: Path, study_out: Path | None, weights: Sequence[Path]) -> list[Item]:
     """The files to collect, in priority order: text and plots, logs, then ``weights``."""
     roots = [work] + ([study_out] if study_out is not None and not _inside(study_out, work) else [])
     text, plots, logs = [], [], []
@@ -102,8 +103,13 @@ def plan(items: Iterable[Item], max_files: int, capacity: int) -> tuple[list[lis
         if item.tar_size > room:
             if item.kind in ("log", "text"):
                 whole = item.data if item.data is not None else item.path.read_bytes()  # type: ignore[union-attr]
-                item = Item(item.name, item.path, data=tail_bytes(whole, room - 1024), kind=item.kind,
-                            note=f"end only (of {item.size} bytes)")
+                item = Item(
+                    item.name,
+                    item.path,
+                    data=tail_bytes(whole, room - 1024),
+                    kind=item.kind,
+                    note=f"end only (of {item.size} bytes)",
+                )
             else:
                 left.append((item, f"{item.size / 2**20:.1f} MiB, more than one file may hold"))
                 continue
@@ -135,8 +141,9 @@ def write_archive(path: Path, items: Sequence[Item]) -> None:
     os.replace(tmp, path)
 
 
-def pack(items: Sequence[Item], dest: Path, *, max_files: int = 8, max_bytes: int = 15 * 2**20,
-         header: str = "") -> Packing:
+def pack(
+    items: Sequence[Item], dest: Path, *, max_files: int = 8, max_bytes: int = 15 * 2**20, header: str = ""
+) -> Packing:
     """Write ``items`` into ``dest/contdepth-N.tar.gz`` plus ``dest/collect.txt``: at most ``max_files``
     files in all, each at most ``max_bytes``, none in a subfolder. Earlier packings in ``dest`` are replaced."""
     if max_files < 2:
@@ -158,7 +165,7 @@ def pack(items: Sequence[Item], dest: Path, *, max_files: int = 8, max_bytes: in
 
 def manifest(result: Packing, header: str) -> str:
     lines = [header.rstrip(), ""] if header else []
-    lines.append("unpack: for f in contdepth-*.tar.gz; do tar -xzf \"$f\"; done")
+    lines.append('unpack: for f in contdepth-*.tar.gz; do tar -xzf "$f"; done')
     for path, members in result.archives:
         lines.append(f"\n{path.name} ({path.stat().st_size / 2**20:.2f} MiB, {len(members)} files):")
         lines += [f"  {m.name}" + (f"  [{m.note}]" if m.note else "") for m in members]

@@ -1,4 +1,5 @@
 """Set-up steps of ``start``: the commit to record, the data decoded once, the GPU test tier."""
+
 from __future__ import annotations
 
 import os
@@ -7,7 +8,6 @@ import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from ..data.specs import spec
 from .procs import run_logged
@@ -17,7 +17,7 @@ COMMIT_FILE = "COMMIT"  # in the carry folder: `git rev-parse HEAD > .carry/COMM
 CIFAR10_FOLDER = "cifar-10-batches-py"
 
 
-def resolve_commit(given: Optional[str], repo: Path, carry: Path) -> tuple[Optional[str], str]:
+def resolve_commit(given: str | None, repo: Path, carry: Path) -> tuple[str | None, str]:
     """The commit the runs record, and where it came from: ``given``, ``$CONTDEPTH_GIT_COMMIT``, git, the carry file."""
     if given:
         return given.strip(), "--commit"
@@ -25,10 +25,16 @@ def resolve_commit(given: Optional[str], repo: Path, carry: Path) -> tuple[Optio
         return os.environ[COMMIT_ENV].strip(), f"${COMMIT_ENV}"
     if (repo / ".git").exists():
         try:
-            head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
-                                  timeout=20, check=True).stdout.strip()
-            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-                                   capture_output=True, text=True, timeout=20).stdout.strip()
+            head = subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=20, check=True
+            ).stdout.strip()
+            dirty = subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=repo,
+                capture_output=True,
+                text=True,
+                timeout=20,
+            ).stdout.strip()
             return head + ("+dirty" if dirty else ""), "git"
         except (OSError, subprocess.SubprocessError):
             pass
@@ -42,7 +48,7 @@ def data_ready(data_dir: Path) -> bool:
     return (data_dir / CIFAR10_FOLDER / "test_batch").is_file()
 
 
-def start_decoding(data_dir: Path, carry: Path, log: Path) -> Optional[subprocess.Popen]:
+def start_decoding(data_dir: Path, carry: Path, log: Path) -> subprocess.Popen | None:
     """Unpack or decode the carried CIFAR-10 into ``data_dir`` in the background; None when nothing is to do.
 
     Carried as the official archive (``cifar-10-python.tar.gz``: checked against its md5, then
@@ -59,15 +65,19 @@ def start_decoding(data_dir: Path, carry: Path, log: Path) -> Optional[subproces
         link = data_dir / official.name
         if not link.exists():
             link.symlink_to(official.resolve())
-        unpack = ("import sys; from pathlib import Path; from contdepth.data.download import download; "
-                  "from contdepth.data.specs import spec; "
-                  "download(spec('cifar10'), Path(sys.argv[1]), md5=sys.argv[2], progress=False)")
+        unpack = (
+            "import sys; from pathlib import Path; from contdepth.data.download import download; "
+            "from contdepth.data.specs import spec; "
+            "download(spec('cifar10'), Path(sys.argv[1]), md5=sys.argv[2], progress=False)"
+        )
         command = [sys.executable, "-c", unpack, str(data_dir), spec("cifar10").md5]
     elif decoder.is_file() and archives:
         command = [sys.executable, str(decoder), str(data_dir), "--npz", str(archives[0])]
     else:
-        raise FileNotFoundError(f"no CIFAR-10 in {data_dir / CIFAR10_FOLDER}, and {carry} holds neither "
-                                f"{official.name} nor a .npz copy with its decoder: carry one or pass --data-dir")
+        raise FileNotFoundError(
+            f"no CIFAR-10 in {data_dir / CIFAR10_FOLDER}, and {carry} holds neither "
+            f"{official.name} nor a .npz copy with its decoder: carry one or pass --data-dir"
+        )
     with open(log, "w") as out:
         return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
@@ -105,12 +115,23 @@ def read_junit(path: Path) -> TierResult:
     return result
 
 
-def run_gpu_tier(repo: Path, log: Path, timeout_s: float, extra: Optional[list[str]] = None) -> TierResult:
+def run_gpu_tier(repo: Path, log: Path, timeout_s: float, extra: list[str] | None = None) -> TierResult:
     """``pytest -m cuda`` in ``repo``, output to ``log``; a run past ``timeout_s`` is stopped and reported."""
     junit = log.with_suffix(".xml")
     junit.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-p", "no:cacheprovider", "tests",
-           f"--junitxml={junit}", *(extra or [])]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-m",
+        "cuda",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "tests",
+        f"--junitxml={junit}",
+        *(extra or []),
+    ]
     code = run_logged(cmd, log, timeout_s, cwd=repo)
     if code is None:
         return TierResult(ran=False, note=f"stopped after {timeout_s:.0f} s; see {log}")

@@ -1,19 +1,28 @@
 """Child processes with a log file and a time limit that stops the whole process group."""
+
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 
-def run_logged(cmd: Sequence[str], log: Path, timeout_s: float, *, cwd: Optional[Path] = None,
-               env: Optional[dict[str, str]] = None) -> Optional[int]:
+def run_logged(
+    cmd: Sequence[str], log: Path, timeout_s: float, *, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> int | None:
     """Run ``cmd`` with stdout+stderr to ``log``; its exit code, or None when stopped at ``timeout_s``."""
     with open(log, "w") as out:
-        proc = subprocess.Popen(list(cmd), cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            list(cmd),
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             return proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -35,10 +44,19 @@ def stop_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
             continue
 
 
-def start_detached(cmd: Sequence[str], log: Path, *, cwd: Optional[Path] = None,
-                   env: Optional[dict[str, str]] = None) -> subprocess.Popen:
+def start_detached(
+    cmd: Sequence[str], log: Path, *, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen:
     """Start ``cmd`` in its own session (it outlives this process and its terminal), appending to ``log``."""
     with open(log, "a") as out:
-        proc = subprocess.Popen(list(cmd), cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+        proc = subprocess.Popen(
+            list(cmd),
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+        )
     return proc

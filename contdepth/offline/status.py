@@ -1,13 +1,14 @@
 """``watch``: the study's progress, each run's last epoch, the GPU's load."""
+
 from __future__ import annotations
 
 import json
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 from .layout import State, process_alive
 
@@ -22,8 +23,8 @@ class RunStatus:
     name: str
     state: str  # done, running, stopped, failed, pending
     epochs_done: int = 0
-    epochs: Optional[int] = None
-    last: Optional[dict] = None
+    epochs: int | None = None
+    last: dict | None = None
 
     def line(self) -> str:
         total = f"/{self.epochs}" if self.epochs else ""
@@ -39,7 +40,7 @@ class RunStatus:
         return text
 
 
-def _json(path: Path) -> Optional[dict]:
+def _json(path: Path) -> dict | None:
     try:
         value = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -47,7 +48,7 @@ def _json(path: Path) -> Optional[dict]:
     return value if isinstance(value, dict) else None
 
 
-def _last_row(path: Path) -> tuple[int, Optional[dict]]:
+def _last_row(path: Path) -> tuple[int, dict | None]:
     try:
         lines = [line for line in path.read_text().splitlines() if line.strip()]
         return len(lines), json.loads(lines[-1]) if lines else None
@@ -97,8 +98,16 @@ def gpu_line() -> str:
     if shutil.which("nvidia-smi") is None:
         return "GPU: no nvidia-smi here"
     try:
-        text = subprocess.run(["nvidia-smi", "--query-gpu=index,name,utilization.gpu,memory.used,memory.total",
-                               "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=10).stdout
+        text = subprocess.run(
+            [
+                "nvidia-smi",
+                "--query-gpu=index,name,utilization.gpu,memory.used,memory.total",
+                "--format=csv,noheader,nounits",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout
     except (OSError, subprocess.SubprocessError) as err:
         return f"GPU: nvidia-smi failed ({err})"
     lines = []
@@ -109,16 +118,20 @@ def gpu_line() -> str:
     return "\n".join(lines) or "GPU: nvidia-smi reported nothing"
 
 
-def report(state: State, now: Optional[float] = None) -> tuple[str, bool]:
+def report(state: State, now: float | None = None) -> tuple[str, bool]:
     """The status text, and whether the study is still running."""
     now = time.time() if now is None else now
     running = process_alive(state.pid)
     runs = study_status(Path(state.out), list(state.runs), running)
-    counts = {s: sum(r.state == s for r in runs) for s in ("done", "running", "waiting", "pending", "stopped", "failed")}
+    counts = {
+        s: sum(r.state == s for r in runs) for s in ("done", "running", "waiting", "pending", "stopped", "failed")
+    }
     minutes = (now - state.started) / 60 if state.started else 0.0
-    head = (f"[{time.strftime('%H:%M:%S', time.localtime(now))}] {state.study}: "
-            f"{'running' if running else 'not running'} (pid {state.pid}, {minutes:.1f} min since start); "
-            + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
+    head = (
+        f"[{time.strftime('%H:%M:%S', time.localtime(now))}] {state.study}: "
+        f"{'running' if running else 'not running'} (pid {state.pid}, {minutes:.1f} min since start); "
+        + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    )
     lines = [head, *(r.line() for r in runs), gpu_line()]
     if state.log:
         tail = _tail(Path(state.log), 1)
@@ -134,8 +147,14 @@ def _tail(path: Path, n: int) -> str:
         return ""
 
 
-def watch(state_loader: Callable[[], State], seconds: float, every: float = 60.0, margin: float = 5.0,
-          out: Callable[[str], None] = print, already: float = 0.0) -> bool:
+def watch(
+    state_loader: Callable[[], State],
+    seconds: float,
+    every: float = 60.0,
+    margin: float = 5.0,
+    out: Callable[[str], None] = print,
+    already: float = 0.0,
+) -> bool:
     """Print the status every ``every`` s and return before ``seconds`` have passed (``margin`` to spare;
     ``already``: seconds spent before the call), or as soon as the study is no longer running.
     Returns whether it still runs."""

@@ -1,9 +1,10 @@
 """fp16 weights of finished runs: the model's state dict alone, half the size of its float32 tensors."""
+
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import torch
 
@@ -25,7 +26,7 @@ def finished_runs(study_out: Path) -> list[Path]:
     return out
 
 
-def choose(study_out: Path, wanted: Optional[Sequence[str]]) -> tuple[list[Path], list[str]]:
+def choose(study_out: Path, wanted: Sequence[str] | None) -> tuple[list[Path], list[str]]:
     """The finished runs named in ``wanted`` (all when None) and the names that are not finished runs."""
     finished = {p.name: p for p in finished_runs(study_out)}
     if wanted is None:

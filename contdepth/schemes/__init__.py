@@ -4,10 +4,10 @@
 >>> cd.schemes.available()          # doctest: +SKIP
 >>> cd.schemes.get("lm2", k=-0.05, learnable=False)   # doctest: +SKIP
 """
-from .base import Scheme, StepContext, StepField
-from .registry import available, canonical, get, register
+
 from . import ab2, euler, euler_maruyama, heun, leapfrog, lm2, midpoint, polynet, rk4  # noqa: F401  (imported to register the schemes)
 from .ab2 import AdamsBashforth2
+from .base import Scheme, StepContext, StepField
 from .euler import Euler
 from .euler_maruyama import EulerMaruyama
 from .heun import Heun
@@ -15,10 +15,26 @@ from .leapfrog import Leapfrog, RevNet
 from .lm2 import LM2, LMLimit
 from .midpoint import Midpoint
 from .polynet import PolyNet
+from .registry import available, canonical, get, register
 from .rk4 import RK4
 
 __all__ = [
-    "Scheme", "StepContext", "StepField", "available", "canonical", "get", "register",
-    "AdamsBashforth2", "Euler", "EulerMaruyama", "Heun", "Leapfrog", "RevNet", "LM2", "LMLimit",
-    "Midpoint", "PolyNet", "RK4",
+    "Scheme",
+    "StepContext",
+    "StepField",
+    "available",
+    "canonical",
+    "get",
+    "register",
+    "AdamsBashforth2",
+    "Euler",
+    "EulerMaruyama",
+    "Heun",
+    "Leapfrog",
+    "RevNet",
+    "LM2",
+    "LMLimit",
+    "Midpoint",
+    "PolyNet",
+    "RK4",
 ]

@@ -4,9 +4,10 @@ The first step, and the first step after a block boundary (where a piecewise-con
 jumps, so ``f_{n-1}`` belongs to another block), is forward Euler: a single step with local
 error O(h²) keeps the global order 2.
 """
+
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -18,7 +19,7 @@ from .registry import register
 class AB2State(NamedTuple):
     """History of the two-step method: the drift of the previous step (``None`` before the first)."""
 
-    f_prev: Optional[Tensor] = None
+    f_prev: Tensor | None = None
 
 
 @register("ab2", "adams_bashforth2")
@@ -26,10 +27,10 @@ class AdamsBashforth2(Scheme):
     order = 2
     multistep = True
 
-    def init_state(self, u0: Tensor, u_prev: Optional[Tensor] = None) -> AB2State:
+    def init_state(self, u0: Tensor, u_prev: Tensor | None = None) -> AB2State:
         return AB2State()
 
-    def step(self, ctx: StepContext, u: Tensor, state: Optional[AB2State]) -> tuple[Tensor, AB2State]:
+    def step(self, ctx: StepContext, u: Tensor, state: AB2State | None) -> tuple[Tensor, AB2State]:
         f_now = ctx.field.drift(ctx.t, u)
         f_prev = None if (state is None or ctx.new_piece) else state.f_prev
         if f_prev is None:

@@ -1,8 +1,10 @@
 """What every scheme shares: the per-step context, the base class and the noise mixin."""
+
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -34,7 +36,7 @@ class StepField:
     def drift(self, t: float, u: Tensor) -> Tensor:
         return check_like(self.field.drift(t, u, self.piece), u, "drift")
 
-    def drift_diffusion(self, t: float, u: Tensor) -> tuple[Tensor, Optional[Tensor]]:
+    def drift_diffusion(self, t: float, u: Tensor) -> tuple[Tensor, Tensor | None]:
         f, g = self.field.drift_diffusion(t, u, self.piece)
         check_like(f, u, "drift")
         return f, g
@@ -49,18 +51,21 @@ class StepContext:
 
     __slots__ = ("field", "t", "h", "index", "piece", "new_piece", "xi")
 
-    def __init__(self, field: StepField, t: float, h: float, index: int, piece: int, new_piece: bool,
-                 xi: Optional[Tensor] = None) -> None:
+    def __init__(
+        self, field: StepField, t: float, h: float, index: int, piece: int, new_piece: bool, xi: Tensor | None = None
+    ) -> None:
         self.field, self.t, self.h, self.index, self.piece, self.new_piece = field, t, h, index, piece, new_piece
         self.xi = xi  # standardised noise for this step; None when noise is off
 
-    def with_noise(self, xi: Tensor) -> "StepContext":
+    def with_noise(self, xi: Tensor) -> StepContext:
         """This step with the increment ``xi`` (shape ``noise_shape(u, per)``)."""
         return StepContext(self.field, self.t, self.h, self.index, self.piece, self.new_piece, xi)
 
     def __repr__(self) -> str:
-        return (f"StepContext(t={self.t:g}, h={self.h:g}, index={self.index}, piece={self.piece}, "
-                f"new_piece={self.new_piece}, noisy={self.xi is not None})")
+        return (
+            f"StepContext(t={self.t:g}, h={self.h:g}, index={self.index}, piece={self.piece}, "
+            f"new_piece={self.new_piece}, noisy={self.xi is not None})"
+        )
 
 
 class Scheme(nn.Module):
@@ -84,12 +89,12 @@ class Scheme(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.noise: Optional[Noise] = None
+        self.noise: Noise | None = None
 
     def setup(self, breaks: tuple[float, ...]) -> None:
         """Called by a flow with the times bounding its time-dependent parameters' intervals."""
 
-    def init_state(self, u0: Tensor, u_prev: Optional[Tensor] = None) -> Any:
+    def init_state(self, u0: Tensor, u_prev: Tensor | None = None) -> Any:
         """State before the first step; ``u_prev`` seeds a multistep history (ignored otherwise)."""
         return None
 
@@ -107,8 +112,14 @@ class Scheme(nn.Module):
         return f"order={self.order}"
 
 
-def noise_options(owner: str, noise: None | str | NoiseLaw | Noise, per: str, seed: Optional[int], law_options: dict[str, Any],
-                  own: Sequence[str]) -> Optional[Noise]:
+def noise_options(
+    owner: str,
+    noise: None | str | NoiseLaw | Noise,
+    per: str,
+    seed: int | None,
+    law_options: dict[str, Any],
+    own: Sequence[str],
+) -> Noise | None:
     """The :class:`Noise` of a scheme built with ``noise=...`` (``None`` without); options that neither
     the scheme (``own``) nor the law take are refused, naming the valid ones."""
     law_names = _LAWS[noise.lower()].options if isinstance(noise, str) and noise.lower() in _LAWS else ()
@@ -121,7 +132,7 @@ def noise_options(owner: str, noise: None | str | NoiseLaw | Noise, per: str, se
     return as_noise(noise, per=per, seed=seed, **law_options)
 
 
-def add_noise(out: Tensor, ctx: StepContext, g: Optional[Tensor]) -> Tensor:
+def add_noise(out: Tensor, ctx: StepContext, g: Tensor | None) -> Tensor:
     """``out + sqrt(h) g ξ`` as one fused op; ``out`` when noise is off or the field has no diffusion."""
     if ctx.xi is None or g is None:
         return out

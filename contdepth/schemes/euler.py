@@ -6,10 +6,11 @@ for the field ``f = p F``, ``g = sqrt(p(1-p)) F``); with the uniform law and ``f
 ``g = (F1-F2)/sqrt 12`` it is shake-shake. ``f`` and ``g`` come from one call, so a branch shared
 by both is evaluated once. Weak order 1 needs ``E ξ = 0``, ``E ξ² = 1`` and ``E ξ³ = O(sqrt h)``.
 """
+
 from __future__ import annotations
 
 from types import EllipsisType
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -33,10 +34,15 @@ class Euler(Scheme):
 
     order = 1
     supports_noise = True
-    default_noise: Optional[str] = None
+    default_noise: str | None = None
 
-    def __init__(self, noise: Optional[str | NoiseLaw | Noise] | EllipsisType = ..., per: str = "sample",
-                 seed: Optional[int] = None, **law_options: Any) -> None:
+    def __init__(
+        self,
+        noise: str | NoiseLaw | Noise | None | EllipsisType = ...,
+        per: str = "sample",
+        seed: int | None = None,
+        **law_options: Any,
+    ) -> None:
         super().__init__()
         if noise is ...:
             noise = self.default_noise

@@ -3,6 +3,7 @@
 ``x_{n+1} = x_n + h f(t_n, x_n) + sqrt(h) g(t_n, x_n) ξ_n``: weak order 1, strong 1/2. The same
 scheme as ``euler``; the name only changes the default noise when the flow is given none.
 """
+
 from __future__ import annotations
 
 from .euler import Euler

@@ -2,6 +2,7 @@
 
 ``k1 = f(t, x)``, ``k2 = f(t + h, x + h k1)``, ``x_{n+1} = x + h (k1 + k2) / 2``.
 """
+
 from __future__ import annotations
 
 import torch

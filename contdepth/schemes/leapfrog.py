@@ -10,6 +10,7 @@ The state is ``u = cat(x, y, dim=1)`` and the field a :class:`~contdepth.fields.
 Both are inverted exactly (up to rounding) by running the updates backwards, which lets a flow
 with ``reversible=True`` backpropagate without storing activations.
 """
+
 from __future__ import annotations
 
 import torch

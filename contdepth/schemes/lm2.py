@@ -11,10 +11,12 @@ trained LM-ResNet can be re-run with more steps. The modified equation is
 ``u' = f(u) / (1 + k(t))``. The characteristic polynomial ``(z - 1)(z + k)`` is zero-stable only
 for ``|k| < 1``.
 """
+
 from __future__ import annotations
 
 import warnings
-from typing import Any, NamedTuple, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -37,7 +39,7 @@ class LMState(NamedTuple):
     parameter itself stays the scheme's.
     """
 
-    u_prev: Optional[Tensor]
+    u_prev: Tensor | None
     k: tuple[Tensor, ...]
 
 
@@ -60,12 +62,12 @@ class LM2(Scheme):
 
     def __init__(
         self,
-        k: Optional[float | Sequence[float]] = None,
+        k: float | Sequence[float] | None = None,
         learnable: bool = True,
-        per_channel: Optional[int] = None,
-        noise: Optional[str | NoiseLaw | Noise] = None,
+        per_channel: int | None = None,
+        noise: str | NoiseLaw | Noise | None = None,
         per: str = "sample",
-        seed: Optional[int] = None,
+        seed: int | None = None,
         **law_options: Any,
     ) -> None:
         super().__init__()
@@ -138,7 +140,7 @@ class LM2(Scheme):
             raise ValueError(f"lm2: per_channel={self.per_channel} but the state has shape {tuple(like.shape)}")
         return k.view(-1, *([1] * (like.dim() - 2)))
 
-    def init_state(self, u0: Tensor, u_prev: Optional[Tensor] = None) -> LMState:
+    def init_state(self, u0: Tensor, u_prev: Tensor | None = None) -> LMState:
         if u_prev is not None and u_prev.shape != u0.shape:
             raise ValueError(
                 f"lm2: the history u_prev has shape {tuple(u_prev.shape)} but the state has shape "
@@ -157,7 +159,7 @@ class LM2(Scheme):
             k = k.view(k.shape[0], -1, *([1] * (like.dim() - 2)))
         return k.unbind(0)
 
-    def step(self, ctx: StepContext, u: Tensor, state: Optional[LMState]) -> tuple[Tensor, LMState]:
+    def step(self, ctx: StepContext, u: Tensor, state: LMState | None) -> tuple[Tensor, LMState]:
         if ctx.xi is None:
             f, g = ctx.field.drift(ctx.t, u), None
         else:
@@ -179,8 +181,9 @@ class LM2(Scheme):
     def check_stability(self) -> bool:
         """Warn (and return False) when a learned k has left the zero-stable range |k| < 1."""
         if self.max_abs_k() >= 1.0:
-            warnings.warn(f"lm2: learned max |k| = {self.max_abs_k():.3f} >= 1: the scheme is no longer zero-stable",
-                          stacklevel=2)
+            warnings.warn(
+                f"lm2: learned max |k| = {self.max_abs_k():.3f} >= 1: the scheme is no longer zero-stable", stacklevel=2
+            )
             return False
         return True
 
@@ -207,10 +210,10 @@ class LMLimit(Field):
         return tuple(sorted(set(self.field.breakpoints()) | set(self.scheme.breaks)))
 
     @property
-    def horizon(self) -> Optional[float]:
+    def horizon(self) -> float | None:
         return self.field.horizon
 
-    def _locate(self, t: float, piece: Optional[int]) -> tuple[float, Optional[int]]:
+    def _locate(self, t: float, piece: int | None) -> tuple[float, int | None]:
         bps = self.breakpoints()
         if piece is None or len(bps) < 2:
             return t, None
@@ -218,15 +221,15 @@ class LMLimit(Field):
         inner = self.field.breakpoints()
         return mid, (self.field.piece(mid) if len(inner) >= 2 else None)
 
-    def drift_diffusion(self, t: float, u: Tensor, piece: Optional[int] = None) -> tuple[Tensor, Optional[Tensor]]:
+    def drift_diffusion(self, t: float, u: Tensor, piece: int | None = None) -> tuple[Tensor, Tensor | None]:
         mid, inner_piece = self._locate(t, piece)
         f, g = self.field.drift_diffusion(t, u, inner_piece)
         scale = 1.0 + self.scheme.k_at(mid, u)
         return f / scale, (None if g is None else g / scale)
 
-    def drift(self, t: float, u: Tensor, piece: Optional[int] = None) -> Tensor:
+    def drift(self, t: float, u: Tensor, piece: int | None = None) -> Tensor:
         mid, inner_piece = self._locate(t, piece)
         return self.field.drift(t, u, inner_piece) / (1.0 + self.scheme.k_at(mid, u))
 
-    def diffusion(self, t: float, u: Tensor, piece: Optional[int] = None) -> Optional[Tensor]:
+    def diffusion(self, t: float, u: Tensor, piece: int | None = None) -> Tensor | None:
         return self.drift_diffusion(t, u, piece)[1]

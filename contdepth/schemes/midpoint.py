@@ -1,4 +1,5 @@
 """Explicit midpoint rule: order 2. ``x_{n+1} = x + h f(t + h/2, x + (h/2) f(t, x))``."""
+
 from __future__ import annotations
 
 import torch

@@ -5,6 +5,7 @@ With step h the terms are ``T_0 = x``, ``T_{j+1} = h f(t, T_j)`` and ``x_{n+1} =
 map ``(I - hA)^{-1} x`` truncated after J powers (order 1). For nonlinear f it is consistent only
 when ``f(t, 0) = 0``; otherwise ``h f(t, h f)`` carries an O(h) error per step.
 """
+
 from __future__ import annotations
 
 from torch import Tensor

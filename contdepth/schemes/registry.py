@@ -1,20 +1,22 @@
 """Scheme registry: names -> scheme classes, ``get`` builds one, ``available`` lists them."""
+
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Type
+from collections.abc import Callable
+from typing import Any
 
 from ..options import check_options
 from .base import Scheme
 
-_REGISTRY: dict[str, Type[Scheme]] = {}
+_REGISTRY: dict[str, type[Scheme]] = {}
 _ALIASES: dict[str, str] = {}
 
 
-def register(name: str, *aliases: str) -> Callable[[Type[Scheme]], Type[Scheme]]:
+def register(name: str, *aliases: str) -> Callable[[type[Scheme]], type[Scheme]]:
     """Class decorator: register a scheme under ``name`` and optional aliases."""
 
-    def wrap(cls: Type[Scheme]) -> Type[Scheme]:
+    def wrap(cls: type[Scheme]) -> type[Scheme]:
         for key in (name, *aliases):
             if key in _REGISTRY or key in _ALIASES:
                 raise ValueError(f"scheme name {key!r} is already registered")

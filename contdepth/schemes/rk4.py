@@ -4,6 +4,7 @@
 ``k4 = f(t + h, x + h k3)``, ``x_{n+1} = x + h (k1 + 2 k2 + 2 k3 + k4) / 6``.
 (torchdiffeq's ``rk4`` is Kutta's 3/8 rule, a different order-4 method.)
 """
+
 from __future__ import annotations
 
 import torch

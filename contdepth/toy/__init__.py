@@ -5,6 +5,7 @@ Modules: ``data`` (seeded moons/spirals), ``model`` (flow + read-out, noise vari
 (optimal-control objective), ``kolmogorov`` (finite differences vs Monte Carlo), ``experiment``
 (configurations x seeds), ``plots``, ``command`` (``contdepth demo``).
 """
+
 from .data import ToyData, make_data
 from .model import ModelConfig, ToyModel, build_model
 from .train import ToyTrainConfig, fit

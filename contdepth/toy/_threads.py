@@ -3,10 +3,11 @@
 The toy's tensors are small enough that thread start-up and contention on a shared CPU cost far
 more than they save (measured: a 321x321 stencil update is ~20x slower on 2 busy threads).
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 

@@ -4,6 +4,7 @@ Trains the deterministic and stochastic variants (one seed by default), prints a
 the backward Kolmogorov equation of the Gaussian-noise model against Monte Carlo, and writes
 ``demo.png`` and ``demo.json`` (results + provenance) to ``--out``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,15 +13,16 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from ._threads import one_thread
 from .data import DATASETS
 from .experiment import DEFAULT_CONFIGS, format_table, run_experiment
-from .kolmogorov import Grid, kolmogorov_check, summary as kolmogorov_summary
+from .kolmogorov import Grid, kolmogorov_check
+from .kolmogorov import summary as kolmogorov_summary
 from .model import NOISES, SCHEMES, ModelConfig
 from .provenance import provenance
 from .train import ToyTrainConfig
+
 
 # Sizes of the default and the --fast (smoke test) runs.
 @dataclass(frozen=True)
@@ -37,19 +39,28 @@ class Preset:
 
 
 PRESETS = {
-    "default": Preset(iters=600, n_train=300, n_test=3000, roi_nodes=(11, 9), paths=1000, mc_steps=(4, 16, 64, 256),
-                      refine=8),
+    "default": Preset(
+        iters=600, n_train=300, n_test=3000, roi_nodes=(11, 9), paths=1000, mc_steps=(4, 16, 64, 256), refine=8
+    ),
     "fast": Preset(iters=30, n_train=100, n_test=400, roi_nodes=(5, 4), paths=200, mc_steps=(4, 16), refine=2),
 }
 ROI = ((-2.0, -1.5), (2.0, 1.5))
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scheme", default=None,
-                        help=f"comma-separated schemes ({', '.join(SCHEMES)}); noise turns euler into Euler–Maruyama")
-    parser.add_argument("--noise", default=None,
-                        help=f"comma-separated noise kinds ({', '.join(NOISES)}); default: the standard set of 6 configurations")
-    parser.add_argument("--steps", type=int, default=None, help="steps over the 4 blocks (a multiple of 4; default 4: a ResNet)")
+    parser.add_argument(
+        "--scheme",
+        default=None,
+        help=f"comma-separated schemes ({', '.join(SCHEMES)}); noise turns euler into Euler–Maruyama",
+    )
+    parser.add_argument(
+        "--noise",
+        default=None,
+        help=f"comma-separated noise kinds ({', '.join(NOISES)}); default: the standard set of 6 configurations",
+    )
+    parser.add_argument(
+        "--steps", type=int, default=None, help="steps over the 4 blocks (a multiple of 4; default 4: a ResNet)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of data, weights and noise (default 0)")
     parser.add_argument("--seeds", type=int, default=1, help="number of seeds, from --seed on (default 1)")
     parser.add_argument("--dataset", default="moons", help=f"{', '.join(DATASETS)} (default moons)")
@@ -58,11 +69,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _split(value: Optional[str]) -> Optional[list[str]]:
+def _split(value: str | None) -> list[str] | None:
     return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
 
 
-def build_configs(schemes: Optional[list[str]], noises: Optional[list[str]], steps: Optional[int]) -> list[ModelConfig]:
+def build_configs(schemes: list[str] | None, noises: list[str] | None, steps: int | None) -> list[ModelConfig]:
     """The standard set when neither is given, else every (scheme, noise) pair (defaults euler / none)."""
     if schemes is None and noises is None:
         pairs = list(DEFAULT_CONFIGS)
@@ -104,8 +115,11 @@ def run(args: argparse.Namespace) -> int:
     seeds = list(range(args.seed, args.seed + args.seeds))
     train = ToyTrainConfig(iters=preset.iters)
     data_options = dict(name=args.dataset, n_train=preset.n_train, n_test=preset.n_test)
-    print(f"contdepth demo: {len(configs)} configuration(s) x {len(seeds)} seed(s) on {args.dataset}, "
-          f"{preset.n_train} training points, {train.iters} full-batch Adam updates each", flush=True)
+    print(
+        f"contdepth demo: {len(configs)} configuration(s) x {len(seeds)} seed(s) on {args.dataset}, "
+        f"{preset.n_train} training points, {train.iters} full-batch Adam updates each",
+        flush=True,
+    )
     with one_thread():
         result = run_experiment(configs, seeds, train, data_options, progress=not args.no_progress)
         rows = result.summary()
@@ -118,16 +132,32 @@ def run(args: argparse.Namespace) -> int:
             model = result.models[(check_label, seeds[0])]
             roi = Grid.box(ROI[0], ROI[1], preset.roi_nodes)
             print(f"Kolmogorov check on {check_label}: Monte Carlo vs finite differences ...", flush=True)
-            check = kolmogorov_check(model.flow, model.phi, roi, steps=preset.mc_steps, paths=preset.paths,
-                                     refine=preset.refine, seed=seeds[0])
+            check = kolmogorov_check(
+                model.flow,
+                model.phi,
+                roi,
+                steps=preset.mc_steps,
+                paths=preset.paths,
+                refine=preset.refine,
+                seed=seeds[0],
+            )
             best = check["mc"][-1]
             own = next((m for m in check["mc"] if m["steps"] == model.flow.steps), None)
-            print(f"  v(0,x) = E[sigmoid(readout(X_T)) | X_0 = x] on {roi.shape[1]}x{roi.shape[0]} points: "
-                  f"max |MC - PDE| = {best['agreement']['max_abs_diff']:.4f} at h = {best['h']:.3g} "
-                  f"(max MC s.e. {best['agreement']['max_se']:.4f}, rms z {best['agreement']['rms_z']:.2f})")
-            if own is not None and own is not best and model.flow.scheme.name == "euler" and model.flow.noise is not None:
-                print(f"  at the network's own step h = {own['h']:.3g}: max |MC - PDE| = "
-                      f"{own['agreement']['max_abs_diff']:.4f} (weak error O(h))")
+            print(
+                f"  v(0,x) = E[sigmoid(readout(X_T)) | X_0 = x] on {roi.shape[1]}x{roi.shape[0]} points: "
+                f"max |MC - PDE| = {best['agreement']['max_abs_diff']:.4f} at h = {best['h']:.3g} "
+                f"(max MC s.e. {best['agreement']['max_se']:.4f}, rms z {best['agreement']['rms_z']:.2f})"
+            )
+            if (
+                own is not None
+                and own is not best
+                and model.flow.scheme.name == "euler"
+                and model.flow.noise is not None
+            ):
+                print(
+                    f"  at the network's own step h = {own['h']:.3g}: max |MC - PDE| = "
+                    f"{own['agreement']['max_abs_diff']:.4f} (weak error O(h))"
+                )
 
     from .plots import experiment_figure  # matplotlib only when writing the figure
 

@@ -5,6 +5,7 @@ roughly centred on the origin within ``[-2, 2]²``; labels are float32 of shape 
 Label noise flips a fraction of the *training* labels only: the test labels are clean, so test
 accuracy measures how well the true class boundary was recovered.
 """
+
 from __future__ import annotations
 
 import math

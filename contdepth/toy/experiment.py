@@ -3,12 +3,13 @@
 Seed ``s`` draws the data set, the initial weights and the noise, identically for every
 configuration, so configurations are compared on the same draws.
 """
+
 from __future__ import annotations
 
 import statistics
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
 
 from tqdm import tqdm
 
@@ -18,8 +19,12 @@ from .train import ToyTrainConfig, fit
 
 # (scheme, noise): the deterministic integrators, then the three kinds of noise injection
 DEFAULT_CONFIGS: tuple[tuple[str, str], ...] = (
-    ("euler", "none"), ("lm2", "none"), ("rk4", "none"),
-    ("euler", "gaussian"), ("euler", "stochastic_depth"), ("euler", "dropout"),
+    ("euler", "none"),
+    ("lm2", "none"),
+    ("rk4", "none"),
+    ("euler", "gaussian"),
+    ("euler", "stochastic_depth"),
+    ("euler", "dropout"),
 )
 
 
@@ -50,13 +55,20 @@ class ExperimentResult:
         for label in dict.fromkeys(r.label for r in self.runs):
             runs = [r for r in self.runs if r.label == label]
             tr, te = [r.train_acc for r in runs], [r.test_acc for r in runs]
-            rows.append({
-                "label": label, "scheme": runs[0].scheme, "noise": runs[0].noise, "steps": runs[0].steps,
-                "seeds": len(runs),
-                "train_mean": statistics.fmean(tr), "train_std": statistics.stdev(tr) if len(tr) > 1 else 0.0,
-                "test_mean": statistics.fmean(te), "test_std": statistics.stdev(te) if len(te) > 1 else 0.0,
-                "seconds": statistics.fmean(r.seconds for r in runs),
-            })
+            rows.append(
+                {
+                    "label": label,
+                    "scheme": runs[0].scheme,
+                    "noise": runs[0].noise,
+                    "steps": runs[0].steps,
+                    "seeds": len(runs),
+                    "train_mean": statistics.fmean(tr),
+                    "train_std": statistics.stdev(tr) if len(tr) > 1 else 0.0,
+                    "test_mean": statistics.fmean(te),
+                    "test_std": statistics.stdev(te) if len(te) > 1 else 0.0,
+                    "seconds": statistics.fmean(r.seconds for r in runs),
+                }
+            )
         return rows
 
 
@@ -64,7 +76,7 @@ def run_experiment(
     configs: Sequence[ModelConfig],
     seeds: Sequence[int],
     train: ToyTrainConfig = ToyTrainConfig(),
-    data_options: Optional[dict] = None,
+    data_options: dict | None = None,
     progress: bool = True,
     keep_models: bool = True,
 ) -> ExperimentResult:
@@ -72,8 +84,14 @@ def run_experiment(
     data_options = dict(data_options or {})
     result = ExperimentResult(runs=[])
     jobs = [(cfg, seed) for seed in seeds for cfg in configs]
-    bar = tqdm(total=len(jobs) * train.iters, disable=not progress, file=sys.stderr, unit="it", leave=False,
-               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
+    bar = tqdm(
+        total=len(jobs) * train.iters,
+        disable=not progress,
+        file=sys.stderr,
+        unit="it",
+        leave=False,
+        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]",
+    )
     for cfg, seed in jobs:
         if seed not in result.data:
             result.data[seed] = make_data(seed=seed, **data_options)
@@ -87,7 +105,19 @@ def run_experiment(
                 bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
 
         fitted = fit(model, data, train, on_step=tick)
-        result.runs.append(Run(cfg.label, cfg.scheme, cfg.noise, cfg.n_steps, seed, fitted.train_acc, fitted.test_acc, fitted.seconds, fitted.losses[-1]))
+        result.runs.append(
+            Run(
+                cfg.label,
+                cfg.scheme,
+                cfg.noise,
+                cfg.n_steps,
+                seed,
+                fitted.train_acc,
+                fitted.test_acc,
+                fitted.seconds,
+                fitted.losses[-1],
+            )
+        )
         if keep_models:
             result.models[(cfg.label, seed)] = model
     bar.close()
@@ -98,6 +128,7 @@ def format_table(rows: Sequence[dict]) -> str:
     """A plain-text table: scheme, noise, steps, train/test accuracy (% mean ± std), seconds per model."""
     header = f"{'scheme':<7} {'noise':<16} {'steps':>5} {'train acc %':>13} {'test acc %':>13} {'seconds':>8}"
     lines = [header, "-" * len(header)]
+
     def pct(mean: float, std: float, seeds: int) -> str:
         return f"{100 * mean:5.1f}" + (f" ± {100 * std:4.1f}" if seeds > 1 else "       ")
 
@@ -116,8 +147,13 @@ def paired_gains(result: ExperimentResult, baseline: str = "euler/none") -> list
     for label in dict.fromkeys(r.label for r in result.runs if r.label != baseline):
         gains = [r.test_acc - base[r.seed] for r in result.runs if r.label == label and r.seed in base]
         if gains:
-            rows.append({
-                "label": label, "baseline": baseline, "seeds": len(gains),
-                "gain_mean": statistics.fmean(gains), "gain_std": statistics.stdev(gains) if len(gains) > 1 else 0.0,
-            })
+            rows.append(
+                {
+                    "label": label,
+                    "baseline": baseline,
+                    "seeds": len(gains),
+                    "gain_mean": statistics.fmean(gains),
+                    "gain_std": statistics.stdev(gains) if len(gains) > 1 else 0.0,
+                }
+            )
     return rows

@@ -15,11 +15,12 @@ Noise variants (all evaluated without noise, i.e. with the mean drift, in ``eval
 - ``dropout``: dropout on the hidden units inside each residual branch (the scheme is unchanged;
   the noise comes from the branch itself and is switched off by ``eval()``).
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -56,7 +57,7 @@ class ModelConfig:
     noise: str = "none"
     blocks: int = 4
     hidden: int = 16
-    steps: Optional[int] = None
+    steps: int | None = None
     sigma: float = 0.4
     survival: float = 0.7
     dropout: float = 0.1
@@ -119,7 +120,7 @@ def _field(cfg: ModelConfig) -> Blocks:
     return Blocks(modules)
 
 
-def _scheme(cfg: ModelConfig, noise_seed: Optional[int]) -> Scheme:
+def _scheme(cfg: ModelConfig, noise_seed: int | None) -> Scheme:
     opts: dict[str, Any]
     if cfg.noise == "gaussian":
         opts = dict(noise="gaussian", per="element", seed=noise_seed)

@@ -3,9 +3,11 @@
 Figures are built as :class:`matplotlib.figure.Figure` objects, outside pyplot: they need no
 display and leave the user's matplotlib backend alone (``fig.savefig`` writes them).
 """
+
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import matplotlib.ticker
 import torch
@@ -91,10 +93,26 @@ def trajectories(ax: Axes, model: ToyModel, data: ToyData, count: int = 24, nois
 def legend_handles() -> list[Line2D]:
     """What the marks of :func:`decision_regions` and :func:`trajectories` mean."""
     return [
-        Line2D([], [], marker="o", markerfacecolor=COLORS[0], markeredgecolor=COLORS[0], color="w", markersize=6,
-               label="class 0 (training point; faint: test)"),
-        Line2D([], [], marker="o", markerfacecolor=COLORS[1], markeredgecolor=COLORS[1], color="w", markersize=6,
-               label="class 1"),
+        Line2D(
+            [],
+            [],
+            marker="o",
+            markerfacecolor=COLORS[0],
+            markeredgecolor=COLORS[0],
+            color="w",
+            markersize=6,
+            label="class 0 (training point; faint: test)",
+        ),
+        Line2D(
+            [],
+            [],
+            marker="o",
+            markerfacecolor=COLORS[1],
+            markeredgecolor=COLORS[1],
+            color="w",
+            markersize=6,
+            label="class 1",
+        ),
         Line2D([], [], marker="x", color="0.3", ls="", label="flipped training label"),
         Line2D([], [], color="k", lw=1.0, label="decision boundary P = 0.5"),
         Line2D([], [], color="0.3", lw=0.9, label="trajectory $x_0 \\to x_N$ (noise off; faint: noisy passes)"),
@@ -104,7 +122,9 @@ def legend_handles() -> list[Line2D]:
 
 
 def experiment_figure(
-    models: Sequence[tuple[str, ToyModel]], data: ToyData, kolmogorov: Optional[dict[str, Any]] = None,
+    models: Sequence[tuple[str, ToyModel]],
+    data: ToyData,
+    kolmogorov: dict[str, Any] | None = None,
     kolmogorov_label: str = "euler/gaussian",
 ) -> Figure:
     """Decision regions (row 1) and trajectories (row 2) per configuration, test accuracy in the
@@ -121,19 +141,29 @@ def experiment_figure(
         axes[0, j].axis("off")
         axes[1, j].axis("off")
     flipped = int(data.flipped.sum())
-    title = (f"{data.name}: {len(data.y_train)} training points ({flipped} labels flipped), test accuracy on "
-             f"{len(data.y_test)} points. Top: P(class 1) over the input plane; middle: the hidden states, layer by layer")
+    title = (
+        f"{data.name}: {len(data.y_train)} training points ({flipped} labels flipped), test accuracy on "
+        f"{len(data.y_test)} points. Top: P(class 1) over the input plane; middle: the hidden states, layer by layer"
+    )
     if kolmogorov:
         kolmogorov_row(axes[2], kolmogorov)
-        title += (f"\nBottom: does the trained {kolmogorov_label} network (weights fixed) solve its backward Kolmogorov "
-                  "equation? v(0, x) = E[φ(X_T) | X_0 = x] by Monte Carlo over the network's own noisy passes\n"
-                  "against the equation's finite-difference solution, their difference, and the weak error against "
-                  "the Euler–Maruyama step h")
+        title += (
+            f"\nBottom: does the trained {kolmogorov_label} network (weights fixed) solve its backward Kolmogorov "
+            "equation? v(0, x) = E[φ(X_T) | X_0 = x] by Monte Carlo over the network's own noisy passes\n"
+            "against the equation's finite-difference solution, their difference, and the weak error against "
+            "the Euler–Maruyama step h"
+        )
     fig.suptitle(title, fontsize=9)
     legend_top = 0.18 * (title.count("\n") + 1) + 0.12  # inches below the figure's top edge
     height = fig.get_figheight()
-    fig.legend(handles=legend_handles(), loc="upper center", ncol=4, fontsize=8, frameon=False,
-               bbox_to_anchor=(0.5, 1.0 - legend_top / height))
+    fig.legend(
+        handles=legend_handles(),
+        loc="upper center",
+        ncol=4,
+        fontsize=8,
+        frameon=False,
+        bbox_to_anchor=(0.5, 1.0 - legend_top / height),
+    )
     fig.tight_layout(rect=(0, 0, 1, 1.0 - (legend_top + 0.1) / height))
     return fig
 
@@ -153,7 +183,12 @@ def kolmogorov_row(axes: Sequence[Axes], check: dict[str, Any]) -> None:
     shape = roi.shape
     z = (check["pde"].flatten() - best["mean"]) / best["se"].clamp(min=1e-3)
     panels = [
-        (best["mean"].reshape(shape), f"Monte Carlo v(0,x)\n{best['paths']} paths, h = {_fraction(best['h'])}", "RdBu_r", (0, 1)),
+        (
+            best["mean"].reshape(shape),
+            f"Monte Carlo v(0,x)\n{best['paths']} paths, h = {_fraction(best['h'])}",
+            "RdBu_r",
+            (0, 1),
+        ),
         (check["pde"].reshape(shape), "finite differences v(0,x)\nbackward Kolmogorov", "RdBu_r", (0, 1)),
         (z.reshape(shape), "(PDE - MC) / MC standard error\n|z| < 3 expected", "PuOr", (-4, 4)),
     ]

@@ -1,17 +1,18 @@
 """Provenance of a run: command line, git commit, versions, seed, date."""
+
 from __future__ import annotations
 
 import datetime as _dt
 import platform
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import torch
 
 
-def git_commit(where: Optional[Path] = None) -> Optional[str]:
+def git_commit(where: Path | None = None) -> str | None:
     """HEAD of the repository holding ``where`` (default: this package), ``+dirty`` if modified; None outside git."""
     where = Path(__file__).resolve().parent if where is None else where
     try:
@@ -19,7 +20,11 @@ def git_commit(where: Optional[Path] = None) -> Optional[str]:
             ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=where, capture_output=True, text=True, timeout=10
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=10,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None

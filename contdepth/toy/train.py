@@ -6,11 +6,12 @@ of ``X_T``, averaged over one draw of the noise per update) plus a running cost 
 trajectory). Without the running cost the flow stretches the plane without bound to beat additive
 noise; with it, trajectories stay short and the Kolmogorov equation stays well conditioned.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Optional
 
 import torch
 from torch import Tensor
@@ -66,7 +67,7 @@ def fit(
     model: ToyModel,
     data: ToyData,
     cfg: ToyTrainConfig = ToyTrainConfig(),
-    on_step: Optional[Callable[[int, float], None]] = None,
+    on_step: Callable[[int, float], None] | None = None,
 ) -> FitResult:
     """Train ``model`` in place on ``data``; ``on_step(iteration, loss)`` reports progress."""
     start = time.perf_counter()

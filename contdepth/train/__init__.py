@@ -4,6 +4,7 @@
 >>> Trainer(TrainConfig(model="lm_resnet20", data_dir="data", out="runs/lm20")).fit()
 >>> evaluate_run("runs/lm20", scheme="rk4", steps_per_block=2)["test_acc"]
 """
+
 from .config import TrainConfig
 from .evaluate import evaluate_run
 from .trainer import RunExists, Trainer

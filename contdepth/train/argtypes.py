@@ -1,4 +1,5 @@
 """Argument types shared by the command-line modules (a leaf module: it imports nothing of contdepth)."""
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """Process-wide numeric settings a CUDA user expects: cuDNN autotuning and TF32, or determinism."""
+
 from __future__ import annotations
 
 import os

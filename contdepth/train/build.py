@@ -1,7 +1,8 @@
 """Model and data of a run, built from its config (shared by training and ``contdepth eval``)."""
+
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from torch import nn
 
@@ -25,13 +26,14 @@ def check_model_name(name: str) -> None:
         raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(names)}")
 
 
-def check_scheme_name(name: Optional[str]) -> None:
+def check_scheme_name(name: str | None) -> None:
     if name is not None:
         canonical(name)  # ValueError listing the registered schemes
 
 
-def build_model(name: str, *, num_classes: int, scheme: Optional[str] = None, noise: Optional[str] = None,
-                steps_per_block: int = 1) -> ResidualNet:
+def build_model(
+    name: str, *, num_classes: int, scheme: str | None = None, noise: str | None = None, steps_per_block: int = 1
+) -> ResidualNet:
     """A named model from the zoo, with optional scheme / noise overrides; clear errors for bad names."""
     from .. import models
 
@@ -41,8 +43,9 @@ def build_model(name: str, *, num_classes: int, scheme: Optional[str] = None, no
 
 
 def model_from_config(cfg: TrainConfig) -> ResidualNet:
-    return build_model(cfg.model, num_classes=cfg.num_classes, scheme=cfg.scheme, noise=cfg.noise,
-                       steps_per_block=cfg.steps_per_block)
+    return build_model(
+        cfg.model, num_classes=cfg.num_classes, scheme=cfg.scheme, noise=cfg.noise, steps_per_block=cfg.steps_per_block
+    )
 
 
 def data_from_config(cfg: TrainConfig) -> CifarData:

@@ -1,4 +1,5 @@
 """Checkpoints: RNG states captured and restored, files written atomically, read with ``weights_only``."""
+
 from __future__ import annotations
 
 import os
@@ -34,12 +35,14 @@ def set_rng_state(state: dict[str, Any]) -> None:
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     np_state = state["numpy"]
-    np.random.set_state({
-        "bit_generator": "MT19937",
-        "state": {"key": np_state["key"].numpy().astype(np.uint32), "pos": np_state["pos"]},
-        "has_gauss": np_state["has_gauss"],
-        "gauss": np_state["gauss"],
-    })
+    np.random.set_state(
+        {
+            "bit_generator": "MT19937",
+            "state": {"key": np_state["key"].numpy().astype(np.uint32), "pos": np_state["pos"]},
+            "has_gauss": np_state["has_gauss"],
+            "gauss": np_state["gauss"],
+        }
+    )
     torch.set_rng_state(state["torch"])
     cuda = state.get("cuda") or []
     if cuda and torch.cuda.is_available():
@@ -98,11 +101,13 @@ def save_atomic(obj: Any, path: str | os.PathLike) -> None:
 def damaged(path: Path, why: str) -> CheckpointError:
     return CheckpointError(
         f"{path} is damaged ({why}): it is not a complete checkpoint; restore a copy of it, or start the run "
-        "again with --overwrite")
+        "again with --overwrite"
+    )
 
 
-def load(path: str | os.PathLike, map_location: str | torch.device = "cpu",
-         required: tuple[str, ...] = REQUIRED_KEYS) -> dict[str, Any]:
+def load(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu", required: tuple[str, ...] = REQUIRED_KEYS
+) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_atomic` (tensors and plain types only).
 
     Raises :class:`CheckpointError` naming the file when it is empty, truncated, not a checkpoint

@@ -2,6 +2,7 @@
 
 Under ``torchrun --nproc_per_node=N -m contdepth train ...`` it runs DistributedDataParallel.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,10 @@ _RENAMED = {"warmup": "warmup_epochs", "no_progress": "progress"}
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``train`` flags. Defaults are None here so a resumed run can tell what was given."""
-    parser.epilog = ("Defaults follow Lu et al. 2018: SGD momentum 0.9, weight decay 1e-4 (not on LM's k), "
-                     "batch 128, lr 0.1 divided by 10 at 1/2 and 3/4 of 160 epochs (CIFAR-100: 300).")
+    parser.epilog = (
+        "Defaults follow Lu et al. 2018: SGD momentum 0.9, weight decay 1e-4 (not on LM's k), "
+        "batch 128, lr 0.1 divided by 10 at 1/2 and 3/4 of 160 epochs (CIFAR-100: 300)."
+    )
     a = parser.add_argument
     a("--model", help="a named model (see `contdepth models`), e.g. resnet56, lm_resnet56 (default lm_resnet20)")
     a("--dataset", choices=list(DATASETS), help="default cifar10")
@@ -48,25 +51,53 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--seed", type=int, help="seeds the weights, the data order and augmentation (default 0)")
     a("--device", help="cuda or cpu (default: cuda when available)")
     a("--subset", type=positive_int, metavar="N", help="train on the first N training images (smoke runs)")
-    a("--test-subset", type=positive_int, metavar="N", help="evaluate on N test images evenly spaced through the split (smoke runs)")
+    a(
+        "--test-subset",
+        type=positive_int,
+        metavar="N",
+        help="evaluate on N test images evenly spaced through the split (smoke runs)",
+    )
     a("--amp", choices=AMP_CHOICES, help="bf16 autocast (default none)")
     a("--channels-last", action="store_true", default=None, help="channels_last memory format")
     a("--compile", action="store_true", default=None, help="torch.compile the model (same as --compile-mode default)")
-    a("--compile-mode", choices=COMPILE_MODES,
-      help="torch.compile mode: default; reduce-overhead (also CUDA graphs: fewest launches, CUDA only, "
-           "elsewhere the same as default); max-autotune (longest compile, fastest kernels)")
-    a("--deterministic", action="store_true", default=None,
-      help="deterministic algorithms, no cuDNN autotuning, no TF32 (slower on CUDA)")
+    a(
+        "--compile-mode",
+        choices=COMPILE_MODES,
+        help="torch.compile mode: default; reduce-overhead (also CUDA graphs: fewest launches, CUDA only, "
+        "elsewhere the same as default); max-autotune (longest compile, fastest kernels)",
+    )
+    a(
+        "--deterministic",
+        action="store_true",
+        default=None,
+        help="deterministic algorithms, no cuDNN autotuning, no TF32 (slower on CUDA)",
+    )
     a("--sync-bn", action="store_true", default=None, help="synchronise BatchNorm statistics across processes")
-    a("--no-progress", action="store_true", default=None,
-      help="no progress bar or progress lines (per-epoch lines are still printed)")
-    a("--progress-every", type=positive_float, metavar="SECONDS",
-      help="when output is not a terminal, a progress line this often (default 30)")
+    a(
+        "--no-progress",
+        action="store_true",
+        default=None,
+        help="no progress bar or progress lines (per-epoch lines are still printed)",
+    )
+    a(
+        "--progress-every",
+        type=positive_float,
+        metavar="SECONDS",
+        help="when output is not a terminal, a progress line this often (default 30)",
+    )
     a("--resume", action="store_true", help="continue the run saved in --out")
-    a("--overwrite", action="store_true",
-      help="start a new run in an --out that holds another run (its checkpoint, config, metrics, results and "
-           "plots are removed once the new run is ready to write)")
-    a("--download", action="store_true", default=None, help="if the data is missing, download the official archive (md5-checked) into --data-dir and unpack it")
+    a(
+        "--overwrite",
+        action="store_true",
+        help="start a new run in an --out that holds another run (its checkpoint, config, metrics, results and "
+        "plots are removed once the new run is ready to write)",
+    )
+    a(
+        "--download",
+        action="store_true",
+        default=None,
+        help="if the data is missing, download the official archive (md5-checked) into --data-dir and unpack it",
+    )
 
 
 def given_settings(args: argparse.Namespace) -> dict[str, Any]:

@@ -4,9 +4,10 @@
 CUDA graphs, so a whole forward and backward is launched as one graph (CUDA only: elsewhere it is
 ``default``); ``max-autotune`` also searches kernel configurations (long compile, for long runs).
 """
+
 from __future__ import annotations
 
-from typing import Optional, cast
+from typing import cast
 
 import torch
 from torch import nn
@@ -16,13 +17,13 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 BACKEND = "inductor"
 
 
-def check_mode(mode: Optional[str]) -> None:
+def check_mode(mode: str | None) -> None:
     """Raise ``ValueError`` naming the valid modes when ``mode`` is neither None nor one of them."""
     if mode is not None and mode not in COMPILE_MODES:
         raise ValueError(f"unknown compile mode {mode!r}; choose one of: {', '.join(COMPILE_MODES)}")
 
 
-def effective_mode(mode: Optional[str], device: torch.device) -> Optional[str]:
+def effective_mode(mode: str | None, device: torch.device) -> str | None:
     """The mode used on ``device``: CUDA graphs exist only on CUDA, so ``reduce-overhead`` is ``default`` elsewhere."""
     check_mode(mode)
     if mode == "reduce-overhead" and device.type != "cuda":
@@ -30,11 +31,11 @@ def effective_mode(mode: Optional[str], device: torch.device) -> Optional[str]:
     return mode
 
 
-def uses_cuda_graphs(mode: Optional[str], device: torch.device) -> bool:
+def uses_cuda_graphs(mode: str | None, device: torch.device) -> bool:
     return effective_mode(mode, device) == "reduce-overhead"
 
 
-def compile_module(module: nn.Module, mode: Optional[str], device: torch.device) -> nn.Module:
+def compile_module(module: nn.Module, mode: str | None, device: torch.device) -> nn.Module:
     """``module`` compiled in ``effective_mode(mode, device)``, or ``module`` itself when ``mode`` is None."""
     mode = effective_mode(mode, device)
     if mode is None:
@@ -45,7 +46,7 @@ def compile_module(module: nn.Module, mode: Optional[str], device: torch.device)
     return cast(nn.Module, torch.compile(module, backend=BACKEND))
 
 
-def mark_step(mode: Optional[str], device: torch.device) -> None:
+def mark_step(mode: str | None, device: torch.device) -> None:
     """Tell CUDA-graph trees a new iteration begins (its outputs of the last one may then be overwritten)."""
     if uses_cuda_graphs(mode, device):
         torch.compiler.cudagraph_mark_step_begin()

@@ -1,11 +1,12 @@
 """A training run's settings: the paper's recipe as defaults, validated, JSON round-trippable."""
+
 from __future__ import annotations
 
 import dataclasses
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from ..data.cifar import DATASETS
 from .compiling import check_mode
@@ -15,8 +16,17 @@ SCHEDULES = ("step", "cosine")
 AMP_CHOICES = ("none", "bf16")
 
 # Settings that only change how fast (or where) a run goes; a resumed run may change them.
-RUNTIME_KEYS = ("data_dir", "out", "device", "compile", "compile_mode", "deterministic", "progress",
-                "progress_every", "download")
+RUNTIME_KEYS = (
+    "data_dir",
+    "out",
+    "device",
+    "compile",
+    "compile_mode",
+    "deterministic",
+    "progress",
+    "progress_every",
+    "download",
+)
 
 
 @dataclass
@@ -33,10 +43,10 @@ class TrainConfig:
     dataset: str = "cifar10"
     data_dir: str = "data"
     out: str = "runs/run"
-    scheme: Optional[str] = None
-    noise: Optional[str] = None
+    scheme: str | None = None
+    noise: str | None = None
     steps_per_block: int = 1
-    epochs: Optional[int] = None
+    epochs: int | None = None
     batch_size: int = 128
     eval_batch_size: int = 500
     lr: float = 0.1
@@ -44,20 +54,20 @@ class TrainConfig:
     nesterov: bool = False
     weight_decay: float = 1e-4
     schedule: str = "step"
-    milestones: Optional[list[int]] = None
+    milestones: list[int] | None = None
     gamma: float = 0.1
     warmup_epochs: float = 0.0
     label_smoothing: float = 0.0
     seed: int = 0
-    subset: Optional[int] = None
-    test_subset: Optional[int] = None
+    subset: int | None = None
+    test_subset: int | None = None
     amp: str = "none"
     channels_last: bool = False
     compile: bool = False
-    compile_mode: Optional[str] = None
+    compile_mode: str | None = None
     deterministic: bool = False
     sync_bn: bool = False
-    device: Optional[str] = None
+    device: str | None = None
     progress: bool = True
     progress_every: float = 30.0
     download: bool = False
@@ -86,8 +96,12 @@ class TrainConfig:
             raise ValueError(f"unknown schedule {self.schedule!r}; choose one of: {', '.join(SCHEDULES)}")
         if self.amp not in AMP_CHOICES:
             raise ValueError(f"unknown amp mode {self.amp!r}; choose one of: {', '.join(AMP_CHOICES)}")
-        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "eval_batch_size": self.eval_batch_size,
-                    "steps_per_block": self.steps_per_block}
+        positive = {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "eval_batch_size": self.eval_batch_size,
+            "steps_per_block": self.steps_per_block,
+        }
         for name, value in positive.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -111,8 +125,11 @@ class TrainConfig:
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         check_mode(self.compile_mode)
-        if not (isinstance(self.progress_every, (int, float)) and math.isfinite(self.progress_every)
-                and self.progress_every > 0):
+        if not (
+            isinstance(self.progress_every, (int, float))
+            and math.isfinite(self.progress_every)
+            and self.progress_every > 0
+        ):
             raise ValueError(f"progress_every must be a positive number of seconds, got {self.progress_every!r}")
         if any(m < 1 for m in self.milestones):
             raise ValueError(f"milestones must be epochs >= 1, got {self.milestones}")
@@ -135,13 +152,13 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Build from a saved dict, ignoring keys this version does not know."""
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
 
     @classmethod
-    def from_saved(cls, values: Any, source: object) -> "TrainConfig":
+    def from_saved(cls, values: Any, source: object) -> TrainConfig:
         """:meth:`from_dict` of settings read from ``source`` (a file), whose name the error gives."""
         if not isinstance(values, dict):
             raise ValueError(f"{source} is damaged (holds a {type(values).__name__}, not a run's settings)")
@@ -150,7 +167,7 @@ class TrainConfig:
         except (TypeError, ValueError, AttributeError) as err:
             raise ValueError(f"{source} is damaged (its settings are not valid: {err})") from None
 
-    def replace(self, **changes: Any) -> "TrainConfig":
+    def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
@@ -166,4 +183,3 @@ def differences(saved: TrainConfig, given: dict[str, Any]) -> list[str]:
         if old != value:
             out.append(f"{key}: {old!r} -> {value!r}")
     return out
-

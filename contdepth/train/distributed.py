@@ -1,10 +1,11 @@
 """Process group set-up for ``torchrun`` (gloo on CPU, nccl on CUDA) and the few collectives training needs."""
+
 from __future__ import annotations
 
 import os
 import sys
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -41,9 +42,11 @@ def check_one_gpu_each(local_world: int, local_rank: int, gpus: int) -> None:
     """
     if local_world > gpus or local_rank >= gpus:
         have = f"{gpus} CUDA device" + ("" if gpus == 1 else "s")
-        raise ValueError(f"{max(local_world, local_rank + 1)} processes were started on this host but torch sees "
-                         f"{have}: each process needs a GPU of its own; start at most {gpus} "
-                         f"(torchrun --nproc_per_node={gpus}), or use --device cpu")
+        raise ValueError(
+            f"{max(local_world, local_rank + 1)} processes were started on this host but torch sees "
+            f"{have}: each process needs a GPU of its own; start at most {gpus} "
+            f"(torchrun --nproc_per_node={gpus}), or use --device cpu"
+        )
 
 
 def local_world_size() -> int:
@@ -51,7 +54,7 @@ def local_world_size() -> int:
     return int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
 
 
-def resolve_device(name: Optional[str], local_rank: int = 0) -> torch.device:
+def resolve_device(name: str | None, local_rank: int = 0) -> torch.device:
     """``cuda`` (this process's GPU under torchrun), ``cpu``, or the best available when ``name`` is None."""
     if name is None:
         name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -70,14 +73,16 @@ def resolve_device(name: Optional[str], local_rank: int = 0) -> torch.device:
         elif device.index >= count:
             raise ValueError(f"--device {name}: there are {count} CUDA devices (cuda:0 to cuda:{count - 1})")
         elif local_world > 1:
-            raise ValueError(f"--device {name} puts all {local_world} processes on one GPU; "
-                             "pass --device cuda (each process takes the GPU of its local rank)")
+            raise ValueError(
+                f"--device {name} puts all {local_world} processes on one GPU; "
+                "pass --device cuda (each process takes the GPU of its local rank)"
+            )
     elif device.type != "cpu":
         raise ValueError(f"unsupported device {name!r}; choose one of: cuda, cuda:N, cpu")
     return device
 
 
-def setup(device_name: Optional[str]) -> Dist:
+def setup(device_name: str | None) -> Dist:
     """Join the process group torchrun describes in the environment (or run alone)."""
     if not launched_by_torchrun():
         return Dist(device=resolve_device(device_name))
@@ -90,8 +95,12 @@ def setup(device_name: Optional[str]) -> Dist:
     if world > 1 and not dist.is_initialized():
         if device.type == "cpu":
             _keep_gloo_on_loopback()
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world,
-                                device_id=device if device.type == "cuda" else None)
+        dist.init_process_group(
+            "nccl" if device.type == "cuda" else "gloo",
+            rank=rank,
+            world_size=world,
+            device_id=device if device.type == "cuda" else None,
+        )
         here = True
     return Dist(rank, world, local_rank, device, here)
 

@@ -3,9 +3,8 @@
 Nothing here reads a device value per step: :meth:`DivergenceWatch.observe` only queues a few
 kernels, and the first bad step is read once, at epoch end or when saving.
 """
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
@@ -27,12 +26,12 @@ class DivergenceWatch:
     def reset(self) -> None:
         self._first.fill_(_NONE)
 
-    def first_bad_step(self) -> Optional[int]:
+    def first_bad_step(self) -> int | None:
         """The first step of this epoch with a non-finite loss, or None (reads the device: one sync)."""
         return self.as_step(self._first)
 
     @staticmethod
-    def as_step(first: Tensor) -> Optional[int]:
+    def as_step(first: Tensor) -> int | None:
         """A value of :meth:`tensor` (or a cross-process minimum of it) as a step number, or None."""
         value = int(first)
         return None if value == _NONE else value

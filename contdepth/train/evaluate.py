@@ -3,14 +3,16 @@
 >>> evaluate_run("runs/lm56", scheme="rk4", steps_per_block=2)    # doctest: +SKIP
 {'test_acc': 0.93, 'test_error': 7.0, ...}
 """
+
 from __future__ import annotations
 
 import argparse
 import contextlib
 import json
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -28,19 +30,22 @@ from .records import CONFIG, read_config_file
 
 
 @torch.no_grad()
-def eval_sums(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], device: torch.device,
-              amp: str = "none") -> Tensor:
+def eval_sums(
+    model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], device: torch.device, amp: str = "none"
+) -> Tensor:
     """``[summed cross-entropy, correct, count]`` (float64, on ``device``) of ``model`` in eval mode."""
     model.eval()
     sums = torch.zeros(2, dtype=torch.float64, device=device)
     seen = 0
-    autocast = (torch.autocast(device_type=device.type, dtype=torch.bfloat16) if amp == "bf16"
-                else contextlib.nullcontext())
+    autocast = (
+        torch.autocast(device_type=device.type, dtype=torch.bfloat16) if amp == "bf16" else contextlib.nullcontext()
+    )
     with autocast:
         for x, y in batches:
             logits = model(x).float()
-            sums += torch.stack([F.cross_entropy(logits, y, reduction="sum").double(),
-                                 (logits.argmax(1) == y).sum().double()])
+            sums += torch.stack(
+                [F.cross_entropy(logits, y, reduction="sum").double(), (logits.argmax(1) == y).sum().double()]
+            )
             seen += y.shape[0]
     return torch.cat([sums, torch.tensor([seen], dtype=torch.float64, device=device)])
 
@@ -61,17 +66,17 @@ def load_run_config(run_dir: str | Path) -> TrainConfig:
 
 def evaluate_run(
     run_dir: str | Path,
-    scheme: Optional[str] = None,
-    steps_per_block: Optional[int] = None,
+    scheme: str | None = None,
+    steps_per_block: int | None = None,
     *,
-    data_dir: Optional[str] = None,
-    device: Optional[str] = None,
-    batch_size: Optional[int] = None,
-    test_subset: Optional[int] = None,
-    amp: Optional[str] = None,
-    compile_mode: Optional[str] = None,
-    model: Optional[nn.Module] = None,
-    data: Optional[CifarData] = None,
+    data_dir: str | None = None,
+    device: str | None = None,
+    batch_size: int | None = None,
+    test_subset: int | None = None,
+    amp: str | None = None,
+    compile_mode: str | None = None,
+    model: nn.Module | None = None,
+    data: CifarData | None = None,
 ) -> dict[str, Any]:
     """Test loss/accuracy of the run's latest weights, rebuilt from its config and re-discretised.
 
@@ -105,25 +110,42 @@ def evaluate_run(
     if scheme is not None or steps_per_block is not None:
         rediscretise = getattr(model, "rediscretise", None)
         if not callable(rediscretise):
-            raise TypeError(f"{type(model).__name__} has no rediscretise(): it cannot be evaluated with another "
-                            "scheme or steps per block")
+            raise TypeError(
+                f"{type(model).__name__} has no rediscretise(): it cannot be evaluated with another "
+                "scheme or steps per block"
+            )
         rediscretise(scheme=scheme, steps_per_block=steps_per_block)
     model.to(dev)
     if data is None:
         data = load_cifar(cfg.dataset, data_dir or cfg.data_dir, train=False)
     subset = test_subset if test_subset is not None else cfg.test_subset
-    loader = DeviceLoader(data.test.spread(subset), batch_size or cfg.eval_batch_size, train=False,
-                          mean=data.mean, std=data.std, device=dev)
+    loader = DeviceLoader(
+        data.test.spread(subset),
+        batch_size or cfg.eval_batch_size,
+        train=False,
+        mean=data.mean,
+        std=data.std,
+        device=dev,
+    )
     net = compile_module(model, compile_mode, dev)
     start = time.perf_counter()
     loss_sum, correct, seen = eval_sums(net, loader.batches(), dev, amp or cfg.amp).tolist()
     return {
-        "run": str(run), "model": cfg.model, "dataset": cfg.dataset,
-        "scheme": getattr(model, "scheme", scheme), "steps_per_block": getattr(model, "steps_per_block", steps_per_block),
-        "trained_scheme": trained[0], "trained_steps_per_block": trained[1],
-        "test_acc": correct / seen, "test_error": 100 * (1 - correct / seen), "test_loss": loss_sum / seen,
-        "images": int(seen), "epochs_done": int(state["epoch"]), "seconds": time.perf_counter() - start,
-        "device": str(dev), "compile_mode": effective_mode(compile_mode, dev),
+        "run": str(run),
+        "model": cfg.model,
+        "dataset": cfg.dataset,
+        "scheme": getattr(model, "scheme", scheme),
+        "steps_per_block": getattr(model, "steps_per_block", steps_per_block),
+        "trained_scheme": trained[0],
+        "trained_steps_per_block": trained[1],
+        "test_acc": correct / seen,
+        "test_error": 100 * (1 - correct / seen),
+        "test_loss": loss_sum / seen,
+        "images": int(seen),
+        "epochs_done": int(state["epoch"]),
+        "seconds": time.perf_counter() - start,
+        "device": str(dev),
+        "compile_mode": effective_mode(compile_mode, dev),
     }
 
 
@@ -135,19 +157,34 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--data-dir", help="data folder (default: the run's)")
     a("--device", help="cuda or cpu (default: cuda when available)")
     a("--batch-size", type=positive_int, help="evaluation batch size (default: the run's, 500)")
-    a("--test-subset", type=positive_int, metavar="N", help="N test images evenly spaced through the split (default: the run's, all)")
-    a("--compile-mode", choices=COMPILE_MODES,
-      help="torch.compile the model: default, reduce-overhead (CUDA graphs, CUDA only), max-autotune "
-           "(worth it for large test sets only: compiling takes longer than evaluating 10,000 images)")
+    a(
+        "--test-subset",
+        type=positive_int,
+        metavar="N",
+        help="N test images evenly spaced through the split (default: the run's, all)",
+    )
+    a(
+        "--compile-mode",
+        choices=COMPILE_MODES,
+        help="torch.compile the model: default, reduce-overhead (CUDA graphs, CUDA only), max-autotune "
+        "(worth it for large test sets only: compiling takes longer than evaluating 10,000 images)",
+    )
     a("--json", action="store_true", help="print the result as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         apply_backend_flags(backend_flags(resolve_device(args.device).type, deterministic=False))
-        result = evaluate_run(args.run, args.scheme, args.steps_per_block, data_dir=args.data_dir,
-                              device=args.device, batch_size=args.batch_size, test_subset=args.test_subset,
-                              compile_mode=args.compile_mode)
+        result = evaluate_run(
+            args.run,
+            args.scheme,
+            args.steps_per_block,
+            data_dir=args.data_dir,
+            device=args.device,
+            batch_size=args.batch_size,
+            test_subset=args.test_subset,
+            compile_mode=args.compile_mode,
+        )
     except (ValueError, TypeError, FileNotFoundError, DataError) as err:
         return report_error("eval", err)
     except OSError as err:  # the run or the data cannot be read
@@ -156,8 +193,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"{result['model']} (trained: {result['trained_scheme']}, {result['trained_steps_per_block']} step/block, "
-              f"{result['epochs_done']} epochs) under {result['scheme']} with {result['steps_per_block']} step/block: "
-              f"test acc {100 * result['test_acc']:.2f}% (error {result['test_error']:.2f}%), "
-              f"loss {result['test_loss']:.4f}, {result['images']} images, {result['seconds']:.1f}s")
+        print(
+            f"{result['model']} (trained: {result['trained_scheme']}, {result['trained_steps_per_block']} step/block, "
+            f"{result['epochs_done']} epochs) under {result['scheme']} with {result['steps_per_block']} step/block: "
+            f"test acc {100 * result['test_acc']:.2f}% (error {result['test_error']:.2f}%), "
+            f"loss {result['test_loss']:.4f}, {result['images']} images, {result['seconds']:.1f}s"
+        )
     return 0

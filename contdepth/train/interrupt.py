@@ -1,12 +1,14 @@
 """Ctrl-C (SIGINT) and SIGTERM as a request to stop at the next safe point, not an exception mid-step."""
+
 from __future__ import annotations
 
 import contextlib
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from types import FrameType
-from typing import Any, Iterator, Optional
+from typing import Any
 
 
 class StopRequest:
@@ -18,21 +20,25 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.requested = False
-        self.signal_name: Optional[str] = None
+        self.signal_name: str | None = None
         self._previous: dict[int, Any] = {}
 
     def request(self, name: str = "request") -> None:
         self.requested = True
         self.signal_name = name
 
-    def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.request(signal.Signals(signum).name)
-        print(f"\n{self.signal_name}: stopping after this step and saving a checkpoint "
-              "(Ctrl-C again to abort without saving)", file=sys.stderr, flush=True)
+        print(
+            f"\n{self.signal_name}: stopping after this step and saving a checkpoint "
+            "(Ctrl-C again to abort without saving)",
+            file=sys.stderr,
+            flush=True,
+        )
 
-    def __enter__(self) -> "StopRequest":
+    def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():
             for s in self.SIGNALS:
                 self._previous[s] = signal.signal(s, self._handle)
@@ -52,7 +58,7 @@ def terminate_as_interrupt() -> Iterator[None]:
         yield
         return
 
-    def _raise(signum: int, frame: Optional[FrameType]) -> None:
+    def _raise(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, _raise)

@@ -3,13 +3,14 @@
 A killed process never leaves a stale lock: the operating system releases it. The lock file
 ``.lock`` holds the holder's PID so that a refused process can say who holds the folder.
 """
+
 from __future__ import annotations
 
 import os
 import sys
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Optional
+from typing import IO
 
 LOCK_NAME = ".lock"
 
@@ -47,16 +48,18 @@ class FolderLock:
         self.folder = Path(folder)
         self.path = self.folder / LOCK_NAME
         self.what = what
-        self._fh: Optional[IO[str]] = None
+        self._fh: IO[str] | None = None
 
-    def acquire(self) -> "FolderLock":
+    def acquire(self) -> FolderLock:
         fh = open(self.path, "a+")
         if not _try_lock(fh):
             fh.seek(0)
             holder = fh.read().strip() or "unknown"
             fh.close()
-            raise FolderLocked(f"{self.folder} is in use by another {self.what} (process {holder}); "
-                               "wait for it to finish or stop it first")
+            raise FolderLocked(
+                f"{self.folder} is in use by another {self.what} (process {holder}); "
+                "wait for it to finish or stop it first"
+            )
         fh.seek(0)
         fh.truncate()
         fh.write(str(os.getpid()))
@@ -73,9 +76,10 @@ class FolderLock:
     def held(self) -> bool:
         return self._fh is not None
 
-    def __enter__(self) -> "FolderLock":
+    def __enter__(self) -> FolderLock:
         return self.acquire()
 
-    def __exit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
-                 tb: Optional[TracebackType]) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.release()

@@ -1,4 +1,5 @@
 """The learned momentum k_n of LM schemes in a model: values per stage, stability checks."""
+
 from __future__ import annotations
 
 import warnings

@@ -1,4 +1,5 @@
 """SGD with weight decay on the network's weights but not on the schemes' own parameters (LM's k_n)."""
+
 from __future__ import annotations
 
 import inspect
@@ -31,8 +32,16 @@ def sgd_options(device: torch.device) -> dict[str, Any]:
     return {"foreach": True}
 
 
-def build_optimizer(model: nn.Module, *, lr: float, momentum: float, weight_decay: float,
-                    nesterov: bool, device: torch.device = torch.device("cpu")) -> torch.optim.SGD:
+def build_optimizer(
+    model: nn.Module,
+    *,
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+    nesterov: bool,
+    device: torch.device = torch.device("cpu"),
+) -> torch.optim.SGD:
     """The paper's SGD (momentum 0.9, weight decay 1e-4 on weights only), fused on CUDA."""
-    return torch.optim.SGD(param_groups(model, weight_decay), lr=lr, momentum=momentum, nesterov=nesterov,
-                           **sgd_options(device))
+    return torch.optim.SGD(
+        param_groups(model, weight_decay), lr=lr, momentum=momentum, nesterov=nesterov, **sgd_options(device)
+    )

@@ -5,13 +5,14 @@ Runs are list-scheduled: whenever one of ``jobs`` slots is free, the first pendi
 priority order) that is predicted to finish by the deadline starts. :func:`plan` simulates exactly
 what :func:`next_to_start` does at run time.
 """
+
 from __future__ import annotations
 
 import heapq
 import math
 import statistics
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence
 
 FULL_TRAIN_IMAGES = 50_000  # CIFAR-10 and CIFAR-100
 FULL_TEST_IMAGES = 10_000
@@ -35,7 +36,7 @@ class Pending:
     """A run waiting to start: its name and predicted duration in seconds (None: unknown)."""
 
     name: str
-    seconds: Optional[float]
+    seconds: float | None
 
 
 @dataclass(frozen=True)
@@ -47,14 +48,15 @@ class Planned:
     end: float
 
 
-def median_epoch_seconds(rows: Iterable[dict]) -> Optional[float]:
+def median_epoch_seconds(rows: Iterable[dict]) -> float | None:
     """Median ``seconds`` of metrics.jsonl rows (epoch 1's warm-up weighs little); None without rows."""
     seconds = [float(r["seconds"]) for r in rows if isinstance(r.get("seconds"), (int, float))]
     return statistics.median(seconds) if seconds else None
 
 
-def epoch_seconds_from_burst(row: dict, train_images: int, test_images: int,
-                             target_train: int, target_test: int) -> float:
+def epoch_seconds_from_burst(
+    row: dict, train_images: int, test_images: int, target_train: int, target_test: int
+) -> float:
     """Scale a short burst's epoch to a full one.
 
     ``row`` is a metrics.jsonl row of the burst (``seconds`` = train + test time, ``images_per_s`` =
@@ -66,7 +68,7 @@ def epoch_seconds_from_burst(row: dict, train_images: int, test_images: int,
     return target_train * train_s / max(train_images, 1) + target_test * per_test_image
 
 
-def next_to_start(pending: Sequence[Pending], now: float, deadline: Optional[float]) -> Optional[Pending]:
+def next_to_start(pending: Sequence[Pending], now: float, deadline: float | None) -> Pending | None:
     """The first run (in the given order) predicted to finish by ``deadline``; any first run without one."""
     for run in pending:
         if deadline is None:
@@ -76,8 +78,9 @@ def next_to_start(pending: Sequence[Pending], now: float, deadline: Optional[flo
     return None
 
 
-def plan(pending: Sequence[Pending], *, jobs: int, now: float, deadline: Optional[float],
-         busy_until: Sequence[float] = ()) -> tuple[list[Planned], list[Pending]]:
+def plan(
+    pending: Sequence[Pending], *, jobs: int, now: float, deadline: float | None, busy_until: Sequence[float] = ()
+) -> tuple[list[Planned], list[Pending]]:
     """Simulate list scheduling on ``jobs`` slots from ``now``.
 
     ``busy_until``: predicted ends of runs already going (they hold slots). Returns the planned runs
@@ -108,7 +111,7 @@ def finish_time(planned: Sequence[Planned], busy_until: Sequence[float], now: fl
     return max([now, *busy_until, *(p.end for p in planned)])
 
 
-def format_duration(seconds: Optional[float]) -> str:
+def format_duration(seconds: float | None) -> str:
     """``95`` -> ``1m35s``, ``7384`` -> ``2h03m``; None or inf -> ``?``."""
     if seconds is None or not math.isfinite(seconds):
         return "?"

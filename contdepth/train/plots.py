@@ -1,8 +1,10 @@
 """Figures of a run: learning curves (``curves.png``) and LM-ResNet's momentum (``momentum.png``)."""
+
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 
 def _pyplot():
@@ -52,8 +54,13 @@ def plot_curves(rows: Sequence[dict], path: str | os.PathLike, title: str = "") 
     b.plot(ep, [100 * (1 - r["train_acc"]) for r in rows], label="train")
     b.plot(ep, [100 * (1 - r["test_acc"]) for r in rows], label="test")
     best = min(rows, key=lambda r: 1 - r["test_acc"])
-    b.scatter([best["epoch"]], [100 * (1 - best["test_acc"])], color="k", zorder=3,
-              label=f"best test {100 * (1 - best['test_acc']):.2f}%")
+    b.scatter(
+        [best["epoch"]],
+        [100 * (1 - best["test_acc"])],
+        color="k",
+        zorder=3,
+        label=f"best test {100 * (1 - best['test_acc']):.2f}%",
+    )
     b.set(xlabel="epoch", ylabel="error (%)", title="error")
     c.plot(ep, [r["lr"] for r in rows], drawstyle="steps-post")
     c.set(xlabel="epoch", ylabel="learning rate", title="learning rate (start of epoch)", yscale="log")
@@ -82,8 +89,11 @@ def plot_momentum(k_per_stage: Sequence[Sequence[float]], path: str | os.PathLik
         start += len(ks)
     a.axhline(0, color="k", lw=0.6)
     a.set(xlabel="block n of the stage flows (grey: change of space)", ylabel="k_n", title="learned momentum k_n")
-    b.set(xlabel="block n of the stage flows", ylabel="coefficient value",
-          title="modified equation: (1+k) u' + (1-k)(Δt/2) u'' = f(u)")
+    b.set(
+        xlabel="block n of the stage flows",
+        ylabel="coefficient value",
+        title="modified equation: (1+k) u' + (1-k)(Δt/2) u'' = f(u)",
+    )
     a.legend(fontsize=8)
     b.legend(fontsize=7, ncol=2)
     for ax in (a, b):

@@ -6,11 +6,13 @@ the device; they are read (one host sync) only when a line is printed or the bar
 refreshed, never per step. Times are host times, so on CUDA they lag the device by the launch queue
 (a few steps), which does not matter over seconds.
 """
+
 from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Callable, Optional, TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 # seconds between refreshes of the bar's loss/accuracy (each one a host sync)
 BAR_STATS_EVERY = 5.0
@@ -42,8 +44,17 @@ class Progress:
     test batches with :meth:`evaluating`. ``reads`` counts the times ``stats`` was called (host syncs).
     """
 
-    def __init__(self, style: str, *, epochs: int, batches: int, eval_batches: int, images_per_batch: int,
-                 every: float = 30.0, stream: Optional[TextIO] = None) -> None:
+    def __init__(
+        self,
+        style: str,
+        *,
+        epochs: int,
+        batches: int,
+        eval_batches: int,
+        images_per_batch: int,
+        every: float = 30.0,
+        stream: TextIO | None = None,
+    ) -> None:
         if style not in STYLES:
             raise ValueError(f"unknown progress style {style!r}; choose one of: {', '.join(STYLES)}")
         self.style = style
@@ -64,12 +75,12 @@ class Progress:
         self._last_stats = time.perf_counter()
 
     # ------------------------------------------------------------------ ETA
-    def seconds_per_batch(self) -> Optional[float]:
+    def seconds_per_batch(self) -> float | None:
         if self._rate_steps < 1:
             return None
         return self._rate_seconds / self._rate_steps
 
-    def eta(self) -> Optional[float]:
+    def eta(self) -> float | None:
         """Seconds left in the whole run: the remaining training batches at the measured rate plus the evaluations."""
         per = self.seconds_per_batch()
         if per is None:
@@ -86,8 +97,15 @@ class Progress:
         if self.style == "bar":
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=self.batches, initial=batch, leave=False, desc=f"epoch {epoch}/{self.epochs}",
-                             unit="batch", dynamic_ncols=True, file=self.stream)
+            self._bar = tqdm(
+                total=self.batches,
+                initial=batch,
+                leave=False,
+                desc=f"epoch {epoch}/{self.epochs}",
+                unit="batch",
+                dynamic_ncols=True,
+                file=self.stream,
+            )
 
     def step(self, batch: int, stats: Stats) -> None:
         """Batch ``batch`` (1-based, this epoch) is done; print or refresh if it is time (reads ``stats`` then)."""
@@ -110,8 +128,12 @@ class Progress:
         if now - self._last_print >= self.every:
             self._last_print = now
             loss, acc = self._read(stats)
-            print(f"epoch {self._epoch}/{self.epochs} batch {batch}/{self.batches}  "
-                  f"loss {loss:.4f} acc {100 * acc:.2f}%  {self._speed(now)}", file=self.stream, flush=True)
+            print(
+                f"epoch {self._epoch}/{self.epochs} batch {batch}/{self.batches}  "
+                f"loss {loss:.4f} acc {100 * acc:.2f}%  {self._speed(now)}",
+                file=self.stream,
+                flush=True,
+            )
 
     def end_epoch(self) -> None:
         if self._bar is not None:
@@ -136,8 +158,14 @@ class Progress:
         if self.style == "bar":
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=self.eval_batches, leave=False, desc=f"eval {self._epoch}/{self.epochs}", unit="batch",
-                       dynamic_ncols=True, file=self.stream)
+            bar = tqdm(
+                total=self.eval_batches,
+                leave=False,
+                desc=f"eval {self._epoch}/{self.epochs}",
+                unit="batch",
+                dynamic_ncols=True,
+                file=self.stream,
+            )
         try:
             for i, item in enumerate(batches, 1):
                 yield item
@@ -147,8 +175,11 @@ class Progress:
                     now = time.perf_counter()
                     if now - self._last_print >= self.every:
                         self._last_print = now
-                        print(f"epoch {self._epoch}/{self.epochs} evaluating: batch {i}/{self.eval_batches}",
-                              file=self.stream, flush=True)
+                        print(
+                            f"epoch {self._epoch}/{self.epochs} evaluating: batch {i}/{self.eval_batches}",
+                            file=self.stream,
+                            flush=True,
+                        )
         finally:
             if bar is not None:
                 bar.close()

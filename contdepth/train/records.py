@@ -1,4 +1,5 @@
 """Run-directory files: ``metrics.jsonl`` (one line per epoch), ``results.json``, ``config.json``, provenance."""
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -8,8 +9,9 @@ import platform
 import shlex
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any
 
 import torch
 
@@ -44,11 +46,14 @@ def read_config_file(path: Path) -> dict[str, Any]:
     try:
         values = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is damaged (not JSON: {err}); delete it to use the copy of the settings "
-                         "in checkpoint.pt") from None
+        raise ValueError(
+            f"{path} is damaged (not JSON: {err}); delete it to use the copy of the settings in checkpoint.pt"
+        ) from None
     if not isinstance(values, dict):
-        raise ValueError(f"{path} is damaged (holds a {type(values).__name__}, not the run's settings); delete it "
-                         "to use the copy of the settings in checkpoint.pt")
+        raise ValueError(
+            f"{path} is damaged (holds a {type(values).__name__}, not the run's settings); delete it "
+            "to use the copy of the settings in checkpoint.pt"
+        )
     return values
 
 
@@ -56,14 +61,20 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
-def git_commit(where: Optional[Path] = None) -> Optional[str]:
+def git_commit(where: Path | None = None) -> str | None:
     """The commit of the checkout holding this package (``+dirty`` with local changes), or None."""
     where = where or Path(__file__).resolve().parent
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return commit + ("+dirty" if dirty else "")
@@ -73,7 +84,7 @@ COMMIT_ENV = "CONTDEPTH_GIT_COMMIT"  # the commit, for a copy of the checkout wi
 CONCURRENT_ENV = "CONTDEPTH_CONCURRENT_RUNS"  # how many runs share this device (set by whoever starts several)
 
 
-def commit_and_source() -> tuple[Optional[str], Optional[str]]:
+def commit_and_source() -> tuple[str | None, str | None]:
     """The checkout's commit from git, else from ``$CONTDEPTH_GIT_COMMIT``; and where it came from."""
     commit = git_commit()
     if commit is not None:
@@ -104,8 +115,9 @@ def device_name(device: torch.device) -> str:
     return f"cpu: {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
 
 
-def provenance(device: torch.device, seed: int, world: int, *,
-               settings: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+def provenance(
+    device: torch.device, seed: int, world: int, *, settings: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Where a result came from: command line, git commit, device (GPU name), versions (torch, CUDA, cuDNN),
     seed, date (UTC), and ``settings`` (how it computed: compile mode, AMP, flags, ...)."""
     commit, source = commit_and_source()

@@ -6,6 +6,7 @@ A run starts only when it is predicted (:mod:`.planner`) to end by the deadline;
 is never stopped by the deadline. ``DIR/launches.jsonl`` records every start (time, command,
 runs sharing the device).
 """
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Protocol, Sequence
+from typing import Protocol
 
 from . import planner
 from .config import TrainConfig, differences
@@ -34,8 +36,23 @@ CONCURRENT_ENV = "CONTDEPTH_CONCURRENT_RUNS"
 TAIL_LINES = 12
 STOP_WAIT_SECONDS = 120.0
 # Settings that change how long an epoch takes: earlier runs predict a run only where these agree.
-TIMING_KEYS = ("model", "dataset", "noise", "scheme", "steps_per_block", "batch_size", "eval_batch_size",
-               "subset", "test_subset", "amp", "channels_last", "compile", "compile_mode", "deterministic", "device")
+TIMING_KEYS = (
+    "model",
+    "dataset",
+    "noise",
+    "scheme",
+    "steps_per_block",
+    "batch_size",
+    "eval_batch_size",
+    "subset",
+    "test_subset",
+    "amp",
+    "channels_last",
+    "compile",
+    "compile_mode",
+    "deterministic",
+    "device",
+)
 
 
 @dataclass
@@ -52,8 +69,13 @@ class RunJob:
     def command(self, resume: bool = False, overwrite: bool = False) -> list[str]:
         """The `contdepth train ...` words (``--resume`` to continue a checkpoint, ``--overwrite`` to replace
         the files of a start that left no checkpoint)."""
-        return ["contdepth", "train", *self.flags, *(["--resume"] if resume else []),
-                *(["--overwrite"] if overwrite else [])]
+        return [
+            "contdepth",
+            "train",
+            *self.flags,
+            *(["--resume"] if resume else []),
+            *(["--overwrite"] if overwrite else []),
+        ]
 
     def next_command(self) -> list[str]:
         """The command that continues this run from what its folder holds now."""
@@ -62,7 +84,7 @@ class RunJob:
 
 
 # ----------------------------------------------------------------- run folders
-def _read_json(path: Path) -> Optional[dict]:
+def _read_json(path: Path) -> dict | None:
     try:
         value = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -124,11 +146,11 @@ def tail(path: Path, lines: int = TAIL_LINES) -> list[str]:
 
 # ----------------------------------------------------------------- processes
 class Process(Protocol):
-    returncode: Optional[int]
+    returncode: int | None
 
-    def poll(self) -> Optional[int]: ...
+    def poll(self) -> int | None: ...
     def send_signal(self, sig: int) -> None: ...
-    def wait(self, timeout: Optional[float] = None) -> int: ...
+    def wait(self, timeout: float | None = None) -> int: ...
 
 
 Launch = Callable[[list[str], dict[str, str], Path], Process]
@@ -141,8 +163,14 @@ def launch_subprocess(argv: list[str], env: dict[str, str], log: Path) -> Proces
         fh.write(f"$ {shlex.join(argv)}\n")
         fh.flush()
         python = [sys.executable, "-m", "contdepth", *argv[1:]]
-        return subprocess.Popen(python, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**os.environ, **env}, start_new_session=True)
+        return subprocess.Popen(
+            python,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **env},
+            start_new_session=True,
+        )
 
 
 @dataclass
@@ -174,12 +202,22 @@ class Runner:
     ``clock``, ``sleep`` and ``launch`` are replaceable for tests.
     """
 
-    def __init__(self, runs: Sequence[RunJob], directory: Path, *, jobs: int = 1,
-                 estimates: Callable[[RunJob], Optional[Estimate]] = lambda job: None,
-                 deadline: Optional[float] = None, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep, launch: Launch = launch_subprocess,
-                 say: Callable[[str], None] = print, poll_seconds: float = 1.0, heartbeat_seconds: float = 300.0,
-                 ledger: bool = True) -> None:
+    def __init__(
+        self,
+        runs: Sequence[RunJob],
+        directory: Path,
+        *,
+        jobs: int = 1,
+        estimates: Callable[[RunJob], Estimate | None] = lambda job: None,
+        deadline: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        launch: Launch = launch_subprocess,
+        say: Callable[[str], None] = print,
+        poll_seconds: float = 1.0,
+        heartbeat_seconds: float = 300.0,
+        ledger: bool = True,
+    ) -> None:
         self.runs = list(runs)
         self.directory = Path(directory)
         self.jobs = jobs
@@ -192,7 +230,7 @@ class Runner:
         self.report = Report()
 
     # predictions
-    def predicted_seconds(self, job: RunJob) -> Optional[float]:
+    def predicted_seconds(self, job: RunJob) -> float | None:
         estimate = self.estimates(job)
         if estimate is None:
             return None
@@ -201,18 +239,21 @@ class Runner:
     def pending_list(self, waiting: Sequence[RunJob]) -> list[Pending]:
         return [Pending(job.name, self.predicted_seconds(job)) for job in waiting]
 
-    def _eta(self, waiting: Sequence[RunJob], now: float) -> Optional[float]:
+    def _eta(self, waiting: Sequence[RunJob], now: float) -> float | None:
         busy = [r.predicted_end for r in self.running]
-        planned, _ = planner.plan(self.pending_list(waiting), jobs=self.jobs, now=now, deadline=self.deadline,
-                                  busy_until=busy)
+        planned, _ = planner.plan(
+            self.pending_list(waiting), jobs=self.jobs, now=now, deadline=self.deadline, busy_until=busy
+        )
         return planner.finish_time(planned, busy, now) - now
 
     def _progress(self, waiting: Sequence[RunJob], now: float, event: str) -> None:
         r = self.report
         done = len(r.skipped) + len(r.finished)
         failed = f" / failed {len(r.failed)}" if r.failed else ""
-        self.say(f"[{time.strftime('%H:%M:%S')}] done {done} / running {len(self.running)} / pending {len(waiting)}"
-                 f"{failed} · ETA {planner.format_duration(self._eta(waiting, now))}  {event}".rstrip())
+        self.say(
+            f"[{time.strftime('%H:%M:%S')}] done {done} / running {len(self.running)} / pending {len(waiting)}"
+            f"{failed} · ETA {planner.format_duration(self._eta(waiting, now))}  {event}".rstrip()
+        )
 
     # processes
     def _start(self, job: RunJob, now: float) -> None:
@@ -223,8 +264,16 @@ class Runner:
         process = self.launch(argv, {CONCURRENT_ENV: str(concurrent)}, job.folder / LOG)
         predicted = self.predicted_seconds(job)
         self.running.append(_Running(job, process, now, now + predicted if predicted is not None else float("inf")))
-        self._record({"event": "start", "run": job.name, "concurrent_runs": concurrent, "resume": resume,
-                      "predicted_seconds": predicted, "command": shlex.join(argv)})
+        self._record(
+            {
+                "event": "start",
+                "run": job.name,
+                "concurrent_runs": concurrent,
+                "resume": resume,
+                "predicted_seconds": predicted,
+                "command": shlex.join(argv),
+            }
+        )
         what = "resumed" if resume else "started"
         self._event = f"{what} {job.name} (predicted {planner.format_duration(predicted)})"
 
@@ -310,8 +359,9 @@ class Runner:
 
 
 # ----------------------------------------------------------------- estimates and calibration
-def history_estimate(job: RunJob, measured: dict[tuple, list[float]],
-                     startup_seconds: float = planner.DEFAULT_STARTUP_SECONDS) -> Optional[Estimate]:
+def history_estimate(
+    job: RunJob, measured: dict[tuple, list[float]], startup_seconds: float = planner.DEFAULT_STARTUP_SECONDS
+) -> Estimate | None:
     """From the run's own epochs, else from earlier runs in the study folder with the same timing settings."""
     try:
         own = read_metrics(job.folder / METRICS)
@@ -322,8 +372,9 @@ def history_estimate(job: RunJob, measured: dict[tuple, list[float]],
         return Estimate(seconds, startup_seconds, "this run's epochs")
     times = measured.get(timing_key(job.config.to_dict()))
     if times:
-        return Estimate(planner.median_epoch_seconds({"seconds": s} for s in times) or 0.0, startup_seconds,
-                        "earlier runs")
+        return Estimate(
+            planner.median_epoch_seconds({"seconds": s} for s in times) or 0.0, startup_seconds, "earlier runs"
+        )
     return None
 
 
@@ -336,11 +387,25 @@ def burst_flags(job: RunJob, folder: Path) -> list[str]:
     cfg = job.config
     train = min(cfg.subset or planner.FULL_TRAIN_IMAGES, BURST_BATCHES * cfg.batch_size)
     test = min(cfg.test_subset or planner.FULL_TEST_IMAGES, 2 * cfg.eval_batch_size)
-    return [*job.flags, "--epochs", str(BURST_EPOCHS), "--warmup", "0", "--subset", str(train),
-            "--test-subset", str(test), "--seed", "0", "--out", str(folder), "--no-progress"]
+    return [
+        *job.flags,
+        "--epochs",
+        str(BURST_EPOCHS),
+        "--warmup",
+        "0",
+        "--subset",
+        str(train),
+        "--test-subset",
+        str(test),
+        "--seed",
+        "0",
+        "--out",
+        str(folder),
+        "--no-progress",
+    ]
 
 
-def burst_estimate(job: RunJob, folder: Path, wall_seconds: float) -> Optional[Estimate]:
+def burst_estimate(job: RunJob, folder: Path, wall_seconds: float) -> Estimate | None:
     """Scale a finished burst in ``folder`` to ``job``'s epochs (None if it left no timed epoch)."""
     results = _read_json(folder / RESULTS)
     try:
@@ -363,10 +428,16 @@ def burst_estimate(job: RunJob, folder: Path, wall_seconds: float) -> Optional[E
     return Estimate(epoch, startup, "calibration")
 
 
-def calibrate(runs: Sequence[RunJob], make_job: Callable[[RunJob, list[str], Path], RunJob], *, jobs: int,
-              say: Callable[[str], None] = print, launch: Launch = launch_subprocess,
-              clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-              ) -> tuple[dict[tuple, Estimate], list[tuple[str, int, list[str]]]]:
+def calibrate(
+    runs: Sequence[RunJob],
+    make_job: Callable[[RunJob, list[str], Path], RunJob],
+    *,
+    jobs: int,
+    say: Callable[[str], None] = print,
+    launch: Launch = launch_subprocess,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[dict[tuple, Estimate], list[tuple[str, int, list[str]]]]:
     """Time a burst of each distinct timing setting among ``runs``, ``jobs`` bursts at a time (the same
     sharing of the device as the study). Returns estimates by :func:`timing_key` and failed bursts."""
     distinct: dict[tuple, RunJob] = {}
@@ -382,10 +453,21 @@ def calibrate(runs: Sequence[RunJob], make_job: Callable[[RunJob, list[str], Pat
             for c in range(copies):
                 folder = Path(tmp) / f"{distinct[key].name}-c{c}"
                 bursts.append((key, make_job(distinct[key], burst_flags(distinct[key], folder), folder)))
-        say(f"calibrating: {len(bursts)} timed bursts ({len(keys)} distinct settings) of {BURST_EPOCHS} x "
-            f"{BURST_BATCHES} batches, {jobs} at a time")
-        runner = Runner([b for _, b in bursts], Path(tmp), jobs=jobs, launch=launch, clock=clock, sleep=sleep,
-                        say=lambda line: None, poll_seconds=0.2, ledger=False)
+        say(
+            f"calibrating: {len(bursts)} timed bursts ({len(keys)} distinct settings) of {BURST_EPOCHS} x "
+            f"{BURST_BATCHES} batches, {jobs} at a time"
+        )
+        runner = Runner(
+            [b for _, b in bursts],
+            Path(tmp),
+            jobs=jobs,
+            launch=launch,
+            clock=clock,
+            sleep=sleep,
+            say=lambda line: None,
+            poll_seconds=0.2,
+            ledger=False,
+        )
         started = clock()
         report = runner.run()
         say(f"calibrated in {planner.format_duration(clock() - started)}")
@@ -397,6 +479,8 @@ def calibrate(runs: Sequence[RunJob], make_job: Callable[[RunJob, list[str], Pat
             estimate = burst_estimate(distinct[key], burst.folder, wall) if wall is not None else None
             if estimate is not None:
                 found.setdefault(key, []).append(estimate)
-    out = {key: Estimate(max(e.epoch_seconds for e in es), max(e.startup_seconds for e in es), "calibration")
-           for key, es in found.items()}
+    out = {
+        key: Estimate(max(e.epoch_seconds for e in es), max(e.startup_seconds for e in es), "calibration")
+        for key, es in found.items()
+    }
     return out, report.failed

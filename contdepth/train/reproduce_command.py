@@ -1,10 +1,11 @@
 """``contdepth reproduce``: train a paper's study, ``--jobs`` runs at a time, in the time you have.
 
-    contdepth reproduce STUDY --out DIR [--seeds 0,1] [--only NAME,NAME] [--jobs N] [--budget MINUTES]
-                            [--dry-run] [-- TRAIN FLAGS...]
-    contdepth reproduce STUDY --out DIR --summary
-    contdepth reproduce --list
+contdepth reproduce STUDY --out DIR [--seeds 0,1] [--only NAME,NAME] [--jobs N] [--budget MINUTES]
+                        [--dry-run] [-- TRAIN FLAGS...]
+contdepth reproduce STUDY --out DIR --summary
+contdepth reproduce --list
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,14 +13,23 @@ import shlex
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, NoReturn, Optional
+from typing import Any, NoReturn
 
 from . import planner
 from .argtypes import positive_int
 from .lock import FolderLock, FolderLocked
-from .reproduce import (RunJob, Runner, calibrate, history_estimate, measured_epoch_seconds, run_state,
-                        settings_conflict, timing_key)
+from .reproduce import (
+    RunJob,
+    Runner,
+    calibrate,
+    history_estimate,
+    measured_epoch_seconds,
+    run_state,
+    settings_conflict,
+    timing_key,
+)
 from .studies import STUDIES, Study, UnknownName, get_study
 
 # Flags that reproduce sets for every run itself.
@@ -32,16 +42,22 @@ class UsageError(ValueError):
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = ("Flags after `--` go to every `contdepth train` run (e.g. -- --epochs 1 --device cpu). "
-                     "Runs live in DIR/<model>[-<noise>]-s<seed>/; finished ones are skipped, interrupted ones resume.")
+    parser.epilog = (
+        "Flags after `--` go to every `contdepth train` run (e.g. -- --epochs 1 --device cpu). "
+        "Runs live in DIR/<model>[-<noise>]-s<seed>/; finished ones are skipped, interrupted ones resume."
+    )
     a = parser.add_argument
     a("study", nargs="?", help=f"one of: {', '.join(STUDIES)} (see --list)")
     a("--out", metavar="DIR", help="the study folder (one run folder per run)")
     a("--seeds", default="0", help="comma-separated seeds, e.g. 0,1 (default 0)")
     a("--only", metavar="NAME,NAME", help="only these rows of the study, e.g. resnet56,lm_resnet56-sd0.8")
     a("--jobs", type=positive_int, default=1, help="runs at a time on the device (default 1)")
-    a("--budget", type=float, metavar="MINUTES",
-      help="start a run only when it is predicted to finish within MINUTES from now (calibrates first)")
+    a(
+        "--budget",
+        type=float,
+        metavar="MINUTES",
+        help="start a run only when it is predicted to finish within MINUTES from now (calibrates first)",
+    )
     a("--dry-run", action="store_true", help="print one `contdepth train` command per run to do, and nothing else")
     a("--summary", action="store_true", help="write DIR/summary.md, summary.json and summary.png")
     a("--list", action="store_true", help="list the studies and their runs")
@@ -74,20 +90,25 @@ def _check_passthrough(flags: list[str]) -> None:
     for flag in flags:
         name = flag.split("=", 1)[0]
         if name in RESERVED:
-            raise UsageError(f"flags after --: {name} is set by the study for each run; "
-                             f"reproduce sets {', '.join(RESERVED)} itself")
+            raise UsageError(
+                f"flags after --: {name} is set by the study for each run; reproduce sets {', '.join(RESERVED)} itself"
+            )
 
 
-def build_jobs(study: Study, out: Path, seeds: list[int], only: Optional[list[str]], passthrough: list[str],
-               ) -> list[RunJob]:
+def build_jobs(
+    study: Study,
+    out: Path,
+    seeds: list[int],
+    only: list[str] | None,
+    passthrough: list[str],
+) -> list[RunJob]:
     """Every run of the study in run order (priority, seed, row), with its flags and config."""
     from .command import config_from_args
 
     parser = _train_parser()
     _check_passthrough(passthrough)
     rows = study.select(only)
-    order = sorted(((row.priority, seed, i, row) for i, row in enumerate(rows) for seed in seeds),
-                   key=lambda t: t[:3])
+    order = sorted(((row.priority, seed, i, row) for i, row in enumerate(rows) for seed in seeds), key=lambda t: t[:3])
     jobs = []
     for _, seed, _, row in order:
         folder = out / row.run_name(seed)
@@ -96,8 +117,15 @@ def build_jobs(study: Study, out: Path, seeds: list[int], only: Optional[list[st
     return jobs
 
 
-def make_job(parser: argparse.ArgumentParser, config_from_args: Callable[[argparse.Namespace], Any], name: str,
-             row: Any, seed: int, folder: Path, flags: list[str]) -> RunJob:
+def make_job(
+    parser: argparse.ArgumentParser,
+    config_from_args: Callable[[argparse.Namespace], Any],
+    name: str,
+    row: Any,
+    seed: int,
+    folder: Path,
+    flags: list[str],
+) -> RunJob:
     args = parser.parse_args(flags)
     args.resume = args.overwrite = False
     try:
@@ -119,13 +147,15 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-def _estimator(directory: Path, calibrated: dict[tuple, planner.Estimate],
-               ) -> Callable[[RunJob], Optional[planner.Estimate]]:
+def _estimator(
+    directory: Path,
+    calibrated: dict[tuple, planner.Estimate],
+) -> Callable[[RunJob], planner.Estimate | None]:
     """Estimates from run folders in ``directory`` (re-read at most every 30 s), else from calibration."""
     cache: dict[str, Any] = {"at": -1e18, "measured": {}}
     startup = max((e.startup_seconds for e in calibrated.values()), default=planner.DEFAULT_STARTUP_SECONDS)
 
-    def estimate(job: RunJob) -> Optional[planner.Estimate]:
+    def estimate(job: RunJob) -> planner.Estimate | None:
         now = time.monotonic()
         if now - cache["at"] > 30:
             cache["at"], cache["measured"] = now, measured_epoch_seconds(directory)
@@ -135,7 +165,7 @@ def _estimator(directory: Path, calibrated: dict[tuple, planner.Estimate],
     return estimate
 
 
-def _print_plan(runner: Runner, waiting: list[RunJob], now: float, budget: Optional[float]) -> list[planner.Planned]:
+def _print_plan(runner: Runner, waiting: list[RunJob], now: float, budget: float | None) -> list[planner.Planned]:
     pending = runner.pending_list(waiting)
     planned, left = planner.plan(pending, jobs=runner.jobs, now=now, deadline=runner.deadline)
     by_name = {p.name: p for p in pending}
@@ -143,8 +173,10 @@ def _print_plan(runner: Runner, waiting: list[RunJob], now: float, budget: Optio
     _say(f"plan ({runner.jobs} at a time{f', budget {budget:g} min' if budget is not None else ''}):")
     for p in planned:
         source = f" ({sources[p.name]})" if sources[p.name] else ""
-        _say(f"  {p.name:<36} predicted {planner.format_duration(by_name[p.name].seconds):>7}"
-             f"  starts at +{planner.format_duration(p.start - now)}{source}")
+        _say(
+            f"  {p.name:<36} predicted {planner.format_duration(by_name[p.name].seconds):>7}"
+            f"  starts at +{planner.format_duration(p.start - now)}{source}"
+        )
     for q in left:
         why = "no estimate" if q.seconds is None else f"predicted {planner.format_duration(q.seconds)}, does not fit"
         _say(f"  {q.name:<36} not started: {why}")
@@ -154,13 +186,15 @@ def _print_plan(runner: Runner, waiting: list[RunJob], now: float, budget: Optio
     return planned
 
 
-def _execute(study: Study, jobs: list[RunJob], out: Path, n_jobs: int, budget: Optional[float]) -> int:
+def _execute(study: Study, jobs: list[RunJob], out: Path, n_jobs: int, budget: float | None) -> int:
     start = time.monotonic()
     deadline = start + 60 * budget if budget is not None else None
     waiting = [j for j in jobs if run_state(j.folder) != "done"]
     if not waiting:
-        _say(f"{study.name}: all {len(jobs)} runs in {out} are done (contdepth reproduce {study.name} --out {out} "
-             "--summary writes the summary)")
+        _say(
+            f"{study.name}: all {len(jobs)} runs in {out} are done (contdepth reproduce {study.name} --out {out} "
+            "--summary writes the summary)"
+        )
         return 0
     calibrated: dict[tuple, planner.Estimate] = {}
     estimate = _estimator(out, calibrated)
@@ -176,21 +210,32 @@ def _execute(study: Study, jobs: list[RunJob], out: Path, n_jobs: int, budget: O
     runner = Runner(jobs, out, jobs=n_jobs, estimates=estimate, deadline=deadline, say=_say)
     planned = _print_plan(runner, waiting, time.monotonic(), budget)
     if budget is not None and not any(runner.predicted_seconds(j) is not None for j in waiting):
-        print("contdepth reproduce: error: no run could be timed (its calibration burst failed, see above); "
-              "nothing started", file=sys.stderr)
+        print(
+            "contdepth reproduce: error: no run could be timed (its calibration burst failed, see above); "
+            "nothing started",
+            file=sys.stderr,
+        )
         return 1
     if budget is not None and not planned:
         known = [(s, j.name) for j in waiting if (s := runner.predicted_seconds(j)) is not None]
-        shortest = (f"; the shortest, {min(known)[1]}, is predicted to take {planner.format_duration(min(known)[0])}"
-                    if known else "")
+        shortest = (
+            f"; the shortest, {min(known)[1]}, is predicted to take {planner.format_duration(min(known)[0])}"
+            if known
+            else ""
+        )
         left = planner.format_duration(max(deadline - time.monotonic(), 0.0)) if deadline is not None else "?"
-        print(f"contdepth reproduce: error: a budget of {budget:g} min ({left} left) is too small for any run"
-              f"{shortest}; nothing started", file=sys.stderr)
+        print(
+            f"contdepth reproduce: error: a budget of {budget:g} min ({left} left) is too small for any run"
+            f"{shortest}; nothing started",
+            file=sys.stderr,
+        )
         return 2
     report = _with_sigterm_as_interrupt(runner.run)
-    _say(f"{study.name}: {len(report.skipped) + len(report.finished)} of {len(jobs)} runs done "
-         f"({len(report.finished)} now), {len(report.failed)} failed, {len(report.stopped)} stopped, "
-         f"{len(report.pending)} pending")
+    _say(
+        f"{study.name}: {len(report.skipped) + len(report.finished)} of {len(jobs)} runs done "
+        f"({len(report.finished)} now), {len(report.failed)} failed, {len(report.stopped)} stopped, "
+        f"{len(report.pending)} pending"
+    )
     for name, code, _ in report.failed:
         _say(f"  failed: {name} (exit {code}; log in {out / name / 'train.log'})")
     if report.stopped:
@@ -203,7 +248,7 @@ def _execute(study: Study, jobs: list[RunJob], out: Path, n_jobs: int, budget: O
     return 1 if report.failed else 0
 
 
-_burst_parser: Optional[argparse.ArgumentParser] = None
+_burst_parser: argparse.ArgumentParser | None = None
 
 
 def _burst_job(job: RunJob, flags: list[str], folder: Path) -> RunJob:
@@ -216,6 +261,7 @@ def _burst_job(job: RunJob, flags: list[str], folder: Path) -> RunJob:
 
 def _with_sigterm_as_interrupt(fn: Callable[[], Any]) -> Any:
     """Run ``fn`` with SIGTERM raising KeyboardInterrupt (a scheduler's stop saves every run's checkpoint)."""
+
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
@@ -268,8 +314,10 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     conflicts = [f"{j.folder} ({'; '.join(d)})" for j in jobs if (d := settings_conflict(j))]
     if conflicts:
-        raise UsageError("these run folders hold runs with other settings; choose another --out or remove them: "
-                         + ", ".join(conflicts))
+        raise UsageError(
+            "these run folders hold runs with other settings; choose another --out or remove them: "
+            + ", ".join(conflicts)
+        )
     if args.dry_run:
         for job in jobs:
             if run_state(job.folder) != "done":

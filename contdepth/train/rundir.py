@@ -3,11 +3,11 @@
 One process at a time writes a run folder (an OS lock that dies with its process). A folder that
 already holds a run's files is refused unless the run is resumed or ``overwrite`` is asked for.
 """
+
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
 
 from .checkpoint import CHECKPOINT
 from .lock import LOCK_NAME, FolderLock, FolderLocked
@@ -72,31 +72,35 @@ class RunFolder:
         self.resume = resume
         self.overwrite = overwrite
         self._created: list[Path] = []
-        self._lock: Optional[FolderLock] = None
+        self._lock: FolderLock | None = None
 
     @property
     def locked(self) -> bool:
         return self._lock is not None
 
-    def open(self) -> "RunFolder":
+    def open(self) -> RunFolder:
         """Check the folder before any work is done: lock it if it exists, refuse what cannot work."""
         path = self.path
         if self.resume and not (path / CHECKPOINT).is_file():
-            raise RunFolderError(f"--resume: no checkpoint to resume in {path.absolute()} (expected {CHECKPOINT}); "
-                                 "check --out")
+            raise RunFolderError(
+                f"--resume: no checkpoint to resume in {path.absolute()} (expected {CHECKPOINT}); check --out"
+            )
         if path.is_dir():
             self._lock_and_check()
         else:
             parent = next((p for p in path.absolute().parents if p.exists()), None)
             if parent is not None and not parent.is_dir():
-                raise RunFolderError(f"cannot create the run folder {path.absolute()}: {parent} is a file; "
-                                     "choose another --out")
+                raise RunFolderError(
+                    f"cannot create the run folder {path.absolute()}: {parent} is a file; choose another --out"
+                )
             if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
-                raise RunFolderError(f"cannot create the run folder {path.absolute()}: {parent} is not writable "
-                                     "(read-only file system or no permission); choose another --out")
+                raise RunFolderError(
+                    f"cannot create the run folder {path.absolute()}: {parent} is not writable "
+                    "(read-only file system or no permission); choose another --out"
+                )
         return self
 
-    def create(self) -> "RunFolder":
+    def create(self) -> RunFolder:
         """Make the folder (and its missing parents) and lock it, if :meth:`open` could not."""
         if self.locked:
             return self
@@ -105,8 +109,9 @@ class RunFolder:
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise RunFolderError(f"cannot create the run folder {path.absolute()}: {_describe(err)}; "
-                                 "choose another --out") from None
+            raise RunFolderError(
+                f"cannot create the run folder {path.absolute()}: {_describe(err)}; choose another --out"
+            ) from None
         self._created = created
         self._lock_and_check()
         return self
@@ -120,14 +125,17 @@ class RunFolder:
             raise RunFolderError(str(err)) from None
         except OSError as err:
             self.abandon()
-            raise RunFolderError(f"cannot write in the run folder {path.absolute()}: {_describe(err)}; "
-                                 "choose another --out") from None
+            raise RunFolderError(
+                f"cannot write in the run folder {path.absolute()}: {_describe(err)}; choose another --out"
+            ) from None
         if not self.resume and not self.overwrite:
             found = run_files(path)
             if found:
                 self.abandon()
-                raise RunFolderError(f"{path.absolute()} already holds a run ({', '.join(found)}); pass --resume to "
-                                     "continue it, --overwrite to replace it, or choose another --out")
+                raise RunFolderError(
+                    f"{path.absolute()} already holds a run ({', '.join(found)}); pass --resume to "
+                    "continue it, --overwrite to replace it, or choose another --out"
+                )
 
     def clear(self) -> None:
         """Remove the previous run's files (with ``overwrite``); call once the new run is ready to write."""

@@ -1,8 +1,9 @@
 """Learning-rate schedules as a factor of the step count, driven by torch's ``LambdaLR`` (stepped per batch)."""
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -15,8 +16,16 @@ class RecipeFactor:
     to zero over ``epochs``. A plain object (not a closure) so ``LambdaLR`` checkpoints it.
     """
 
-    def __init__(self, steps_per_epoch: int, epochs: int, *, schedule: str = "step",
-                 milestones: Sequence[int] = (), gamma: float = 0.1, warmup_epochs: float = 0.0) -> None:
+    def __init__(
+        self,
+        steps_per_epoch: int,
+        epochs: int,
+        *,
+        schedule: str = "step",
+        milestones: Sequence[int] = (),
+        gamma: float = 0.1,
+        warmup_epochs: float = 0.0,
+    ) -> None:
         self.steps_per_epoch = int(steps_per_epoch)
         self.epochs = int(epochs)
         self.schedule = schedule
@@ -36,9 +45,18 @@ class RecipeFactor:
         return main
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, steps_per_epoch: int, epochs: int, *, schedule: str,
-                    milestones: Sequence[int], gamma: float, warmup_epochs: float) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer,
+    steps_per_epoch: int,
+    epochs: int,
+    *,
+    schedule: str,
+    milestones: Sequence[int],
+    gamma: float,
+    warmup_epochs: float,
+) -> torch.optim.lr_scheduler.LambdaLR:
     """A per-step ``LambdaLR`` following :class:`RecipeFactor`."""
-    factor = RecipeFactor(steps_per_epoch, epochs, schedule=schedule, milestones=milestones, gamma=gamma,
-                          warmup_epochs=warmup_epochs)
+    factor = RecipeFactor(
+        steps_per_epoch, epochs, schedule=schedule, milestones=milestones, gamma=gamma, warmup_epochs=warmup_epochs
+    )
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

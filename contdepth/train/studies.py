@@ -7,13 +7,14 @@ letters, digits, ``.``, ``_`` and ``-`` (safe in every file system and shell).
 Priorities: 1 = the paper's claims (the 56 and 110 pairs, LM-ResNet-56 against ResNet-110),
 2 = depth 20, 3 = the rest. Runs go in order of priority, then seed, then row.
 """
+
 from __future__ import annotations
 
 import difflib
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
 
 # Recipe name -> `contdepth train` flags. "lu2018" is the train defaults, which are the paper's
 # recipe: SGD momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided by 10 at epochs 80 and 120
@@ -27,7 +28,7 @@ class UnknownName(ValueError):
     """A study or run name that is not in the table (the message lists the choices)."""
 
 
-def noise_tag(noise: Optional[str]) -> str:
+def noise_tag(noise: str | None) -> str:
     """``"sd:0.8"`` -> ``"sd0.8"``, ``"gaussian:0.001"`` -> ``"gaussian0.001"``, ``None`` -> ``""``."""
     if not noise:
         return ""
@@ -72,10 +73,10 @@ class RunSpec:
     """
 
     model: str
-    noise: Optional[str] = None
-    scheme: Optional[str] = None
+    noise: str | None = None
+    scheme: str | None = None
     recipe: str = "lu2018"
-    paper_error: Optional[float] = None
+    paper_error: float | None = None
     priority: int = 3
     note: str = ""
 
@@ -121,7 +122,7 @@ class Study:
                 return r
         raise UnknownName(_unknown("run", name, [r.name for r in self.rows], f"in study {self.name}"))
 
-    def select(self, names: Optional[Sequence[str]]) -> list[RunSpec]:
+    def select(self, names: Sequence[str] | None) -> list[RunSpec]:
         """The rows named (all when ``names`` is None), in table order; unknown names raise UnknownName."""
         if not names:
             return list(self.rows)
@@ -137,46 +138,61 @@ def _unknown(what: str, name: str, choices: Sequence[str], where: str = "") -> s
 
 _LM56_SIGMA = matching_gaussian_level(basic_blocks(56), 0.8)
 
-STUDIES: dict[str, Study] = {s.name: s for s in (
-    Study(
-        "lu2018-cifar10",
-        "Lu et al. 2018, CIFAR-10: ResNet vs LM-ResNet by depth (160 epochs)",
-        (
-            RunSpec("resnet56", paper_error=6.97, priority=1),
-            RunSpec("lm_resnet56", paper_error=6.31, priority=1),
-            RunSpec("resnet110", priority=1,
-                    note="the paper's ResNet entry at depth 110 is the pre-activation one (preact_resnet110)"),
-            RunSpec("preact_resnet110", paper_error=6.37, priority=1),
-            RunSpec("lm_resnet110", paper_error=6.16, priority=1),
-            RunSpec("resnet20", paper_error=8.75, priority=2),
-            RunSpec("lm_resnet20", paper_error=8.33, priority=2),
-            RunSpec("resnet32", paper_error=7.51),
-            RunSpec("lm_resnet32", paper_error=7.18),
-            RunSpec("resnet44", paper_error=7.17),
-            RunSpec("lm_resnet44", paper_error=6.66),
-            RunSpec("preact_resnet164", paper_error=5.46),
-            RunSpec("lm_resnet164", paper_error=5.27),
+STUDIES: dict[str, Study] = {
+    s.name: s
+    for s in (
+        Study(
+            "lu2018-cifar10",
+            "Lu et al. 2018, CIFAR-10: ResNet vs LM-ResNet by depth (160 epochs)",
+            (
+                RunSpec("resnet56", paper_error=6.97, priority=1),
+                RunSpec("lm_resnet56", paper_error=6.31, priority=1),
+                RunSpec(
+                    "resnet110",
+                    priority=1,
+                    note="the paper's ResNet entry at depth 110 is the pre-activation one (preact_resnet110)",
+                ),
+                RunSpec("preact_resnet110", paper_error=6.37, priority=1),
+                RunSpec("lm_resnet110", paper_error=6.16, priority=1),
+                RunSpec("resnet20", paper_error=8.75, priority=2),
+                RunSpec("lm_resnet20", paper_error=8.33, priority=2),
+                RunSpec("resnet32", paper_error=7.51),
+                RunSpec("lm_resnet32", paper_error=7.18),
+                RunSpec("resnet44", paper_error=7.17),
+                RunSpec("lm_resnet44", paper_error=6.66),
+                RunSpec("preact_resnet164", paper_error=5.46),
+                RunSpec("lm_resnet164", paper_error=5.27),
+            ),
+            ("ResNets at depths 20-56 are post-activation (He et al. 2015); LM-ResNets use pre-activation blocks.",),
         ),
-        ("ResNets at depths 20-56 are post-activation (He et al. 2015); LM-ResNets use pre-activation blocks.",),
-    ),
-    Study(
-        "lu2018-stochastic",
-        "Lu et al. 2018, CIFAR-10: stochastic training (stochastic depth, Gaussian noise, shake-shake)",
-        (
-            RunSpec("lm_resnet56", "sd:0.8", paper_error=5.14, priority=1),
-            RunSpec("resnet110", "sd:0.5", paper_error=5.25, priority=1),
-            RunSpec("lm_resnet110", "sd:0.5", paper_error=4.80, priority=1),
-            RunSpec("resnet56", "sd:0.8", priority=1, note="not in the paper's table; the pair of lm_resnet56-sd0.8"),
-            RunSpec("lm_resnet56", f"gaussian:{_LM56_SIGMA:.3g}", priority=1,
+        Study(
+            "lu2018-stochastic",
+            "Lu et al. 2018, CIFAR-10: stochastic training (stochastic depth, Gaussian noise, shake-shake)",
+            (
+                RunSpec("lm_resnet56", "sd:0.8", paper_error=5.14, priority=1),
+                RunSpec("resnet110", "sd:0.5", paper_error=5.25, priority=1),
+                RunSpec("lm_resnet110", "sd:0.5", paper_error=4.80, priority=1),
+                RunSpec(
+                    "resnet56", "sd:0.8", priority=1, note="not in the paper's table; the pair of lm_resnet56-sd0.8"
+                ),
+                RunSpec(
+                    "lm_resnet56",
+                    f"gaussian:{_LM56_SIGMA:.3g}",
+                    priority=1,
                     note=f"Gaussian noise matching sd:0.8 in total variance (S² = mean (1-p_l)/p_l, "
-                         f"S = {_LM56_SIGMA:.3g}); gaussian:S has one S for all blocks, so the per-block "
-                         "s_l = sqrt((1-p_l)/p_l) of exact per-block matching is not expressible"),
-            RunSpec("resnet110", "gaussian:0.001", paper_error=5.52, priority=2),
-            RunSpec("shake_resnet26_2x32d", priority=3,
-                    note="shake-shake as an SDE; the 160-epoch recipe here, not shake-shake's own 1800 epochs"),
+                    f"S = {_LM56_SIGMA:.3g}); gaussian:S has one S for all blocks, so the per-block "
+                    "s_l = sqrt((1-p_l)/p_l) of exact per-block matching is not expressible",
+                ),
+                RunSpec("resnet110", "gaussian:0.001", paper_error=5.52, priority=2),
+                RunSpec(
+                    "shake_resnet26_2x32d",
+                    priority=3,
+                    note="shake-shake as an SDE; the 160-epoch recipe here, not shake-shake's own 1800 epochs",
+                ),
+            ),
         ),
-    ),
-)}
+    )
+}
 
 
 def get_study(name: str) -> Study:

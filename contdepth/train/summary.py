@@ -4,19 +4,22 @@ One row per study row: mean ± std final test error over the complete runs (one 
 paper's number, runs, epochs, parameters, median epoch time, device, and how many runs shared the
 device (from results.json where the trainer records it, else from the study's ``launches.jsonl``).
 """
+
 from __future__ import annotations
 
 import json
 import re
 import statistics
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from .records import METRICS, RESULTS, read_metrics, write_json
 from .studies import RunSpec, Study
 
-NOTE = ("Errors are final-epoch CIFAR-10 test errors (%); the paper reports its own training of each "
-        "network once, so the comparison that counts is LM-ResNet against ResNet of the same depth here.")
+NOTE = (
+    "Errors are final-epoch CIFAR-10 test errors (%); the paper reports its own training of each "
+    "network once, so the comparison that counts is LM-ResNet against ResNet of the same depth here."
+)
 
 
 def _complete_runs(directory: Path, row: RunSpec) -> list[tuple[Path, dict]]:
@@ -83,7 +86,7 @@ def _launch_concurrency(directory: Path) -> dict[str, int]:
     return device_sharing(entries)
 
 
-def _params(row: RunSpec) -> Optional[int]:
+def _params(row: RunSpec) -> int | None:
     from ..models import describe  # builds the model once to count
 
     try:
@@ -109,26 +112,39 @@ def summarize(study: Study, directory: Path) -> dict[str, Any]:
         shared += [launches[f.name] for f, _ in runs if f.name in launches]
         devices = sorted({str(r.get("provenance", {}).get("device", "?")) for _, r in runs})
         params = runs[0][1].get("params") if runs else _params(row)
-        rows.append({
-            "name": row.name, "model": row.model, "noise": row.noise, "scheme": row.scheme, "family": row.family,
-            "priority": row.priority, "paper_error": row.paper_error, "note": row.note,
-            "runs": len(runs), "seeds": [int(f.name.rsplit("-s", 1)[1]) for f, _ in runs],
-            "error_mean": statistics.mean(errors) if errors else None,
-            "error_std": statistics.stdev(errors) if len(errors) > 1 else None,
-            "errors": errors, "epochs": sorted({int(r["epochs"]) for _, r in runs}),
-            "params": params, "median_epoch_seconds": statistics.median(epoch_seconds) if epoch_seconds else None,
-            "devices": devices, "max_concurrent_runs": max(shared) if shared else None,
-        })
+        rows.append(
+            {
+                "name": row.name,
+                "model": row.model,
+                "noise": row.noise,
+                "scheme": row.scheme,
+                "family": row.family,
+                "priority": row.priority,
+                "paper_error": row.paper_error,
+                "note": row.note,
+                "runs": len(runs),
+                "seeds": [int(f.name.rsplit("-s", 1)[1]) for f, _ in runs],
+                "error_mean": statistics.mean(errors) if errors else None,
+                "error_std": statistics.stdev(errors) if len(errors) > 1 else None,
+                "errors": errors,
+                "epochs": sorted({int(r["epochs"]) for _, r in runs}),
+                "params": params,
+                "median_epoch_seconds": statistics.median(epoch_seconds) if epoch_seconds else None,
+                "devices": devices,
+                "max_concurrent_runs": max(shared) if shared else None,
+            }
+        )
     return {"study": study.name, "title": study.title, "note": NOTE, "rows": rows}
 
 
-def _cell(value: Optional[float], fmt: str = "{:.2f}") -> str:
+def _cell(value: float | None, fmt: str = "{:.2f}") -> str:
     return "-" if value is None else fmt.format(value)
 
 
 def markdown(summary: dict[str, Any]) -> str:
-    header = ("| run | runs | epochs | our error % | paper error % | params (M) | median epoch s | device "
-              "| runs sharing it |")
+    header = (
+        "| run | runs | epochs | our error % | paper error % | params (M) | median epoch s | device | runs sharing it |"
+    )
     lines = [f"# {summary['title']}", "", summary["note"], "", header, "|---|---|---|---|---|---|---|---|---|"]
     notes: list[str] = []
     for r in summary["rows"]:
@@ -137,10 +153,12 @@ def markdown(summary: dict[str, Any]) -> str:
         if r["note"]:
             notes.append(f"{len(notes) + 1}. {r['name']}: {r['note']}")
             name += f" ({len(notes)})"
-        lines.append(f"| {name} | {r['runs']} | {','.join(map(str, r['epochs'])) or '-'} | {ours} | "
-                     f"{_cell(r['paper_error'])} | {_cell(r['params'] and r['params'] / 1e6)} | "
-                     f"{_cell(r['median_epoch_seconds'], '{:.1f}')} | {'; '.join(r['devices']) or '-'} | "
-                     f"{r['max_concurrent_runs'] or '-'} |")
+        lines.append(
+            f"| {name} | {r['runs']} | {','.join(map(str, r['epochs'])) or '-'} | {ours} | "
+            f"{_cell(r['paper_error'])} | {_cell(r['params'] and r['params'] / 1e6)} | "
+            f"{_cell(r['median_epoch_seconds'], '{:.1f}')} | {'; '.join(r['devices']) or '-'} | "
+            f"{r['max_concurrent_runs'] or '-'} |"
+        )
     if notes:
         lines += ["", "Notes:", "", *notes]
     return "\n".join(lines) + "\n"
@@ -160,12 +178,25 @@ def plot(summary: dict[str, Any], path: Path) -> None:
         ours = [r for r in rows if r["error_mean"] is not None]
         paper = [r for r in rows if r["paper_error"] is not None]
         if ours:
-            ax.errorbar([r["params"] / 1e6 for r in ours], [r["error_mean"] for r in ours],
-                        yerr=[r["error_std"] or 0.0 for r in ours], fmt="o", color=colour, capsize=3,
-                        label=f"{label}, ours")
+            ax.errorbar(
+                [r["params"] / 1e6 for r in ours],
+                [r["error_mean"] for r in ours],
+                yerr=[r["error_std"] or 0.0 for r in ours],
+                fmt="o",
+                color=colour,
+                capsize=3,
+                label=f"{label}, ours",
+            )
         if paper:
-            ax.plot([r["params"] / 1e6 for r in paper], [r["paper_error"] for r in paper], "x--", color=colour,
-                    markersize=8, linewidth=0.8, label=f"{label}, paper")
+            ax.plot(
+                [r["params"] / 1e6 for r in paper],
+                [r["paper_error"] for r in paper],
+                "x--",
+                color=colour,
+                markersize=8,
+                linewidth=0.8,
+                label=f"{label}, paper",
+            )
     ax.set_xlabel("parameters (millions)")
     ax.set_ylabel("CIFAR-10 test error (%)")
     epochs = sorted({e for r in summary["rows"] for e in r["epochs"]})

@@ -1,4 +1,5 @@
 """The training loop: paper recipe, device-resident data, per-epoch checkpoints, exact resume, DDP."""
+
 from __future__ import annotations
 
 import contextlib
@@ -9,8 +10,9 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -81,8 +83,15 @@ class Trainer:
     is set; a save that fails (a full disk) leaves the last good checkpoint and sets ``trainer.failure``.
     """
 
-    def __init__(self, config: TrainConfig, *, resume: bool = False, on_batch_end: Optional[BatchHook] = None,
-                 model: Optional[nn.Module] = None, overwrite: bool = False) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        resume: bool = False,
+        on_batch_end: BatchHook | None = None,
+        model: nn.Module | None = None,
+        overwrite: bool = False,
+    ) -> None:
         self.cfg = config
         self._given_model = model
         self.resume = resume
@@ -91,10 +100,10 @@ class Trainer:
         self.out = Path(config.out)
         self.stopped = False
         self.diverged = False
-        self.diverged_at: Optional[dict[str, Any]] = None
-        self.failure: Optional[str] = None  # why the run could not save (a full disk, say): one line
-        self._saved_at: Optional[tuple[int, int]] = None  # (epoch, batch) of the checkpoint on disk
-        self._folder: Optional[RunFolder] = None
+        self.diverged_at: dict[str, Any] | None = None
+        self.failure: str | None = None  # why the run could not save (a full disk, say): one line
+        self._saved_at: tuple[int, int] | None = None  # (epoch, batch) of the checkpoint on disk
+        self._folder: RunFolder | None = None
         self.history: list[dict[str, Any]] = []
         self.sessions: list[dict[str, Any]] = []
         self.epoch = 0  # epochs completed
@@ -104,7 +113,7 @@ class Trainer:
         self._epoch_compile_seconds = 0.0
 
     # ------------------------------------------------------------------ set-up
-    def _check_out_dir(self) -> Optional[dict[str, Any]]:
+    def _check_out_dir(self) -> dict[str, Any] | None:
         """Check (and, where it exists, lock) the run folder; the saved state when resuming."""
         if self.dist.main:
             self._folder = RunFolder(self.out, resume=self.resume, overwrite=self.overwrite).open()
@@ -120,11 +129,13 @@ class Trainer:
             raise ckpt.damaged(path, f"its config is not valid: {err}") from None
         diffs = differences(saved, self.cfg.to_dict())
         if diffs:
-            raise RunExists(f"--resume: {self.out} was started with other settings ({'; '.join(diffs)}); "
-                            "resume continues the same run: drop those options or choose another --out")
+            raise RunExists(
+                f"--resume: {self.out} was started with other settings ({'; '.join(diffs)}); "
+                "resume continues the same run: drop those options or choose another --out"
+            )
         return state
 
-    def _setup(self) -> Optional[dict[str, Any]]:
+    def _setup(self) -> dict[str, Any] | None:
         cfg, d = self.cfg, self.dist
         self.device = d.device
         self.backend_flags = backend_flags(self.device.type, cfg.deterministic)
@@ -138,12 +149,24 @@ class Trainer:
         seed_everything(cfg.seed + 1000 * d.rank)  # the model's own noise differs per process; data order is shared
         self._place_model()
         self._build_loaders()
-        self.optimizer = build_optimizer(self.model, lr=cfg.lr, momentum=cfg.momentum,
-                                         weight_decay=cfg.weight_decay, nesterov=cfg.nesterov, device=self.device)
+        self.optimizer = build_optimizer(
+            self.model,
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay,
+            nesterov=cfg.nesterov,
+            device=self.device,
+        )
         assert cfg.epochs is not None and cfg.milestones is not None  # TrainConfig.__post_init__ fills them
-        self.scheduler = build_scheduler(self.optimizer, self.train_loader.num_batches, cfg.epochs,
-                                         schedule=cfg.schedule, milestones=cfg.milestones, gamma=cfg.gamma,
-                                         warmup_epochs=cfg.warmup_epochs)
+        self.scheduler = build_scheduler(
+            self.optimizer,
+            self.train_loader.num_batches,
+            cfg.epochs,
+            schedule=cfg.schedule,
+            milestones=cfg.milestones,
+            gamma=cfg.gamma,
+            warmup_epochs=cfg.warmup_epochs,
+        )
         self._wrap_model()
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         # this epoch so far, on this process: summed loss and correct count stay on the device (no sync per step)
@@ -176,10 +199,17 @@ class Trainer:
 
     def _build_loaders(self) -> None:
         cfg, d, data = self.cfg, self.dist, self.data
-        common: dict[str, Any] = dict(mean=data.mean, std=data.std, device=self.device, rank=d.rank, world=d.world,
-                      channels_last=cfg.channels_last)
-        self.train_loader = DeviceLoader(data.train.head(cfg.subset), cfg.batch_size, train=True, seed=cfg.seed,
-                                         **common)
+        common: dict[str, Any] = dict(
+            mean=data.mean,
+            std=data.std,
+            device=self.device,
+            rank=d.rank,
+            world=d.world,
+            channels_last=cfg.channels_last,
+        )
+        self.train_loader = DeviceLoader(
+            data.train.head(cfg.subset), cfg.batch_size, train=True, seed=cfg.seed, **common
+        )
         self.test_loader = DeviceLoader(data.test.spread(cfg.test_subset), cfg.eval_batch_size, train=False, **common)
 
     def _wrap_model(self) -> None:
@@ -187,22 +217,33 @@ class Trainer:
         per-forward buffer broadcast would need the same number of test batches on every process."""
         model, mode, device = self.model, self.cfg.compile_mode, self.device
         if mode != effective_mode(mode, device) and self.dist.main:
-            print(f"note: --compile-mode {mode} records CUDA graphs, which exist on CUDA only; "
-                  f"compiling with mode {effective_mode(mode, device)} on {device.type}", file=sys.stderr)
+            print(
+                f"note: --compile-mode {mode} records CUDA graphs, which exist on CUDA only; "
+                f"compiling with mode {effective_mode(mode, device)} on {device.type}",
+                file=sys.stderr,
+            )
         self.eval_net = compile_module(model, mode, device)
         if not self.dist.active:
             self.net = self.eval_net
             return
         # static_graph: parameters that no step ever reads need no per-step search for unused ones
-        ddp = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                                      static_graph=True)
+        ddp = DistributedDataParallel(
+            model, device_ids=[self.device.index] if self.device.type == "cuda" else None, static_graph=True
+        )
         self.net = compile_module(ddp, mode, device)
 
     def _restore(self, state: dict[str, Any]) -> None:
         d = self.dist
         try:
             self._load_state(state)
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError, RuntimeError) as err:  # another model or version
+        except (
+            KeyError,
+            IndexError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            RuntimeError,
+        ) as err:  # another model or version
             first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
             raise ckpt.damaged(self.out / ckpt.CHECKPOINT, f"does not fit this run: {first}") from None
         self._saved_at = (self.epoch, self.batch)
@@ -211,8 +252,11 @@ class Trainer:
             ckpt.set_rng_state(rngs[d.rank]["rng"])
             ckpt.set_module_generator_states(self.model, rngs[d.rank]["modules"])
         elif d.main:
-            print(f"note: the checkpoint was written by {len(rngs)} processes, this run has {d.world}; "
-                  "the model's random streams restart (the data order is still exact)", file=sys.stderr)
+            print(
+                f"note: the checkpoint was written by {len(rngs)} processes, this run has {d.world}; "
+                "the model's random streams restart (the data order is still exact)",
+                file=sys.stderr,
+            )
 
     def _load_state(self, state: dict[str, Any]) -> None:
         d = self.dist
@@ -223,8 +267,10 @@ class Trainer:
             self.train_loader.set_state(state["loader"])
         except (RuntimeError, TypeError):  # a generator state of another device type
             if d.main:
-                print("note: the data order of the resumed run restarts (checkpoint from another device type)",
-                      file=sys.stderr)
+                print(
+                    "note: the data order of the resumed run restarts (checkpoint from another device type)",
+                    file=sys.stderr,
+                )
         self.history = list(state["history"])
         self.sessions = list(state.get("sessions", []))
         self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
@@ -249,14 +295,19 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def _make_progress(self, style: Optional[str] = None) -> Progress:
+    def _make_progress(self, style: str | None = None) -> Progress:
         """Progress on stderr (rank 0 only): a bar on a terminal, a line every ``progress_every`` s otherwise."""
         if style is None:
             style = choose_style(self.cfg.progress and self.dist.main, sys.stderr)
         assert self.cfg.epochs is not None  # TrainConfig.__post_init__ fills it
-        return Progress(style, epochs=self.cfg.epochs, batches=len(self.train_loader),
-                        eval_batches=len(self.test_loader), images_per_batch=self.cfg.batch_size,
-                        every=self.cfg.progress_every)
+        return Progress(
+            style,
+            epochs=self.cfg.epochs,
+            batches=len(self.train_loader),
+            eval_batches=len(self.test_loader),
+            images_per_batch=self.cfg.batch_size,
+            every=self.cfg.progress_every,
+        )
 
     def _epoch_stats(self) -> tuple[float, float]:
         """Mean loss and accuracy of this process's steps so far this epoch (reads the device: a host sync)."""
@@ -369,13 +420,16 @@ class Trainer:
         if not self.dist.main:
             return
         k = f"  max|k| {row['max_abs_k']:.3f}" if "max_abs_k" in row else ""
-        print(f"epoch {row['epoch']:>3}/{self.cfg.epochs}  lr {row['lr']:.4g}  "
-              f"train loss {row['train_loss']:.4f} acc {100 * row['train_acc']:.2f}%  "
-              f"test loss {row['test_loss']:.4f} acc {100 * row['test_acc']:.2f}%  "
-              f"{row['seconds']:.1f}s {row['images_per_s']:.0f} img/s{k}", flush=True)
+        print(
+            f"epoch {row['epoch']:>3}/{self.cfg.epochs}  lr {row['lr']:.4g}  "
+            f"train loss {row['train_loss']:.4f} acc {100 * row['train_acc']:.2f}%  "
+            f"test loss {row['test_loss']:.4f} acc {100 * row['test_acc']:.2f}%  "
+            f"{row['seconds']:.1f}s {row['images_per_s']:.0f} img/s{k}",
+            flush=True,
+        )
 
     # ----------------------------------------------------------------- saving
-    def _divergence(self, test_loss: Optional[float] = None) -> Optional[str]:
+    def _divergence(self, test_loss: float | None = None) -> str | None:
         """What is not finite in the current state (losses since the epoch began, test loss, weights), or None.
 
         Reads the device once per call: called at epoch end and before a save, never per step.
@@ -402,8 +456,11 @@ class Trainer:
             kept = "no checkpoint was saved before it"
         else:
             kept = f"kept the last good checkpoint (epoch {self._saved_at[0]} batch {self._saved_at[1]}) in {path}"
-        print(f"training diverged in epoch {epoch} ({why}); {kept}; try a lower --lr or --warmup",
-              file=sys.stderr, flush=True)
+        print(
+            f"training diverged in epoch {epoch} ({why}); {kept}; try a lower --lr or --warmup",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def _save_failed(self, what: Path, err: OSError) -> None:
         """Record a failed write (a full disk, say) as :attr:`failure`, one line saying what was kept."""
@@ -418,28 +475,36 @@ class Trainer:
 
     def _save(self) -> bool:
         """Checkpoint the current step (every process's RNG state; rank 0 writes); False when it failed."""
-        rngs = dist_util.all_gather_objects(self.dist, {
-            "rng": ckpt.rng_state(), "modules": ckpt.module_generator_states(self.model)})
+        rngs = dist_util.all_gather_objects(
+            self.dist, {"rng": ckpt.rng_state(), "modules": ckpt.module_generator_states(self.model)}
+        )
         failed = False
         if self.dist.main:
             path = self.out / ckpt.CHECKPOINT
             try:
-                ckpt.save_atomic({
-                    "format": 1,
-                    "config": self.cfg.to_dict(),
-                    "epoch": self.epoch,
-                    "batch": self.batch,
-                    "partial": {"sums": self._partial.cpu(), "seen": self._seen, "seconds": self._partial_seconds,
-                                "lr": self._epoch_lr},
-                    "history": self.history,
-                    "sessions": self.sessions,
-                    "model": self.model.state_dict(),
-                    "optimizer": self.optimizer.state_dict(),
-                    "scheduler": self.scheduler.state_dict(),
-                    "loader": self.train_loader.get_state(),
-                    "rng": rngs,
-                    "world": self.dist.world,
-                }, path)
+                ckpt.save_atomic(
+                    {
+                        "format": 1,
+                        "config": self.cfg.to_dict(),
+                        "epoch": self.epoch,
+                        "batch": self.batch,
+                        "partial": {
+                            "sums": self._partial.cpu(),
+                            "seen": self._seen,
+                            "seconds": self._partial_seconds,
+                            "lr": self._epoch_lr,
+                        },
+                        "history": self.history,
+                        "sessions": self.sessions,
+                        "model": self.model.state_dict(),
+                        "optimizer": self.optimizer.state_dict(),
+                        "scheduler": self.scheduler.state_dict(),
+                        "loader": self.train_loader.get_state(),
+                        "rng": rngs,
+                        "world": self.dist.world,
+                    },
+                    path,
+                )
             except OSError as err:
                 self._save_failed(path, err)
                 failed = True
@@ -454,23 +519,35 @@ class Trainer:
         cfg, rows = self.cfg, self.history
         assert cfg.epochs is not None  # TrainConfig.__post_init__ fills it
         out: dict[str, Any] = {
-            "model": cfg.model, "dataset": cfg.dataset, "scheme": self._scheme_name(), "noise": cfg.noise,
-            "steps_per_block": cfg.steps_per_block, "params": self.params,
-            "epochs": cfg.epochs, "epochs_done": self.epoch, "complete": self.epoch >= cfg.epochs,
+            "model": cfg.model,
+            "dataset": cfg.dataset,
+            "scheme": self._scheme_name(),
+            "noise": cfg.noise,
+            "steps_per_block": cfg.steps_per_block,
+            "params": self.params,
+            "epochs": cfg.epochs,
+            "epochs_done": self.epoch,
+            "complete": self.epoch >= cfg.epochs,
             "diverged": self.diverged,
         }
         if self.diverged_at is not None:
             out["diverged_at"] = self.diverged_at
         if rows:
             best = min(rows, key=lambda r: (1 - r["test_acc"], r["epoch"]))
-            out.update({
-                "final_test_error": 100 * (1 - rows[-1]["test_acc"]), "best_test_error": 100 * (1 - best["test_acc"]),
-                "best_epoch": best["epoch"], "final_test_acc": rows[-1]["test_acc"], "final_test_loss": rows[-1]["test_loss"],
-                "final_train_loss": rows[-1]["train_loss"], "final_train_acc": rows[-1]["train_acc"],
-                "mean_images_per_s": sum(r["images_per_s"] for r in rows) / len(rows),
-                "mean_epoch_seconds": sum(r["seconds"] for r in rows) / len(rows),
-                **steady_timing(rows),
-            })
+            out.update(
+                {
+                    "final_test_error": 100 * (1 - rows[-1]["test_acc"]),
+                    "best_test_error": 100 * (1 - best["test_acc"]),
+                    "best_epoch": best["epoch"],
+                    "final_test_acc": rows[-1]["test_acc"],
+                    "final_test_loss": rows[-1]["test_loss"],
+                    "final_train_loss": rows[-1]["train_loss"],
+                    "final_train_acc": rows[-1]["train_acc"],
+                    "mean_images_per_s": sum(r["images_per_s"] for r in rows) / len(rows),
+                    "mean_epoch_seconds": sum(r["seconds"] for r in rows) / len(rows),
+                    **steady_timing(rows),
+                }
+            )
         ks = momentum(self.model)
         if ks:
             out["max_abs_k"] = max(abs(k) for stage in ks for k in stage)
@@ -497,7 +574,7 @@ class Trainer:
             "concurrent_runs": self.concurrent_runs,
         }
 
-    def _scheme_name(self) -> Optional[str]:
+    def _scheme_name(self) -> str | None:
         flows = self.model.flows() if isinstance(self.model, HasFlows) else []
         names = sorted({f.scheme.name for f in flows})
         return ",".join(names) if names else self.cfg.scheme
@@ -535,8 +612,9 @@ class Trainer:
                 state = self._setup()
                 if state is not None:
                     self._restore(state)
-                self.sessions.append(records.provenance(self.device, self.cfg.seed, self.dist.world,
-                                                        settings=self._speed_settings()))
+                self.sessions.append(
+                    records.provenance(self.device, self.cfg.seed, self.dist.world, settings=self._speed_settings())
+                )
                 if self._folder is not None:
                     self._folder.create()
                     self._folder.clear()
@@ -548,9 +626,12 @@ class Trainer:
             raise
         if self.dist.main:
             where = f"resuming at epoch {self.epoch + 1} batch {self.batch}" if state is not None else "starting"
-            print(f"{self.cfg.model}: {self.params:,} parameters, {where}; "
-                  f"{self.train_loader.num_examples} train / {self.test_loader.num_examples} test images "
-                  f"on {self.device} x {self.dist.world}", flush=True)
+            print(
+                f"{self.cfg.model}: {self.params:,} parameters, {where}; "
+                f"{self.train_loader.num_examples} train / {self.test_loader.num_examples} test images "
+                f"on {self.device} x {self.dist.world}",
+                flush=True,
+            )
         self.progress = self._make_progress()
         self._prepared = True
 
@@ -585,8 +666,12 @@ class Trainer:
             if not self._save():
                 return
         if self.dist.main:
-            print(f"stopped at epoch {self.epoch + 1} batch {self.batch}: checkpoint saved in {self.out}; "
-                  "continue with --resume", file=sys.stderr, flush=True)
+            print(
+                f"stopped at epoch {self.epoch + 1} batch {self.batch}: checkpoint saved in {self.out}; "
+                "continue with --resume",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def fit(self) -> dict[str, Any]:
         """Train to ``config.epochs`` (or until stopped); returns the results dict."""

@@ -16,14 +16,29 @@ Modules: ``grid`` (grids of the plane), ``solver`` (the finite-difference solver
 a flow approximates), ``montecarlo`` (the estimate over the flow's own noisy passes), ``compare``
 (the two against each other).
 """
-from .grid import Grid, PaddedGrid, padded_grid
-from .solver import Coefficients, max_rate, solve_backward_kolmogorov, time_pieces
-from .sde import domain_for, flow_coefficients, mean_paths, sde_field
-from .montecarlo import MonteCarlo, monte_carlo
+
 from .compare import agreement, kolmogorov_check, kolmogorov_pde, summary
+from .grid import Grid, PaddedGrid, padded_grid
+from .montecarlo import MonteCarlo, monte_carlo
+from .sde import domain_for, flow_coefficients, mean_paths, sde_field
+from .solver import Coefficients, max_rate, solve_backward_kolmogorov, time_pieces
 
 __all__ = [
-    "Coefficients", "Grid", "MonteCarlo", "PaddedGrid", "agreement", "domain_for", "flow_coefficients",
-    "kolmogorov_check", "kolmogorov_pde", "max_rate", "mean_paths", "monte_carlo", "padded_grid", "sde_field",
-    "solve_backward_kolmogorov", "summary", "time_pieces",
+    "Coefficients",
+    "Grid",
+    "MonteCarlo",
+    "PaddedGrid",
+    "agreement",
+    "domain_for",
+    "flow_coefficients",
+    "kolmogorov_check",
+    "kolmogorov_pde",
+    "max_rate",
+    "mean_paths",
+    "monte_carlo",
+    "padded_grid",
+    "sde_field",
+    "solve_backward_kolmogorov",
+    "summary",
+    "time_pieces",
 ]

@@ -1,8 +1,9 @@
 """The check itself: the PDE solution on a padded grid against Monte Carlo, in Monte-Carlo standard errors."""
+
 from __future__ import annotations
 
 import time
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -23,7 +24,7 @@ def kolmogorov_pde(
     refine: int = 4,
     spread: float = 5.0,
     path_steps: int = 200,
-    dt: Optional[float] = None,
+    dt: float | None = None,
     advection: str = "hybrid",
 ) -> tuple[Tensor, dict]:
     """``v(t0, ·)`` at the nodes of ``roi`` from the finite-difference solver on a padded, ``refine``-times
@@ -96,18 +97,24 @@ def kolmogorov_check(
     for n in sorted(steps):
         start = time.perf_counter()
         mc = monte_carlo(flow, phi, points, paths=paths, steps=n, seed=seed + n, box=info["box"])
-        results.append({
-            "seconds": time.perf_counter() - start,
-            "steps": n,
-            "h": (flow.t1 - flow.t0) / n,
-            "paths": paths,
-            "mean": mc.mean,
-            "se": mc.se,
-            "exit": mc.exit,
-            "agreement": agreement(pde, mc),
-        })
+        results.append(
+            {
+                "seconds": time.perf_counter() - start,
+                "steps": n,
+                "h": (flow.t1 - flow.t0) / n,
+                "paths": paths,
+                "mean": mc.mean,
+                "se": mc.se,
+                "exit": mc.exit,
+                "agreement": agreement(pde, mc),
+            }
+        )
     return {
-        "roi": roi, "pde": pde, "pde_info": info, "pde_error_estimate": coarse_error, "mc": results,
+        "roi": roi,
+        "pde": pde,
+        "pde_info": info,
+        "pde_error_estimate": coarse_error,
+        "mc": results,
         "network_h": flow.h if isinstance(flow.scheme, EulerMaruyama) else None,
     }
 
@@ -116,11 +123,20 @@ def summary(check: dict) -> dict:
     """JSON-ready numbers of :func:`kolmogorov_check` (no tensors)."""
     info = check["pde_info"]
     return {
-        "roi": [float(check["roi"].xs[0]), float(check["roi"].xs[-1]), float(check["roi"].ys[0]), float(check["roi"].ys[-1])],
+        "roi": [
+            float(check["roi"].xs[0]),
+            float(check["roi"].xs[-1]),
+            float(check["roi"].ys[0]),
+            float(check["roi"].ys[-1]),
+        ],
         "roi_nodes": list(check["roi"].shape),
         "pde": {
-            "grid": list(info["grid"]), "dx": info["dx"], "dy": info["dy"], "box": info["box"],
-            "time_steps": info["steps"], "max_stability_number": info["max_stability"],
+            "grid": list(info["grid"]),
+            "dx": info["dx"],
+            "dy": info["dy"],
+            "box": info["box"],
+            "time_steps": info["steps"],
+            "max_stability_number": info["max_stability"],
             "error_estimate_vs_half_resolution": check["pde_error_estimate"],
         },
         "monte_carlo": [

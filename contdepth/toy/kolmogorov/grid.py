@@ -1,9 +1,10 @@
 """Grids of the plane for the Kolmogorov check: uniform nodes, and a finer padded grid around a region."""
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import Tensor
@@ -34,7 +35,7 @@ class Grid:
         return torch.stack([xx.flatten(), yy.flatten()], dim=1)
 
     @staticmethod
-    def box(lo: Sequence[float], hi: Sequence[float], n: Sequence[int]) -> "Grid":
+    def box(lo: Sequence[float], hi: Sequence[float], n: Sequence[int]) -> Grid:
         """``n = (nx, ny)`` nodes spanning ``[lo_x, hi_x] x [lo_y, hi_y]``."""
         xs = torch.linspace(lo[0], hi[0], n[0], dtype=torch.float64)
         ys = torch.linspace(lo[1], hi[1], n[1], dtype=torch.float64)

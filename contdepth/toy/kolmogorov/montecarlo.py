@@ -1,9 +1,10 @@
 """Monte Carlo estimate of ``v(t0, x) = E[φ(X_T) | X_t0 = x]`` over Euler–Maruyama paths of a flow."""
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -33,10 +34,10 @@ def monte_carlo(
     points: Tensor,
     *,
     paths: int = 1000,
-    steps: Optional[int] = None,
+    steps: int | None = None,
     seed: int = 0,
     chunk: int = 200_000,
-    box: Optional[tuple[Sequence[float], Sequence[float]]] = None,
+    box: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> MonteCarlo:
     """Average ``phi(X_T)`` over ``paths`` Euler–Maruyama paths of the flow from each of ``points`` (P, 2).
 

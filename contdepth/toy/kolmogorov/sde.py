@@ -1,8 +1,8 @@
 """The SDE a stochastic flow approximates: its field, drift and diagonal diffusion, noise-free paths, a box for them."""
+
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 from torch import Tensor
@@ -39,7 +39,7 @@ def flow_coefficients(flow: Flow) -> Coefficients:
     dtype = next(field.parameters()).dtype
 
     @torch.no_grad()
-    def coefficients(t: float, piece: Optional[int], points: Tensor) -> tuple[Tensor, Tensor]:
+    def coefficients(t: float, piece: int | None, points: Tensor) -> tuple[Tensor, Tensor]:
         u = points.to(dtype)
         f, g = field.drift_diffusion(t, u, piece)
         if g is None:
@@ -57,7 +57,9 @@ def mean_paths(flow: Flow, points: Tensor, steps: int) -> Tensor:
     return det.trajectory(points.to(dtype))
 
 
-def domain_for(flow: Flow, roi: Grid, steps: int, sigma_max: float, spread: float = 5.0) -> tuple[list[float], list[float]]:
+def domain_for(
+    flow: Flow, roi: Grid, steps: int, sigma_max: float, spread: float = 5.0
+) -> tuple[list[float], list[float]]:
     """Box holding the mean paths from the region of interest, widened by ``spread · σ_max · sqrt(T)``."""
     paths = mean_paths(flow, roi.points(), steps).double()
     margin = spread * sigma_max * math.sqrt(flow.t1 - flow.t0)

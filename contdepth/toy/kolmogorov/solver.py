@@ -30,12 +30,14 @@ the region leave the box with negligible probability (:func:`monte_carlo` report
 end points outside it). On the box edge a zero normal derivative is imposed (ghost node = edge
 node), which keeps the scheme monotone; its error does not reach the region within ``[t0, T]``.
 """
+
 from __future__ import annotations
 
 import math
-from itertools import pairwise
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from itertools import pairwise
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -44,9 +46,8 @@ from ...fields import Field
 from .._threads import one_thread
 from .grid import Grid
 
-
 # coefficients(t_mid, piece, points (N, 2) float64) -> (f (N, 2), a (N, 2)), a = g² per coordinate
-Coefficients = Callable[[float, Optional[int], Tensor], tuple[Tensor, Tensor]]
+Coefficients = Callable[[float, int | None, Tensor], tuple[Tensor, Tensor]]
 
 
 @dataclass
@@ -111,7 +112,7 @@ def max_rate(f: Tensor, a: Tensor, grid: Grid, advection: str = "hybrid") -> flo
     return float((rx + ry).max())
 
 
-def time_pieces(field: Field, t0: float, t1: float, freeze: int = 20) -> Sequence[tuple[float, float, Optional[int]]]:
+def time_pieces(field: Field, t0: float, t1: float, freeze: int = 20) -> Sequence[tuple[float, float, int | None]]:
     """``(a, b, piece)`` intervals on which the coefficients are frozen, in increasing time."""
     if len(field.breakpoints()) >= 2:
         return field.segments(t0, t1)
@@ -123,9 +124,9 @@ def solve_backward_kolmogorov(
     coefficients: Coefficients,
     phi: Tensor,
     grid: Grid,
-    pieces: Sequence[tuple[float, float, Optional[int]]],
+    pieces: Sequence[tuple[float, float, int | None]],
     *,
-    dt: Optional[float] = None,
+    dt: float | None = None,
     safety: float = 0.9,
     advection: str = "hybrid",
 ) -> tuple[Tensor, dict]:
