@@ -58,18 +58,20 @@ def plot_spectra(spectra: Spectra, path: str | Path | None = None, title: str = 
     fraction of eigenvalues inside the region.
     """
     import matplotlib
-
-    if path is not None:
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
     from matplotlib import colors
+    from matplotlib.figure import Figure
 
     stages = spectra.stages
     depth = depths(spectra)
     norm = colors.Normalize(vmin=float(depth.min()), vmax=float(max(depth.max(), depth.min() + 1e-9)))
-    cmap = plt.get_cmap("viridis")
+    cmap = matplotlib.colormaps["viridis"]
     ncol = max(len(stages), 3)
-    fig = plt.figure(figsize=(4.4 * ncol, 8.2))
+    if path is None:  # for the caller to show: a pyplot figure
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=(4.4 * ncol, 8.2))
+    else:  # written to a file: needs no backend, leaves the user's matplotlib set-up alone
+        fig = Figure(figsize=(4.4 * ncol, 8.2))
     grid = fig.add_gridspec(2, ncol, height_ratios=[1.25, 1.0], hspace=0.38, wspace=0.32)
     index = {id(s): i for i, s in enumerate(spectra.steps)}
     scatter = None

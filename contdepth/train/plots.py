@@ -7,13 +7,11 @@ from collections.abc import Sequence
 from typing import Any
 
 
-def _pyplot():
-    import matplotlib
+def _figure(figsize: tuple[float, float]):
+    """A figure that needs no backend and leaves the user's matplotlib set-up (pyplot, backend) alone."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(figsize=figsize)
 
 
 def run_title(cfg: Any) -> str:
@@ -34,20 +32,19 @@ def _integer_ticks(ax) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def _save(plt, fig, path: str | os.PathLike, title: str) -> None:
-    """Title, layout, write the PNG and free the figure."""
+def _save(fig, path: str | os.PathLike, title: str) -> None:
+    """Title, layout, write the PNG."""
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def plot_curves(rows: Sequence[dict], path: str | os.PathLike, title: str = "") -> None:
     """Loss, error (%) and learning rate against epoch, train and test."""
-    plt = _pyplot()
     ep = [r["epoch"] for r in rows]
-    fig, (a, b, c) = plt.subplots(1, 3, figsize=(13, 3.8))
+    fig = _figure((13, 3.8))
+    a, b, c = fig.subplots(1, 3)
     a.plot(ep, [r["train_loss"] for r in rows], label="train")
     a.plot(ep, [r["test_loss"] for r in rows], label="test")
     a.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
@@ -69,14 +66,14 @@ def plot_curves(rows: Sequence[dict], path: str | os.PathLike, title: str = "") 
     for ax in (a, b, c):
         ax.grid(alpha=0.3)
         _integer_ticks(ax)
-    _save(plt, fig, path, title)
+    _save(fig, path, title)
 
 
 def plot_momentum(k_per_stage: Sequence[Sequence[float]], path: str | os.PathLike, title: str = "") -> None:
     """Learned k_n per block (stages marked) and the modified-equation coefficients of
     ``(1 + k_n) u' + (1 - k_n)(Δt/2) u'' = f(u)``: (1 + k_n) and (1 - k_n)/2."""
-    plt = _pyplot()
-    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 3.8))
+    fig = _figure((12, 3.8))
+    a, b = fig.subplots(1, 2)
     start = 0
     for s, ks in enumerate(k_per_stage):
         x = list(range(start, start + len(ks)))
@@ -99,4 +96,4 @@ def plot_momentum(k_per_stage: Sequence[Sequence[float]], path: str | os.PathLik
     for ax in (a, b):
         ax.grid(alpha=0.3)
         _integer_ticks(ax)
-    _save(plt, fig, path, title)
+    _save(fig, path, title)

@@ -166,12 +166,10 @@ def markdown(summary: dict[str, Any]) -> str:
 
 def plot(summary: dict[str, Any], path: Path) -> None:
     """Test error against parameters: ResNet and LM-ResNet, ours (mean ± std) and the paper's."""
-    import matplotlib
+    from matplotlib.figure import Figure  # needs no backend: the user's matplotlib set-up is left alone
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     styles = {"resnet": ("ResNet", "tab:blue"), "lm": ("LM-ResNet", "tab:red"), "other": ("other", "tab:gray")}
     for family, (label, colour) in styles.items():
         rows = sorted((r for r in summary["rows"] if r["family"] == family and r["params"]), key=lambda r: r["params"])
@@ -207,7 +205,6 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def write_summary(study: Study, directory: Path) -> tuple[Path, Path, Path]:
