@@ -6,13 +6,14 @@ import datetime as _dt
 import json
 import os
 import platform
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from contdepth.gitinfo import commit_and_source
 
 ROOT = Path(__file__).resolve().parent.parent
 # Default output of every benchmark: a git-ignored folder, so a documented command never rewrites the
@@ -22,17 +23,8 @@ COMMITTED_OUT = Path(__file__).resolve().parent / "results"
 
 
 def git_commit() -> str:
-    """HEAD's hash, with ``+dirty`` when tracked files differ from it."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-        return head + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    """HEAD's hash (``+dirty`` when tracked files differ), else ``$CONTDEPTH_GIT_COMMIT``, else ``unknown``."""
+    return commit_and_source(ROOT)[0] or "unknown"
 
 
 def device_name(device: str | torch.device = "cpu") -> str:

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..data.specs import spec
+from ..gitinfo import COMMIT_ENV, git_commit
 from .procs import run_logged
 
-COMMIT_ENV = "CONTDEPTH_GIT_COMMIT"
 COMMIT_FILE = "COMMIT"  # in the carry folder: `git rev-parse HEAD > .carry/COMMIT` before the copy
 CIFAR10_FOLDER = "cifar-10-batches-py"
 
@@ -24,20 +24,9 @@ def resolve_commit(given: str | None, repo: Path, carry: Path) -> tuple[str | No
     if os.environ.get(COMMIT_ENV, "").strip():
         return os.environ[COMMIT_ENV].strip(), f"${COMMIT_ENV}"
     if (repo / ".git").exists():
-        try:
-            head = subprocess.run(
-                ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=20, check=True
-            ).stdout.strip()
-            dirty = subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"],
-                cwd=repo,
-                capture_output=True,
-                text=True,
-                timeout=20,
-            ).stdout.strip()
-            return head + ("+dirty" if dirty else ""), "git"
-        except (OSError, subprocess.SubprocessError):
-            pass
+        commit = git_commit(repo, timeout=20.0)
+        if commit is not None:
+            return commit, "git"
     path = carry / COMMIT_FILE
     if path.is_file() and path.read_text().strip():
         return path.read_text().split()[0], str(path)

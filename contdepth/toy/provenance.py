@@ -4,31 +4,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import platform
-import subprocess
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 
-
-def git_commit(where: Path | None = None) -> str | None:
-    """HEAD of the repository holding ``where`` (default: this package), ``+dirty`` if modified; None outside git."""
-    where = Path(__file__).resolve().parent if where is None else where
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=where,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return head + ("+dirty" if dirty else "")
+from ..gitinfo import git_commit
 
 
 def provenance(command: Sequence[str], seed: int) -> dict:

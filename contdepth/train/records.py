@@ -7,13 +7,14 @@ import json
 import os
 import platform
 import shlex
-import subprocess
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from ..gitinfo import commit_and_source
 
 METRICS = "metrics.jsonl"
 RESULTS = "results.json"
@@ -61,36 +62,7 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
-def git_commit(where: Path | None = None) -> str | None:
-    """The commit of the checkout holding this package (``+dirty`` with local changes), or None."""
-    where = where or Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=where,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return commit + ("+dirty" if dirty else "")
-
-
-COMMIT_ENV = "CONTDEPTH_GIT_COMMIT"  # the commit, for a copy of the checkout without .git
 CONCURRENT_ENV = "CONTDEPTH_CONCURRENT_RUNS"  # how many runs share this device (set by whoever starts several)
-
-
-def commit_and_source() -> tuple[str | None, str | None]:
-    """The checkout's commit from git, else from ``$CONTDEPTH_GIT_COMMIT``; and where it came from."""
-    commit = git_commit()
-    if commit is not None:
-        return commit, "git"
-    given = os.environ.get(COMMIT_ENV, "").strip()
-    return (given, f"${COMMIT_ENV}") if given else (None, None)
 
 
 def concurrent_runs() -> int:
