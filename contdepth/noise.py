@@ -78,15 +78,8 @@ class NoiseLaw:
         return f"{type(self).__name__}()"
 
 
-class Gaussian(NoiseLaw):
-    """ξ ~ N(0, 1): Euler–Maruyama's Brownian increments."""
-
-    name = "gaussian"
-
-    def sample(
-        self, shape: Sequence[int], like: Tensor, generator: torch.Generator | None = None, piece: int = 0
-    ) -> Tensor:
-        return torch.randn(tuple(shape), generator=generator, device=like.device, dtype=like.dtype)
+class SameEveryPiece(NoiseLaw):
+    """A law without per-piece parameters: the ξ of all steps are one draw of shape ``(steps, *shape)``."""
 
     def sample_steps(
         self,
@@ -98,11 +91,22 @@ class Gaussian(NoiseLaw):
     ) -> Tensor:
         return self.sample((len(pieces), *shape), like, generator)
 
+
+class Gaussian(SameEveryPiece):
+    """ξ ~ N(0, 1): Euler–Maruyama's Brownian increments."""
+
+    name = "gaussian"
+
+    def sample(
+        self, shape: Sequence[int], like: Tensor, generator: torch.Generator | None = None, piece: int = 0
+    ) -> Tensor:
+        return torch.randn(tuple(shape), generator=generator, device=like.device, dtype=like.dtype)
+
     def fourth_moment(self, piece: int = 0) -> float:
         return 3.0
 
 
-class Rademacher(NoiseLaw):
+class Rademacher(SameEveryPiece):
     """ξ = ±1 with probability 1/2 each: the simplest weak-order-1 increment."""
 
     name = "rademacher"
@@ -113,21 +117,11 @@ class Rademacher(NoiseLaw):
         bits = torch.randint(0, 2, tuple(shape), generator=generator, device=like.device)
         return (2 * bits - 1).to(like.dtype)
 
-    def sample_steps(
-        self,
-        shape: Sequence[int],
-        like: Tensor,
-        generator: torch.Generator | None,
-        pieces: Sequence[int],
-        table: Tensor | None = None,
-    ) -> Tensor:
-        return self.sample((len(pieces), *shape), like, generator)
-
     def fourth_moment(self, piece: int = 0) -> float:
         return 1.0
 
 
-class Uniform(NoiseLaw):
+class Uniform(SameEveryPiece):
     """ξ = (η - 1/2) sqrt 12 with η ~ U(0, 1): the shake-shake mixing weight, standardised."""
 
     name = "uniform"
@@ -137,16 +131,6 @@ class Uniform(NoiseLaw):
     ) -> Tensor:
         eta = torch.rand(tuple(shape), generator=generator, device=like.device, dtype=like.dtype)
         return (eta - 0.5) * math.sqrt(12.0)
-
-    def sample_steps(
-        self,
-        shape: Sequence[int],
-        like: Tensor,
-        generator: torch.Generator | None,
-        pieces: Sequence[int],
-        table: Tensor | None = None,
-    ) -> Tensor:
-        return self.sample((len(pieces), *shape), like, generator)
 
     def fourth_moment(self, piece: int = 0) -> float:
         return 9.0 / 5.0
@@ -229,7 +213,7 @@ class Bernoulli(NoiseLaw):
         return f"Bernoulli(p={self.p if len(self.p) > 1 else self.p[0]})"
 
 
-_LAWS = {
+_LAWS: dict[str, type[NoiseLaw]] = {
     "gaussian": Gaussian,
     "normal": Gaussian,
     "rademacher": Rademacher,
