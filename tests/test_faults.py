@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from contdepth.cli import main
-from contdepth.data import write_fake_cifar
 from contdepth.train import TrainConfig, Trainer
 from contdepth.train import checkpoint as ckpt
 from contdepth.train.records import read_metrics
@@ -35,19 +34,12 @@ SMALL = [
 ]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cifar")
-    write_fake_cifar(root, "cifar10", train=40, test=32)
-    return root
+def data_dir(fake_cifar10):
+    return fake_cifar10
 
 
 @pytest.fixture(scope="module")

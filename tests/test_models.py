@@ -48,13 +48,7 @@ PUBLISHED = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small convs on a shared CPU run far faster on one thread than on oversubscribed ones."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def images(n: int = 2, size: int = 32, seed: int = 0) -> torch.Tensor:

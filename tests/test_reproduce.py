@@ -6,10 +6,8 @@ import os
 import signal
 
 import pytest
-import torch
 
 from contdepth.cli import main
-from contdepth.data import write_fake_cifar
 from contdepth.models import available, parse_noise
 from contdepth.models.noise_spec import NoiseSpec
 from contdepth.train import planner
@@ -23,12 +21,7 @@ from contdepth.train.summary import device_sharing
 TINY = ["--epochs", "1", "--batch-size", "16", "--subset", "32", "--test-subset", "32", "--device", "cpu"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ----------------------------------------------------------------- studies
@@ -263,10 +256,8 @@ def test_calibration_scales_each_burst_to_the_runs_epochs(tmp_path):
 
 # ----------------------------------------------------------------- the command end to end
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cifar")
-    write_fake_cifar(root, "cifar10", train=40, test=32)
-    return root
+def data_dir(fake_cifar10):
+    return fake_cifar10
 
 
 def test_dry_run_prints_one_train_command_per_run(tmp_path, capsys):

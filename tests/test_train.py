@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from contdepth.cli import main
-from contdepth.data import load_cifar, write_fake_cifar
+from contdepth.data import load_cifar
 from contdepth.train import TrainConfig, Trainer, evaluate_run
 from contdepth.train.checkpoint import load
 from contdepth.train.records import read_metrics
@@ -39,20 +39,12 @@ SMALL = [
 ]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine more threads only contend (and results depend on it)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cifar")
-    write_fake_cifar(root, "cifar10", train=40, test=32)
-    return root
+def data_dir(fake_cifar10):
+    return fake_cifar10
 
 
 @pytest.fixture(scope="module")
