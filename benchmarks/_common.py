@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import json
 import os
@@ -20,6 +21,17 @@ ROOT = Path(__file__).resolve().parent.parent
 # committed results; refreshing those is an explicit ``--out benchmarks/results`` (COMMITTED_OUT).
 DEFAULT_OUT = ROOT / "runs" / "benchmarks"
 COMMITTED_OUT = Path(__file__).resolve().parent / "results"
+
+
+def add_out_argument(parser: argparse.ArgumentParser, what: str = "JSON and PNG") -> None:
+    """``--out``: where a benchmark writes (default the git-ignored runs/benchmarks)."""
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help=f"output folder for {what} (default runs/benchmarks, git-ignored; "
+        "benchmarks/results refreshes the committed ones)",
+    )
 
 
 def git_commit() -> str:

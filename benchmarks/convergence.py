@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_OUT, markdown_table, provenance, setup_matplotlib, write_json
+from _common import add_out_argument, markdown_table, provenance, setup_matplotlib, write_json
 
 import contdepth as cd
 from contdepth.analysis import fit_order
@@ -223,13 +223,7 @@ def tables(results: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=DEFAULT_OUT,
-        help="output folder for JSON and PNG (default runs/benchmarks; "
-        "benchmarks/results refreshes the committed ones)",
-    )
+    add_out_argument(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the random conv field")
     parser.add_argument("--k", type=float, default=-0.3, help="fixed lm2 momentum k for panel (c)")
     parser.add_argument("--full", action="store_true", help="finer sweeps and more k values")

@@ -279,7 +279,7 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    from _common import DEFAULT_OUT
+    from _common import add_out_argument
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--child", nargs=3, metavar=("MODEL", "IMPL", "SHIM"), help=argparse.SUPPRESS)
@@ -290,12 +290,7 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="callgrind processes at once")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--valgrind", default=shutil.which("valgrind") or "valgrind")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=DEFAULT_OUT,
-        help="output folder for JSON and PNG (benchmarks/results refreshes the committed ones)",
-    )
+    add_out_argument(parser)
     parser.add_argument(
         "--keep",
         type=Path,

@@ -20,7 +20,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from _common import DEFAULT_OUT, markdown_table, provenance, write_json
+from _common import add_out_argument, markdown_table, provenance, write_json
 
 import contdepth as cd
 
@@ -63,7 +63,7 @@ def count_step(name: str, noise: str, batch: int, size: int, seed: int) -> Count
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder for the JSON")
+    add_out_argument(parser, "the JSON")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=cd.models.available(), metavar="MODEL")
     parser.add_argument("--noises", nargs="+", default=list(NOISES), help="noise specs (none, sd:0.8, gaussian:0.001)")
     parser.add_argument("--batch", type=int, default=2)

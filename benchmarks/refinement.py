@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_OUT, ROOT, markdown_table, provenance, setup_matplotlib, write_json
+from _common import ROOT, add_out_argument, markdown_table, provenance, setup_matplotlib, write_json
 
 import contdepth as cd
 from contdepth.analysis import fit_order
@@ -315,13 +315,7 @@ def tables(results: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=DEFAULT_OUT,
-        help="output folder for JSON and PNG (default runs/benchmarks; "
-        "benchmarks/results refreshes the committed ones)",
-    )
+    add_out_argument(parser)
     parser.add_argument("--run", type=Path, nargs="+", default=None, help="trained run directories (skip training)")
     parser.add_argument("--models", nargs="+", default=["preact_resnet20", "lm_resnet20"], help="models to train")
     parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "refinement", help="where the short runs go")

@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import refinement
-from _common import DEFAULT_OUT, ROOT, markdown_table, provenance, write_json
+from _common import ROOT, add_out_argument, markdown_table, provenance, write_json
 
 import contdepth as cd
 from contdepth.analysis import block_spectra, stability_region
@@ -139,9 +139,7 @@ def speed(images: int, n_eigs: int, data_dir: Path, seed: int) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help="output folder (default runs/benchmarks, git-ignored)"
-    )
+    add_out_argument(parser)
     parser.add_argument("--images", type=int, default=64, help="test images followed through each trained net")
     parser.add_argument("--n-eigs", type=int, default=8)
     parser.add_argument("--speed-images", type=int, default=64, help="images for the ResNet-56 timing (0: skip)")

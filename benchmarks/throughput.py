@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_OUT, markdown_table, provenance, setup_matplotlib, write_json
+from _common import add_out_argument, markdown_table, provenance, setup_matplotlib, write_json
 from reference_nets import HAND, check_same_map, copy_weights
 
 import contdepth as cd
@@ -617,13 +617,7 @@ def tables(results: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=DEFAULT_OUT,
-        help="output folder for JSON and PNG (default runs/benchmarks; "
-        "benchmarks/results refreshes the committed ones)",
-    )
+    add_out_argument(parser)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--models", nargs="+", default=["resnet56", "lm_resnet56"], choices=sorted(HAND))
     parser.add_argument("--batch", type=int, default=None, help="batch size (default 32 on CPU, 128 on CUDA)")

@@ -37,7 +37,7 @@ from torchsde._brownian.brownian_base import BaseBrownian
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # problems with exact solutions
-from _common import DEFAULT_OUT, markdown_table, provenance, setup_matplotlib, write_json
+from _common import add_out_argument, markdown_table, provenance, setup_matplotlib, write_json
 from problems import gbm_field, gbm_moment
 
 import contdepth as cd
@@ -509,13 +509,7 @@ def tables(results: dict, laws: list[LawSpec]) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=DEFAULT_OUT,
-        help="output folder for JSON and PNG (default runs/benchmarks; "
-        "benchmarks/results refreshes the committed ones)",
-    )
+    add_out_argument(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batches", type=int, default=None, help="independent batches (default 16; --full 32)")
     parser.add_argument("--paths", type=int, default=None, help="paths per batch (default 2^16 nonlinear, 2^17 GBM)")

@@ -13,21 +13,12 @@ def run_logged(
     cmd: Sequence[str], log: Path, timeout_s: float, *, cwd: Path | None = None, env: dict[str, str] | None = None
 ) -> int | None:
     """Run ``cmd`` with stdout+stderr to ``log``; its exit code, or None when stopped at ``timeout_s``."""
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            list(cmd),
-            cwd=cwd,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        try:
-            return proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            stop_group(proc)
-            return None
+    proc = start_detached(cmd, log, cwd=cwd, env=env, append=False)
+    try:
+        return proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        stop_group(proc)
+        return None
 
 
 def stop_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
@@ -45,10 +36,16 @@ def stop_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
 
 
 def start_detached(
-    cmd: Sequence[str], log: Path, *, cwd: Path | None = None, env: dict[str, str] | None = None
+    cmd: Sequence[str],
+    log: Path,
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    append: bool = True,
 ) -> subprocess.Popen:
-    """Start ``cmd`` in its own session (it outlives this process and its terminal), appending to ``log``."""
-    with open(log, "a") as out:
+    """Start ``cmd`` in its own session (it outlives this process and its terminal; its group can be
+    stopped whole), its stdout+stderr appended to ``log`` (or replacing it: ``append=False``)."""
+    with open(log, "a" if append else "w") as out:
         proc = subprocess.Popen(
             list(cmd),
             cwd=cwd,
