@@ -1,5 +1,6 @@
 """Stability regions against closed forms and the schemes themselves; block spectra of linear fields."""
 
+import json
 import math
 
 import numpy as np
@@ -280,3 +281,23 @@ def test_analyze_errors_are_one_line(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("contdepth analyze: error: ") and message in err and "\n" not in err
+
+
+def test_analyze_a_trained_run_writes_the_figure_and_json(fake_cifar10, tmp_path, capsys):
+    from contdepth.cli import main
+
+    run = tmp_path / "run"
+    small = ["--batch-size", "16", "--subset", "32", "--test-subset", "32", "--device", "cpu", "--no-progress"]
+    assert main(["train", "--model", "lm_resnet20", "--epochs", "1", *small, "--data-dir", str(fake_cifar10),
+                 "--out", str(run)]) == 0  # fmt: skip
+    out = tmp_path / "analysis"
+    argv = ["analyze", "--run", str(run), "--images", "2", "--n-eigs", "2", "--tol", "0.05", "--threads", "1"]
+    assert main([*argv, "--out", str(out)]) == 0
+    assert "6 steps, 2 inputs" in capsys.readouterr().out
+    assert (out / "stability.png").stat().st_size > 10_000
+    result = json.loads((out / "stability.json").read_text())
+    steps = result["spectra"]["steps"]
+    assert len(steps) == 6 and {s["stage"] for s in steps} == {0, 1, 2}
+    assert all(s["region"].startswith("lm2(k=") and len(s["largest"]) == 2 for s in steps)  # 2 inputs
+    assert len({s["region"] for s in steps}) == 6  # each block's own learned k
+    assert result["provenance"]["git_commit"] and result["scheme"] == "lm2"
