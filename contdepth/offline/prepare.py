@@ -14,7 +14,7 @@ from ..gitinfo import COMMIT_ENV, git_commit
 from .procs import run_logged
 
 COMMIT_FILE = "COMMIT"  # in the carry folder: `git rev-parse HEAD > .carry/COMMIT` before the copy
-CIFAR10_FOLDER = "cifar-10-batches-py"
+CIFAR10_FOLDER = spec("cifar10").folder
 
 
 def resolve_commit(given: str | None, repo: Path, carry: Path) -> tuple[str | None, str]:
@@ -52,7 +52,8 @@ def start_decoding(data_dir: Path, carry: Path, log: Path) -> subprocess.Popen |
     if official.is_file():
         data_dir.mkdir(parents=True, exist_ok=True)
         link = data_dir / official.name
-        if not link.exists():
+        if not link.exists():  # absent, or a link left dangling by an earlier carry folder
+            link.unlink(missing_ok=True)
             link.symlink_to(official.resolve())
         unpack = (
             "import sys; from pathlib import Path; from contdepth.data.download import download; "
