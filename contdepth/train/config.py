@@ -12,7 +12,7 @@ from ..data.cifar import DATASETS
 from .compiling import check_mode
 
 DEFAULT_EPOCHS = {"cifar10": 160, "cifar100": 300}
-SCHEDULES = ("step", "cosine")
+SCHEDULES = ("step", "cosine", "linear")
 AMP_CHOICES = ("none", "bf16")
 
 # Settings that only change how fast (or where) a run goes; a resumed run may change them.

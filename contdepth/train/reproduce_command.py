@@ -49,7 +49,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
     a("study", nargs="?", help=f"one of: {', '.join(STUDIES)} (see --list)")
     a("--out", metavar="DIR", help="the study folder (one run folder per run)")
-    a("--seeds", default="0", help="comma-separated seeds, e.g. 0,1 (default 0)")
+    a("--seeds", help="comma-separated seeds, e.g. 0,1 (default: the study's, see --list)")
     a("--only", metavar="NAME,NAME", help="only these rows of the study, e.g. resnet56,lm_resnet56-sd0.8")
     a("--jobs", type=positive_int, default=1, help="runs at a time on the device (default 1)")
     a(
@@ -108,7 +108,10 @@ def build_jobs(
     parser = _train_parser()
     _check_passthrough(passthrough)
     rows = study.select(only)
-    order = sorted(((row.priority, seed, i, row) for i, row in enumerate(rows) for seed in seeds), key=lambda t: t[:3])
+    order = sorted(
+        ((row.priority, seed, i, row) for i, row in enumerate(rows) for seed in seeds if seed in (row.seeds or seeds)),
+        key=lambda t: t[:3],
+    )
     jobs = []
     for _, seed, _, row in order:
         folder = out / row.run_name(seed)
@@ -137,10 +140,11 @@ def make_job(
 
 def _list() -> None:
     for study in STUDIES.values():
-        print(f"{study.name}: {study.title}")
+        print(f"{study.name}: {study.title} (seeds {','.join(map(str, study.seeds))})")
         for row in study.rows:
             paper = "-" if row.paper_error is None else f"{row.paper_error:.2f}%"
-            print(f"  {row.name:<32} priority {row.priority}  paper {paper:>6}  {row.note}".rstrip())
+            only = f"  seeds {','.join(map(str, row.seeds))}" if row.seeds else ""
+            print(f"  {row.name:<32} priority {row.priority}  paper {paper:>6}{only}  {row.note}".rstrip())
 
 
 def _say(line: str) -> None:
@@ -303,7 +307,8 @@ def _run(args: argparse.Namespace) -> int:
     only = [n for n in args.only.split(",") if n.strip()] if args.only else None
     if args.only is not None and not only:
         raise UsageError("--only needs run names, e.g. resnet56,lm_resnet56")
-    jobs = build_jobs(study, out, _parse_seeds(args.seeds), only, list(getattr(args, "passthrough", []) or []))
+    seeds = _parse_seeds(args.seeds) if args.seeds is not None else list(study.seeds)
+    jobs = build_jobs(study, out, seeds, only, list(getattr(args, "passthrough", []) or []))
     if args.summary:
         from .summary import write_summary
 

@@ -9,11 +9,13 @@ import torch
 
 
 class RecipeFactor:
-    """lr multiplier after ``step`` optimiser steps: linear warm-up, then step decay or cosine.
+    """lr multiplier after ``step`` optimiser steps: linear warm-up, then step, cosine or linear decay.
 
     Epochs are counted in optimiser steps (``steps_per_epoch`` each); step decay multiplies by
     ``gamma`` from each milestone epoch on (milestone 80 = the 81st epoch onwards), cosine anneals
-    to zero over ``epochs``. A plain object (not a closure) so ``LambdaLR`` checkpoints it.
+    to zero over ``epochs`` and linear falls in a straight line to zero at the end of ``epochs``
+    (budgeted training: Li, Yumer and Ramanan, ICLR 2020). A plain object (not a closure) so
+    ``LambdaLR`` checkpoints it.
     """
 
     def __init__(
@@ -37,6 +39,8 @@ class RecipeFactor:
         epoch_float = step / self.steps_per_epoch
         if self.schedule == "cosine":
             main = 0.5 * (1.0 + math.cos(math.pi * min(epoch_float / self.epochs, 1.0)))
+        elif self.schedule == "linear":
+            main = max(0.0, 1.0 - epoch_float / self.epochs)
         else:
             main = self.gamma ** sum(step // self.steps_per_epoch >= m for m in self.milestones)
         warm_steps = self.warmup_epochs * self.steps_per_epoch
