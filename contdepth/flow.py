@@ -202,9 +202,6 @@ class Flow(nn.Module):
             for n, piece in enumerate(self.pieces)
         )
 
-    def _static_contexts(self) -> tuple[StepContext, ...]:
-        return self._contexts
-
     def _check_input(self, u0: Tensor, u_prev: Tensor | None) -> None:
         if not isinstance(u0, Tensor):
             raise TypeError(f"the initial state must be a tensor, got {type(u0).__name__}")

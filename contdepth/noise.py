@@ -70,10 +70,6 @@ class NoiseLaw:
         """E ξ³; zero for symmetric laws. Weak order 1 of Euler–Maruyama needs it to be O(sqrt(h))."""
         return 0.0
 
-    def fourth_moment(self, piece: int = 0) -> float:
-        """E ξ⁴, for reference (Gaussian: 3)."""
-        raise NotImplementedError
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -102,9 +98,6 @@ class Gaussian(SameEveryPiece):
     ) -> Tensor:
         return torch.randn(tuple(shape), generator=generator, device=like.device, dtype=like.dtype)
 
-    def fourth_moment(self, piece: int = 0) -> float:
-        return 3.0
-
 
 class Rademacher(SameEveryPiece):
     """ξ = ±1 with probability 1/2 each: the simplest weak-order-1 increment."""
@@ -117,9 +110,6 @@ class Rademacher(SameEveryPiece):
         bits = torch.randint(0, 2, tuple(shape), generator=generator, device=like.device)
         return (2 * bits - 1).to(like.dtype)
 
-    def fourth_moment(self, piece: int = 0) -> float:
-        return 1.0
-
 
 class Uniform(SameEveryPiece):
     """ξ = (η - 1/2) sqrt 12 with η ~ U(0, 1): the shake-shake mixing weight, standardised."""
@@ -131,9 +121,6 @@ class Uniform(SameEveryPiece):
     ) -> Tensor:
         eta = torch.rand(tuple(shape), generator=generator, device=like.device, dtype=like.dtype)
         return (eta - 0.5) * math.sqrt(12.0)
-
-    def fourth_moment(self, piece: int = 0) -> float:
-        return 9.0 / 5.0
 
 
 class Bernoulli(NoiseLaw):
@@ -204,10 +191,6 @@ class Bernoulli(NoiseLaw):
     def third_moment(self, piece: int = 0) -> float:
         p = self.prob(piece)
         return 0.0 if p >= 1.0 else (1.0 - 2.0 * p) / math.sqrt(p * (1.0 - p))
-
-    def fourth_moment(self, piece: int = 0) -> float:
-        p = self.prob(piece)
-        return 0.0 if p >= 1.0 else (1.0 - 3.0 * p * (1.0 - p)) / (p * (1.0 - p))
 
     def __repr__(self) -> str:
         return f"Bernoulli(p={self.p if len(self.p) > 1 else self.p[0]})"
