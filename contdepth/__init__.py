@@ -27,11 +27,12 @@ __all__ = [
     "odeint",
     "schemes",
     "sdeint",
+    "train",
 ]
 
 
-def __getattr__(name):  # models and analysis (scipy) are imported only when asked for
-    if name in ("models", "analysis"):
+def __getattr__(name):  # models, analysis (scipy) and train are imported only when asked for
+    if name in ("models", "analysis", "train"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

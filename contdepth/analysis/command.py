@@ -29,7 +29,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--n-eigs", type=positive_int, default=8, help="eigenvalues per sample, step and kind (default 8)")
     a("--tol", type=float, help="ARPACK relative tolerance (default 1e-3 in float32, 1e-10 in float64)")
     a("--data-dir", help="CIFAR folder for the inputs (default: the run's; --model without it: Gaussian images)")
-    a("--out", help="output folder (default: RUN_DIR/stability, or runs/analyze/MODEL)")
+    a("--out", help="output folder (default: runs/analyze/<run folder name>, or runs/analyze/MODEL)")
     a("--seed", type=int, default=0, help="seed of the weights of --model, the Gaussian inputs and ARPACK (default 0)")
     a("--threads", type=positive_int, help="torch CPU threads (1 is fastest for a few small images on a busy machine)")
 
@@ -52,19 +52,16 @@ def _images(data_dir: str | None, dataset: str, n: int, seed: int) -> tuple[Tens
 
 
 def _load(args: argparse.Namespace) -> tuple[nn.Module, dict, Tensor, str]:
-    from ..train import checkpoint as ckpt
     from ..train.build import build_model, model_from_config
-    from ..train.evaluate import load_run_config
+    from ..train.weights import load_run_config, load_weights_into, read_trained_state
 
     if args.run is not None:
         run = Path(args.run)
         cfg = load_run_config(run)
-        if not (run / ckpt.CHECKPOINT).is_file():
-            raise FileNotFoundError(f"{run.resolve()} has no {ckpt.CHECKPOINT} with trained weights")
-        state = ckpt.load(run / ckpt.CHECKPOINT)
+        trained = read_trained_state(run)
         model = model_from_config(cfg)
-        model.load_state_dict(state["model"])
-        info = {"run": str(run), "model": cfg.model, "epochs_done": int(state["epoch"])}
+        load_weights_into(model, trained, cfg.model)
+        info = {"run": str(run), "model": cfg.model, "epochs_done": trained.epoch, "weights": trained.source.name}
         x, what = _images(args.data_dir or cfg.data_dir, cfg.dataset, args.images, args.seed)
     else:
         torch.manual_seed(args.seed)
@@ -95,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
         seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
     except (ValueError, TypeError, FileNotFoundError, KeyError, DataError) as err:
         return _fail(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)
-    default = Path(args.run) / "stability" if args.run else Path("runs") / "analyze" / info["model"]
+    # not inside the run folder: a committed run (results/...) stays as it was checked out
+    default = Path("runs") / "analyze" / (Path(args.run).resolve().name if args.run else info["model"])
     out = Path(args.out) if args.out else default
     out.mkdir(parents=True, exist_ok=True)
     title = (

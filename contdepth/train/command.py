@@ -43,7 +43,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--momentum", type=float, help="SGD momentum (default 0.9)")
     a("--nesterov", action="store_true", default=None, help="Nesterov momentum")
     a("--weight-decay", type=float, help="on weights, not on scheme parameters such as k (default 1e-4)")
-    a("--schedule", choices=SCHEDULES, help="step (lr times gamma at each milestone), cosine, or linear (to zero at the last step); default step")
+    a(
+        "--schedule",
+        choices=SCHEDULES,
+        help="step (lr times gamma at each milestone), cosine, or linear (to zero at the last step); default step",
+    )
     a("--milestones", type=milestones, help="epochs where a step schedule decays, e.g. 80,120 (default E/2, 3E/4)")
     a("--gamma", type=float, help="step schedule factor (default 0.1)")
     a("--warmup", type=float, metavar="EPOCHS", help="linear warm-up over this many epochs (default 0)")

@@ -19,14 +19,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data import CifarData, DataError, DeviceLoader, load_cifar
-from . import checkpoint as ckpt
 from .argtypes import positive_int, report_error
 from .backends import apply_backend_flags, backend_flags
 from .build import model_from_config
 from .compiling import COMPILE_MODES, compile_module, effective_mode
-from .config import TrainConfig
 from .distributed import resolve_device
-from .records import CONFIG, read_config_file
+from .weights import load_run_config, load_weights_into, read_trained_state
 
 
 @torch.no_grad()
@@ -50,20 +48,6 @@ def eval_sums(
     return torch.cat([sums, torch.tensor([seen], dtype=torch.float64, device=device)])
 
 
-def load_run_config(run_dir: str | Path) -> TrainConfig:
-    """The config a run was trained with (``config.json``, else the checkpoint's copy)."""
-    run = Path(run_dir)
-    if not str(run_dir).strip():
-        raise ValueError("--run is empty; name a folder written by `contdepth train`")
-    if run.exists() and not run.is_dir():
-        raise ValueError(f"--run {run} is a file; name the folder written by `contdepth train`")
-    if (run / CONFIG).is_file():
-        return TrainConfig.from_saved(read_config_file(run / CONFIG), run / CONFIG)
-    if (run / ckpt.CHECKPOINT).is_file():
-        return TrainConfig.from_saved(ckpt.load(run / ckpt.CHECKPOINT)["config"], run / ckpt.CHECKPOINT)
-    raise FileNotFoundError(f"{run.resolve()} is not a training run (no {CONFIG} or {ckpt.CHECKPOINT})")
-
-
 def evaluate_run(
     run_dir: str | Path,
     scheme: str | None = None,
@@ -81,7 +65,8 @@ def evaluate_run(
     """Test loss/accuracy of the run's latest weights, rebuilt from its config and re-discretised.
 
     Args:
-        run_dir: a directory written by ``contdepth train``.
+        run_dir: a directory written by ``contdepth train`` (``checkpoint.pt``, or ``weights.fp16.pt``
+            alone as in committed results).
         scheme, steps_per_block: evaluate under this scheme / step count (default: as trained).
         data_dir, device, batch_size, test_subset, amp: override the run's settings.
         compile_mode: ``torch.compile`` the model in this mode (see ``contdepth.train.compiling``);
@@ -94,18 +79,12 @@ def evaluate_run(
     """
     cfg = load_run_config(run_dir)
     run = Path(run_dir)
-    state = ckpt.load(run / ckpt.CHECKPOINT) if (run / ckpt.CHECKPOINT).is_file() else None
-    if state is None:
-        raise FileNotFoundError(f"{run.resolve()} has no {ckpt.CHECKPOINT} with trained weights")
+    trained_state = read_trained_state(run)
     dev = resolve_device(device)
     effective_mode(compile_mode, dev)  # an unknown mode fails before any work
     if model is None:
         model = model_from_config(cfg)
-    try:
-        model.load_state_dict(state["model"])
-    except (RuntimeError, TypeError, AttributeError) as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
-        raise ckpt.damaged(run / ckpt.CHECKPOINT, f"its weights do not fit {cfg.model}: {first}") from None
+    load_weights_into(model, trained_state, cfg.model)
     trained = (getattr(model, "scheme", cfg.scheme), getattr(model, "steps_per_block", cfg.steps_per_block))
     if scheme is not None or steps_per_block is not None:
         rediscretise = getattr(model, "rediscretise", None)
@@ -142,7 +121,8 @@ def evaluate_run(
         "test_error": 100 * (1 - correct / seen),
         "test_loss": loss_sum / seen,
         "images": int(seen),
-        "epochs_done": int(state["epoch"]),
+        "epochs_done": trained_state.epoch,
+        "weights": trained_state.source.name,
         "seconds": time.perf_counter() - start,
         "device": str(dev),
         "compile_mode": effective_mode(compile_mode, dev),

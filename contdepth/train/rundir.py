@@ -12,10 +12,11 @@ from pathlib import Path
 from .checkpoint import CHECKPOINT
 from .lock import LOCK_NAME, FolderLock, FolderLocked
 from .records import CONFIG, METRICS, RESULTS
+from .weights import WEIGHTS
 
 PLOTS = ("curves.png", "momentum.png")
 #: The files a run writes (``--overwrite`` removes these, and only these, before the new run writes its own).
-RUN_FILES = (CHECKPOINT, CONFIG, METRICS, RESULTS, *PLOTS)
+RUN_FILES = (CHECKPOINT, CONFIG, METRICS, RESULTS, WEIGHTS, *PLOTS)
 
 
 class RunFolderError(RuntimeError):

@@ -36,6 +36,7 @@ from .optim import build_optimizer
 from .progress import Progress, choose_style
 from .rundir import RunFolder, RunFolderError
 from .schedule import build_scheduler
+from .weights import WEIGHTS, save_weights
 
 BatchHook = Callable[["Trainer", int, int], None]
 STOP_CHECK_EVERY = 10  # batches between cross-process checks for a stop request (each one syncs)
@@ -586,6 +587,8 @@ class Trainer:
         try:
             records.write_metrics(self.out / records.METRICS, self.history)
             records.write_json(self.out / records.RESULTS, results)
+            if plots and results["complete"] and not self.diverged:
+                save_weights(self.model.state_dict(), self.out / WEIGHTS, model=self.cfg.model, epoch=self.epoch)
             if plots and self.history:
                 from .plots import plot_curves, plot_momentum, run_title
 

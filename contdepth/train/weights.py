@@ -1,0 +1,137 @@
+"""A run's trained weights: the fp16 file a finished run keeps, and loading a run back as a module.
+
+``weights.fp16.pt`` holds the model's state dict with floating tensors in float16 (half the size of
+float32; a depth-20 CIFAR net is about 0.55 MB), the epoch it was saved at and the model's name.
+With ``config.json`` beside it, it is all that ``contdepth eval``, ``contdepth analyze`` and
+:func:`load_run` need; ``checkpoint.pt`` (float32, with optimiser state) is used instead when present.
+
+>>> net = load_run("results/cifar10-cpu/lm_resnet20-s0")                # doctest: +SKIP
+>>> rk4 = load_run("results/cifar10-cpu/lm_resnet20-s0", scheme="rk4", steps_per_block=4)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from . import checkpoint as ckpt
+from .build import model_from_config
+from .config import TrainConfig
+from .records import CONFIG, read_config_file
+
+WEIGHTS = "weights.fp16.pt"
+
+
+def half_state(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``state`` with floating tensors in float16 (integer buffers such as BatchNorm's counter kept)."""
+    return {k: v.detach().to("cpu", torch.float16) if v.is_floating_point() else v.cpu() for k, v in state.items()}
+
+
+def save_weights(state: dict[str, Tensor], path: str | os.PathLike, *, model: str, epoch: int) -> Path:
+    """Write ``state`` (a model's state dict) as fp16 weights to ``path`` atomically; returns the path."""
+    path = Path(path)
+    ckpt.save_atomic({"format": 1, "model_name": model, "epoch": int(epoch), "model": half_state(state)}, path)
+    return path
+
+
+def export_weights(run_dir: str | os.PathLike) -> Path:
+    """``RUN/weights.fp16.pt`` from the run's ``checkpoint.pt`` (for runs saved before weights were kept)."""
+    run = Path(run_dir)
+    state = ckpt.load(run / ckpt.CHECKPOINT)
+    model = str(state["config"].get("model", "?"))
+    return save_weights(state["model"], run / WEIGHTS, model=model, epoch=state["epoch"])
+
+
+@dataclass
+class TrainedState:
+    """The weights a run folder holds: ``state`` (a state dict), ``epoch`` and the file they came from."""
+
+    state: dict[str, Tensor]
+    epoch: int
+    source: Path
+
+
+def read_trained_state(run_dir: str | os.PathLike) -> TrainedState:
+    """The run's latest weights: ``checkpoint.pt`` when present, else ``weights.fp16.pt``.
+
+    Raises ``FileNotFoundError`` when the folder has neither and :class:`~.checkpoint.CheckpointError`
+    (one line naming the file) when the one it has is damaged.
+    """
+    run = Path(run_dir)
+    if (run / ckpt.CHECKPOINT).is_file():
+        state = ckpt.load(run / ckpt.CHECKPOINT)
+        return TrainedState(state["model"], int(state["epoch"]), run / ckpt.CHECKPOINT)
+    path = run / WEIGHTS
+    if not path.is_file():
+        raise FileNotFoundError(f"{run.resolve()} has no trained weights (neither {ckpt.CHECKPOINT} nor {WEIGHTS})")
+    saved = _load_weights_file(path)
+    return TrainedState(saved["model"], int(saved["epoch"]), path)
+
+
+def _load_weights_file(path: Path) -> dict[str, Any]:
+    try:
+        return ckpt.load(path, required=("model", "epoch"))
+    except ckpt.CheckpointError as err:
+        why = str(err).split(": it is not a complete checkpoint")[0]  # "<path> is damaged (<why>)"
+    raise ckpt.CheckpointError(
+        f"{why}: it is not a complete weights file; restore a copy of it (git checkout, for committed runs)"
+    )
+
+
+def load_weights_into(model: nn.Module, trained: TrainedState, model_name: str) -> None:
+    """Load ``trained`` into ``model`` (cast to its dtypes); one line naming the file when they do not fit."""
+    try:
+        model.load_state_dict(trained.state)
+    except (RuntimeError, TypeError, AttributeError, KeyError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        raise ckpt.CheckpointError(
+            f"{trained.source} does not fit {model_name} (the model its run folder names): {first}"
+        ) from None
+
+
+def load_run_config(run_dir: str | os.PathLike) -> TrainConfig:
+    """The config a run was trained with (``config.json``, else the checkpoint's copy)."""
+    run = Path(run_dir)
+    if not str(run_dir).strip():
+        raise ValueError("--run is empty; name a folder written by `contdepth train`")
+    if run.exists() and not run.is_dir():
+        raise ValueError(f"--run {run} is a file; name the folder written by `contdepth train`")
+    if (run / CONFIG).is_file():
+        return TrainConfig.from_saved(read_config_file(run / CONFIG), run / CONFIG)
+    if (run / ckpt.CHECKPOINT).is_file():
+        return TrainConfig.from_saved(ckpt.load(run / ckpt.CHECKPOINT)["config"], run / ckpt.CHECKPOINT)
+    raise FileNotFoundError(f"{run.resolve()} is not a training run (no {CONFIG} or {ckpt.CHECKPOINT})")
+
+
+def load_run(
+    run_dir: str | os.PathLike,
+    *,
+    scheme: str | None = None,
+    steps_per_block: int | None = None,
+    model: nn.Module | None = None,
+) -> nn.Module:
+    """The trained module of a run folder, on the CPU in eval mode, in float32.
+
+    Args:
+        run_dir: a folder written by ``contdepth train`` (``config.json`` with ``checkpoint.pt`` or
+            ``weights.fp16.pt``), such as the committed ``results/cifar10-cpu/<run>``.
+        scheme, steps_per_block: re-discretise the trained weights (default: as trained).
+        model: a freshly built module of the run's architecture, for models not in the zoo.
+    """
+    cfg = load_run_config(run_dir)
+    trained = read_trained_state(run_dir)
+    net = model if model is not None else model_from_config(cfg)
+    load_weights_into(net, trained, cfg.model)
+    if scheme is not None or steps_per_block is not None:
+        rediscretise = getattr(net, "rediscretise", None)
+        if not callable(rediscretise):
+            raise TypeError(
+                f"{type(net).__name__} has no rediscretise(): it cannot take another scheme or steps per block"
+            )
+        rediscretise(scheme=scheme, steps_per_block=steps_per_block)
+    return net.eval()
