@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import difflib
 import importlib
 import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
+
+from ._checks import close_matches
 
 # subcommand -> (module, one-line help). Modules are imported only to build their parser.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -68,7 +69,7 @@ def _unknown_flags_message(parser: argparse.ArgumentParser, extras: list[str]) -
     flags = [s for action in parser._actions for s in action.option_strings]
     for word in extras:
         if word.startswith("-"):
-            close = difflib.get_close_matches(word.split("=", 1)[0], flags, n=1, cutoff=0.75)
+            close = close_matches(word.split("=", 1)[0], flags, cutoff=0.75)
             if close:
                 return f"{message}; did you mean {close[0]}?"
     return message

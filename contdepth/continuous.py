@@ -8,7 +8,6 @@ flattens ``u`` and restores its shape inside ``f`` and ``g``.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable, Sequence
 from itertools import pairwise
 from typing import Any, Literal, overload
@@ -17,6 +16,7 @@ import torch
 import torchdiffeq
 from torch import Tensor, nn
 
+from . import _checks
 from .fields import Field
 from .flow import Flow
 from .noise import PER_CHOICES
@@ -32,60 +32,21 @@ def _resolve(field: Field | Flow, t0: float | None, t1: float | None) -> tuple[F
         field = flow.scheme.continuous_field(flow.field)
     if not isinstance(field, Field):
         raise TypeError(f"expected a contdepth Field or Flow, got {type(field).__name__}")
-    t0 = 0.0 if t0 is None else _number("t0", t0)
-    if t1 is None:
-        t1 = field.horizon
-        if t1 is None:
-            raise ValueError("t1 is required for a field without a natural horizon")
-    t1 = _number("t1", t1)
-    if not (math.isfinite(t0) and math.isfinite(t1)):
-        raise ValueError(f"t0 and t1 must be finite, got t0={t0}, t1={t1}")
-    if t1 <= t0:
-        raise ValueError(f"t1 must be greater than t0, got t0={t0}, t1={t1}")
+    t0, t1 = _checks.interval(field, 0.0 if t0 is None else t0, t1)
     return field, t0, t1, flow
-
-
-def _number(name: str, value: object) -> float:
-    """``value`` as a float, or a one-line error naming ``name``."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (numbers.Real, Tensor))
-        or (isinstance(value, Tensor) and value.numel() != 1)
-    ):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    return float(value)
-
-
-def _positive(name: str, value: object) -> float:
-    """``value`` as a positive finite float, or a one-line error naming ``name``."""
-    number = _number(name, value)
-    if not (math.isfinite(number) and number > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return number
 
 
 MAX_FIXED_STEPS = 10**8  # a fixed step this small is a mistake, not a computation to wait for
 
 
 def _check_step(name: str, value: object, t0: float, t1: float) -> float:
-    h = _positive(name, value)
+    h = _checks.positive(name, value)
     if (t1 - t0) / h > MAX_FIXED_STEPS:
         raise ValueError(
             f"{name}={value!r} would take {(t1 - t0) / h:.3g} steps over [{t0:g}, {t1:g}] "
             f"(more than {MAX_FIXED_STEPS:.0e}); choose a larger {name}"
         )
     return h
-
-
-def _check_state(u0: object) -> Tensor:
-    """The initial state: a floating-point tensor with the batch dimension first."""
-    if not isinstance(u0, Tensor):
-        raise TypeError(f"the initial state must be a tensor, got {type(u0).__name__}")
-    if u0.dim() < 1:
-        raise ValueError("the initial state needs a batch dimension first")
-    if not u0.is_floating_point():
-        raise TypeError(f"the initial state must be floating point, got {u0.dtype}; convert it, e.g. u0.float()")
-    return u0
 
 
 def _check_times(times: Sequence[float] | Tensor | None, t0: float, t1: float) -> list[float] | None:
@@ -211,8 +172,8 @@ def odeint(
     when given; with ``return_stats`` also ``{"nfe": ..., "pieces": ...}``.
     """
     field, t0, t1, _ = _resolve(field, t0, t1)
-    u0 = _check_state(u0)
-    rtol, atol = _positive("rtol", rtol), _positive("atol", atol)
+    u0 = _checks.state(u0)
+    rtol, atol = _checks.positive("rtol", rtol), _checks.positive("atol", atol)
     opts = dict(options or {})
     if step_size is not None:
         opts["step_size"] = _check_step("step_size", step_size, t0, t1)
@@ -311,7 +272,7 @@ def sdeint(
         raise ValueError(f"unknown noise granularity per={per!r}; choose one of {PER_CHOICES}")
     if not field.stochastic:
         raise ValueError("sdeint needs a stochastic field (one with a diffusion); use odeint for an ODE")
-    u0 = _check_state(u0)
+    u0 = _checks.state(u0)
     dt = _check_step("dt", dt, t0, t1)
     if u0.shape[0] == 0:
         return _empty_result(u0, _check_times(times, t0, t1))

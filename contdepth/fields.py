@@ -18,6 +18,8 @@ from typing import Protocol, TypeGuard
 import torch
 from torch import Tensor, nn
 
+from ._checks import piece_of, sub_piece
+
 FieldFn = Callable[[float, Tensor], Tensor]
 
 
@@ -43,15 +45,7 @@ class Field(nn.Module):
 
     def piece(self, t: float) -> int:
         """Index of the piece holding ``t``; pieces are left-closed, the last one closed."""
-        bps = self.breakpoints()
-        if len(bps) < 2:
-            return 0
-        inner = bps[1:-1]
-        index = 0
-        for b in inner:
-            if t >= b:
-                index += 1
-        return index
+        return piece_of(t, self.breakpoints())
 
     def segments(self, t0: float, t1: float) -> list[tuple[float, float, int]]:
         """``(a, b, piece)`` for each piece of the field inside ``[t0, t1]``, in increasing time."""
@@ -151,9 +145,6 @@ class Blocks(Field):
     @property
     def horizon(self) -> float:
         return float(len(self.blocks))
-
-    def piece(self, t: float) -> int:
-        return min(max(int(math.floor(t)), 0), len(self.blocks) - 1)
 
     def _index(self, t: float, piece: int | None) -> int:
         return self.piece(t) if piece is None else piece
@@ -264,18 +255,11 @@ class Coupled(Field):
         x, y = u.chunk(2, dim=1)
         return x, y
 
-    def _sub_piece(self, sub: Field, piece: int | None) -> int | None:
-        """Piece of ``sub`` that holds this field's piece ``piece`` (located by its midpoint)."""
-        bps = self.breakpoints()
-        if piece is None or len(bps) < 2:
-            return None
-        return sub.piece(0.5 * (bps[piece] + bps[piece + 1]))
-
     def drift_x(self, t: float, y: Tensor, piece: int | None = None) -> Tensor:
-        return self.f1.drift(t, y, self._sub_piece(self.f1, piece))
+        return self.f1.drift(t, y, sub_piece(self.f1, self.breakpoints(), piece))
 
     def drift_y(self, t: float, x: Tensor, piece: int | None = None) -> Tensor:
-        return self.f2.drift(t, x, self._sub_piece(self.f2, piece))
+        return self.f2.drift(t, x, sub_piece(self.f2, self.breakpoints(), piece))
 
     def drift(self, t: float, u: Tensor, piece: int | None = None) -> Tensor:
         x, y = self.split(u)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -10,18 +9,11 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint as torch_checkpoint
 
+from . import _checks
 from .fields import Coupled, Field
 from .noise import Noise, NoiseLaw, as_noise
 from .schemes import get as get_scheme
 from .schemes.base import Scheme, StepContext, StepField
-
-
-def _check_steps(steps: object) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, int):
-        raise TypeError(f"steps must be an integer, got {steps!r}")
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    return steps
 
 
 class Flow(nn.Module):
@@ -70,16 +62,8 @@ class Flow(nn.Module):
             raise TypeError(f"Flow needs a contdepth Field (Blocks, Tied, ...), got {type(field).__name__}")
         self.field = field
         self.scheme = get_scheme(scheme)
-        self.steps = _check_steps(steps)
-        if t1 is None:
-            t1 = field.horizon
-            if t1 is None:
-                raise ValueError("t1 is required for a field without a natural horizon (a Tied field)")
-        t0, t1 = float(t0), float(t1)
-        if not (math.isfinite(t0) and math.isfinite(t1)):
-            raise ValueError(f"t0 and t1 must be finite, got t0={t0}, t1={t1}")
-        if t1 <= t0:
-            raise ValueError(f"t1 must be greater than t0, got t0={t0}, t1={t1}")
+        self.steps = _checks.count("steps", steps)
+        t0, t1 = _checks.interval(field, t0, t1)
         self.t0, self.t1 = t0, t1
         self.h = (t1 - t0) / self.steps
         self.noise_at_eval = bool(noise_at_eval)
@@ -203,14 +187,7 @@ class Flow(nn.Module):
         )
 
     def _check_input(self, u0: Tensor, u_prev: Tensor | None) -> None:
-        if not isinstance(u0, Tensor):
-            raise TypeError(f"the initial state must be a tensor, got {type(u0).__name__}")
-        if u0.dim() < 1:
-            raise ValueError("the initial state needs a batch dimension first")
-        if not (u0.is_floating_point() or u0.is_complex()):
-            raise TypeError(
-                f"states must be floating point (or complex), got dtype {u0.dtype}; convert with u0.float()"
-            )
+        _checks.state(u0, complex_ok=True)
         if u_prev is not None:
             if not isinstance(u_prev, Tensor):
                 raise TypeError(f"u_prev must be a tensor or None, got {type(u_prev).__name__}")

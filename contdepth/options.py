@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
+
+from ._checks import close_matches
 
 
 def check_options(owner: str, given: Iterable[str], valid: Iterable[str]) -> None:
@@ -12,9 +13,7 @@ def check_options(owner: str, given: Iterable[str], valid: Iterable[str]) -> Non
     for name in given:
         if name in valid:
             continue
-        close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
-        if not close:  # catches a wrong case too: K -> k
-            close = [v for v in valid if v.lower() == str(name).lower()][:1]
+        close = close_matches(name, valid)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         choices = ", ".join(valid) if valid else "none"
         raise TypeError(f"{owner}: unknown option {name!r}{hint}; valid options: {choices}")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
+from .._checks import close_matches
 from .cifar import resnet, resnext, shake_resnet
 from .imagenet import imagenet_resnet
 from .stage import ResidualNet
@@ -95,7 +95,7 @@ def get(
     unknown = sorted(set(kw) - set(EXTRA_OPTIONS))
     if unknown:
         options = ["num_classes", "scheme", "noise", "steps_per_block", *EXTRA_OPTIONS]
-        close = difflib.get_close_matches(unknown[0], options, n=1)
+        close = close_matches(unknown[0], options)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise TypeError(f"get({name!r}): unknown option {unknown[0]!r}{hint} (options: {', '.join(options)})")
     return entry.build(

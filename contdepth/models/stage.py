@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from .. import schemes
+from .. import _checks, schemes
 from ..fields import Blocks
 from ..flow import Flow
 from ..noise import Noise
@@ -207,9 +207,7 @@ class StagePlan:
 
 
 def check_steps_per_block(steps_per_block: object) -> int:
-    if isinstance(steps_per_block, bool) or not isinstance(steps_per_block, int) or steps_per_block < 1:
-        raise ValueError(f"steps_per_block must be an integer >= 1, got {steps_per_block!r}")
-    return steps_per_block
+    return _checks.count("steps_per_block", steps_per_block)
 
 
 # ----------------------------------------------------------------------------------------- nets

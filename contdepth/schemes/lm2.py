@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from .._checks import piece_of, sub_piece
 from ..fields import Field
 from ..noise import Noise, NoiseLaw
 from .base import Scheme, StepContext, add_noise, noise_options
@@ -123,11 +124,7 @@ class LM2(Scheme):
 
     def interval(self, t_mid: float) -> int:
         """Index of the k interval holding time ``t_mid``."""
-        index = 0  # a plain loop rather than bisect: torch.compile traces it without a graph break
-        for b in self.breaks[1:-1]:
-            if t_mid >= b:
-                index += 1
-        return index
+        return piece_of(t_mid, self.breaks)
 
     def k_at(self, t_mid: float, like: Tensor) -> Tensor:
         """k at time ``t_mid``, shaped to broadcast against a state like ``like``."""
@@ -217,9 +214,7 @@ class LMLimit(Field):
         bps = self.breakpoints()
         if piece is None or len(bps) < 2:
             return t, None
-        mid = 0.5 * (bps[piece] + bps[piece + 1])
-        inner = self.field.breakpoints()
-        return mid, (self.field.piece(mid) if len(inner) >= 2 else None)
+        return 0.5 * (bps[piece] + bps[piece + 1]), sub_piece(self.field, bps, piece)
 
     def drift_diffusion(self, t: float, u: Tensor, piece: int | None = None) -> tuple[Tensor, Tensor | None]:
         mid, inner_piece = self._locate(t, piece)
