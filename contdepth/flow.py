@@ -96,7 +96,7 @@ class Flow(nn.Module):
 
     def _validate_scheme(self) -> None:
         s = self.scheme
-        if getattr(s, "requires_coupled", False) and not isinstance(self.field, Coupled):
+        if s.requires_coupled and not isinstance(self.field, Coupled):
             raise TypeError(f"scheme {s.name!r} needs a contdepth.Coupled field (x' = f1(y), y' = f2(x))")
         if self.noise is not None:
             if not self.field.stochastic:

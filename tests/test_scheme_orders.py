@@ -23,7 +23,7 @@ def build(name: str) -> cd.schemes.Scheme:
 @pytest.mark.parametrize("name", SCHEMES)
 def test_measured_order_is_the_declared_order(name):
     scheme = build(name)
-    problem = oscillator() if getattr(scheme, "requires_coupled", False) else linear_ode()
+    problem = oscillator() if scheme.requires_coupled else linear_ode()
     steps = [4, 8, 16, 32] if scheme.order >= 4 else [32, 64, 128, 256]
     base = cd.Flow(problem.field, scheme, steps=steps[0], t1=problem.t1)
     # the scheme's own limit: the problem's ODE, but for LM the rescaled u' = f/(1 + k)

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import contdepth as cd
-from contdepth.analysis import block_spectra, stability_region
+from contdepth.analysis import block_spectra, known_schemes, stability_region
+from contdepth.analysis.stability import region_of_step
 
 DETERMINISTIC = ["euler", "heun", "midpoint", "rk4", "polynet", "ab2", "lm2", "revnet", "leapfrog"]
 
@@ -176,6 +177,49 @@ def test_ab2_polynomial_matches_the_scheme():
     # after the Euler start, x_{n+2} = (1 + 3z/2) x_{n+1} - z/2 x_n
     a, b = np.poly(stability_region("ab2").roots(z))[1:]
     assert path[3] == pytest.approx(-a * path[2] - b * path[1], abs=1e-12)
+
+
+# ------------------------------------------------------------- a scheme registered in a test
+@pytest.fixture
+def private_registry(monkeypatch):
+    """Schemes registered in a test are forgotten after it."""
+    from contdepth.schemes import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "_ALIASES", dict(registry._ALIASES))
+
+
+def test_a_newly_registered_scheme_has_its_stability_region(private_registry):
+    # Kutta's third-order method: one class and one registration, no other change
+    @cd.schemes.register("kutta3", "rk3")
+    class Kutta3(cd.schemes.Scheme):
+        order = 3
+
+        @classmethod
+        def characteristic(cls):
+            return cd.schemes.Characteristic.one_step([1.0, 1.0, 1 / 2, 1 / 6], "|1 + z + z²/2 + z³/6| <= 1")
+
+        def step(self, ctx, u, state):
+            f, t, h = ctx.field.drift, ctx.t, ctx.h
+            k1 = f(t, u)
+            k2 = f(t + h / 2, u + (h / 2) * k1)
+            k3 = f(t + h, u - h * k1 + (2 * h) * k2)
+            return u + (h / 6) * (k1 + 4 * k2 + k3), state
+
+    region = stability_region("rk3")
+    assert region.name == "kutta3" and region.kind == "one-step" and "kutta3" in known_schemes()
+    z = grid()
+    r = 1 + z + z**2 / 2 + z**3 / 6
+    away = np.abs(np.abs(r) - 1) > 1e-9
+    assert np.array_equal(region.contains(z)[away], (np.abs(r) <= 1)[away])
+    assert region.real_interval()[0] == pytest.approx(-2.512745326618, abs=1e-9)
+    for lam in (-0.7 + 0.4j, 0.3 - 1.1j, -2.2):  # one step of h = 1 on u' = lam u is R(lam): the scheme's own
+        with torch.no_grad():
+            step = scalar_flow("kutta3", lam)(torch.ones(1, dtype=torch.complex128))
+        assert region.roots(lam)[0] == pytest.approx(complex(step[0]), abs=1e-12)
+    assert region_of_step(cd.schemes.get("rk3"), t_mid=0.5).name == "kutta3"  # as the block spectra ask
+    with pytest.raises(ValueError, match="takes no options"):
+        stability_region("kutta3", k=0.1)
 
 
 # ----------------------------------------------------------------------------- block spectra

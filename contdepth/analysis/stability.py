@@ -10,17 +10,26 @@ roots on the unit circle are simple. One representation covers every family:
 * the partitioned RevNet schemes on ``x' = a y, y' = b x`` (``z² = h² ab``):
   ``P = ζ² - (2 + z²) ζ + 1``.
 
+Each scheme gives its own polynomial (:meth:`~contdepth.schemes.Scheme.characteristic`), so a newly
+registered scheme has its region here with no change to this module.
+
 ``boundary(n)`` traces the root locus ``{z : P(e^{iθ}; z) = 0}``, which contains the boundary of
 the region (for a one-step scheme it is exactly ``|R(z)| = 1``).
 """
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from ..schemes.characteristic import Characteristic
+
+if TYPE_CHECKING:
+    from ..schemes import Scheme
 
 #: root-condition slack: a root with ``|ζ| <= 1 + tol`` counts as inside the unit disc
 DEFAULT_TOL = 1e-9
@@ -146,163 +155,77 @@ class StabilityRegion:
         return end(-1.0), end(1.0)
 
 
-# ----------------------------------------------------------------------------- constructors
-def one_step(name: str, stability_polynomial: list[float], note: str = "") -> StabilityRegion:
-    """Region of a one-step scheme with ``R(z) = Σ c_i z^i`` (``stability_polynomial`` = c, lowest first)."""
-    c = np.asarray(stability_polynomial, dtype=complex)
-    coeffs = np.zeros((len(c), 2), dtype=complex)
-    coeffs[:, 0] = -c
-    coeffs[0, 1] = 1.0
-    return StabilityRegion(name, coeffs, "one-step", note)
+# ----------------------------------------------------------------------------- from the schemes
+def _region(name: str, characteristic: Characteristic) -> StabilityRegion:
+    """The region of the scheme ``name`` with this characteristic polynomial (its options named)."""
+    if characteristic.options:
+        name += "(" + ", ".join(f"{key}={value:g}" for key, value in characteristic.options.items()) + ")"
+    coeffs = np.asarray(characteristic.coeffs, dtype=complex)
+    return StabilityRegion(name, coeffs, characteristic.kind, characteristic.note)
 
 
-def multistep(name: str, rho: list[float], sigma: list[float], note: str = "") -> StabilityRegion:
-    """Region of a linear multistep scheme ``Σ ρ_j x_{n+j} = h Σ σ_j f_{n+j}`` (coefficients lowest first)."""
-    deg = max(len(rho), len(sigma))
-    coeffs = np.zeros((2, deg), dtype=complex)
-    coeffs[0, : len(rho)] = rho
-    coeffs[1, : len(sigma)] = -np.asarray(sigma, dtype=complex)
-    return StabilityRegion(name, coeffs, "multistep", note)
-
-
-def _taylor(order: int) -> list[float]:
-    return [1.0 / math.factorial(j) for j in range(order + 1)]
-
-
-def _euler() -> StabilityRegion:
-    return one_step("euler", _taylor(1), "|1 + z| <= 1")
-
-
-def _heun() -> StabilityRegion:
-    return one_step("heun", _taylor(2), "|1 + z + z²/2| <= 1")
-
-
-def _midpoint() -> StabilityRegion:
-    return one_step("midpoint", _taylor(2), "|1 + z + z²/2| <= 1")
-
-
-def _rk4() -> StabilityRegion:
-    return one_step("rk4", _taylor(4), "|1 + z + z²/2 + z³/6 + z⁴/24| <= 1")
-
-
-def _polynet(terms: int = 2) -> StabilityRegion:
-    if isinstance(terms, bool) or not isinstance(terms, int) or terms < 1:
-        raise ValueError(f"polynet: terms must be an integer >= 1, got {terms!r}")
-    return one_step(f"polynet(terms={terms})", [1.0] * (terms + 1), f"|1 + z + ... + z^{terms}| <= 1")
-
-
-def _ab2() -> StabilityRegion:
-    # x_{n+2} - x_{n+1} = h (3/2 f_{n+1} - 1/2 f_n)
-    return multistep("ab2", [0.0, -1.0, 1.0], [-0.5, 1.5], "roots of ζ² - (1 + 3z/2) ζ + z/2")
-
-
-def _lm2(k: float = 0.0) -> StabilityRegion:
-    # x_{n+2} = (1 - k) x_{n+1} + k x_n + h f_{n+1}:  ρ(ζ) = ζ² - (1 - k) ζ - k = (ζ - 1)(ζ + k), σ(ζ) = ζ
-    try:
-        k = float(k)
-    except (TypeError, ValueError):
-        raise ValueError(f"lm2: k must be a real number, got {k!r}") from None
-    if not math.isfinite(k):
-        raise ValueError(f"lm2: k must be finite, got {k}")
-    return multistep(f"lm2(k={k:g})", [-k, -(1.0 - k), 1.0], [0.0, 1.0], f"roots of ζ² - (1 - k + z) ζ - k, k = {k:g}")
-
-
-def _partitioned(name: str) -> Callable[[], StabilityRegion]:
-    def build() -> StabilityRegion:
-        # on x' = a y, y' = b x both schemes have an area-preserving step matrix with trace 2 + h² ab
-        coeffs = np.zeros((3, 3), dtype=complex)
-        coeffs[0] = [1.0, -2.0, 1.0]
-        coeffs[2, 1] = -1.0
-        return StabilityRegion(
-            name,
-            coeffs,
-            "partitioned",
-            "roots of ζ² - (2 + z²) ζ + 1 with z² = h² ab on x' = a y, y' = b x: the segment z in i[-2, 2], "
-            "open at ±2i; z = 0 fails the root condition (double root 1: linear growth when ab = 0)",
-        )
-
-    return build
-
-
-_REGIONS: dict[str, Callable[..., StabilityRegion]] = {
-    "euler": _euler,
-    "heun": _heun,
-    "midpoint": _midpoint,
-    "rk4": _rk4,
-    "polynet": _polynet,
-    "ab2": _ab2,
-    "lm2": _lm2,
-    "revnet": _partitioned("revnet"),
-    "leapfrog": _partitioned("leapfrog"),
-}
-
-_STOCHASTIC_HINT = {
-    "euler_maruyama": "its noise-free (eval-mode) step is euler: use stability_region('euler')",
-}
+def _has_region(cls: type[Scheme]) -> bool:
+    return cls.noise_free is None and cls.characteristic() is not None
 
 
 def known_schemes() -> list[str]:
-    """Scheme names that have a stability region here."""
-    return sorted(_REGIONS)
+    """Registered scheme names (canonical) that have a stability region."""
+    from .. import schemes
+
+    names = {schemes.canonical(name) for name in schemes.available()}
+    return sorted(name for name in names if _has_region(schemes.scheme_class(name)))
 
 
-def _canonical(scheme: str) -> str:
-    from ..schemes import canonical
+def _option_names(cls: type[Scheme]) -> list[str]:
+    params = inspect.signature(cls.characteristic).parameters.values()
+    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
-    return canonical(scheme)  # ValueError naming the registered schemes
 
-
-def stability_region(scheme, **options) -> StabilityRegion:
+def stability_region(scheme: str | Scheme, **options: Any) -> StabilityRegion:
     """The region of absolute stability of a registered deterministic scheme.
 
     Args:
         scheme: a registered name or alias (``"euler"``, ``"resnet"``, ``"rk4"``, ``"lm2"``, ...) or
-            a built :class:`~contdepth.schemes.Scheme` (its ``terms`` are read; lm2's ``k`` must be given).
-        **options: ``k`` for lm2 (one value; default 0), ``terms`` for polynet (default 2).
+            a built :class:`~contdepth.schemes.Scheme` (its options, such as polynet's ``terms``, are
+            read unless given; lm2's ``k`` must be given).
+        **options: the options of the scheme's :meth:`~contdepth.schemes.Scheme.characteristic`:
+            ``k`` for lm2 (one value; default 0), ``terms`` for polynet (default 2).
 
     Raises ``ValueError`` for a stochastic or unknown scheme and for options it does not take.
     """
-    from ..schemes import Scheme
+    from .. import schemes
 
-    if isinstance(scheme, Scheme):
-        name = type(scheme).name
-        if name == "polynet" and "terms" not in options:
-            options["terms"] = scheme.terms
-        if name == "lm2" and "k" not in options:
-            raise ValueError("lm2 has one k per block: pass stability_region(scheme, k=...) for the block's k")
+    if isinstance(scheme, schemes.Scheme):
+        cls = type(scheme)
+        options = options or scheme.characteristic_options()
     elif isinstance(scheme, str):
-        name = _canonical(scheme)
+        cls = schemes.scheme_class(scheme)  # ValueError naming the registered schemes
     else:
         raise TypeError(f"scheme must be a registered name or a Scheme, got {type(scheme).__name__}")
-    if name in _STOCHASTIC_HINT:
+    name = cls.name
+    if cls.noise_free is not None:
         raise ValueError(
-            f"scheme {name!r} is stochastic and has no region of absolute stability; {_STOCHASTIC_HINT[name]}"
+            f"scheme {name!r} is stochastic and has no region of absolute stability; its noise-free (eval-mode) "
+            f"step is {cls.noise_free}: use stability_region({cls.noise_free!r})"
         )
-    build = _REGIONS.get(name)
-    if build is None:
+    takes = _option_names(cls)
+    if any(key not in takes for key in options):
+        if takes:
+            raise ValueError(f"scheme {name!r} takes only {', '.join(takes)}, got {sorted(options)}")
+        raise ValueError(f"scheme {name!r} takes no options {sorted(options)}")
+    characteristic = cls.characteristic(**options)
+    if characteristic is None:
         raise ValueError(f"no stability region is known for scheme {name!r}; known: {', '.join(known_schemes())}")
-    try:
-        return build(**options)
-    except TypeError:
-        raise ValueError(
-            f"scheme {name!r} takes no options {sorted(options)}"
-            if name not in ("lm2", "polynet")
-            else f"scheme {name!r} takes only {'k' if name == 'lm2' else 'terms'}, got {sorted(options)}"
-        ) from None
+    return _region(name, characteristic)
 
 
-def region_of_step(scheme, t_mid: float | None = None, noise_off: bool = True) -> StabilityRegion:
+def region_of_step(scheme: Scheme, t_mid: float | None = None, noise_off: bool = True) -> StabilityRegion:
     """The region that governs one step of a flow run by ``scheme`` (a built scheme) at time ``t_mid``.
 
-    lm2 uses the k of the interval holding ``t_mid``; a scheme whose noise is off (eval mode) is
-    judged by its deterministic step (``euler_maruyama`` -> ``euler``).
+    A scheme with parameters that change with time (lm2's k) uses those of the interval holding
+    ``t_mid``; a scheme whose noise is off (eval mode) is judged by its deterministic step
+    (``euler_maruyama`` -> ``euler``).
     """
-    name = type(scheme).name
-    if name == "euler_maruyama" and noise_off:
-        return stability_region("euler")
-    if name == "lm2":
-        if getattr(scheme, "per_channel", None):
-            raise ValueError("lm2 with one k per channel has no scalar stability region")
-        k = 0.0 if not scheme.breaks else float(scheme.k.detach()[scheme.interval(t_mid or 0.0)])
-        return stability_region("lm2", k=k)
-    return stability_region(scheme)
+    if scheme.noise_free is not None and noise_off:
+        return stability_region(scheme.noise_free)
+    return stability_region(type(scheme).name, **scheme.characteristic_options(t_mid or 0.0))

@@ -8,6 +8,7 @@
 from . import ab2, euler, euler_maruyama, heun, leapfrog, lm2, midpoint, polynet, rk4  # noqa: F401  (imported to register the schemes)
 from .ab2 import AdamsBashforth2
 from .base import Scheme, StepContext, StepField
+from .characteristic import Characteristic
 from .euler import Euler
 from .euler_maruyama import EulerMaruyama
 from .heun import Heun
@@ -15,10 +16,11 @@ from .leapfrog import Leapfrog, RevNet
 from .lm2 import LM2, LMLimit
 from .midpoint import Midpoint
 from .polynet import PolyNet
-from .registry import available, canonical, get, register
+from .registry import available, canonical, get, register, scheme_class
 from .rk4 import RK4
 
 __all__ = [
+    "Characteristic",
     "Scheme",
     "StepContext",
     "StepField",
@@ -26,6 +28,7 @@ __all__ = [
     "canonical",
     "get",
     "register",
+    "scheme_class",
     "AdamsBashforth2",
     "Euler",
     "EulerMaruyama",

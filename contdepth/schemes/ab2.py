@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from .base import Scheme, StepContext
+from .characteristic import Characteristic
 from .registry import register
 
 
@@ -26,6 +27,11 @@ class AB2State(NamedTuple):
 class AdamsBashforth2(Scheme):
     order = 2
     multistep = True
+
+    @classmethod
+    def characteristic(cls) -> Characteristic:
+        # x_{n+2} - x_{n+1} = h (3/2 f_{n+1} - 1/2 f_n)
+        return Characteristic.multistep([0.0, -1.0, 1.0], [-0.5, 1.5], "roots of ζ² - (1 + 3z/2) ζ + z/2")
 
     def init_state(self, u0: Tensor, u_prev: Tensor | None = None) -> AB2State:
         return AB2State()

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from ..fields import Field
 from ..noise import _LAWS, Noise, NoiseLaw, as_noise
 from ..options import check_options
+from .characteristic import Characteristic
 
 
 def check_like(out: Tensor, u: Tensor, what: str) -> Tensor:
@@ -74,7 +75,12 @@ class Scheme(nn.Module):
     Class attributes: ``name``, ``order`` (global order on smooth ODEs), ``multistep`` (keeps
     history in ``state``, a typed tuple of the scheme), ``supports_noise`` (accepts a noise
     increment: adds ``sqrt(h) g ξ`` with ``ξ = ctx.xi`` when the flow injects noise),
-    ``invertible`` (has ``inverse_step``).
+    ``invertible`` (has ``inverse_step``), ``requires_coupled`` (steps a
+    :class:`~contdepth.fields.Coupled` field only), ``noise_free`` (the registered name of the
+    scheme whose step this one takes when its noise is off, for a scheme defined by its noise).
+
+    :meth:`characteristic` gives the polynomial of one step on ``u' = λu``, from which
+    :func:`contdepth.analysis.stability_region` draws the scheme's region of absolute stability.
 
     A scheme that supports noise takes ``noise``, ``per``, ``seed`` and law options (``p=``) in its
     constructor for convenience: they build the :class:`~contdepth.noise.Noise` kept as
@@ -86,6 +92,8 @@ class Scheme(nn.Module):
     multistep: bool = False
     supports_noise: bool = False
     invertible: bool = False
+    requires_coupled: bool = False
+    noise_free: str | None = None
 
     def __init__(self) -> None:
         super().__init__()
@@ -103,6 +111,17 @@ class Scheme(nn.Module):
 
     def inverse_step(self, ctx: StepContext, u_next: Tensor) -> Tensor:
         raise NotImplementedError(f"scheme {self.name!r} is not invertible")
+
+    @classmethod
+    def characteristic(cls) -> Characteristic | None:
+        """The characteristic polynomial of one step on ``u' = λu``, ``z = hλ`` (options such as
+        lm2's ``k`` are keywords); ``None`` for a scheme without a region of absolute stability."""
+        return None
+
+    def characteristic_options(self, t_mid: float | None = None) -> dict[str, Any]:
+        """The options of :meth:`characteristic` this built scheme has; ``t_mid``: of its step at that
+        time (for parameters that change with time). ``ValueError`` when it has no such value."""
+        return {}
 
     def continuous_field(self, field: Field) -> Field:
         """The field whose ODE this scheme converges to as h -> 0 (``field`` itself, but for LM)."""

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from ..noise import Noise, NoiseLaw
 from .base import Scheme, StepContext, add_noise, noise_options
+from .characteristic import Characteristic, taylor
 from .registry import register
 
 
@@ -47,6 +48,10 @@ class Euler(Scheme):
         if noise is ...:
             noise = self.default_noise
         self.noise = noise_options(f"scheme {self.name!r}", noise, per, seed, law_options, ("noise", "per", "seed"))
+
+    @classmethod
+    def characteristic(cls) -> Characteristic:
+        return Characteristic.one_step(taylor(1), "|1 + z| <= 1")
 
     def step(self, ctx: StepContext, u: Tensor, state: None) -> tuple[Tensor, None]:
         if ctx.xi is None:

@@ -15,3 +15,4 @@ class EulerMaruyama(Euler):
     """``euler`` whose constructor defaults to ``noise="gaussian"`` (``noise=None``: no noise of its own)."""
 
     default_noise = "gaussian"
+    noise_free = "euler"

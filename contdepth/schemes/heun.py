@@ -9,12 +9,17 @@ import torch
 from torch import Tensor
 
 from .base import Scheme, StepContext
+from .characteristic import Characteristic, taylor
 from .registry import register
 
 
 @register("heun", "rk2")
 class Heun(Scheme):
     order = 2
+
+    @classmethod
+    def characteristic(cls) -> Characteristic:
+        return Characteristic.one_step(taylor(2), "|1 + z + z²/2| <= 1")
 
     def step(self, ctx: StepContext, u: Tensor, state: None) -> tuple[Tensor, None]:
         f, t, h = ctx.field.drift, ctx.t, ctx.h

@@ -18,12 +18,23 @@ from torch import Tensor
 
 from ..fields import Coupled
 from .base import Scheme, StepContext
+from .characteristic import Characteristic
 from .registry import register
 
 
 class _CoupledScheme(Scheme):
     invertible = True
     requires_coupled = True
+
+    @classmethod
+    def characteristic(cls) -> Characteristic:
+        # on x' = a y, y' = b x (z² = h² ab) both schemes have an area-preserving step matrix with trace 2 + z²
+        return Characteristic(
+            ((1.0, -2.0, 1.0), (0.0, 0.0, 0.0), (0.0, -1.0, 0.0)),
+            "partitioned",
+            "roots of ζ² - (2 + z²) ζ + 1 with z² = h² ab on x' = a y, y' = b x: the segment z in i[-2, 2], "
+            "open at ±2i; z = 0 fails the root condition (double root 1: linear growth when ab = 0)",
+        )
 
     @staticmethod
     def _parts(ctx: StepContext) -> Coupled:

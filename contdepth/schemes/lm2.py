@@ -14,6 +14,7 @@ for ``|k| < 1``.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -25,6 +26,7 @@ from .._checks import piece_of, sub_piece
 from ..fields import Field
 from ..noise import Noise, NoiseLaw
 from .base import Scheme, StepContext, add_noise, noise_options
+from .characteristic import Characteristic
 from .registry import register
 
 INIT_RANGE = (-0.1, 0.0)
@@ -171,6 +173,26 @@ class LM2(Scheme):
             # (1 - k) u + k u_prev in one fused op, then + h f in another
             u_next = torch.add(torch.lerp(u, state.u_prev, k), f, alpha=ctx.h)
         return add_noise(u_next, ctx, g), LMState(u, state.k)
+
+    @classmethod
+    def characteristic(cls, k: float = 0.0) -> Characteristic:
+        # x_{n+2} = (1 - k) x_{n+1} + k x_n + h f_{n+1}:  ρ(ζ) = (ζ - 1)(ζ + k), σ(ζ) = ζ
+        try:
+            k = float(k)
+        except (TypeError, ValueError):
+            raise ValueError(f"lm2: k must be a real number, got {k!r}") from None
+        if not math.isfinite(k):
+            raise ValueError(f"lm2: k must be finite, got {k}")
+        note = f"roots of ζ² - (1 - k + z) ζ - k, k = {k:g}"
+        return Characteristic.multistep([-k, -(1.0 - k), 1.0], [0.0, 1.0], note, k=k)
+
+    def characteristic_options(self, t_mid: float | None = None) -> dict[str, Any]:
+        """``k`` of the interval holding ``t_mid`` (0 before the scheme is attached to a flow)."""
+        if t_mid is None:
+            raise ValueError("lm2 has one k per block: pass stability_region(scheme, k=...) for the block's k")
+        if self.per_channel:
+            raise ValueError("lm2 with one k per channel has no scalar stability region")
+        return {"k": 0.0 if not self.breaks else float(self.k.detach()[self.interval(t_mid)])}
 
     def max_abs_k(self) -> float:
         return float(self.k.detach().abs().max()) if self.breaks else 0.0

@@ -8,9 +8,12 @@ when ``f(t, 0) = 0``; otherwise ``h f(t, h f)`` carries an O(h) error per step.
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor
 
 from .base import Scheme, StepContext
+from .characteristic import Characteristic
 from .registry import register
 
 
@@ -20,9 +23,15 @@ class PolyNet(Scheme):
 
     def __init__(self, terms: int = 2) -> None:
         super().__init__()
-        if not isinstance(terms, int) or terms < 1:
-            raise ValueError(f"polynet: terms must be an integer >= 1, got {terms!r}")
-        self.terms = terms
+        self.terms = _check_terms(terms)
+
+    @classmethod
+    def characteristic(cls, terms: int = 2) -> Characteristic:
+        terms = _check_terms(terms)
+        return Characteristic.one_step([1.0] * (terms + 1), f"|1 + z + ... + z^{terms}| <= 1", terms=terms)
+
+    def characteristic_options(self, t_mid: float | None = None) -> dict[str, Any]:
+        return {"terms": self.terms}
 
     def step(self, ctx: StepContext, u: Tensor, state: None) -> tuple[Tensor, None]:
         term, total = u, u
@@ -33,3 +42,9 @@ class PolyNet(Scheme):
 
     def extra_repr(self) -> str:
         return f"terms={self.terms}"
+
+
+def _check_terms(terms: object) -> int:
+    if isinstance(terms, bool) or not isinstance(terms, int) or terms < 1:
+        raise ValueError(f"polynet: terms must be an integer >= 1, got {terms!r}")
+    return terms

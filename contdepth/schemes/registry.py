@@ -1,4 +1,9 @@
-"""Scheme registry: names -> scheme classes, ``get`` builds one, ``available`` lists them."""
+"""Scheme registry: names -> scheme classes, ``get`` builds one, ``available`` lists them.
+
+A new scheme is one module with a :class:`~.base.Scheme` subclass (its ``step``, ``order`` and
+:meth:`~.base.Scheme.characteristic`) decorated with ``@register("name", *aliases)``, imported in
+``contdepth/schemes/__init__.py``; flows, models and stability regions find it by name.
+"""
 
 from __future__ import annotations
 
@@ -43,6 +48,11 @@ def canonical(name: str) -> str:
     return key
 
 
+def scheme_class(name: str) -> type[Scheme]:
+    """The class registered under ``name`` or an alias of it."""
+    return _REGISTRY[canonical(name)]
+
+
 def get(scheme: str | Scheme, **options: Any) -> Scheme:
     """A new scheme by name with options (``get("lm2", k=-0.05, learnable=False)``), or ``scheme`` as given."""
     if isinstance(scheme, Scheme):
@@ -51,7 +61,7 @@ def get(scheme: str | Scheme, **options: Any) -> Scheme:
         return scheme
     if not isinstance(scheme, str):
         raise TypeError(f"scheme must be a name or a Scheme, got {type(scheme).__name__}")
-    cls = _REGISTRY[canonical(scheme)]
+    cls = scheme_class(scheme)
     params = inspect.signature(cls.__init__).parameters.values()
     if not any(p.kind is p.VAR_KEYWORD for p in params):  # schemes taking law options check their own
         check_options(f"scheme {cls.name!r}", options, [p.name for p in params if p.name != "self"])

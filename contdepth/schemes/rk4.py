@@ -11,12 +11,17 @@ import torch
 from torch import Tensor
 
 from .base import Scheme, StepContext
+from .characteristic import Characteristic, taylor
 from .registry import register
 
 
 @register("rk4")
 class RK4(Scheme):
     order = 4
+
+    @classmethod
+    def characteristic(cls) -> Characteristic:
+        return Characteristic.one_step(taylor(4), "|1 + z + z²/2 + z³/6 + z⁴/24| <= 1")
 
     def step(self, ctx: StepContext, u: Tensor, state: None) -> tuple[Tensor, None]:
         f, t, h = ctx.field.drift, ctx.t, ctx.h

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .. import _checks, schemes
 from ..fields import Blocks
 from ..flow import Flow
 from ..schemes import Scheme
@@ -32,7 +33,6 @@ from ..schemes import get as get_scheme
 
 SCHEMES = ("euler", "lm2", "rk4")
 NOISES = ("none", "gaussian", "stochastic_depth", "dropout")
-_SCHEME_ALIASES = {"resnet": "euler", "euler_maruyama": "euler", "em": "euler", "lm": "lm2", "lm_resnet": "lm2"}
 _NOISE_ALIASES = {"sd": "stochastic_depth", "bernoulli": "stochastic_depth", "normal": "gaussian", "off": "none"}
 
 
@@ -42,6 +42,18 @@ def check_choice(value: str, valid: tuple[str, ...], aliases: dict[str, str], wh
     if key not in valid:
         raise ValueError(f"unknown {what} {value!r}; valid choices: {', '.join(valid)}")
     return key
+
+
+def _scheme_name(value: str) -> str:
+    """The registered name of a scheme (or alias) the toy runs, or a one-line ``ValueError``.
+
+    The toy gives a scheme its noise itself, so a scheme defined by its noise is run as its
+    noise-free step (``euler_maruyama`` -> ``euler``; with noise it is Euler–Maruyama again).
+    """
+    if isinstance(value, str) and value.lower() in schemes.available():
+        cls = schemes.scheme_class(value)
+        value = cls.noise_free or cls.name
+    return check_choice(value, SCHEMES, {}, "scheme")
 
 
 @dataclass(frozen=True)
@@ -63,11 +75,12 @@ class ModelConfig:
     dropout: float = 0.1
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "scheme", check_choice(self.scheme, SCHEMES, _SCHEME_ALIASES, "scheme"))
+        object.__setattr__(self, "scheme", _scheme_name(self.scheme))
         object.__setattr__(self, "noise", check_choice(self.noise, NOISES, _NOISE_ALIASES, "noise"))
-        if self.steps is not None and (self.steps < 1 or self.steps % self.blocks):
-            raise ValueError(f"steps must be a positive multiple of blocks={self.blocks}, got {self.steps}")
-        if self.noise in ("gaussian", "stochastic_depth") and self.scheme == "rk4":
+        if self.steps is not None:
+            _checks.count("steps", self.steps, multiple_of=self.blocks, unit="blocks")
+        noisy = self.noise in ("gaussian", "stochastic_depth")
+        if noisy and not schemes.scheme_class(self.scheme).supports_noise:
             raise ValueError(f"noise {self.noise!r} needs a stochastic scheme; use euler (Euler–Maruyama) or lm2")
         if not 0.0 < self.survival <= 1.0:
             raise ValueError(f"survival probability must lie in (0, 1], got {self.survival}")
