@@ -10,11 +10,12 @@ Priorities: 1 = the paper's claims (the 56 and 110 pairs, LM-ResNet-56 against R
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from .._checks import close_matches
 
 # Recipe name -> `contdepth train` flags. "lu2018" is the train defaults, which are the paper's
 # recipe: SGD momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided by 10 at epochs 80 and 120
@@ -141,7 +142,7 @@ class Study:
 
 
 def _unknown(what: str, name: str, choices: Sequence[str], where: str = "") -> str:
-    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
+    close = close_matches(name, choices, n=3)
     hint = f" (did you mean {' or '.join(close)}?)" if close else ""
     return f"unknown {what} {name!r}{' ' + where if where else ''}{hint}; choices: {', '.join(choices)}"
 
