@@ -112,7 +112,12 @@ class LMResNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-HAND: dict[str, Callable[[], nn.Module]] = {"resnet56": lambda: PlainResNet(9), "lm_resnet56": lambda: LMResNet(9)}
+HAND: dict[str, Callable[[], nn.Module]] = {
+    "resnet20": lambda: PlainResNet(3),
+    "lm_resnet20": lambda: LMResNet(3),
+    "resnet56": lambda: PlainResNet(9),
+    "lm_resnet56": lambda: LMResNet(9),
+}
 
 
 def _is_k(name: str) -> bool:

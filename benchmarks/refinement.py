@@ -11,19 +11,17 @@ stage is a change of space (an Euler step of size 1 with a projection) and is ne
 An LM stage seeds its two-step history with the transition's shortcut (one block back); a refined
 flow interpolates it to one step back, so lm2 refined converges to the limit ``cd.odeint`` integrates.
 
-By default the models are trained here, briefly, on CPU (``contdepth train`` on a subset of CIFAR-10;
-short training, so absolute accuracies are low); ``--run DIR [DIR ...]`` evaluates trained runs instead.
-The CIFAR copy is made with ``python3 ../shared/tools/cifar10_from_jpeg.py data`` (done automatically
-when ``--data-dir`` is missing and the tool is found).
+By default the nets are the committed seed-0 ``preact_resnet20`` and ``lm_resnet20`` of the CPU study
+(``results/cifar10-cpu/``: 30 epochs on all of CIFAR-10, their fp16 weights suffice), evaluated on the
+full test set; ``--run DIR [DIR ...]`` takes other trained runs. For LM-ResNet the learned ``k_n``
+are recorded with the coefficients of its modified equation ``(1+k) u' + (1-k)/2 h u'' = f(u)``.
 
-    python3 benchmarks/refinement.py [--run DIR ...] [--subset 5000] [--epochs 6] [--out benchmarks/results]
+    python3 benchmarks/refinement.py --data-dir data [--run DIR ...] [--test-subset 10000] [--out benchmarks/results]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -42,83 +40,32 @@ STEPS = [1, 2, 4, 8]
 
 
 # ------------------------------------------------------------------------------ runs
-def ensure_data(data_dir: Path) -> None:
-    if (data_dir / "cifar-10-batches-py").is_dir():
-        return
-    tool = ROOT.parent / "shared" / "tools" / "cifar10_from_jpeg.py"
-    if not tool.is_file():
-        raise SystemExit(f"no CIFAR-10 in {data_dir}; put cifar-10-batches-py/ there or pass --run DIR")
-    print(f"writing CIFAR-10 to {data_dir} with {tool}", flush=True)
-    subprocess.run([sys.executable, str(tool), str(data_dir)], check=True)
-
-
-def finished(run: Path, epochs: int) -> bool:
-    from contdepth.train import checkpoint as ckpt
-
-    path = run / ckpt.CHECKPOINT
-    return path.is_file() and int(ckpt.load(path)["epoch"]) >= epochs
-
-
-def train(model: str, run: Path, args) -> None:
-    """``contdepth train`` in a subprocess (CPU), unless ``run`` already holds the finished run."""
-    if finished(run, args.epochs) and not args.retrain:
-        print(f"reusing {run}", flush=True)
-        return
-    cmd = [
-        sys.executable,
-        "-m",
-        "contdepth",
-        "train",
-        "--model",
-        model,
-        "--data-dir",
-        str(args.data_dir),
-        "--out",
-        str(run),
-        "--epochs",
-        str(args.epochs),
-        "--subset",
-        str(args.subset),
-        "--test-subset",
-        str(args.test_subset),
-        "--device",
-        args.device,
-        "--seed",
-        str(args.seed),
-        "--no-progress",
-        "--lr",
-        str(args.lr),
-        "--batch-size",
-        str(args.batch_size),
-        "--schedule",
-        args.schedule,
-    ]
-    if args.retrain and run.exists():
-        import shutil
-
-        shutil.rmtree(run)
-    env = dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads()))
-    print("$ " + " ".join(cmd[1:]), flush=True)
-    subprocess.run(cmd, check=True, cwd=ROOT, env=env)
+#: The trained nets measured by default: the seed-0 pair of the CPU study (`contdepth reproduce lu2018-cifar10-cpu`).
+DEFAULT_RUNS = [
+    ROOT / "results" / "cifar10-cpu" / "preact_resnet20-s0",
+    ROOT / "results" / "cifar10-cpu" / "lm_resnet20-s0",
+]
 
 
 def load_run(run: Path) -> tuple[nn.Module, dict]:
-    from contdepth.train import checkpoint as ckpt
-    from contdepth.train.build import model_from_config
-    from contdepth.train.evaluate import load_run_config
+    """A trained run (its committed fp16 weights suffice) and what the tables say about it."""
+    from contdepth.train.momentum import momentum
+    from contdepth.train.weights import load_run_config, read_trained_state
 
     cfg = load_run_config(run)
-    state = ckpt.load(run / ckpt.CHECKPOINT)
-    model = model_from_config(cfg)
-    model.load_state_dict(state["model"])
+    model = cd.train.load_run(run)
     info = {
-        "run": str(run),
+        "run": run.name,
         "model": cfg.model,
         "scheme": model.scheme,
-        "epochs": int(state["epoch"]),
-        "subset": cfg.subset,
+        "epochs": read_trained_state(run).epoch,
+        "train_images": cfg.subset or 50000,
         "data_dir": cfg.data_dir,
     }
+    ks = momentum(model)
+    if ks:  # LM-ResNet: u' = f/(1+k) to first order; (1+k) u' + (1-k)/2 h u'' = f to second
+        info["k"] = ks
+        info["modified_equation"] = [[{"1+k": 1 + k, "(1-k)/2": (1 - k) / 2} for k in stage] for stage in ks]
     return model.eval(), info
 
 
@@ -208,6 +155,18 @@ def evaluate(model: nn.Module, info: dict, batches, labels: Tensor, args) -> dic
                 out["orders_to_dopri5"][scheme] = {"order": fit.order, "stderr": fit.stderr}
 
     return out
+
+
+def check_runs(runs: list[Path], data_dir: Path) -> None:
+    """Refuse, in one line, runs that are not there and a data folder without CIFAR-10."""
+    for run in runs:
+        if not (run / "config.json").is_file():
+            raise SystemExit(
+                f"refinement: {run} is not a finished run (no config.json); train it with "
+                "`contdepth reproduce lu2018-cifar10-cpu` or pass --run DIR"
+            )
+    if not (data_dir / "cifar-10-batches-py").is_dir():
+        raise SystemExit(f"refinement: no cifar-10-batches-py/ in {data_dir}; pass --data-dir")
 
 
 def test_batches(data_dir: Path, n: int | None, batch: int) -> tuple[list, Tensor]:
@@ -316,44 +275,20 @@ def tables(results: dict) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_out_argument(parser)
-    parser.add_argument("--run", type=Path, nargs="+", default=None, help="trained run directories (skip training)")
-    parser.add_argument("--models", nargs="+", default=["preact_resnet20", "lm_resnet20"], help="models to train")
-    parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "refinement", help="where the short runs go")
-    parser.add_argument("--data-dir", type=Path, default=ROOT / "data")
-    parser.add_argument("--subset", type=int, default=5000, help="training images for the short run")
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--schedule", default="cosine", help="learning-rate schedule of the short run (step or cosine)")
-    parser.add_argument("--lr", type=float, default=0.1)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--test-subset", type=int, default=1000, help="test images (evenly spaced)")
+    parser.add_argument("--run", type=Path, nargs="+", default=DEFAULT_RUNS, help="trained run folders")
+    parser.add_argument("--data-dir", type=Path, default=ROOT / "data", help="folder holding cifar-10-batches-py/")
+    parser.add_argument("--test-subset", type=int, default=10000, help="test images, evenly spaced (default all)")
     parser.add_argument("--eval-batch", type=int, default=500)
     parser.add_argument("--rtol", type=float, default=1e-3, help="dopri5 relative tolerance")
     parser.add_argument("--atol", type=float, default=1e-4, help="dopri5 absolute tolerance")
-    parser.add_argument("--device", default="cpu", help="training device for the short runs")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--retrain", action="store_true", help="train again even if a finished run exists")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--full", action="store_true", help="all 50k training images, 30 epochs, full test set")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.full:
-        args.subset, args.epochs, args.test_subset = 50000, 30, 10000
     runs = args.run
-    if runs is None:
-        ensure_data(args.data_dir)
-        runs = []
-        for model in args.models:
-            run = args.runs_dir / f"{model}-n{args.subset}-e{args.epochs}-{args.schedule}-seed{args.seed}"
-            train(model, run, args)
-            runs.append(run)
-        setting = (
-            f"trained here: {args.epochs} epochs ({args.schedule} lr from {args.lr:g}) "
-            f"on {args.subset} CIFAR-10 images (CPU); "
-            f"{args.test_subset} test images"
-        )
-    else:
-        setting = f"runs {', '.join(str(r) for r in runs)}; {args.test_subset} test images"
+    check_runs(runs, args.data_dir)
+    setting = f"runs {', '.join(r.name for r in runs)}; {args.test_subset} CIFAR-10 test images"
     results: dict = {
         "provenance": provenance(args.seed),
         "setting": setting,
@@ -361,12 +296,9 @@ def main(argv=None) -> int:
         "atol": args.atol,
         "models": [],
     }
+    batches, labels = test_batches(args.data_dir, args.test_subset, args.eval_batch)
     for run in runs:
         model, info = load_run(run)
-        data_dir = args.data_dir if args.run is None else Path(info["data_dir"])
-        if args.run is not None and not (data_dir / "cifar-10-batches-py").is_dir():
-            data_dir = args.data_dir
-        batches, labels = test_batches(data_dir, args.test_subset, args.eval_batch)
         results["models"].append(evaluate(model, info, batches, labels, args))
     results["markdown"] = tables(results)
     write_json(args.out / "refinement.json", results)

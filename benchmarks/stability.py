@@ -1,7 +1,7 @@
 """Where do a trained network's blocks sit in its scheme's stability region, and does that predict refinement?
 
-Takes the CPU-trained nets of ``refinement.py`` (``preact_resnet20`` with ``euler``, ``lm_resnet20``
-with ``lm2``; trained here with refinement's recipe when missing, reused when present), follows
+Takes the trained nets of ``refinement.py`` (by default the committed seed-0 ``preact_resnet20``, scheme
+``euler``, and ``lm_resnet20``, scheme ``lm2``, of the CPU study in ``results/cifar10-cpu/``), follows
 ``--images`` CIFAR-10 test images through each and computes, at every flow step, the ``--n-eigs``
 largest-modulus and rightmost eigenvalues of ``∂f/∂u`` (``cd.analysis.block_spectra``, at the trained
 step h = 1). Refining to s steps per block scales ``z = hλ`` by ``1/s`` along (nearly) the same states,
@@ -10,7 +10,7 @@ so the fraction of eigenvalues in euler's / rk4's region at ``h = 1/s`` is read 
 and set beside refinement.py's accuracies. Then times ``--speed-images`` images of an (untrained)
 ResNet-56 with 8 eigenvalues per block, the speed target.
 
-    python3 benchmarks/stability.py [--images 64] [--speed-images 64] [--out benchmarks/results]
+    python3 benchmarks/stability.py --data-dir data [--run DIR ...] [--images 64] [--speed-images 64] [--out DIR]
 """
 
 from __future__ import annotations
@@ -33,23 +33,6 @@ from contdepth.analysis import block_spectra, stability_region
 from contdepth.analysis.spectra_plots import plot_spectra
 
 STEPS = [1, 2, 4, 8]
-
-
-def refinement_args(argv: list[str]) -> argparse.Namespace:
-    """refinement.py's own defaults (recipe, runs folder, data), so the same nets are trained and reused."""
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "refinement")
-    parser.add_argument("--data-dir", type=Path, default=ROOT / "data")
-    parser.add_argument("--subset", type=int, default=5000)
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--schedule", default="cosine")
-    parser.add_argument("--lr", type=float, default=0.1)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--test-subset", type=int, default=1000)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--retrain", action="store_true")
-    return parser.parse_args(argv)
 
 
 def all_z(spectra) -> list[np.ndarray]:
@@ -144,27 +127,26 @@ def main(argv=None) -> int:
     parser.add_argument("--n-eigs", type=int, default=8)
     parser.add_argument("--speed-images", type=int, default=64, help="images for the ResNet-56 timing (0: skip)")
     parser.add_argument(
-        "--nets", default="preact_resnet20,lm_resnet20", help="trained nets to analyse, comma-separated ('' : none)"
+        "--run", type=Path, nargs="*", default=refinement.DEFAULT_RUNS, help="trained run folders (none: timing only)"
     )
+    parser.add_argument("--data-dir", type=Path, default=ROOT / "data", help="folder holding cifar-10-batches-py/")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--refinement-json", type=Path, default=Path(__file__).resolve().parent / "results" / "refinement.json"
     )
-    args, rest = parser.parse_known_args(argv)
+    args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    rargs = refinement_args(rest)
-    refinement.ensure_data(rargs.data_dir)
+    refinement.check_runs(args.run, args.data_dir)
     refine = json.loads(args.refinement_json.read_text()) if args.refinement_json.is_file() else {"models": []}
     results: dict = {"provenance": provenance(args.seed), "images": args.images, "n_eigs": args.n_eigs, "models": []}
     table = []
-    nets = [n for n in args.nets.split(",") if n]
-    for name in nets:
-        run = rargs.runs_dir / f"{name}-n{rargs.subset}-e{rargs.epochs}-{rargs.schedule}-seed{rargs.seed}"
-        refinement.train(name, run, rargs)
+    nets = args.run
+    for run in nets:
         model, info = refinement.load_run(run)
-        batches, _ = refinement.test_batches(rargs.data_dir, args.images, args.images)
+        name = info["model"]
+        batches, _ = refinement.test_batches(args.data_dir, args.images, args.images)
         x = batches[0][0]
         start = time.perf_counter()
         spectra = block_spectra(model, x, args.n_eigs, seed=args.seed)
@@ -173,7 +155,7 @@ def main(argv=None) -> int:
         plot_spectra(
             spectra,
             args.out / f"stability_{name}.png",
-            title=f"{name} (trained: {info['scheme']}, {info['epochs']} epochs on {rargs.subset} images, CPU): "
+            title=f"{name} (trained: {info['scheme']}, {info['epochs']} epochs on {info['train_images']} images): "
             f"eigenvalues of h ∂f/∂u on {args.images} test images",
         )
         ref = next((m for m in refine["models"] if m["model"] == name), {})
@@ -195,9 +177,9 @@ def main(argv=None) -> int:
         results["markdown"] = markdown_table(header, table)
         print(results["markdown"])
     if args.speed_images > 0:
-        results["speed"] = speed(args.speed_images, 8, rargs.data_dir, args.seed)
+        results["speed"] = speed(args.speed_images, 8, args.data_dir, args.seed)
         print(json.dumps(results["speed"], indent=1))
-    # the timing alone (--nets '') goes beside the nets' results instead of replacing them
+    # the timing alone (--run with no folder) goes beside the nets' results instead of replacing them
     write_json(args.out / ("stability.json" if nets else "stability_speed.json"), results)
     return 0
 

@@ -48,23 +48,25 @@ from contdepth.train.backends import apply_backend_flags, backend_flags
 from contdepth.train.compiling import compile_module, mark_step
 from contdepth.train.optim import sgd_options
 
-# mode -> (torch.compile mode or None for eager, bf16 autocast + channels_last)
-MODES: dict[str, tuple[str | None, bool]] = {
-    "eager": (None, False),
-    "eager+bf16+cl": (None, True),
-    "compile": ("default", False),
-    "compile+bf16+cl": ("default", True),
-    "reduce-overhead": ("reduce-overhead", False),
-    "reduce-overhead+bf16+cl": ("reduce-overhead", True),
+# mode -> (torch.compile mode or None for eager, bf16 autocast, channels_last)
+MODES: dict[str, tuple[str | None, bool, bool]] = {
+    "eager": (None, False, False),
+    "eager+cl": (None, False, True),
+    "eager+bf16+cl": (None, True, True),
+    "compile": ("default", False, False),
+    "compile+cl": ("default", False, True),  # what `contdepth train` picks for long CPU runs
+    "compile+bf16+cl": ("default", True, True),
+    "reduce-overhead": ("reduce-overhead", False, False),
+    "reduce-overhead+bf16+cl": ("reduce-overhead", True, True),
 }
 
 
 def skip_reason(mode: str, device: torch.device) -> str | None:
     """Why ``mode`` is not measured on ``device`` (None: it is)."""
-    compile_mode, low_precision = MODES[mode]
+    compile_mode, bf16, _ = MODES[mode]
     if device.type != "cuda" and compile_mode == "reduce-overhead":
         return "CUDA graphs exist on CUDA only"
-    if device.type != "cuda" and low_precision:
+    if device.type != "cuda" and bf16:
         return "bf16 autocast + channels_last is a GPU setting (on a CPU without bf16 units bf16 is emulated)"
     return None
 
@@ -202,7 +204,7 @@ def peak_cuda_bytes(runner: Runner) -> int | None:
 
 def compare(name: str, args, device: torch.device, mode: str, train: bool, allocator: str = "default") -> dict:
     """Interleaved timing of contdepth's net and the hand-written one under one option set."""
-    compile_mode, low_precision = MODES[mode]
+    compile_mode, bf16, channels_last = MODES[mode]
     if compile_mode is not None:
         torch._dynamo.reset()  # a fresh compile state: earlier modes' graphs neither count nor crowd this one out
     torch.manual_seed(args.seed)
@@ -213,7 +215,7 @@ def compare(name: str, args, device: torch.device, mode: str, train: bool, alloc
     x = torch.randn(args.batch, 3, 32, 32, generator=gen).to(device)
     y = torch.randint(0, 10, (args.batch,), generator=gen).to(device)
     max_diff = check_same_map(model, hand, x)
-    opts = dict(train=train, compile_mode=compile_mode, bf16=low_precision, channels_last=low_precision)
+    opts = dict(train=train, compile_mode=compile_mode, bf16=bf16, channels_last=channels_last)
     runners = {"contdepth": Runner(model, x, y, **opts), "hand": Runner(hand, x, y, **opts)}
     graphs = {}
     for key, r in runners.items():  # warm-up (and compilation: a recompile on a later call is warmed up too)
@@ -396,7 +398,7 @@ def pipeline_epoch(args, device: torch.device) -> dict:
         source = "synthetic (write_fake_cifar)"
     train = data.train.head(args.subset)
     name = args.pipeline_model
-    compile_mode, low_precision = MODES[args.pipeline_mode]
+    compile_mode, bf16, channels_last = MODES[args.pipeline_mode]
     if compile_mode is not None:
         torch._dynamo.reset()
     results = {
@@ -407,9 +409,9 @@ def pipeline_epoch(args, device: torch.device) -> dict:
         "contdepth_mode": args.pipeline_mode,
     }
 
-    def trainer(model: nn.Module, mode: str | None, low: bool, ours: bool):
+    def trainer(model: nn.Module, mode: str | None, low: bool, cl: bool, ours: bool):
         model.to(device).train()
-        if low:
+        if cl:
             model.to(memory_format=torch.channels_last)
         net = compile_module(model, mode, device)
         opt = torch.optim.SGD(
@@ -448,11 +450,11 @@ def pipeline_epoch(args, device: torch.device) -> dict:
         std=data.std,
         device=device,
         seed=args.seed,
-        channels_last=low_precision,
+        channels_last=channels_last,
     )
     pipelines = {  # name -> (batches of one epoch, training step)
-        "conventional": (lambda: dl, trainer(hand, None, False, ours=False)),
-        "contdepth": (lambda: dev_loader, trainer(cd_model, compile_mode, low_precision, ours=True)),
+        "conventional": (lambda: dl, trainer(hand, None, False, False, ours=False)),
+        "contdepth": (lambda: dev_loader, trainer(cd_model, compile_mode, bf16, channels_last, ours=True)),
     }
 
     def epoch(key: str) -> float:
@@ -651,7 +653,8 @@ def main(argv=None) -> int:
         "--pipeline-mode",
         choices=list(MODES),
         default=None,
-        help="contdepth's mode in --pipeline (default reduce-overhead+bf16+cl on CUDA, eager on CPU)",
+        help="contdepth's mode in --pipeline (default: reduce-overhead+bf16+cl on CUDA, compile+cl on a CPU, as "
+        "`contdepth train` picks there)",
     )
     parser.add_argument("--pipeline-model", choices=sorted(HAND), default="resnet56")
     parser.add_argument(
@@ -687,7 +690,7 @@ def main(argv=None) -> int:
     args.warmup = args.warmup if args.warmup is not None else (20 if cuda else 1)
     if args.full:
         args.reps *= 2
-    args.pipeline_mode = args.pipeline_mode or ("reduce-overhead+bf16+cl" if cuda else "eager")
+    args.pipeline_mode = args.pipeline_mode or ("reduce-overhead+bf16+cl" if cuda else "compile+cl")
     apply_backend_flags(backend_flags(device.type, deterministic=False))  # as `contdepth train` has them
     requested = args.modes or (list(MODES) if cuda else ["eager"])
     modes, skipped = [], []

@@ -314,5 +314,9 @@ def test_recipe_defaults_and_schedules():
     warm_cos = RecipeFactor(10, 100, schedule="cosine", warmup_epochs=2)
     assert warm_cos(0) == pytest.approx(0.05) and warm_cos(19) == pytest.approx(1, abs=1e-2)
     assert warm_cos(500) == pytest.approx(0.5) and warm_cos(1000) == pytest.approx(0)
-    with pytest.raises(ValueError, match="choose one of: step, cosine"):
-        TrainConfig(schedule="linear")
+    warm_linear = RecipeFactor(10, 100, schedule="linear", warmup_epochs=1)
+    assert warm_linear(0) == pytest.approx(0.1) and warm_linear(10) == pytest.approx(0.99)
+    assert warm_linear(500) == pytest.approx(0.5) and warm_linear(999) == pytest.approx(0.001)
+    assert warm_linear(1000) == 0  # zero at the end of the budget
+    with pytest.raises(ValueError, match="choose one of: step, cosine, linear"):
+        TrainConfig(schedule="exponential")

@@ -1,0 +1,136 @@
+"""How fast `contdepth train` trains on a CPU: memory format, torch.compile, and threads against concurrent runs.
+
+Runs the real command (``contdepth train --device cpu``, batch 128, data and augmentation on the
+CPU) for each model in ``--models`` under four settings, one run at a time with every core:
+``eager`` (NCHW), ``eager+cl`` (channels_last), ``compile`` (``--compile-mode default``: inductor's
+C++ kernels) and ``compile+cl``. Then it starts ``--concurrent`` runs of the fastest setting at once,
+each with ``cores / concurrent`` threads, and sums their images per second: one run with all
+threads against several with one each. Speeds are the ``results.json`` medians over the epochs
+after the first (which compiles and warms up); compile seconds are reported apart.
+
+    python3 benchmarks/cpu_training.py --data-dir data [--subset 6400] [--epochs 3] [--out benchmarks/results]
+
+Writes ``cpu_training.json`` and ``cpu_training.md`` into ``--out`` (default runs/benchmarks).
+Run it on an otherwise idle machine: every row shares the same cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, add_out_argument, markdown_table, provenance, write_json
+
+SETTINGS: dict[str, list[str]] = {
+    "eager": ["--no-compile", "--no-channels-last"],
+    "eager+cl": ["--no-compile", "--channels-last"],
+    "compile": ["--compile-mode", "default", "--no-channels-last"],
+    "compile+cl": ["--compile-mode", "default", "--channels-last"],
+}
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _start(model: str, setting: str, args: argparse.Namespace, out: Path, threads: int) -> subprocess.Popen:
+    argv = [
+        sys.executable, "-m", "contdepth", "train", "--model", model, "--device", "cpu",
+        "--data-dir", str(args.data_dir), "--epochs", str(args.epochs), "--subset", str(args.subset),
+        "--test-subset", "500", "--seed", "0", "--no-progress", "--out", str(out), *SETTINGS[setting],
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "CONTDEPTH_CONCURRENT_RUNS": "1"}
+    log = open(out.with_suffix(".log"), "w")  # noqa: SIM115 (closed with the process by the caller)
+    return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _speed(out: Path) -> dict[str, Any]:
+    res = json.loads((out / "results.json").read_text())
+    return {k: res[k] for k in ("images_per_s", "epoch_seconds", "compile_seconds", "timed_epochs")}
+
+
+def _run(procs: list[tuple[subprocess.Popen, Path]]) -> list[dict[str, Any]]:
+    for proc, out in procs:
+        if proc.wait() != 0:
+            raise SystemExit(f"cpu_training: {out.name} failed; see {out.with_suffix('.log')}")
+    return [_speed(out) for _, out in procs]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", type=Path, required=True, help="folder holding cifar-10-batches-py/")
+    parser.add_argument("--models", default="preact_resnet20,lm_resnet20", help="comma-separated model names")
+    parser.add_argument("--subset", type=int, default=6400, help="training images per epoch (default 6400)")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per run; the first is not timed (default 3)")
+    parser.add_argument("--concurrent", type=int, default=2, help="runs at once in the last row (default 2)")
+    add_out_argument(parser, "cpu_training.json and .md")
+    args = parser.parse_args(argv)
+    cores = _cores()
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="contdepth_cpu_training_") as tmp:
+        for model in args.models.split(","):
+            for setting in SETTINGS:
+                out = Path(tmp) / f"{model}-{setting}"
+                (speed,) = _run([(_start(model, setting, args, out, cores), out)])
+                rows.append({"model": model, "setting": setting, "runs": 1, "threads": cores, **speed})
+                ips = speed["images_per_s"]
+                print(f"{model:<16} {setting:<11} 1 run x {cores} threads: {ips:.0f} img/s", flush=True)
+            best = max((r for r in rows if r["model"] == model), key=lambda r: r["images_per_s"])["setting"]
+            threads = max(1, cores // args.concurrent)
+            outs = [Path(tmp) / f"{model}-{best}-concurrent{i}" for i in range(args.concurrent)]
+            speeds = _run([(_start(model, best, args, out, threads), out) for out in outs])
+            total = sum(s["images_per_s"] for s in speeds)
+            rows.append(
+                {
+                    "model": model,
+                    "setting": best,
+                    "runs": args.concurrent,
+                    "threads": threads,
+                    "images_per_s": total,
+                    "per_run": speeds,
+                }
+            )
+            print(f"{model:<16} {best:<11} {args.concurrent} runs x {threads} threads: {total:.0f} img/s", flush=True)
+    for r in rows:
+        base = next(b for b in rows if b["model"] == r["model"] and b["setting"] == "eager" and b["runs"] == 1)
+        r["vs_eager"] = r["images_per_s"] / base["images_per_s"]
+    payload = {
+        "provenance": provenance(0),
+        "what": f"contdepth train --device cpu, batch 128, {args.subset} training images per epoch, "
+        f"median images/s of epochs 2..{args.epochs}",
+        "cores": cores,
+        "rows": rows,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(args.out / "cpu_training.json", payload)
+    table = markdown_table(
+        ["model", "setting", "runs x threads", "images/s (all runs)", "vs eager", "compile s"],
+        [
+            [
+                r["model"],
+                r["setting"],
+                f"{r['runs']} x {r['threads']}",
+                f"{r['images_per_s']:.0f}",
+                f"{r['vs_eager']:.2f}",
+                f"{r.get('compile_seconds', max(s['compile_seconds'] for s in r.get('per_run', [{}]))):.0f}",
+            ]
+            for r in rows
+        ],
+    )
+    (args.out / "cpu_training.md").write_text(
+        f"{payload['what']}; {payload['provenance']['device']}, torch {payload['provenance']['torch']}, "
+        f"commit {payload['provenance']['git_commit']}\n\n{table}\n"
+    )
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
