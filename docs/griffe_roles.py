@@ -4,6 +4,9 @@
   cross-references: a link where the target is documented, else code.
 - An ``Args:`` entry that describes related parameters together (``t0, t1: the interval``) is
   given to each of them, so every parameter gets its row and its type from the signature.
+- Doctest examples (``>>>`` lines) become highlighted code blocks, without ``# doctest:`` directives.
+- Each scheme lives in a module of its own whose docstring describes it; a scheme class without a
+  docstring of its own is shown with its module's.
 """
 
 from __future__ import annotations
@@ -78,22 +81,53 @@ def split_shared_entries(text: str) -> str:
     return "\n".join(out)
 
 
+DIRECTIVE = re.compile(r"\s*# doctest:.*$")
+
+
+def fence_doctests(text: str) -> str:
+    """Runs of ``>>>`` lines (with their continuation and output lines) as fenced ``pycon`` blocks."""
+    lines = text.split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        if not lines[i].lstrip().startswith(">>>"):
+            out.append(lines[i])
+            i += 1
+            continue
+        indent = lines[i][: _indent(lines[i])]
+        out.append(f"{indent}```pycon")
+        while i < len(lines) and lines[i].strip():
+            out.append(DIRECTIVE.sub("", lines[i]))
+            i += 1
+        out.append(f"{indent}```")
+    return "\n".join(out)
+
+
 def rewrite(obj: griffe.Object, text: str) -> str:
     """``obj``'s docstring ``text`` as the reference renders it (see the module's docstring)."""
-    return split_shared_entries(_roles(obj, text))
+    return split_shared_entries(fence_doctests(_roles(obj, text)))
+
+
+def _is_scheme_class(obj: griffe.Object) -> bool:
+    module = obj.parent
+    return obj.is_class and module is not None and module.path.startswith("contdepth.schemes.")
 
 
 class SphinxRoles(griffe.Extension):
     """Rewrites the roles of every docstring once the package is loaded."""
 
     def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
-        seen: set[int] = set()
+        objects: dict[int, griffe.Object] = {}
         stack: list[griffe.Object] = [pkg]
         while stack:
             obj = stack.pop()
-            if id(obj) in seen:
-                continue
-            seen.add(id(obj))
+            if id(obj) not in objects:
+                objects[id(obj)] = obj
+                stack.extend(member for member in obj.members.values() if not member.is_alias)
+        raw = {id(obj): obj.docstring.value for obj in objects.values() if obj.docstring is not None}
+        for obj in objects.values():
+            module = obj.parent
+            if obj.docstring is None and _is_scheme_class(obj) and module is not None and id(module) in raw:
+                obj.docstring = griffe.Docstring(raw[id(module)], parent=obj)
             if obj.docstring is not None:
-                obj.docstring.value = rewrite(obj, obj.docstring.value)
-            stack.extend(member for member in obj.members.values() if not member.is_alias)
+                obj.docstring.value = rewrite(obj, raw.get(id(obj), obj.docstring.value))
