@@ -1,5 +1,7 @@
 """CIFAR readers (standard layout, clear errors) and the device-resident loader (augmentation, sharding)."""
 
+import os
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -76,6 +78,41 @@ def test_incomplete_folder_and_other_dataset(tmp_path):
         load_cifar("cifar10", tmp_path)
     with pytest.raises(DataError, match="CIFAR-10 instead"):
         load_cifar("cifar100", tmp_path)
+
+
+def test_a_copy_that_differs_from_the_official_files_is_named_once(tmp_path, capsys, monkeypatch):
+    """The md5 of each file against the official sums, remembered beside the data (re-hashed only when a file
+    changes), one warning line when a file differs, and a fingerprint that tells copies apart."""
+    from contdepth.data import integrity
+
+    folder = write_fake_cifar(tmp_path, "cifar10", train=50, test=10)
+    sums = {name: integrity.file_md5(folder / name) for name in os.listdir(folder) if not name.startswith(".")}
+    monkeypatch.setitem(integrity.OFFICIAL_MD5, "cifar10", sums)  # as if this copy were the official one
+    (folder / integrity.CACHE).unlink()  # a folder used for the first time
+    hashed = []
+    real_md5 = integrity.file_md5
+    monkeypatch.setattr(integrity, "file_md5", lambda path: hashed.append(path.name) or real_md5(path))
+    first = load_cifar("cifar10", tmp_path).integrity
+    assert first.official and len(hashed) == 7 and capsys.readouterr().err == ""
+    assert load_cifar("cifar10", tmp_path).integrity.fingerprint == first.fingerprint and len(hashed) == 7
+    # random bytes written into the pixel array of one batch: it still reads, but it is not the official file
+    path = folder / "data_batch_2"
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2 : len(raw) // 2 + 64] = os.urandom(64)
+    path.write_bytes(bytes(raw))
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # written a second later than before
+    changed = load_cifar("cifar10", tmp_path).integrity
+    err = capsys.readouterr().err
+    assert len(hashed) == 8 and not changed.official and changed.differs == ("data_batch_2",)
+    assert changed.fingerprint != first.fingerprint
+    assert len(err.splitlines()) == 1 and "data_batch_2" in err and "differ from the official" in err
+    assert "re-encoded" in err and "data_batch_1" not in err
+    load_cifar("cifar10", tmp_path, train=False)  # the verdict is remembered: no second warning
+    assert capsys.readouterr().err == "" and len(hashed) == 8
+    # a synthetic set is known as not the official data from the start: read without a warning
+    write_fake_cifar(tmp_path / "other", "cifar10", train=20, test=10)
+    assert not load_cifar("cifar10", tmp_path / "other").integrity.official and capsys.readouterr().err == ""
 
 
 def test_unknown_dataset():

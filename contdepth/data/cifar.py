@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from .download import download as fetch
+from .integrity import Integrity, check
 from .specs import DATASETS, DataError, Spec, expected_layout, how_to_get, spec
 
 __all__ = ["DATASETS", "CifarData", "DataError", "Spec", "Split", "load_cifar", "locate", "spec"]
@@ -63,6 +64,7 @@ class CifarData:
     classes: list[str]
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    integrity: Integrity | None = None  # the files' md5 against the official ones (None: not checked)
 
     @property
     def num_classes(self) -> int:
@@ -206,6 +208,8 @@ def load_cifar(name: str, data_dir: str | os.PathLike, *, download: bool = False
     ``download=True`` fetches a missing copy (the official archive, md5-checked); ``train=False`` skips reading the
     training split (left empty), for evaluation. Raises :class:`DataError` with
     the directory searched, the expected layout and how to get it when the data is missing or bad.
+    The files are compared with the official ones (:mod:`.integrity`): a copy that differs is read, with
+    one warning line on stderr the first time, and ``integrity`` says which copy it is.
     """
     s = spec(name)
     root = Path(data_dir).expanduser()
@@ -216,12 +220,20 @@ def load_cifar(name: str, data_dir: str | os.PathLike, *, download: bool = False
             raise
         fetch(s, root)
         folder = locate(s, root)
+    train_split = _read_split(folder, s.train_files, s, root) if train else _empty()
+    test_split = _read_split(folder, s.test_files, s, root)
+    classes = _read_classes(folder, s, root)
+    try:
+        integrity = check(folder, s)  # files that read well: are they the official ones?
+    except OSError as err:
+        raise DataError(f"{s.title} in {folder} cannot be read ({err})") from None
     return CifarData(
         name=s.name,
         root=folder,
-        train=_read_split(folder, s.train_files, s, root) if train else _empty(),
-        test=_read_split(folder, s.test_files, s, root),
-        classes=_read_classes(folder, s, root),
+        train=train_split,
+        test=test_split,
+        classes=classes,
         mean=s.mean,
         std=s.std,
+        integrity=integrity,
     )
