@@ -288,6 +288,78 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_removes_the_partial_file(data
     assert main(["train", *SMALL, "--epochs", "2", "--data-dir", str(data_dir), "--out", str(out), "--resume"]) == 0
 
 
+def _torch_on_a_full_disk(fh):
+    """What torch.save says on a full disk: its zip writer's RuntimeError, with ENOSPC only in the chain."""
+    fh.write(b"partial")
+    try:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    except OSError:
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")  # noqa: B904
+
+
+@pytest.mark.parametrize("when", ["first", "later", "weights", "results", "metrics", "start"])
+def test_a_full_disk_is_one_line_however_the_writer_says_it(data_dir, tmp_path, capsys, monkeypatch, when):
+    """The first checkpoint, a later one, the fp16 weights (torch's zip writer), results.json and metrics.jsonl
+    (text files), config.json at the start: one line, exit code 1, no partial file, the last good checkpoint kept."""
+    out = tmp_path / "full"
+    epochs = 2 if when == "later" else 1
+    failing = {"first": 1, "later": 2, "weights": 2}.get(when)
+    real_save, calls = torch.save, []
+
+    def save(obj, fh, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == failing:
+            _torch_on_a_full_disk(fh)
+        return real_save(obj, fh, *args, **kwargs)
+
+    monkeypatch.setattr(ckpt.torch, "save", save)
+    real_write = Path.write_text
+    name = {"results": "results.json.tmp", "metrics": "metrics.jsonl.tmp", "start": "config.json.tmp"}.get(when)
+
+    def write_text(self, *args, **kwargs):
+        if self.name == name:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as a full disk's write says it: no file named
+        return real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", write_text)
+    argv = ["train", *SMALL, "--epochs", str(epochs), "--data-dir", str(data_dir), "--out", str(out)]
+    assert main(argv) == 1
+    err = one_line_error(capsys)
+    saved = {
+        "first": "checkpoint.pt",
+        "later": "checkpoint.pt",
+        "weights": "weights.fp16.pt",
+        "results": "results.json",
+        "metrics": "metrics.jsonl",
+        "start": "config.json",
+    }[when]
+    assert "o space left on device" in err and str(out / saved) in err, err
+    if when == "start":  # nothing was saved: the new folder goes
+        assert not out.exists()
+        return
+    assert not list(out.glob("*.tmp"))
+    if when == "first":
+        assert "no checkpoint was saved before it" in err and "start the run again with --overwrite" in err
+        assert not (out / "checkpoint.pt").exists()
+    else:
+        assert "the last good checkpoint (epoch 1 batch 0) is kept" in err and "continue with --resume" in err
+        assert ckpt.load(out / "checkpoint.pt")["epoch"] == 1
+
+
+def test_a_write_error_is_found_in_the_chain_or_told_by_the_free_space(tmp_path, monkeypatch):
+    try:
+        _torch_on_a_full_disk(io.BytesIO())
+    except RuntimeError as err:
+        found = ckpt.write_error(err, tmp_path / "x.pt")
+    assert found is not None and found.errno == errno.ENOSPC and found.filename == str(tmp_path / "x.pt")
+    bare = RuntimeError("[enforce fail at inline_container.cc:454] . PytorchStreamWriter failed writing file data/0")
+    monkeypatch.setattr(ckpt.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(100, 100, 0))
+    assert ckpt.write_error(bare, tmp_path / "x.pt").errno == errno.ENOSPC
+    monkeypatch.setattr(ckpt.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(1 << 40, 0, 1 << 40))
+    assert ckpt.write_error(bare, tmp_path / "x.pt").errno == errno.EIO
+    assert ckpt.write_error(RuntimeError("shape mismatch"), tmp_path / "x.pt") is None
+
+
 # ------------------------------------------------------------------- damaged files
 def _damage(path: Path, how: str) -> None:
     data = path.read_bytes()
@@ -429,6 +501,27 @@ def test_run_settings_are_checked(changes, match):
 def test_paths_are_welcome_as_folders(tmp_path):
     cfg = TrainConfig(out=tmp_path / "run", data_dir=tmp_path)
     assert cfg.out == str(tmp_path / "run") and json.loads(json.dumps(cfg.to_dict()))["data_dir"] == str(tmp_path)
+
+
+@pytest.mark.parametrize("case", ["read_only", "file"])
+def test_analyze_checks_its_out_folder_before_any_work(tmp_path, capsys, monkeypatch, case):
+    import contdepth.analysis.spectra as spectra
+    import contdepth.outputs as outputs
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the spectra were computed before --out was checked")
+
+    monkeypatch.setattr(spectra, "block_spectra", no_work)
+    out = tmp_path / "ro" / "analysis"
+    if case == "read_only":  # the nearest existing folder cannot be written (a read-only mount)
+        (tmp_path / "ro").mkdir()
+        monkeypatch.setattr(outputs.os, "access", lambda path, mode: not str(path).startswith(str(tmp_path / "ro")))
+    else:
+        out = tmp_path / "a_file"
+        out.write_text("keep")
+    assert main(["analyze", "--model", "resnet20", "--images", "1", "--out", str(out)]) == 2
+    err = one_line_error(capsys, "analyze")
+    assert {"read_only": "not writable (read-only file system", "file": "is a file"}[case] in err and str(out) in err
 
 
 @pytest.mark.parametrize(

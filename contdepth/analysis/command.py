@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from ..outputs import unwritable
 from ..train.argtypes import positive_int
 
 
@@ -85,6 +86,12 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"--tol must be in [0, 1), got {args.tol}")
     if args.threads:
         torch.set_num_threads(args.threads)
+    # not inside the run folder: a committed run (results/...) stays as it was checked out
+    default = Path("runs") / "analyze" / (Path(args.run).resolve().name if args.run else args.model.lower())
+    out = Path(args.out) if args.out else default
+    problem = unwritable(out)  # before the work, not after it
+    if problem is not None:
+        return _fail(f"--out: {problem}; choose another --out")
     try:
         model, info, x, inputs = _load(args)
         start, cpu = time.perf_counter(), time.process_time()
@@ -92,9 +99,6 @@ def run(args: argparse.Namespace) -> int:
         seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
     except (ValueError, TypeError, FileNotFoundError, KeyError, DataError) as err:
         return _fail(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)
-    # not inside the run folder: a committed run (results/...) stays as it was checked out
-    default = Path("runs") / "analyze" / (Path(args.run).resolve().name if args.run else info["model"])
-    out = Path(args.out) if args.out else default
     out.mkdir(parents=True, exist_ok=True)
     title = (
         f"{info['model']} under {info['scheme']}, {info['steps_per_block']} step/block: eigenvalues of h ∂f/∂u "

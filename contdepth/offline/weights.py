@@ -6,9 +6,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
-from ..train.checkpoint import load
+from ..train.checkpoint import load, save_atomic
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -40,5 +38,5 @@ def write_half(run: Path, dest: Path) -> Path:
     half = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     dest.mkdir(parents=True, exist_ok=True)
     path = dest / f"{run.name}.pt"
-    torch.save(half, path)
+    save_atomic(half, path)  # a full disk is an OSError naming the file, and leaves no partial file
     return path

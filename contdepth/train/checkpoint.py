@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -80,10 +82,46 @@ class CheckpointError(ValueError):
 REQUIRED_KEYS = ("config", "model", "epoch", "batch")
 
 
+#: What torch's zip writer says when a write fails (the OSError behind it, if any, is only in the chain).
+ZIP_WRITER_FAILURES = ("inline_container", "PytorchStreamWriter", "file write failed", "unexpected pos")
+
+
+def write_error(err: BaseException, path: str | os.PathLike) -> OSError | None:
+    """The ``OSError`` behind a failed write of ``path``, or None when ``err`` is not one.
+
+    torch's zip writer reports a full disk as ``RuntimeError: [enforce fail at inline_container.cc] unexpected
+    pos ...`` with ``ENOSPC`` only in the exception chain (or nowhere, when it wrote the file itself): this
+    finds it there, or tells a full disk by the free space left, so that every save says it in one line.
+    """
+    if isinstance(err, OSError):
+        return err
+    if not isinstance(err, RuntimeError):
+        return None
+    seen: set[int] = set()
+    link: BaseException | None = err
+    while link is not None and id(link) not in seen:
+        if isinstance(link, OSError):
+            if link.filename is None:
+                return OSError(link.errno, link.strerror or str(link), str(path))
+            return link
+        seen.add(id(link))
+        link = link.__cause__ or link.__context__
+    text = str(err)
+    if not any(marker in text for marker in ZIP_WRITER_FAILURES) and "No space left" not in text:
+        return None
+    try:
+        full = shutil.disk_usage(Path(path).parent).free < 1 << 20
+    except OSError:
+        full = False
+    code = errno.ENOSPC if full or "No space left" in text else errno.EIO
+    return OSError(code, os.strerror(code), str(path))
+
+
 def save_atomic(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary file beside ``path``, flushed to disk, then renamed over it.
 
-    On any failure (a full disk, say) the temporary file is removed and ``path`` is left as it was.
+    On any failure (a full disk, say) the temporary file is removed and ``path`` is left as it was; a failed
+    write raises ``OSError`` (ENOSPC for a full disk) however torch reported it (:func:`write_error`).
     """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
@@ -93,9 +131,12 @@ def save_atomic(obj: Any, path: str | os.PathLike) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
-        raise
+        found = write_error(err, path)
+        if found is None or found is err:
+            raise
+        raise found from err
 
 
 def damaged(path: Path, why: str) -> CheckpointError:

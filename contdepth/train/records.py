@@ -32,14 +32,56 @@ def write_metrics(path: str | os.PathLike, rows: Iterable[dict]) -> None:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file, then rename it over ``path``; a failed write leaves no ``.tmp``."""
+    """Write ``text`` to a temporary file, then rename it over ``path``; a failed write leaves no ``.tmp`` and
+    raises an ``OSError`` naming ``path`` (a full disk's says nothing of the file)."""
     tmp = path.with_name(path.name + ".tmp")
     try:
         tmp.write_text(text)
         os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise OSError(err.errno, err.strerror or str(err), str(path)) from err
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+#: Flags whose value is a path of the machine a run ran on (records keep them portable, see portable_path).
+PATH_FLAGS = ("--out", "--data-dir")
+
+
+def portable_path(path: str | os.PathLike, run_folder: str | os.PathLike) -> str:
+    """``path`` as a run's records keep it, free of the machine's folders: relative to ``run_folder`` when both
+    lie inside the current folder (``../../data``), else the name of its last folder alone."""
+    target, base, here = (Path(os.path.abspath(Path(p).expanduser())) for p in (path, run_folder, os.curdir))
+    if here in (target, *target.parents) and here in (base, *base.parents):
+        return Path(os.path.relpath(target, base)).as_posix()
+    return target.name
+
+
+def portable_command(command: str, run_folder: str | os.PathLike) -> str:
+    """A recorded command line with the values of :data:`PATH_FLAGS` made portable (``--out``: the run
+    folder's name; ``--data-dir``: :func:`portable_path`)."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return command
+
+    def portable(flag: str, value: str) -> str:
+        return Path(os.path.abspath(value)).name if flag == "--out" else portable_path(value, run_folder)
+
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        flag, eq, value = word.partition("=")
+        if word in PATH_FLAGS and i + 1 < len(words):
+            out += [word, portable(word, words[i + 1])]
+            i += 2
+            continue
+        out.append(f"{flag}={portable(flag, value)}" if eq and flag in PATH_FLAGS else word)
+        i += 1
+    return shlex.join(out)
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import contextlib
 import errno
 import itertools
 import math
+import os
 import random
 import statistics
 import sys
@@ -466,12 +467,13 @@ class Trainer:
     def _save_failed(self, what: Path, err: OSError) -> None:
         """Record a failed write (a full disk, say) as :attr:`failure`, one line saying what was kept."""
         reason = "no space left on device" if err.errno in (errno.ENOSPC, errno.EDQUOT) else (err.strerror or str(err))
-        if self._saved_at is None:
-            kept = "no checkpoint was saved before it"
+        if self._saved_at is None:  # nothing to resume: the run starts again
+            kept, then = "no checkpoint was saved before it", "start the run again with --overwrite"
         else:
             kept = f"the last good checkpoint (epoch {self._saved_at[0]} batch {self._saved_at[1]}) is kept"
+            then = "continue with --resume"
         if self.failure is None:
-            self.failure = f"{reason} while saving {what}; {kept}; free some space and continue with --resume"
+            self.failure = f"{reason} while saving {what}; {kept}; free some space and {then}"
         self.stopped = True
 
     def _save(self) -> bool:
@@ -556,10 +558,18 @@ class Trainer:
         out["units"] = {"*_error": "% of test images", "*_acc": "fraction", "*_loss": "cross-entropy (nats)"}
         out["train_images"] = self.train_loader.num_examples
         out["test_images"] = self.test_loader.num_examples
-        out["data_dir"] = str(self.data.root)
-        out["config"] = cfg.to_dict()
-        out["provenance"] = self.sessions[-1] if self.sessions else {}
-        out["sessions"] = self.sessions
+        # paths as the run folder sees them (or folder names): results carry no paths of the machine
+        out["data_dir"] = records.portable_path(self.data.root, self.out)
+        if self.data.integrity is not None:
+            out["data"] = self.data.integrity.to_dict()  # which copy of the data: fingerprint, official or not
+        out["config"] = {
+            **cfg.to_dict(),
+            "data_dir": records.portable_path(cfg.data_dir, self.out),
+            "out": Path(os.path.abspath(self.out)).name,
+        }
+        sessions = [{**s, "command": records.portable_command(s.get("command", ""), self.out)} for s in self.sessions]
+        out["provenance"] = sessions[-1] if sessions else {}
+        out["sessions"] = sessions
         return out
 
     def _speed_settings(self) -> dict[str, Any]:
