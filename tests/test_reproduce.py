@@ -4,6 +4,9 @@ import json
 import math
 import os
 import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -13,7 +16,7 @@ from contdepth.models.noise_spec import NoiseSpec
 from contdepth.train import planner
 from contdepth.train.lock import FolderLock
 from contdepth.train.planner import Estimate, Pending
-from contdepth.train.reproduce import CONCURRENT_ENV, LOG, Runner, burst_estimate, calibrate
+from contdepth.train.reproduce import CONCURRENT_ENV, LOG, Runner, burst_estimate, calibrate, run_state
 from contdepth.train.reproduce_command import build_jobs
 from contdepth.train.studies import SAFE_NAME, STUDIES, UnknownName, basic_blocks, get_study, matching_gaussian_level
 from contdepth.train.summary import device_sharing
@@ -216,6 +219,79 @@ def test_runner_stop_request_asks_each_run_to_checkpoint(tmp_path):
     assert report.pending == []
 
 
+def test_a_run_held_by_another_process_waits_takes_a_slot_and_never_fails(tmp_path):
+    """resnet56-s0 is held by a live process the study did not start (this test's lock); lm_resnet56-s0 loses the
+    race for its folder to another process after it was launched. Neither counts as failed: both are waited for,
+    taking a slot meanwhile, and run here once let go."""
+    clock = FakeClock()
+    jobs = _fake_jobs(tmp_path, ["resnet56", "lm_resnet56", "resnet20"])
+    held = jobs[0].folder
+    held.mkdir(parents=True)
+    holders = {"resnet56-s0": FolderLock(held, what="run").acquire()}
+    started = []
+
+    def launch(argv, env, log):
+        name = log.parent.name
+        started.append((name, env[CONCURRENT_ENV], clock()))
+        if name == "lm_resnet56-s0" and "lm_resnet56-s0" not in holders:  # another process takes the folder
+            holders[name] = FolderLock(log.parent, what="run").acquire()
+            return FakeProcess(clock, clock() + 1.0, 2, log.parent)
+        return FakeProcess(clock, clock() + 10.0, 0, log.parent)
+
+    def sleep(seconds):
+        clock.sleep(seconds)
+        for name, at in (("resnet56-s0", 20.0), ("lm_resnet56-s0", 30.0)):
+            if clock() >= at and name in holders and holders[name].held:
+                holders[name].release()
+
+    lines = []
+    runner = Runner(jobs, tmp_path, jobs=2, clock=clock, sleep=sleep, launch=launch, say=lines.append)
+    report = runner.run()
+    assert report.failed == [] and sorted(report.finished) == ["lm_resnet56-s0", "resnet20-s0", "resnet56-s0"]
+    # the held run takes one of the 2 slots: lm_resnet56 starts beside it (2 sharing the device) and, once its
+    # folder is held too, both slots are taken: resnet20 waits; each held run starts here once let go
+    starts = {name: (shared, at) for name, shared, at in started if name != "lm_resnet56-s0" or at > 0}
+    assert started[0] == ("lm_resnet56-s0", "2", 0.0) and len(started) == 4
+    assert starts["resnet56-s0"] == ("2", 20.0) and starts["lm_resnet56-s0"][1] >= 30.0
+    assert starts["resnet20-s0"][1] >= 30.0
+    assert [shared for _, shared, _ in started] == ["2", "2", "1", "2"]  # never more than --jobs
+    said = "\n".join(lines)
+    assert f"resnet56-s0: its folder is held by another process (pid {os.getpid()})" in said
+    assert "lm_resnet56-s0: its folder is held" in said and "let go by process" in said
+
+
+def test_the_ledger_survives_a_cut_line_and_garbage(tmp_path, capsys):
+    """A study killed while appending leaves a cut last line; the next start goes on a line of its own.
+    Garbage lines (binary too) are skipped, and named, by --summary; so is a damaged results.json."""
+    clock = FakeClock()
+    jobs = _fake_jobs(tmp_path, ["resnet20"])
+    ledger = tmp_path / "launches.jsonl"
+    ledger.write_bytes(b'{"event": "start", "run": "resnet20-s0", "time": 1}\n{"event": "end", "ru')
+
+    def launch(argv, env, log):
+        return FakeProcess(clock, clock() + 5.0, 0, log.parent)
+
+    Runner(jobs, tmp_path, clock=clock, sleep=clock.sleep, launch=launch, say=lambda line: None).run()
+    lines = ledger.read_bytes().split(b"\n")
+    assert lines[1] == b'{"event": "end", "ru' and [json.loads(x)["event"] for x in lines[2:] if x] == ["start", "end"]
+    with open(ledger, "ab") as fh:
+        fh.write(b"\xff\xfe\x00 not json \x80\n")
+    broken = tmp_path / "lm_resnet20-s0"
+    broken.mkdir()
+    (broken / "results.json").write_text('{"complete": true, "final_test_er')  # cut short
+    (tmp_path / "resnet20-s0" / "results.json").write_text(
+        json.dumps({"complete": True, "final_test_error": 9.0, "epochs": 2})
+    )
+    assert main(["reproduce", "lu2018-cifar10", "--out", str(tmp_path), "--summary"]) == 0
+    err = capsys.readouterr().err
+    assert "lm_resnet20-s0/results.json is damaged" in err and "launches.jsonl: lines 2, 5 are not entries" in err
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["launches_skipped"] == [2, 5] and summary["damaged"][0]["file"] == "lm_resnet20-s0/results.json"
+    assert {r["name"]: r["runs"] for r in summary["rows"]}["resnet20"] == 1
+    md = (tmp_path / "summary.md").read_text()
+    assert "Damaged, not counted" in md and "lm_resnet20-s0/results.json" in md
+
+
 def test_calibration_scales_each_burst_to_the_runs_epochs(tmp_path):
     """Bursts run through the same runner; a fake burst writes the files a real one would."""
     clock = FakeClock()
@@ -289,6 +365,11 @@ def test_dry_run_prints_one_train_command_per_run(tmp_path, capsys):
         (["--out", "W"], "name a study"),
         (["lu2018-cifar10", "--out", "f/W", "--", "--device", "cpu"], "Not a directory"),
         (["lu2018-cifar10", "--out", "f", "--summary"], "is a file"),
+        # what every `contdepth train` run would refuse is refused once, before any run starts
+        (["lu2018-cifar10", "--out", "W", "--", "--device", "bogus"], "flags after --: unknown device 'bogus'"),
+        (["lu2018-cifar10", "--out", "W", "--", "--epochs", "0"], "flags after --: argument --epochs"),
+        (["lu2018-cifar10", "--out", "W", "--", "--subset", "8", "--batch-size", "16"], "than one batch"),
+        (["lu2018-cifar10", "--out", "W", "--", "--device", "cpu", "--data-dir", "none"], "CIFAR-10 not found"),
     ],
 )
 def test_bad_input_gets_one_clear_line(tmp_path, capsys, monkeypatch, argv, expected):
@@ -324,6 +405,11 @@ def test_two_runs_then_nothing_then_summary(tmp_path, data_dir, capsys, monkeypa
         results = json.loads((out / name / "results.json").read_text())
         assert results["complete"] and results["model"] == name[:-3]
         assert "epoch   1/1" in (out / name / LOG).read_text()
+        # no path of this machine in the results; the copy of the data is told by its fingerprint
+        assert str(tmp_path) not in json.dumps(results) and str(data_dir) not in json.dumps(results)
+        assert results["config"]["out"] == name and results["data_dir"] == "cifar-10-batches-py"
+        assert f"--out {name}" in results["provenance"]["command"]
+        assert results["data"]["official"] is False and len(results["data"]["fingerprint"]) == 32
     ledger = (out / "launches.jsonl").read_text()
     assert sorted(json.loads(line)["concurrent_runs"] for line in ledger.splitlines() if '"start"' in line) == [1, 2]
 
@@ -342,11 +428,49 @@ def test_two_runs_then_nothing_then_summary(tmp_path, data_dir, capsys, monkeypa
     assert rows["resnet56"]["runs"] == 0 and rows["resnet56"]["params"] > 0
     md = (out / "summary.md").read_text()
     assert "| resnet20 | 1 | 1 |" in md and "8.75" in md
+    assert str(tmp_path) not in md + json.dumps(summary) and "differ from the official files" in md
+    assert rows["resnet20"]["data"] == [{"fingerprint": results["data"]["fingerprint"], "official": False}]
     assert (out / "summary.png").stat().st_size > 10_000
 
     # a run folder trained with other settings is not mixed in
     assert main([*argv[:2], "--dry-run", *argv[2:], "--epochs", "3"]) == 2
     assert "resnet20-s0 (epochs: 1 -> 3; milestones: [1] -> [2])" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="runs die with the study through Linux's prctl")
+def test_runs_die_with_a_study_killed_by_sigkill(tmp_path, data_dir):
+    """kill -9 of `contdepth reproduce` leaves no `contdepth train` run training on: each is asked to stop,
+    saves its checkpoint and ends (the same command resumes it)."""
+    from contdepth.offline.layout import process_alive
+
+    out = tmp_path / "W"
+    run = out / "resnet20-s0"
+    flags = [*TINY[2:], "--epochs", "500", "--data-dir", str(data_dir)]  # minutes of epochs: killed long before
+    argv = [sys.executable, "-m", "contdepth", "reproduce", "lu2018-cifar10", "--out", str(out), "--only", "resnet20"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    study = subprocess.Popen([*argv, "--", *flags], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = None
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and study.poll() is None:
+            if (run / "metrics.jsonl").is_file():  # the run trains: an epoch is done
+                child = int((run / ".lock").read_text())
+                break
+            time.sleep(0.2)
+        assert child is not None and child != study.pid and process_alive(child), (run / LOG).read_text()
+        study.send_signal(signal.SIGKILL)
+        study.wait()
+        deadline = time.monotonic() + 60
+        while process_alive(child) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not process_alive(child)
+        assert run_state(run) == "resume" and "continue with --resume" in (run / LOG).read_text()
+    finally:
+        if study.poll() is None:
+            study.kill()
+            study.wait()
+        if child is not None and process_alive(child):
+            os.kill(child, signal.SIGKILL)
 
 
 def test_budget_too_small_starts_nothing_and_a_busy_folder_is_refused(tmp_path, data_dir, capsys):
@@ -369,7 +493,7 @@ def test_budget_too_small_starts_nothing_and_a_busy_folder_is_refused(tmp_path, 
     assert f"in use by another contdepth reproduce (process {os.getpid()})" in capsys.readouterr().err
 
 
-def test_budget_without_any_timed_run_starts_nothing(tmp_path, capsys, monkeypatch):
+def test_budget_without_any_timed_run_starts_nothing(tmp_path, data_dir, capsys, monkeypatch):
     import contdepth.train.reproduce_command as command
 
     monkeypatch.setattr(command, "calibrate", lambda runs, make_job, **kw: ({}, [("resnet20-s0-c0", 2, ["no data"])]))
@@ -388,6 +512,8 @@ def test_budget_without_any_timed_run_starts_nothing(tmp_path, capsys, monkeypat
                 "--",
                 "--device",
                 "cpu",
+                "--data-dir",
+                str(data_dir),
             ]
         )
         == 1

@@ -5,10 +5,15 @@ Each run is a normal `contdepth train` run folder ``DIR/<row>-s<seed>/`` with it
 A run starts only when it is predicted (:mod:`.planner`) to end by the deadline; a run that started
 is never stopped by the deadline. ``DIR/launches.jsonl`` records every start (time, command,
 runs sharing the device).
+
+The runs die with the study (on Linux: they are asked to stop, saving a checkpoint, when the study's
+process ends, even by ``kill -9``). A run folder held by another live process (a run the study did
+not start) is waited for, as one of the ``jobs`` runs at a time, and is never counted as failed.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shlex
@@ -24,6 +29,7 @@ from typing import Protocol
 
 from . import planner
 from .config import TrainConfig, differences
+from .lock import holder
 from .planner import Estimate, Pending
 from .records import CONFIG, METRICS, RESULTS, read_metrics
 from .rundir import run_files
@@ -154,11 +160,33 @@ class Process(Protocol):
 
 
 Launch = Callable[[list[str], dict[str, str], Path], Process]
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` after which the child gets SIGTERM (save a checkpoint and stop) when this process
+    dies, even by ``kill -9``: Linux's ``PR_SET_PDEATHSIG``. None where that is not available."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:  # the study died before the request was made
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
 
 
 def launch_subprocess(argv: list[str], env: dict[str, str], log: Path) -> Process:
     """``python -m contdepth train ...`` in its own session (Ctrl-C reaches only the study, which
-    passes on one stop request), stdout and stderr appended to ``log``."""
+    passes on one stop request) that ends with the study (:func:`die_with_parent`), stdout and stderr
+    appended to ``log``."""
     with open(log, "a") as fh:
         fh.write(f"$ {shlex.join(argv)}\n")
         fh.flush()
@@ -170,13 +198,14 @@ def launch_subprocess(argv: list[str], env: dict[str, str], log: Path) -> Proces
             stdin=subprocess.DEVNULL,
             env={**os.environ, **env},
             start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
 
 
 @dataclass
 class Report:
     """What a study run did: names of runs done before, finished now, failed (with exit code and log tail),
-    stopped by a stop request (resumable), and never started."""
+    stopped by a stop request (resumable), never started, and held by another process (waited for)."""
 
     skipped: list[str] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
@@ -184,6 +213,7 @@ class Report:
     stopped: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
     wall_seconds: dict[str, float] = field(default_factory=dict)
+    held: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -236,6 +266,7 @@ class Runner:
         self.poll_seconds, self.heartbeat_seconds = poll_seconds, heartbeat_seconds
         self.ledger = ledger
         self.running: list[_Running] = []
+        self.held: dict[str, tuple[RunJob, str]] = {}  # run folders another live process holds: (job, its PID)
         self.report = Report()
 
     # predictions
@@ -248,8 +279,15 @@ class Runner:
     def pending_list(self, waiting: Sequence[RunJob]) -> list[Pending]:
         return [Pending(job.name, self.predicted_seconds(job)) for job in waiting]
 
+    def _busy_slots(self) -> int:
+        """Runs that take a slot: those this study started and those held by another process."""
+        return len(self.running) + len(self.held)
+
     def _eta(self, waiting: Sequence[RunJob], now: float) -> float | None:
         busy = [r.predicted_end for r in self.running]
+        for job, _ in self.held.values():
+            left = self.predicted_seconds(job)
+            busy.append(now + left if left is not None else float("inf"))
         planned, _ = planner.plan(
             self.pending_list(waiting), jobs=self.jobs, now=now, deadline=self.deadline, busy_until=busy
         )
@@ -259,8 +297,9 @@ class Runner:
         r = self.report
         done = len(r.skipped) + len(r.finished)
         failed = f" / failed {len(r.failed)}" if r.failed else ""
+        held = f" / held elsewhere {len(self.held)}" if self.held else ""
         self.say(
-            f"[{time.strftime('%H:%M:%S')}] done {done} / running {len(self.running)} / pending {len(waiting)}"
+            f"[{time.strftime('%H:%M:%S')}] done {done} / running {len(self.running)}{held} / pending {len(waiting)}"
             f"{failed} · ETA {planner.format_duration(self._eta(waiting, now))}  {event}".rstrip()
         )
 
@@ -276,7 +315,7 @@ class Runner:
     def _start(self, job: RunJob, now: float) -> None:
         job.folder.mkdir(parents=True, exist_ok=True)
         resume = run_state(job.folder) == "resume"
-        concurrent = len(self.running) + 1
+        concurrent = self._busy_slots() + 1
         argv = job.next_command()
         process = self.launch(argv, {CONCURRENT_ENV: str(concurrent), **self._thread_env(job)}, job.folder / LOG)
         predicted = self.predicted_seconds(job)
@@ -294,12 +333,39 @@ class Runner:
         what = "resumed" if resume else "started"
         self._event = f"{what} {job.name} (predicted {planner.format_duration(predicted)})"
 
+    def _hold(self, job: RunJob, pid: str) -> None:
+        """Wait for a run folder another live process holds; it takes a slot meanwhile."""
+        self.held[job.name] = (job, pid)
+        self.say(
+            f"{job.name}: its folder is held by another process (pid {pid}) that this study did not start; "
+            f"waiting for it to end (it counts as one of the {self.jobs} runs at a time; stop it to go on sooner)"
+        )
+
+    def _check_held(self, waiting: list[RunJob]) -> None:
+        """Held runs whose holder has ended: done, or back at the head of the queue (to resume here)."""
+        for name, (job, pid) in list(self.held.items()):
+            if holder(job.folder) is not None:
+                continue
+            del self.held[name]
+            if run_state(job.folder) == "done":
+                self.report.finished.append(name)
+                self._event = f"{name} was finished by process {pid}"
+            else:
+                waiting.insert(0, job)
+                self._event = f"{name} was let go by process {pid}"
+
     def _record(self, entry: dict) -> None:
-        """Append a start or end to the study's launches.jsonl (``time``: Unix seconds)."""
+        """Append a start or end to the study's launches.jsonl (``time``: Unix seconds), on a line of its own
+        even after a last line that an earlier, killed study left unfinished."""
         if self.ledger:
             entry = {**entry, "time": time.time(), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-            with open(self.directory / LAUNCHES, "a") as fh:
-                fh.write(json.dumps(entry) + "\n")
+            with open(self.directory / LAUNCHES, "a+b") as fh:
+                fh.seek(0, os.SEEK_END)
+                if fh.tell() > 0:
+                    fh.seek(-1, os.SEEK_END)
+                    if fh.read(1) != b"\n":
+                        fh.write(b"\n")
+                fh.write((json.dumps(entry) + "\n").encode())
 
     def _reap(self, now: float) -> None:
         for r in list(self.running):
@@ -309,12 +375,15 @@ class Runner:
             self.running.remove(r)
             self.report.wall_seconds[r.job.name] = now - r.started
             self._record({"event": "end", "run": r.job.name, "exit": code})
+            pid = holder(r.job.folder) if code != 0 else None
             if code == 0 and run_state(r.job.folder) == "done":
                 self.report.finished.append(r.job.name)
                 self._event = f"finished {r.job.name} in {planner.format_duration(now - r.started)}"
             elif code in (130, -signal.SIGINT, -signal.SIGTERM) and run_state(r.job.folder) == "resume":
                 self.report.stopped.append(r.job.name)
                 self._event = f"stopped {r.job.name} (checkpoint saved; resumes next time)"
+            elif pid is not None:  # another process took the folder just before this run could
+                self._hold(r.job, pid)
             else:
                 lines = tail(r.job.folder / LOG)
                 self.report.failed.append((r.job.name, code, lines))
@@ -350,27 +419,33 @@ class Runner:
         try:
             while True:
                 now = self.clock()
-                while len(self.running) < self.jobs and waiting:
+                while self._busy_slots() < self.jobs and waiting:
                     chosen = planner.next_to_start(self.pending_list(waiting), now, self.deadline)
                     if chosen is None:
                         break
                     job = next(j for j in waiting if j.name == chosen.name)
                     waiting.remove(job)
+                    pid = holder(job.folder)
+                    if pid is not None:
+                        self._hold(job, pid)
+                        continue
                     self._start(job, now)
                     self._progress(waiting, now, self._event)
                     last_line = now
                     self._event = ""
-                if not self.running:
+                if not self.running and not self.held:
                     break
                 self.sleep(self.poll_seconds)
                 now = self.clock()
                 self._reap(now)
+                self._check_held(waiting)
                 if self._event or now - last_line >= self.heartbeat_seconds:
                     self._progress(waiting, now, self._event)
                     last_line, self._event = now, ""
         except KeyboardInterrupt:
             self.say("stopping: every running run saves a checkpoint (the same command resumes them)")
             self._stop_all()
+        self.report.held = [job.name for job, _ in self.held.values()]
         self.report.pending = [job.name for job in waiting]
         return self.report
 

@@ -120,6 +120,38 @@ def build_jobs(
     return jobs
 
 
+def check_train_flags(jobs: list[RunJob], *, here: bool) -> None:
+    """Refuse, once and before any run starts, what every `contdepth train` run would refuse at its start, in
+    train's one line. ``here``: also what depends on this machine (the CUDA device, the data folder); a dry
+    run may list the commands for another machine."""
+    from ..data import DataError
+    from ..data.cifar import locate, spec
+    from .distributed import resolve_device
+
+    seen = set()
+    for job in jobs:
+        cfg = job.config
+        key = (cfg.device, cfg.dataset, cfg.data_dir, cfg.download, cfg.subset, cfg.batch_size)
+        if key in seen:
+            continue
+        seen.add(key)
+        if cfg.subset is not None and cfg.subset < cfg.batch_size:
+            raise UsageError(
+                f"flags after --: --subset {cfg.subset} holds fewer training images than one batch "
+                f"(--batch-size {cfg.batch_size})"
+            )
+        if cfg.device is not None and (here or not cfg.device.strip().startswith("cuda")):
+            try:
+                resolve_device(cfg.device)
+            except ValueError as err:
+                raise UsageError(f"flags after --: {err}") from None
+        if here and not cfg.download:
+            try:
+                locate(spec(cfg.dataset), cfg.data_dir)
+            except DataError as err:
+                raise UsageError(" ".join(line.strip() for line in str(err).splitlines() if line.strip())) from None
+
+
 def make_job(
     parser: argparse.ArgumentParser,
     config_from_args: Callable[[argparse.Namespace], Any],
@@ -247,6 +279,8 @@ def _execute(study: Study, jobs: list[RunJob], out: Path, n_jobs: int, budget: f
     if report.pending:
         why = "predicted not to finish within the budget" if budget is not None else "not started"
         _say(f"  pending ({why}): {', '.join(report.pending)}")
+    if report.held:
+        _say(f"  held by another process (not started here; the same command waits for them): {', '.join(report.held)}")
     if report.stopped:
         return 130
     return 1 if report.failed else 0
@@ -323,11 +357,22 @@ def _run(args: argparse.Namespace) -> int:
             "these run folders hold runs with other settings; choose another --out or remove them: "
             + ", ".join(conflicts)
         )
+    todo = [job for job in jobs if run_state(job.folder) != "done"]
+    check_train_flags(todo, here=False)
     if args.dry_run:
-        for job in jobs:
-            if run_state(job.folder) != "done":
-                print(shlex.join(job.next_command()))
+        for job in todo:
+            print(shlex.join(job.next_command()))
         return 0
+    missing = [p for p in (out.absolute(), *out.absolute().parents) if not p.exists()]  # deepest first
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        check_train_flags(todo, here=True)
+    except UsageError:
+        for folder in missing:  # a refused study leaves no new folder
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
     with FolderLock(out, what="contdepth reproduce"):
         return _execute(study, jobs, out, args.jobs, args.budget)

@@ -3,6 +3,8 @@
 One row per study row: mean ± std final test error over the complete runs (one per seed), the
 paper's number, runs, epochs, parameters, median epoch time, device, and how many runs shared the
 device (from results.json where the trainer records it, else from the study's ``launches.jsonl``).
+A run's ``results.json`` that cannot be read, and lines of ``launches.jsonl`` that cannot, are named
+in the summary and on stderr (their runs and lines are not counted). Paths are relative to the study folder.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import json
 import re
 import statistics
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +26,29 @@ NOTE = (
 )
 
 
-def _complete_runs(directory: Path, row: RunSpec) -> list[tuple[Path, dict]]:
+LAUNCHES = "launches.jsonl"
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _complete_runs(directory: Path, row: RunSpec, damaged: list[dict[str, str]]) -> list[tuple[Path, dict]]:
+    """The row's run folders with a complete results.json; a results.json that cannot be read goes to ``damaged``."""
     pattern = re.compile(rf"^{re.escape(row.name)}-s(\d+)$")
     out = []
     for folder in sorted(directory.iterdir()) if directory.is_dir() else []:
-        if not pattern.match(folder.name):
+        path = folder / RESULTS
+        if not pattern.match(folder.name) or not path.is_file():
             continue
         try:
-            results = json.loads((folder / RESULTS).read_text())
-        except (OSError, ValueError):
+            results = json.loads(path.read_bytes().decode())
+        except (OSError, ValueError) as err:  # UnicodeDecodeError is a ValueError
+            why = str(err).splitlines()[0][:100] if str(err).strip() else type(err).__name__
+            damaged.append({"file": f"{folder.name}/{RESULTS}", "why": why})
+            continue
+        if not isinstance(results, dict):
+            damaged.append({"file": f"{folder.name}/{RESULTS}", "why": f"holds a {type(results).__name__}"})
             continue
         if results.get("complete") and "final_test_error" in results:
             out.append((folder, results))
@@ -72,18 +90,26 @@ def device_sharing(entries: list[dict]) -> dict[str, int]:
     return out
 
 
-def _launch_concurrency(directory: Path) -> dict[str, int]:
-    entries = []
+def read_launches(path: Path) -> tuple[list[dict], list[int]]:
+    """The entries of a study's ``launches.jsonl`` and the numbers (from 1) of its lines that are not one
+    (cut short by a killed study, or garbage); a missing file has none."""
     try:
-        lines = (directory / "launches.jsonl").read_text().splitlines()
+        data = path.read_bytes()
     except OSError:
-        return {}
-    for line in lines:
-        try:
-            entries.append(json.loads(line))
-        except ValueError:
+        return [], []
+    entries, bad = [], []
+    for number, raw in enumerate(data.split(b"\n"), 1):
+        if not raw.strip():
             continue
-    return device_sharing(entries)
+        try:
+            entry = json.loads(raw.decode())
+        except ValueError:
+            entry = None
+        if isinstance(entry, dict):
+            entries.append(entry)
+        else:
+            bad.append(number)
+    return entries, bad
 
 
 def _params(row: RunSpec) -> int | None:
@@ -95,12 +121,25 @@ def _params(row: RunSpec) -> int | None:
         return None
 
 
-def summarize(study: Study, directory: Path) -> dict[str, Any]:
-    """The summary as a dict: ``{"study", "title", "rows": [...]}`` (errors in %, times in seconds)."""
-    launches = _launch_concurrency(directory)
+def _data_copies(runs: list[tuple[Path, dict]]) -> list[dict[str, Any]]:
+    """The copies of the data the runs trained on (results.json's ``data``): fingerprint and whether official."""
+    found: dict[str, bool] = {}
+    for _, r in runs:
+        data = r.get("data")
+        if isinstance(data, dict) and isinstance(data.get("fingerprint"), str):
+            found[data["fingerprint"]] = bool(data.get("official"))
+    return [{"fingerprint": f, "official": o} for f, o in sorted(found.items())]
+
+
+def summarize(study: Study, directory: Path, warn: Callable[[str], None] = _stderr) -> dict[str, Any]:
+    """The summary as a dict: ``{"study", "title", "rows": [...], "damaged": [...], "launches_skipped": [...]}``
+    (errors in %, times in seconds); ``warn`` gets one line per damaged file."""
+    entries, skipped = read_launches(directory / LAUNCHES)
+    launches = device_sharing(entries)
+    damaged: list[dict[str, str]] = []
     rows = []
     for row in study.rows:
-        runs = _complete_runs(directory, row)
+        runs = _complete_runs(directory, row, damaged)
         errors = [float(r["final_test_error"]) for _, r in runs]
         epoch_seconds: list[float] = []
         for folder, _ in runs:
@@ -132,9 +171,21 @@ def summarize(study: Study, directory: Path) -> dict[str, Any]:
                 "median_epoch_seconds": statistics.median(epoch_seconds) if epoch_seconds else None,
                 "devices": devices,
                 "max_concurrent_runs": max(shared) if shared else None,
+                "data": _data_copies(runs),
             }
         )
-    return {"study": study.name, "title": study.title, "note": NOTE, "rows": rows}
+    for d in damaged:
+        warn(f"warning: {d['file']} is damaged ({d['why']}): its run is not counted in the summary")
+    if skipped:
+        warn(f"warning: {LAUNCHES}: lines {', '.join(map(str, skipped))} are not entries and were skipped")
+    return {
+        "study": study.name,
+        "title": study.title,
+        "note": NOTE,
+        "rows": rows,
+        "damaged": damaged,
+        "launches_skipped": skipped,
+    }
 
 
 def _cell(value: float | None, fmt: str = "{:.2f}") -> str:
@@ -161,6 +212,22 @@ def markdown(summary: dict[str, Any]) -> str:
         )
     if notes:
         lines += ["", "Notes:", "", *notes]
+    copies = [c for r in summary["rows"] for c in r.get("data", [])]
+    unofficial = sorted({c["fingerprint"] for c in copies if not c["official"]})
+    if unofficial:
+        lines += [
+            "",
+            f"Data: {len(unofficial)} of the copies of the data these runs used differ from the official files "
+            f"(fingerprints {', '.join(f[:12] for f in unofficial)}; a re-encoded copy, a JPEG round-trip say, "
+            "differs too).",
+        ]
+    if len({c["fingerprint"] for c in copies}) > 1:
+        lines += ["", "Data: the runs used different copies of the data (see summary.json, rows[].data)."]
+    if summary.get("damaged"):
+        lines += ["", "Damaged, not counted:", ""]
+        lines += [f"- {d['file']}: {d['why']}" for d in summary["damaged"]]
+    if summary.get("launches_skipped"):
+        lines += ["", f"{LAUNCHES}: lines {', '.join(map(str, summary['launches_skipped']))} skipped (not entries)."]
     return "\n".join(lines) + "\n"
 
 
@@ -207,9 +274,9 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def write_summary(study: Study, directory: Path) -> tuple[Path, Path, Path]:
+def write_summary(study: Study, directory: Path, warn: Callable[[str], None] = _stderr) -> tuple[Path, Path, Path]:
     """Write summary.md, summary.json and summary.png into ``directory``; returns their paths."""
-    summary = summarize(study, directory)
+    summary = summarize(study, directory, warn)
     md, js, png = directory / "summary.md", directory / "summary.json", directory / "summary.png"
     md.write_text(markdown(summary))
     write_json(js, summary)
