@@ -81,6 +81,75 @@ def test_collect_packs_within_the_file_limits(tmp_path):
     assert _members(archives)["weights/big1.pt"] == big[1].read_bytes()
 
 
+def test_collect_gives_the_study_log_and_status_first_claim_and_cuts_logs_rather_than_drop_them(tmp_path):
+    """Results fill every file: the study's log and the status files still go in (first), and a log that does
+    not fit whole keeps its end in the room left, where it was left out before."""
+    work, rng = tmp_path / "work", torch.Generator().manual_seed(1)
+
+    def noise(n):
+        return torch.randint(0, 256, (n,), generator=rng, dtype=torch.uint8).numpy().tobytes()
+
+    (work / "logs").mkdir(parents=True)
+    (work / "state.json").write_text(json.dumps({"study": "s", "out": "study"}))
+    (work / "plan.txt").write_text("plan\n")
+    (work / "logs" / "reproduce.log").write_bytes(noise(50_000) + b"\nthe study's last line\n")
+    (work / "logs" / "decode.log").write_bytes(noise(300_000) + b"\ndecode's last line\n")
+    study = work / "study"
+    for i in range(20):
+        (study / f"run{i:02d}").mkdir(parents=True)
+        (study / f"run{i:02d}" / "metrics.jsonl").write_bytes(noise(100_000))
+    dest = tmp_path / "out"
+    result = pack.pack(pack.gather(work, study, []), dest, max_files=3, max_bytes=MiB, header="test")
+    members = _members(_check_limits(dest, 3, MiB))
+    assert members["logs/reproduce.log"].endswith(b"the study's last line\n")
+    assert "state.json" in members and "plan.txt" in members
+    assert members["logs/decode.log"].endswith(b"decode's last line\n") and len(members["logs/decode.log"]) < 300_000
+    left = {item.name for item, _ in result.left_out}
+    assert left and all(name.endswith("metrics.jsonl") for name in left)  # no log is left out
+    assert "logs/decode.log  [end only" in (dest / pack.MANIFEST).read_text()
+
+
+def _collect_work(tmp_path):
+    """A work folder whose study holds one finished run (a real checkpoint of a tiny state dict)."""
+    from contdepth.offline.layout import State, Work
+    from contdepth.train.checkpoint import save_atomic
+
+    work = Work(tmp_path / "work").make()
+    run = work.root / "study" / "resnet20-s0"
+    run.mkdir(parents=True)
+    (run / "results.json").write_text(json.dumps({"complete": True}))
+    save_atomic({"config": {}, "model": {"w": torch.ones(4)}, "epoch": 1, "batch": 0}, run / "checkpoint.pt")
+    State(study="lu2018-cifar10", out=str(work.root / "study")).save(work)
+    return work
+
+
+def test_collect_checks_its_folder_before_any_work_and_a_full_disk_is_one_line(tmp_path, capsys, monkeypatch):
+    import contdepth.outputs as outputs
+    from contdepth.train import checkpoint as ckpt
+
+    work = _collect_work(tmp_path)
+    args = ["--work", str(work.root), "--no-summary"]
+    (tmp_path / "ro").mkdir()
+    with monkeypatch.context() as m:  # a read-only place
+        m.setattr(outputs.os, "access", lambda path, mode: not str(path).startswith(str(tmp_path / "ro")))
+        assert offline_main(["collect", str(tmp_path / "ro" / "OUT"), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not writable" in err and "choose another DIR" in err
+    assert not list(work.weights.glob("*.pt"))  # refused before the weights were written
+
+    def full(obj, fh, *a, **k):
+        try:
+            raise OSError(28, os.strerror(28))
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")  # noqa: B904
+
+    monkeypatch.setattr(ckpt.torch, "save", full)
+    assert offline_main(["collect", str(tmp_path / "OUT"), *args]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "No space left on device" in err and "resnet20-s0.pt" in err
+    assert not list(work.weights.iterdir())  # no partial file
+
+
 def test_failed_gpu_tests_rule_out_their_modes():
     ruled = calibrate.excluded_by_tests(
         ["test_compiled_training_step_matches_eager[lm_resnet20-reduce-overhead-bf16+cl]"]

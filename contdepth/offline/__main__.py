@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..outputs import unwritable
 from . import calibrate, launch, pack, prepare, status
 from .layout import DEFAULT_WORK, State, Work, process_age, process_alive
 
@@ -344,6 +345,9 @@ def collect(args: argparse.Namespace) -> int:
     work = Work(args.work.resolve())
     state = State.load(work)
     out = Path(state.out)
+    problem = unwritable(args.dest)  # before the summary and the weights, not after them
+    if problem is not None:
+        raise UsageError(f"{args.dest}: {problem}; choose another DIR")
     notes = []
     if not args.no_summary and out.is_dir():
         cmd = [sys.executable, "-m", "contdepth", "reproduce", state.study, "--out", str(out), "--summary"]
@@ -361,7 +365,7 @@ def collect(args: argparse.Namespace) -> int:
         for old in work.weights.glob("*.pt"):
             old.unlink()
     files = [weights.write_half(run, work.weights) for run in runs]
-    header = "\n".join([f"study {state.study} in {out}; commit {state.commit}", status.report(state)[0], *notes])
+    header = "\n".join([f"study {state.study} in {out.name}; commit {state.commit}", status.report(state)[0], *notes])
     items = pack.gather(work.root, out, files)
     result = pack.pack(items, args.dest, max_files=args.max_files, max_bytes=int(args.max_mib * 2**20), header=header)
     _say(header)
@@ -398,6 +402,10 @@ def main(argv: Sequence[str] | None = None, already: float = 0.0) -> int:
     except (UsageError, ValueError, FileNotFoundError) as err:
         print(f"{PROG} {args.action}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a write that failed: a full disk, say
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"{PROG} {args.action}: error: {err.strerror or err}{where}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

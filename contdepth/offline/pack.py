@@ -1,9 +1,11 @@
 """``collect``: a study's outputs packed into at most N files of at most M MiB, all at the top of one folder.
 
-Priority: text (results, metrics, configs, summaries, plans, calibration) and plots, then logs (a log
-too large keeps its end), then fp16 weights of the chosen finished runs. Whatever does not fit is
-listed in ``collect.txt`` as left out. Archives are ``.tar.gz``; each stays under the limit because
-its uncompressed size (tar headers and padding counted) does, with room for gzip's worst case.
+Priority: the study's own log and the status files (:data:`FIRST_CLAIM`), then text (results, metrics,
+configs, summaries, calibration) and plots, then logs, then fp16 weights of the chosen finished runs. A
+log keeps its end when it is larger than a file, or than the room left (it is cut, never dropped, while
+a few KiB are left). Whatever does not fit is listed in ``collect.txt`` as left out. Archives are
+``.tar.gz``; each stays under the limit because its uncompressed size (tar headers and padding counted)
+does, with room for gzip's worst case.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ LOG_SUFFIXES = (".log",)
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 GZIP_SLACK = 64 * 1024  # gzip adds at most ~5 bytes per 16 KiB stored block plus a header; far below this
 TAR_END = 2 * 512 + 10240  # end-of-archive blocks and tarfile's record padding
+#: Files of the work folder packed before any other: the first things to read when a study went wrong.
+FIRST_CLAIM = ("logs/reproduce.log", "state.json", "plan.txt")
+MIN_TAIL = 4096  # bytes: a log cut to less than this is left out instead
 
 
 @dataclass
@@ -59,8 +64,11 @@ def tail_bytes(data: bytes, limit: int) -> bytes:
     return f"[... first {len(data) - len(end) + cut} bytes cut ...]\n".encode() + end[cut:]
 
 
-def gather(work: Path, study_out: Path | None, weights: Sequence[Path]) -> list[Item]:
-    """The files to collect, in priority order: text and plots, logs, then ``weights``."""
+def gather(
+    work: Path, study_out: Path | None, weights: Sequence[Path], first: Sequence[str] = FIRST_CLAIM
+) -> list[Item]:
+    """The files to collect, in priority order: ``first`` (names under ``work``), text and plots, logs,
+    then ``weights``."""
     roots = [work] + ([study_out] if study_out is not None and not _inside(study_out, work) else [])
     text, plots, logs = [], [], []
     seen: set[Path] = set()
@@ -79,7 +87,10 @@ def gather(work: Path, study_out: Path | None, weights: Sequence[Path]) -> list[
                 plots.append(Item(name, path, kind="plot"))
             elif path.suffix in TEXT_SUFFIXES:
                 text.append(Item(name, path, data=path.read_bytes(), kind="text"))
-    return text + plots + logs + [Item("weights/" + w.name, w, kind="weights") for w in weights]
+    items = text + plots + logs
+    claimed = [item for name in first for item in items if item.name == name]
+    rest = [item for item in items if item not in claimed]
+    return claimed + rest + [Item("weights/" + w.name, w, kind="weights") for w in weights]
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -90,10 +101,18 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
+def _cut(item: Item, limit: int) -> Item:
+    """``item`` (a log or text) cut to its last ``limit`` bytes, noted as such."""
+    whole = item.data if item.data is not None else item.path.read_bytes()  # type: ignore[union-attr]
+    note = f"end only (of {item.size} bytes)"
+    return Item(item.name, item.path, data=tail_bytes(whole, limit), kind=item.kind, note=note)
+
+
 def plan(items: Iterable[Item], max_files: int, capacity: int) -> tuple[list[list[Item]], list[tuple[Item, str]]]:
     """First-fit of ``items`` (in order) into at most ``max_files`` bins of ``capacity`` tar bytes.
 
-    A log larger than a bin keeps its end; any other file larger than a bin is left out.
+    A log larger than a bin keeps its end, and so does a log that fits in no bin once all are open (cut to
+    the room the emptiest one has left); any other file that does not fit is left out.
     """
     bins: list[list[Item]] = []
     used: list[int] = []
@@ -102,14 +121,7 @@ def plan(items: Iterable[Item], max_files: int, capacity: int) -> tuple[list[lis
     for item in items:
         if item.tar_size > room:
             if item.kind in ("log", "text"):
-                whole = item.data if item.data is not None else item.path.read_bytes()  # type: ignore[union-attr]
-                item = Item(
-                    item.name,
-                    item.path,
-                    data=tail_bytes(whole, room - 1024),
-                    kind=item.kind,
-                    note=f"end only (of {item.size} bytes)",
-                )
+                item = _cut(item, room - 1024)
             else:
                 left.append((item, f"{item.size / 2**20:.1f} MiB, more than one file may hold"))
                 continue
@@ -122,23 +134,35 @@ def plan(items: Iterable[Item], max_files: int, capacity: int) -> tuple[list[lis
             if len(bins) < max_files:
                 bins.append([item])
                 used.append(item.tar_size)
+                continue
+            emptiest = min(range(len(used)), key=used.__getitem__, default=-1)
+            limit = (room - used[emptiest] - 512) // 512 * 512 if used else 0  # data beside a tar header
+            if item.kind == "log" and limit >= MIN_TAIL:
+                item = _cut(item, limit)
+                bins[emptiest].append(item)
+                used[emptiest] += item.tar_size
             else:
                 left.append((item, f"no room left in {max_files} files"))
     return bins, left
 
 
 def write_archive(path: Path, items: Sequence[Item]) -> None:
+    """Write ``path`` through a temporary file beside it (removed when the write fails: a full disk, say)."""
     tmp = path.with_name(path.name + ".tmp")
-    with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
-        for item in items:
-            if item.data is not None:
-                info = tarfile.TarInfo(item.name)
-                info.size = len(item.data)
-                info.mtime = int(os.path.getmtime(item.path)) if item.path else 0
-                tar.addfile(info, io.BytesIO(item.data))
-            elif item.path is not None:
-                tar.add(item.path, arcname=item.name, recursive=False)
-    os.replace(tmp, path)
+    try:
+        with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
+            for item in items:
+                if item.data is not None:
+                    info = tarfile.TarInfo(item.name)
+                    info.size = len(item.data)
+                    info.mtime = int(os.path.getmtime(item.path)) if item.path else 0
+                    tar.addfile(info, io.BytesIO(item.data))
+                elif item.path is not None:
+                    tar.add(item.path, arcname=item.name, recursive=False)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def pack(
