@@ -166,6 +166,7 @@ def summarize(study: Study, directory: Path, warn: Callable[[str], None] = _stde
                 "error_mean": statistics.mean(errors) if errors else None,
                 "error_std": statistics.stdev(errors) if len(errors) > 1 else None,
                 "errors": errors,
+                "momentum_k": {f.name: r["momentum_k"] for f, r in runs if isinstance(r.get("momentum_k"), list)},
                 "epochs": sorted({int(r["epochs"]) for _, r in runs}),
                 "params": params,
                 "median_epoch_seconds": statistics.median(epoch_seconds) if epoch_seconds else None,
@@ -182,6 +183,7 @@ def summarize(study: Study, directory: Path, warn: Callable[[str], None] = _stde
         "study": study.name,
         "title": study.title,
         "note": NOTE,
+        "study_notes": list(study.notes),
         "rows": rows,
         "damaged": damaged,
         "launches_skipped": skipped,
@@ -192,26 +194,54 @@ def _cell(value: float | None, fmt: str = "{:.2f}") -> str:
     return "-" if value is None else fmt.format(value)
 
 
+def _k_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The learned k_n of each LM run, per stage, with the modified equation's leading coefficient 1 + k."""
+    lines = []
+    for r in rows:
+        for run, stages in sorted(r.get("momentum_k", {}).items()):
+            ks = [k for stage in stages for k in stage]
+            if not ks:
+                continue
+            per_stage = "; ".join("[" + ", ".join(f"{k:+.2f}" for k in stage) + "]" for stage in stages)
+            lines.append(
+                f"- {run}: k_n per stage {per_stage}; 1 + k_n from {1 + min(ks):.2f} to {1 + max(ks):.2f} "
+                f"(mean {1 + statistics.mean(ks):.2f})"
+            )
+    if not lines:
+        return []
+    return [
+        "",
+        "Learned k_n of the LM runs (the modified equation is (1 + k_n) u' + (1 - k_n)/2 h u'' = f(u): 1 + k_n < 1 "
+        "speeds the flow up, > 1 slows it down):",
+        "",
+        *lines,
+    ]
+
+
 def markdown(summary: dict[str, Any]) -> str:
     header = (
-        "| run | runs | epochs | our error % | paper error % | params (M) | median epoch s | device | runs sharing it |"
+        "| run | runs | epochs | our error % | each run's error % | paper error % | params (M) | median epoch s "
+        "| device | runs sharing it |"
     )
-    lines = [f"# {summary['title']}", "", summary["note"], "", header, "|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"# {summary['title']}", "", summary["note"], *[f"\n{n}" for n in summary.get("study_notes", [])]]
+    lines += ["", header, "|---|---|---|---|---|---|---|---|---|---|"]
     notes: list[str] = []
     for r in summary["rows"]:
         ours = _cell(r["error_mean"]) + (f" ± {r['error_std']:.2f}" if r["error_std"] is not None else "")
+        each = ", ".join(f"{e:.2f} (s{s})" for e, s in zip(r["errors"], r["seeds"], strict=True)) or "-"
         name = r["name"]
         if r["note"]:
             notes.append(f"{len(notes) + 1}. {r['name']}: {r['note']}")
             name += f" ({len(notes)})"
         lines.append(
-            f"| {name} | {r['runs']} | {','.join(map(str, r['epochs'])) or '-'} | {ours} | "
+            f"| {name} | {r['runs']} | {','.join(map(str, r['epochs'])) or '-'} | {ours} | {each} | "
             f"{_cell(r['paper_error'])} | {_cell(r['params'] and r['params'] / 1e6)} | "
             f"{_cell(r['median_epoch_seconds'], '{:.1f}')} | {'; '.join(r['devices']) or '-'} | "
             f"{r['max_concurrent_runs'] or '-'} |"
         )
     if notes:
         lines += ["", "Notes:", "", *notes]
+    lines += _k_lines(summary["rows"])
     copies = [c for r in summary["rows"] for c in r.get("data", [])]
     unofficial = sorted({c["fingerprint"] for c in copies if not c["official"]})
     if unofficial:

@@ -1,0 +1,65 @@
+"""The CPU-budget study: its runs, its recipe, threads per run, and a summary that shows each run and the learned k."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from contdepth.cli import main
+from contdepth.train.reproduce import Runner
+from contdepth.train.reproduce_command import build_jobs
+from contdepth.train.studies import get_study
+
+
+def test_the_cpu_study_runs_two_seeds_of_the_pair_and_one_of_resnet20(tmp_path):
+    study = get_study("lu2018-cifar10-cpu")
+    jobs = build_jobs(study, tmp_path, list(study.seeds), None, ["--device", "cpu"])
+    assert [j.name for j in jobs] == [
+        "preact_resnet20-s0",
+        "lm_resnet20-s0",
+        "preact_resnet20-s1",
+        "lm_resnet20-s1",
+        "resnet20-s0",
+    ]
+    for job in jobs:  # one schedule for every model: 30 epochs, one of warm-up, linear decay to zero
+        cfg = job.config
+        assert (cfg.epochs, cfg.schedule, cfg.warmup_epochs, cfg.lr, cfg.batch_size) == (30, "linear", 1.0, 0.1, 128)
+        assert (cfg.momentum, cfg.weight_decay, cfg.subset, cfg.test_subset) == (0.9, 1e-4, None, None)
+        assert cfg.compile_mode == "default" and cfg.channels_last  # what a long CPU run picks
+    assert jobs[0].config.scheme == "euler" and jobs[1].config.model == "lm_resnet20"
+    only_seed_1 = build_jobs(study, tmp_path, [1], None, [])
+    assert [j.name for j in only_seed_1] == ["preact_resnet20-s1", "lm_resnet20-s1"]
+
+
+@pytest.mark.parametrize("jobs, threads", [(1, "2"), (2, "1")])
+def test_cpu_runs_share_the_cores(tmp_path, monkeypatch, jobs, threads):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    study = get_study("lu2018-cifar10-cpu")
+    (job,) = build_jobs(study, tmp_path, [0], ["resnet20"], ["--device", "cpu"])
+    assert Runner([job], tmp_path, jobs=jobs)._thread_env(job) == {"OMP_NUM_THREADS": threads}
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's setting wins
+    assert Runner([job], tmp_path, jobs=jobs)._thread_env(job) == {}
+
+
+def test_summary_lists_each_run_the_paper_and_the_learned_k(tmp_path):
+    def finished(name: str, error: float, ks=None) -> None:
+        folder = tmp_path / name
+        folder.mkdir()
+        res = {"complete": True, "final_test_error": error, "epochs": 30, "params": 272282}
+        if ks is not None:
+            res["momentum_k"] = ks
+        (folder / "results.json").write_text(json.dumps(res))
+
+    finished("preact_resnet20-s0", 9.0)
+    finished("preact_resnet20-s1", 10.0)
+    finished("lm_resnet20-s0", 8.5, [[-0.2, 0.1], [0.3], [0.0]])
+    assert main(["reproduce", "lu2018-cifar10-cpu", "--out", str(tmp_path), "--summary"]) == 0
+    md = (tmp_path / "summary.md").read_text()
+    assert "| preact_resnet20 (1) | 2 | 30 | 9.50 ± 0.71 | 9.00 (s0), 10.00 (s1) | - |" in md
+    assert "| lm_resnet20 | 1 | 30 | 8.50 | 8.50 (s0) | 8.33 |" in md
+    assert "lm_resnet20-s0: k_n per stage [-0.20, +0.10]; [+0.30]; [+0.00]; 1 + k_n from 0.80 to 1.30" in md
+    assert "30 epochs of linear decay" in md  # the study's note: why the numbers differ from the paper's
+    rows = {r["name"]: r for r in json.loads((tmp_path / "summary.json").read_text())["rows"]}
+    assert rows["lm_resnet20"]["momentum_k"] == {"lm_resnet20-s0": [[-0.2, 0.1], [0.3], [0.0]]}
