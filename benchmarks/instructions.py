@@ -68,8 +68,8 @@ def child(model_name: str, impl: str, shim: str, iters: int, warmup: int, batch:
     import ctypes
 
     import torch
+    from _timing import Runner
     from reference_nets import HAND, check_same_map, copy_weights
-    from throughput import Runner
 
     import contdepth as cd
 
