@@ -92,6 +92,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subset", type=int, default=None, help="training images (default all)")
     parser.add_argument("--pipeline-batch", type=int, default=128)
     parser.add_argument("--pipeline-reps", type=int, default=3, help="timed epochs of each pipeline")
+    parser.add_argument("--profile-steps", type=int, default=20, help="steps timed by phase for the profile")
     parser.add_argument(
         "--workers",
         type=int,
@@ -108,27 +109,92 @@ def resolve_mode(args: argparse.Namespace, device: torch.device, parser: argpars
         parser.error(f"--pipeline-mode {args.pipeline_mode}: {reason}")
 
 
-def train_step(
-    model: nn.Module, device: torch.device, mode: str | None, bf16: bool, channels_last: bool, fused_sgd: bool
-) -> Callable[[Tensor, Tensor], None]:
-    """One SGD step of ``model`` on ``device``; ``fused_sgd``: the optimiser options ``contdepth train`` uses."""
-    model.to(device).train()
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    net = compile_module(model, mode, device)
-    opt = torch.optim.SGD(
-        model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4, **(sgd_options(device) if fused_sgd else {})
-    )
+class TrainStep:
+    """One SGD step of ``model`` on ``device`` in two parts, ``forward_backward(x, y)`` and ``update()``;
+    ``fused_sgd``: the optimiser options ``contdepth train`` uses."""
 
-    def step(x: Tensor, y: Tensor) -> None:
-        mark_step(mode, device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = F.cross_entropy(net(x), y)
-        opt.zero_grad(set_to_none=True)
+    def __init__(
+        self, model: nn.Module, device: torch.device, mode: str | None, bf16: bool, channels_last: bool, fused_sgd: bool
+    ) -> None:
+        model.to(device).train()
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.net = compile_module(model, mode, device)
+        self.mode, self.device, self.bf16 = mode, device, bf16
+        self.opt = torch.optim.SGD(
+            model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4, **(sgd_options(device) if fused_sgd else {})
+        )
+
+    def forward_backward(self, x: Tensor, y: Tensor) -> None:
+        mark_step(self.mode, self.device)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            loss = F.cross_entropy(self.net(x), y)
+        self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
 
-    return step
+    def update(self) -> None:
+        self.opt.step()
+
+    def __call__(self, x: Tensor, y: Tensor) -> None:
+        self.forward_backward(x, y)
+        self.update()
+
+
+def where_time_goes(batches: Callable[[], Iterable], step: TrainStep, device: torch.device, steps: int) -> dict:
+    """Seconds per step of contdepth's pipeline by phase (data, forward+backward, optimiser), timed on the wall
+    clock, and forward+backward split by operator kind from a ``torch.profiler`` pass over the same steps."""
+    phases = {"data": 0.0, "forward+backward": 0.0, "optimiser": 0.0}
+    batch_iter = iter(batches())
+    done = 0
+    for _ in range(steps):
+        sync(device)
+        t0 = time.perf_counter()
+        try:
+            x, y = next(batch_iter)
+        except StopIteration:
+            break
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        sync(device)
+        t1 = time.perf_counter()
+        step.forward_backward(x, y)
+        sync(device)
+        t2 = time.perf_counter()
+        step.update()
+        sync(device)
+        t3 = time.perf_counter()
+        phases["data"] += t1 - t0
+        phases["forward+backward"] += t2 - t1
+        phases["optimiser"] += t3 - t2
+        done += 1
+    from torch.profiler import ProfilerActivity, profile
+
+    profiled = list(batches())[: min(done, 10)]
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        sync(device)
+        start = time.perf_counter()
+        for x, y in profiled:
+            step.forward_backward(x.to(device), y.to(device))
+        sync(device)
+        total = time.perf_counter() - start
+    conv = bn = 0.0
+    for event in prof.key_averages():
+        if "conv" in event.key:
+            conv += event.self_cpu_time_total / 1e6
+        elif "batch_norm" in event.key:
+            bn += event.self_cpu_time_total / 1e6
+    n = max(len(profiled), 1)
+    return {
+        "steps": done,
+        "seconds_per_step": {k: v / max(done, 1) for k, v in phases.items()},
+        "forward_backward_profiled_seconds_per_step": {
+            "convolutions (forward and backward)": conv / n,
+            "batch norm (aten operators)": bn / n,
+            "everything else": (total - conv - bn) / n,
+        },
+        "note": "the profiled pass (profiler on, so a little slower) splits forward+backward by the operators' self "
+        "CPU time; kernels torch.compile generates itself (batch norm, ReLU and additions, fused) are not aten "
+        "operators and count as 'everything else', as do Python and the autograd engine",
+    }
 
 
 def pipeline_epoch(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
@@ -176,12 +242,12 @@ def pipeline_epoch(args: argparse.Namespace, device: torch.device) -> dict[str, 
         seed=args.seed,
         channels_last=channels_last,
     )
-    pipelines: dict[str, tuple[Callable[[], Iterable], Callable[[Tensor, Tensor], None]]] = {
+    pipelines: dict[str, tuple[Callable[[], Iterable], TrainStep]] = {
         # name -> (batches of one epoch, training step); contdepth train fuses SGD on CUDA
-        "conventional": (lambda: dl, train_step(hand, device, None, False, False, fused_sgd=False)),
+        "conventional": (lambda: dl, TrainStep(hand, device, None, False, False, fused_sgd=False)),
         "contdepth": (
             lambda: dev_loader,
-            train_step(cd_model, device, compile_mode, bf16, channels_last, fused_sgd=True),
+            TrainStep(cd_model, device, compile_mode, bf16, channels_last, fused_sgd=True),
         ),
     }
 
@@ -214,6 +280,7 @@ def pipeline_epoch(args: argparse.Namespace, device: torch.device) -> dict[str, 
             "images_per_s": {k: statistics.median(v) for k, v in ips.items()},
             "ratio_median": statistics.median(ratios),
             "ratios": ratios,
+            "where_time_goes": {key: where_time_goes(*pipelines[key], device, args.profile_steps) for key in pipelines},
         }
     )
     print(
@@ -242,6 +309,24 @@ def table(p: dict[str, Any]) -> str:
     )
 
 
+def profile_table(p: dict[str, Any]) -> str:
+    """Milliseconds per training step by phase, and forward+backward by operator kind, per pipeline."""
+    rows = []
+    for key, w in p.get("where_time_goes", {}).items():
+        ms = {k: 1000 * v for k, v in w["seconds_per_step"].items()}
+        split = {k: 1000 * v for k, v in w["forward_backward_profiled_seconds_per_step"].items()}
+        rows.append(
+            [key, f"{ms['data']:.1f}", f"{ms['forward+backward']:.1f}", f"{ms['optimiser']:.1f}"]
+            + [f"{v:.1f}" for v in split.values()]
+        )
+    if not rows:
+        return ""
+    first = next(iter(p["where_time_goes"].values()))
+    kinds = list(first["forward_backward_profiled_seconds_per_step"])
+    header = ["ms per step", "data", "forward+backward", "optimiser", *[f"profiled: {k}" for k in kinds]]
+    return markdown_table(header, rows) + "\n\n" + first["note"]
+
+
 def run(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     """Time the pipelines and write ``pipeline.json`` into ``args.out``; returns what it wrote."""
     results: dict[str, Any] = {
@@ -250,7 +335,7 @@ def run(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "pipeline": pipeline_epoch(args, device),
     }
-    results["markdown"] = table(results["pipeline"])
+    results["markdown"] = table(results["pipeline"]) + "\n\n" + profile_table(results["pipeline"])
     write_json(args.out / f"{stem('pipeline', device)}.json", results)
     return results
 
