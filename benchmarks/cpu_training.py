@@ -19,7 +19,6 @@ Run it on an otherwise idle machine: every row shares the same cores.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -30,6 +29,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, add_out_argument, markdown_table, provenance, write_json
+
+from contdepth.train.rundir import RESULTS, read_results
 
 SETTINGS: dict[str, list[str]] = {
     "eager": ["--no-compile", "--no-channels-last"],
@@ -55,7 +56,9 @@ def _start(model: str, setting: str, args: argparse.Namespace, out: Path, thread
 
 
 def _speed(out: Path) -> dict[str, Any]:
-    res = json.loads((out / "results.json").read_text())
+    res = read_results(out, strict=True)
+    if res is None:
+        raise SystemExit(f"cpu_training: {out.name} wrote no {RESULTS}; see {out.with_suffix('.log')}")
     return {k: res[k] for k in ("images_per_s", "epoch_seconds", "compile_seconds", "timed_epochs")}
 
 

@@ -35,6 +35,7 @@ from _common import ROOT, add_out_argument, markdown_table, provenance, setup_ma
 import contdepth as cd
 from contdepth.analysis import fit_order
 from contdepth.analysis.plots import reference_slopes
+from contdepth.train.rundir import RESULTS, RunState, run_state
 
 STEPS = [1, 2, 4, 8]
 
@@ -160,9 +161,9 @@ def evaluate(model: nn.Module, info: dict, batches, labels: Tensor, args) -> dic
 def check_runs(runs: list[Path], data_dir: Path) -> None:
     """Refuse, in one line, runs that are not there and a data folder without CIFAR-10."""
     for run in runs:
-        if not (run / "config.json").is_file():
+        if run_state(run, locks=False) is not RunState.DONE:
             raise SystemExit(
-                f"refinement: {run} is not a finished run (no config.json); train it with "
+                f"refinement: {run} is not a finished run (no complete {RESULTS}); train it with "
                 "`contdepth reproduce lu2018-cifar10-cpu` or pass --run DIR"
             )
     if not (data_dir / "cifar-10-batches-py").is_dir():

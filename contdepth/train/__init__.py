@@ -6,9 +6,24 @@
 >>> net = load_run("runs/lm20")                                         # the trained nn.Module, eval mode
 """
 
+import warnings
+from typing import Any
+
 from .config import TrainConfig
 from .evaluate import evaluate_run
-from .trainer import RunExists, Trainer
+from .rundir import RunFolderError
+from .trainer import Trainer
 from .weights import load_run
 
-__all__ = ["RunExists", "TrainConfig", "Trainer", "evaluate_run", "load_run"]
+__all__ = ["RunFolderError", "TrainConfig", "Trainer", "evaluate_run", "load_run"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RunExists":  # the earlier name of RunFolderError, kept for code that uses it
+        warnings.warn(
+            "contdepth.train.RunExists is deprecated: use contdepth.train.RunFolderError (the same class)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return RunFolderError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

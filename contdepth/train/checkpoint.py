@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-CHECKPOINT = "checkpoint.pt"
+from .rundir import CHECKPOINT as CHECKPOINT  # the file's name, owned by rundir; also ckpt.CHECKPOINT
 
 
 def rng_state() -> dict[str, Any]:

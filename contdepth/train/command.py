@@ -16,9 +16,10 @@ from . import checkpoint as ckpt
 from .argtypes import milestones, positive_float, positive_int, report_error
 from .compiling import COMPILE_MODES
 from .config import AMP_CHOICES, DEFAULT_EPOCHS, SCHEDULES, TrainConfig
-from .records import CONFIG, read_config_file
+from .records import read_config_file
+from .rundir import CHECKPOINT, CONFIG, RunFolderError
 from .speed import cpu_defaults
-from .trainer import RunExists, Trainer
+from .trainer import Trainer
 
 # CLI flag dest -> TrainConfig field, where the names differ
 _RENAMED = {"warmup": "warmup_epochs", "no_progress": "progress"}
@@ -140,12 +141,12 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def saved_config(out: Path) -> dict[str, Any]:
     """The settings of the run in ``out``: its ``config.json``, else the copy its checkpoint holds."""
-    config_path, checkpoint_path = out / CONFIG, out / ckpt.CHECKPOINT
+    config_path, checkpoint_path = out / CONFIG, out / CHECKPOINT
     if config_path.is_file():
         return TrainConfig.from_saved(read_config_file(config_path), config_path).to_dict()
     if checkpoint_path.is_file():
         return TrainConfig.from_saved(ckpt.load(checkpoint_path)["config"], checkpoint_path).to_dict()
-    raise RunExists(f"--resume: no run to resume in {out.absolute()} (no {ckpt.CHECKPOINT}); check --out")
+    raise RunFolderError(f"--resume: no run to resume in {out.absolute()} (no {CHECKPOINT}); check --out")
 
 
 def _check_names(cfg: TrainConfig) -> None:
@@ -167,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
         _check_names(cfg)
         trainer = Trainer(cfg, resume=args.resume, overwrite=args.overwrite)
         trainer.prepare()
-    except (ValueError, TypeError, DataError, RunExists) as err:
+    except (ValueError, TypeError, DataError, RunFolderError) as err:
         return report_error("train", err)
     except OSError as err:  # the run folder or the data cannot be read or written
         code = report_error("train", _os_error(err))

@@ -15,10 +15,9 @@ from typing import Any
 import torch
 
 from ..gitinfo import commit_and_source
-
-METRICS = "metrics.jsonl"
-RESULTS = "results.json"
-CONFIG = "config.json"
+from .rundir import CONFIG as CONFIG  # the file names, owned by rundir; also records.CONFIG and so on
+from .rundir import METRICS as METRICS
+from .rundir import RESULTS as RESULTS
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

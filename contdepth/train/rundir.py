@@ -1,4 +1,8 @@
-"""The run folder: checked, created and locked before a run starts; left as it was when the start fails.
+"""The run folder: the names of its files, its state and results, and the folder itself, checked,
+created and locked before a run starts and left as it was when the start fails.
+
+Every module that reads or writes a run folder takes the file names from here, and asks
+:func:`run_state` whether a run is done, held by another process, to resume or to start afresh.
 
 One process at a time writes a run folder (an OS lock that dies with its process). A folder that
 already holds a run's files is refused unless the run is resumed or ``overwrite`` is asked for.
@@ -6,21 +10,93 @@ already holds a run's files is refused unless the run is resumed or ``overwrite`
 
 from __future__ import annotations
 
+import json
 import os
+from enum import Enum
 from pathlib import Path
+from typing import Any
 
-from .checkpoint import CHECKPOINT
-from .lock import LOCK_NAME, FolderLock, FolderLocked
-from .records import CONFIG, METRICS, RESULTS
-from .weights import WEIGHTS
+from .lock import LOCK_NAME, FolderLock, FolderLocked, holder
 
-PLOTS = ("curves.png", "momentum.png")
+CHECKPOINT = "checkpoint.pt"  # float32 weights, optimiser and RNG states: what --resume continues
+CONFIG = "config.json"  # the run's settings
+METRICS = "metrics.jsonl"  # one line per epoch
+RESULTS = "results.json"  # the outcome, written at every checkpoint; "complete" once the last epoch is done
+WEIGHTS = "weights.fp16.pt"  # the trained weights in float16, kept by a finished run
+LOG = "train.log"  # the output of a run that a study started
+CURVES = "curves.png"
+MOMENTUM_PLOT = "momentum.png"
+PLOTS = (CURVES, MOMENTUM_PLOT)
 #: The files a run writes (``--overwrite`` removes these, and only these, before the new run writes its own).
 RUN_FILES = (CHECKPOINT, CONFIG, METRICS, RESULTS, WEIGHTS, *PLOTS)
 
 
 class RunFolderError(RuntimeError):
-    """The run folder cannot be used (holds another run, is in use, is not a writable folder)."""
+    """The run folder cannot be used (holds another run, is in use, is not a writable folder, has nothing
+    to resume)."""
+
+
+class RunState(str, Enum):
+    """What a run folder holds, as :func:`run_state` reads it (equal to its value: ``RunState.DONE == "done"``)."""
+
+    DONE = "done"  # results.json says the run is complete
+    HELD = "held"  # another live process holds the folder: a run is training there now
+    RESUME = "resume"  # a checkpoint to continue from
+    FRESH = "fresh"  # nothing to continue: no folder, an empty one, or files of a start that saved no checkpoint
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class DamagedResults(ValueError):
+    """A ``results.json`` that cannot be read (the message says why)."""
+
+
+def read_dict(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The JSON object in ``path``; None when the file is missing, cannot be read or holds something else."""
+    try:
+        value = json.loads(Path(path).read_bytes().decode())
+    except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def read_results(folder: str | os.PathLike[str], *, strict: bool = False) -> dict[str, Any] | None:
+    """The run's ``results.json`` as a dict; None when there is none.
+
+    A file that cannot be read (not JSON, not an object) is None too, or with ``strict`` a
+    :class:`DamagedResults` saying why in a few words.
+    """
+    path = Path(folder) / RESULTS
+    if not path.is_file():
+        return None
+    try:
+        value = json.loads(path.read_bytes().decode())
+    except (OSError, ValueError) as err:
+        if not strict:
+            return None
+        why = str(err).splitlines()[0][:100] if str(err).strip() else type(err).__name__
+        raise DamagedResults(why) from None
+    if not isinstance(value, dict):
+        if strict:
+            raise DamagedResults(f"holds a {type(value).__name__}")
+        return None
+    return value
+
+
+def run_state(folder: str | os.PathLike[str], *, locks: bool = True) -> RunState:
+    """Whether the run in ``folder`` is done, held by another live process, to resume or to start afresh.
+
+    A complete ``results.json`` is done whoever holds the folder. ``locks=False`` leaves the lock
+    alone and says what the files alone say (never :attr:`RunState.HELD`).
+    """
+    folder = Path(folder)
+    results = read_results(folder)
+    if results is not None and results.get("complete"):
+        return RunState.DONE
+    if locks and holder(folder) is not None:
+        return RunState.HELD
+    return RunState.RESUME if (folder / CHECKPOINT).is_file() else RunState.FRESH
 
 
 def check_out_path(out: str | os.PathLike[str]) -> Path:

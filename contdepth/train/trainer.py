@@ -35,9 +35,9 @@ from .interrupt import StopRequest, terminate_as_interrupt
 from .momentum import check_stability, lm_schemes, momentum
 from .optim import build_optimizer
 from .progress import Progress, choose_style
-from .rundir import RunFolder, RunFolderError
+from .rundir import CURVES, MOMENTUM_PLOT, WEIGHTS, RunFolder, RunFolderError
 from .schedule import build_scheduler
-from .weights import WEIGHTS, save_weights
+from .weights import save_weights
 
 BatchHook = Callable[["Trainer", int, int], None]
 STOP_CHECK_EVERY = 10  # batches between cross-process checks for a stop request (each one syncs)
@@ -54,10 +54,6 @@ def steady_timing(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "timed_epochs": len(steady),
         "compile_seconds": sum(r.get("compile_seconds", 0.0) for r in rows),
     }
-
-
-#: The output folder cannot take this run: it holds another run, is in use, or cannot be written.
-RunExists = RunFolderError
 
 
 def seed_everything(seed: int) -> None:
@@ -123,7 +119,9 @@ class Trainer:
             return None
         path = self.out / ckpt.CHECKPOINT
         if not path.is_file():
-            raise RunExists(f"--resume: no checkpoint to resume in {self.out.resolve()} (expected {ckpt.CHECKPOINT})")
+            raise RunFolderError(
+                f"--resume: no checkpoint to resume in {self.out.resolve()} (expected {ckpt.CHECKPOINT})"
+            )
         state = ckpt.load(path)
         try:
             saved = TrainConfig.from_dict(state["config"])
@@ -131,7 +129,7 @@ class Trainer:
             raise ckpt.damaged(path, f"its config is not valid: {err}") from None
         diffs = differences(saved, self.cfg.to_dict())
         if diffs:
-            raise RunExists(
+            raise RunFolderError(
                 f"--resume: {self.out} was started with other settings ({'; '.join(diffs)}); "
                 "resume continues the same run: drop those options or choose another --out"
             )
@@ -603,9 +601,9 @@ class Trainer:
                 from .plots import plot_curves, plot_momentum, run_title
 
                 title = run_title(self.cfg)
-                plot_curves(self.history, self.out / "curves.png", title)
+                plot_curves(self.history, self.out / CURVES, title)
                 if "momentum_k" in results:
-                    plot_momentum(results["momentum_k"], self.out / "momentum.png", title)
+                    plot_momentum(results["momentum_k"], self.out / MOMENTUM_PLOT, title)
         except OSError as err:
             self._save_failed(Path(err.filename) if err.filename else self.out, err)
         return results

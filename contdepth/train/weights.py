@@ -22,9 +22,8 @@ from torch import Tensor, nn
 from . import checkpoint as ckpt
 from .build import model_from_config
 from .config import TrainConfig
-from .records import CONFIG, read_config_file
-
-WEIGHTS = "weights.fp16.pt"
+from .records import read_config_file
+from .rundir import CHECKPOINT, CONFIG, WEIGHTS
 
 
 def half_state(state: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -42,7 +41,7 @@ def save_weights(state: dict[str, Tensor], path: str | os.PathLike, *, model: st
 def export_weights(run_dir: str | os.PathLike) -> Path:
     """``RUN/weights.fp16.pt`` from the run's ``checkpoint.pt`` (for runs saved before weights were kept)."""
     run = Path(run_dir)
-    state = ckpt.load(run / ckpt.CHECKPOINT)
+    state = ckpt.load(run / CHECKPOINT)
     model = str(state["config"].get("model", "?"))
     return save_weights(state["model"], run / WEIGHTS, model=model, epoch=state["epoch"])
 
@@ -63,12 +62,12 @@ def read_trained_state(run_dir: str | os.PathLike) -> TrainedState:
     (one line naming the file) when the one it has is damaged.
     """
     run = Path(run_dir)
-    if (run / ckpt.CHECKPOINT).is_file():
-        state = ckpt.load(run / ckpt.CHECKPOINT)
-        return TrainedState(state["model"], int(state["epoch"]), run / ckpt.CHECKPOINT)
+    if (run / CHECKPOINT).is_file():
+        state = ckpt.load(run / CHECKPOINT)
+        return TrainedState(state["model"], int(state["epoch"]), run / CHECKPOINT)
     path = run / WEIGHTS
     if not path.is_file():
-        raise FileNotFoundError(f"{run.resolve()} has no trained weights (neither {ckpt.CHECKPOINT} nor {WEIGHTS})")
+        raise FileNotFoundError(f"{run.resolve()} has no trained weights (neither {CHECKPOINT} nor {WEIGHTS})")
     saved = _load_weights_file(path)
     return TrainedState(saved["model"], int(saved["epoch"]), path)
 
@@ -103,9 +102,9 @@ def load_run_config(run_dir: str | os.PathLike) -> TrainConfig:
         raise ValueError(f"--run {run} is a file; name the folder written by `contdepth train`")
     if (run / CONFIG).is_file():
         return TrainConfig.from_saved(read_config_file(run / CONFIG), run / CONFIG)
-    if (run / ckpt.CHECKPOINT).is_file():
-        return TrainConfig.from_saved(ckpt.load(run / ckpt.CHECKPOINT)["config"], run / ckpt.CHECKPOINT)
-    raise FileNotFoundError(f"{run.resolve()} is not a training run (no {CONFIG} or {ckpt.CHECKPOINT})")
+    if (run / CHECKPOINT).is_file():
+        return TrainConfig.from_saved(ckpt.load(run / CHECKPOINT)["config"], run / CHECKPOINT)
+    raise FileNotFoundError(f"{run.resolve()} is not a training run (no {CONFIG} or {CHECKPOINT})")
 
 
 def load_run(
