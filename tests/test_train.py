@@ -18,6 +18,7 @@ from contdepth.train import TrainConfig, Trainer, evaluate_run
 from contdepth.train.checkpoint import load
 from contdepth.train.records import read_metrics
 from contdepth.train.schedule import RecipeFactor
+from contdepth.train.state import EpochMeter, TrainState
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -124,6 +125,44 @@ def test_interrupted_run_resumes_exactly(straight_run, data_dir, tmp_path):
         assert main(["train", *SMALL, "--data-dir", str(data_dir), "--out", str(run), "--resume"]) == 0
         assert _without_timing(read_metrics(run / "metrics.jsonl")) == expected
     assert len(load(out / "checkpoint.pt")["sessions"]) == 2
+
+
+#: The keys of a format-1 checkpoint: runs saved by earlier versions resume, so the layout stays as it is.
+FORMAT_1 = {"format", "config", "epoch", "batch", "partial", "history", "sessions"}
+FORMAT_1 |= {"model", "optimizer", "scheduler", "loader", "rng", "world"}
+
+
+def test_checkpoint_keeps_the_format_1_layout(straight_run):
+    state = load(straight_run / "checkpoint.pt")
+    assert set(state) == FORMAT_1 and state["format"] == 1 and state["world"] == len(state["rng"]) == 1
+    assert set(state["partial"]) == {"sums", "seen", "seconds", "lr"} and state["partial"]["seen"] == 0
+    assert state["history"] == read_metrics(straight_run / "metrics.jsonl") and len(state["sessions"]) == 1
+
+
+def test_epoch_meter_and_training_state_round_trip():
+    meter = EpochMeter(torch.device("cpu"), lr=0.1)
+    logits, labels = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 0.0]]), torch.tensor([0, 0, 0])
+    meter.observe(torch.tensor(0.5), logits, labels, step=1)
+    meter.seconds, meter.compile_seconds = 1.5, 0.25
+    assert meter.seen == 3 and meter.means() == pytest.approx((0.5, 2 / 3))
+    state = TrainState(meter, epoch=3, batch=1, history=[{"epoch": 3}], sessions=[{"seed": 0}])
+    saved = state.state_dict()
+    assert set(saved) == {"epoch", "batch", "partial", "history", "sessions"}
+
+    older = {k: v for k, v in saved.items() if k != "sessions"}  # checkpoints written before sessions were kept
+    restored = TrainState()
+    restored.load_state_dict(older)
+    assert (restored.epoch, restored.batch, restored.history, restored.sessions) == (3, 1, [{"epoch": 3}], [])
+    again = restored.meter
+    assert (again.seen, again.seconds, again.lr, again.compile_seconds) == (3, 1.5, 0.1, 0.0)  # compiling: per session
+    assert torch.equal(again.sums, meter.sums)
+
+    meter.observe(torch.tensor(float("nan")), logits, labels, step=2)
+    assert meter.watch.first_bad_step() == 2
+    state.end_epoch({"epoch": 4})
+    assert (state.epoch, state.batch, len(state.history)) == (4, 0, 2)
+    assert (meter.seen, meter.seconds, meter.compile_seconds, meter.lr) == (0, 0.0, 0.0, 0.1)
+    assert meter.sums.tolist() == [0.0, 0.0] and meter.watch.first_bad_step() is None
 
 
 def test_run_directory_is_protected(straight_run, data_dir, capsys):

@@ -20,8 +20,7 @@ from contdepth.train.backends import apply_backend_flags, backend_flags, current
 from contdepth.train.command import config_from_args
 from contdepth.train.optim import sgd_options
 from contdepth.train.progress import Progress, clock
-from contdepth.train.records import read_metrics
-from contdepth.train.trainer import steady_timing
+from contdepth.train.records import read_metrics, steady_timing
 
 REPO = Path(__file__).resolve().parents[1]
 SYNCS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__")
@@ -85,7 +84,7 @@ def test_no_host_sync_per_training_step(style, model, noise, data_dir, tmp_path,
         assert "run eta" in trainer.progress.stream.getvalue()
     else:
         assert per_step == [(0, 0)] * 4
-    assert trainer._partial.device.type == "cpu"
+    assert trainer.state.meter.sums.device.type == "cpu"
 
 
 def test_compile_mode_reduce_overhead_on_cpu_trains(data_dir, tmp_path, monkeypatch, capsys):

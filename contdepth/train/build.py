@@ -1,14 +1,17 @@
-"""Model and data of a run, built from its config (shared by training and ``contdepth eval``)."""
+"""Model, data, loaders and optimiser of a run, built from its config (shared by training and ``contdepth eval``)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import torch
 from torch import nn
 
-from ..data import CifarData, load_cifar
+from ..data import CifarData, DeviceLoader, load_cifar
 from ..schemes import canonical
 from .config import TrainConfig
+from .optim import build_optimizer
+from .schedule import build_scheduler
 
 if TYPE_CHECKING:  # the model zoo is imported when a model is built
     from ..models.stage import ResidualNet
@@ -54,3 +57,36 @@ def data_from_config(cfg: TrainConfig) -> CifarData:
 
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def loaders_from_config(
+    cfg: TrainConfig, data: CifarData, device: torch.device, *, rank: int = 0, world: int = 1
+) -> tuple[DeviceLoader, DeviceLoader]:
+    """The training loader (this process's share of the first ``cfg.subset`` images, shuffled and augmented on
+    ``device`` from ``cfg.seed``) and the test loader (``cfg.test_subset`` images spread over the classes)."""
+    common: dict[str, Any] = dict(
+        mean=data.mean, std=data.std, device=device, rank=rank, world=world, channels_last=cfg.channels_last
+    )
+    train = DeviceLoader(data.train.head(cfg.subset), cfg.batch_size, train=True, seed=cfg.seed, **common)
+    test = DeviceLoader(data.test.spread(cfg.test_subset), cfg.eval_batch_size, train=False, **common)
+    return train, test
+
+
+def optimizer_from_config(
+    model: nn.Module, cfg: TrainConfig, device: torch.device, steps_per_epoch: int
+) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.LambdaLR]:
+    """SGD over ``model``'s parameters and its learning-rate schedule, stepped ``steps_per_epoch`` times an epoch."""
+    optimizer = build_optimizer(
+        model, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov, device=device
+    )
+    assert cfg.epochs is not None and cfg.milestones is not None  # TrainConfig.__post_init__ fills them
+    scheduler = build_scheduler(
+        optimizer,
+        steps_per_epoch,
+        cfg.epochs,
+        schedule=cfg.schedule,
+        milestones=cfg.milestones,
+        gamma=cfg.gamma,
+        warmup_epochs=cfg.warmup_epochs,
+    )
+    return optimizer, scheduler

@@ -1,4 +1,5 @@
-"""Checkpoints: RNG states captured and restored, files written atomically, read with ``weights_only``."""
+"""Checkpoints: what training keeps, RNG states captured and restored, files written atomically, read with
+``weights_only``."""
 
 from __future__ import annotations
 
@@ -7,13 +8,17 @@ import os
 import random
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from .rundir import CHECKPOINT as CHECKPOINT  # the file's name, owned by rundir; also ckpt.CHECKPOINT
+
+if TYPE_CHECKING:
+    from ..data import DeviceLoader
+    from .state import TrainState
 
 
 def rng_state() -> dict[str, Any]:
@@ -80,6 +85,63 @@ class CheckpointError(ValueError):
 
 #: What every checkpoint written by training holds (``contdepth eval`` needs only some of it).
 REQUIRED_KEYS = ("config", "model", "epoch", "batch")
+
+#: The layout :func:`training_checkpoint` writes and :func:`restore_training` reads.
+FORMAT = 1
+
+
+def training_checkpoint(
+    state: TrainState,
+    config: dict[str, Any],
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    loader: DeviceLoader,
+    rngs: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """A training checkpoint: ``format``, ``config``, the loop's state (``epoch``, ``batch``, ``partial``: the
+    epoch so far, ``history``, ``sessions``), the ``model``, ``optimizer``, ``scheduler`` and ``loader`` (data
+    order) states, and ``rng``: the random generator states of each of the ``world`` processes."""
+    return {
+        "format": FORMAT,
+        "config": config,
+        **state.state_dict(),
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "loader": loader.get_state(),
+        "rng": rngs,
+        "world": len(rngs),
+    }
+
+
+def restore_training(
+    saved: dict[str, Any],
+    state: TrainState,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    loader: DeviceLoader,
+) -> bool:
+    """Load a :func:`training_checkpoint` into ``state`` and the rest (the random streams are left to the caller).
+
+    Returns False when the data order could not be restored (a generator state of another device type: it
+    restarts). Raises ``KeyError``, ``ValueError``, ``RuntimeError``, ... when ``saved`` does not fit.
+    """
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    try:
+        loader.set_state(saved["loader"])
+        order_kept = True
+    except (RuntimeError, TypeError):
+        order_kept = False
+    state.load_state_dict(saved)
+    if not isinstance(saved["rng"], list) or not saved["rng"]:
+        raise ValueError("no random generator states")
+    return order_kept
 
 
 #: What torch's zip writer says when a write fails (the OSError behind it, if any, is only in the chain).

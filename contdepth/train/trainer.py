@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import itertools
 import math
-import os
 import random
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -21,39 +18,24 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..data import CifarData, DeviceLoader
-from ..flow import HasFlows
 from . import checkpoint as ckpt
 from . import distributed as dist_util
 from . import records
-from .backends import apply_backend_flags, backend_flags, current_flags
-from .build import count_params, data_from_config, model_from_config
+from .backends import apply_backend_flags, backend_flags
+from .build import count_params, data_from_config, loaders_from_config, model_from_config, optimizer_from_config
 from .compiling import compile_module, effective_mode, mark_step
 from .config import TrainConfig, differences
 from .divergence import DivergenceWatch, nonfinite_tensors
 from .evaluate import eval_sums
 from .interrupt import StopRequest, terminate_as_interrupt
-from .momentum import check_stability, lm_schemes, momentum
-from .optim import build_optimizer
+from .momentum import check_stability, lm_schemes
 from .progress import Progress, choose_style
 from .rundir import CURVES, MOMENTUM_PLOT, WEIGHTS, RunFolder, RunFolderError
-from .schedule import build_scheduler
+from .state import EpochMeter, TrainState
 from .weights import save_weights
 
 BatchHook = Callable[["Trainer", int, int], None]
 STOP_CHECK_EVERY = 10  # batches between cross-process checks for a stop request (each one syncs)
-
-
-def steady_timing(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Epoch seconds and images/s as medians over the epochs after each session's first (which compiles and
-    warms up; all epochs when no other is left), and the compile time summed over the run."""
-    firsts = {r.get("session", 0): r["epoch"] for r in reversed(rows)}
-    steady = [r for r in rows if firsts[r.get("session", 0)] != r["epoch"]] or rows
-    return {
-        "epoch_seconds": statistics.median(r["seconds"] for r in steady),
-        "images_per_s": statistics.median(r["images_per_s"] for r in steady),
-        "timed_epochs": len(steady),
-        "compile_seconds": sum(r.get("compile_seconds", 0.0) for r in rows),
-    }
 
 
 def seed_everything(seed: int) -> None:
@@ -79,7 +61,24 @@ class Trainer:
     it saves a checkpoint at the current step and returns with ``trainer.stopped`` set. Only
     finite weights are saved: on a divergence the last good checkpoint stays and ``trainer.diverged``
     is set; a save that fails (a full disk) leaves the last good checkpoint and sets ``trainer.failure``.
+    Where the run stands (epochs, steps, history, the epoch so far) is ``trainer.state`` (:class:`TrainState`).
     """
+
+    # built by prepare(), from the config and this process's place (``dist``)
+    device: torch.device
+    backend_flags: dict[str, Any]
+    concurrent_runs: int  # runs sharing the device
+    model: nn.Module  # the bare model: its weights are what checkpoints keep
+    params: int
+    data: CifarData
+    train_loader: DeviceLoader
+    test_loader: DeviceLoader
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    net: nn.Module  # what trains (DDP and/or compiled)
+    eval_net: nn.Module  # what evaluates (compiled, no DDP)
+    criterion: nn.Module
+    progress: Progress
 
     def __init__(
         self,
@@ -102,13 +101,26 @@ class Trainer:
         self.failure: str | None = None  # why the run could not save (a full disk, say): one line
         self._saved_at: tuple[int, int] | None = None  # (epoch, batch) of the checkpoint on disk
         self._folder: RunFolder | None = None
-        self.history: list[dict[str, Any]] = []
-        self.sessions: list[dict[str, Any]] = []
-        self.epoch = 0  # epochs completed
-        self.batch = 0  # optimiser steps done in epoch ``self.epoch + 1``
+        self.state = TrainState()  # its meter moves to the device in prepare()
+        self.dist = dist_util.Dist()  # this process alone until prepare() joins the process group
+        self._prepared = False
         self._stop = StopRequest()
         self._compiled = {"train": False, "eval": False}  # first call of each compiled graph seen this session
-        self._epoch_compile_seconds = 0.0
+
+    @property
+    def epoch(self) -> int:
+        """Epochs completed."""
+        return self.state.epoch
+
+    @property
+    def batch(self) -> int:
+        """Optimiser steps done in epoch ``epoch + 1``."""
+        return self.state.batch
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """One row per completed epoch (what ``metrics.jsonl`` holds)."""
+        return self.state.history
 
     # ------------------------------------------------------------------ set-up
     def _check_out_dir(self) -> dict[str, Any] | None:
@@ -148,33 +160,14 @@ class Trainer:
         self.data = self._load_data()
         seed_everything(cfg.seed + 1000 * d.rank)  # the model's own noise differs per process; data order is shared
         self._place_model()
-        self._build_loaders()
-        self.optimizer = build_optimizer(
-            self.model,
-            lr=cfg.lr,
-            momentum=cfg.momentum,
-            weight_decay=cfg.weight_decay,
-            nesterov=cfg.nesterov,
-            device=self.device,
+        self.train_loader, self.test_loader = loaders_from_config(
+            cfg, self.data, self.device, rank=d.rank, world=d.world
         )
-        assert cfg.epochs is not None and cfg.milestones is not None  # TrainConfig.__post_init__ fills them
-        self.scheduler = build_scheduler(
-            self.optimizer,
-            self.train_loader.num_batches,
-            cfg.epochs,
-            schedule=cfg.schedule,
-            milestones=cfg.milestones,
-            gamma=cfg.gamma,
-            warmup_epochs=cfg.warmup_epochs,
-        )
+        steps = self.train_loader.num_batches
+        self.optimizer, self.scheduler = optimizer_from_config(self.model, cfg, self.device, steps)
         self._wrap_model()
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-        # this epoch so far, on this process: summed loss and correct count stay on the device (no sync per step)
-        self._partial = torch.zeros(2, dtype=torch.float64, device=self.device)
-        self._seen = 0
-        self._watch = DivergenceWatch(self.device)
-        self._partial_seconds = 0.0
-        self._epoch_lr = self._lr()
+        self.state.meter = EpochMeter(self.device, lr=self._lr())
         return state
 
     def _load_data(self) -> CifarData:
@@ -196,21 +189,6 @@ class Trainer:
         if self.cfg.channels_last:
             # Module.to takes memory_format; torch's overloads of it do not list the keyword
             self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-
-    def _build_loaders(self) -> None:
-        cfg, d, data = self.cfg, self.dist, self.data
-        common: dict[str, Any] = dict(
-            mean=data.mean,
-            std=data.std,
-            device=self.device,
-            rank=d.rank,
-            world=d.world,
-            channels_last=cfg.channels_last,
-        )
-        self.train_loader = DeviceLoader(
-            data.train.head(cfg.subset), cfg.batch_size, train=True, seed=cfg.seed, **common
-        )
-        self.test_loader = DeviceLoader(data.test.spread(cfg.test_subset), cfg.eval_batch_size, train=False, **common)
 
     def _wrap_model(self) -> None:
         """``self.net`` trains (DDP and/or compiled); ``self.eval_net`` evaluates the bare model, since DDP's
@@ -235,17 +213,15 @@ class Trainer:
     def _restore(self, state: dict[str, Any]) -> None:
         d = self.dist
         try:
-            self._load_state(state)
-        except (
-            KeyError,
-            IndexError,
-            TypeError,
-            ValueError,
-            AttributeError,
-            RuntimeError,
-        ) as err:  # another model or version
+            order_kept = ckpt.restore_training(state, self.state, **self._parts())
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, RuntimeError) as err:  # another model
             first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
             raise ckpt.damaged(self.out / ckpt.CHECKPOINT, f"does not fit this run: {first}") from None
+        if not order_kept and d.main:
+            print(
+                "note: the data order of the resumed run restarts (checkpoint from another device type)",
+                file=sys.stderr,
+            )
         self._saved_at = (self.epoch, self.batch)
         rngs = state["rng"]
         if len(rngs) == d.world:
@@ -258,31 +234,16 @@ class Trainer:
                 file=sys.stderr,
             )
 
-    def _load_state(self, state: dict[str, Any]) -> None:
-        d = self.dist
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        try:
-            self.train_loader.set_state(state["loader"])
-        except (RuntimeError, TypeError):  # a generator state of another device type
-            if d.main:
-                print(
-                    "note: the data order of the resumed run restarts (checkpoint from another device type)",
-                    file=sys.stderr,
-                )
-        self.history = list(state["history"])
-        self.sessions = list(state.get("sessions", []))
-        self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
-        partial = state["partial"]
-        self._partial = partial["sums"].to(self.device)
-        self._seen = int(partial["seen"])
-        self._partial_seconds = float(partial["seconds"])
-        self._epoch_lr = float(partial["lr"])
-        if not isinstance(state["rng"], list) or not state["rng"]:
-            raise ValueError("no random generator states")
-
     # ---------------------------------------------------------------- helpers
+    def _parts(self) -> dict[str, Any]:
+        """What a checkpoint keeps beside the loop's state."""
+        return {
+            "model": self.model,
+            "optimizer": self.optimizer,
+            "scheduler": self.scheduler,
+            "loader": self.train_loader,
+        }
+
     def _lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
@@ -309,12 +270,6 @@ class Trainer:
             every=self.cfg.progress_every,
         )
 
-    def _epoch_stats(self) -> tuple[float, float]:
-        """Mean loss and accuracy of this process's steps so far this epoch (reads the device: a host sync)."""
-        loss_sum, correct = self._partial.tolist()
-        seen = max(self._seen, 1)
-        return loss_sum / seen, correct / seen
-
     @contextlib.contextmanager
     def _first_call_timed(self, graph: str):
         """Time the first call of a compiled graph (compiling it) into this epoch's ``compile_seconds``."""
@@ -325,7 +280,7 @@ class Trainer:
         start = time.perf_counter()
         yield
         self._sync()
-        self._epoch_compile_seconds += time.perf_counter() - start
+        self.state.meter.compile_seconds += time.perf_counter() - start
         self._compiled[graph] = True
 
     def _stop_requested(self, last: bool) -> bool:
@@ -342,7 +297,7 @@ class Trainer:
 
     # ---------------------------------------------------------------- training
     def _train_step(self, x: Tensor, y: Tensor) -> None:
-        """One optimiser step; loss and correct count are added to ``self._partial`` on the device (no sync)."""
+        """One optimiser step; loss and correct count are added to the epoch's meter on the device (no sync)."""
         mark_step(self.cfg.compile_mode, self.device)
         with self._autocast():
             logits = self.net(x)
@@ -352,36 +307,32 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         with torch.no_grad():
-            n = y.shape[0]
-            correct = (logits.argmax(1) == y).sum()
-            self._partial += torch.stack([loss.detach().double() * n, correct.double()])
-            self._seen += n
-            self._watch.observe(loss, self.batch + 1)
+            self.state.meter.observe(loss, logits, y, self.state.batch + 1)
 
     def _train_epoch(self, epoch: int) -> bool:
         """Run the rest of epoch ``epoch``; False when stopped part-way (state saved by the caller)."""
         self.model.train()
         loader = self.train_loader
         loader.begin_epoch()
-        n_batches = loader.num_batches
+        n_batches, state, meter = loader.num_batches, self.state, self.state.meter
         start = time.perf_counter()
         halted = False
-        self.progress.start_epoch(epoch, self.batch)
+        self.progress.start_epoch(epoch, state.batch)
         try:
-            for x, y in loader.batches(self.batch):
+            for x, y in loader.batches(state.batch):
                 with self._first_call_timed("train"):
                     self._train_step(x, y)
-                self.batch += 1
+                state.batch += 1
                 if self.on_batch_end is not None:
-                    self.on_batch_end(self, epoch, self.batch)
-                self.progress.step(self.batch, self._epoch_stats)
-                if self._stop_requested(last=self.batch == n_batches):
+                    self.on_batch_end(self, epoch, state.batch)
+                self.progress.step(state.batch, meter.means)
+                if self._stop_requested(last=state.batch == n_batches):
                     halted = True
                     break
         finally:
             self.progress.end_epoch()
         self._sync()
-        self._partial_seconds += time.perf_counter() - start
+        meter.seconds += time.perf_counter() - start
         return not halted
 
     def evaluate(self) -> dict[str, float]:
@@ -394,7 +345,9 @@ class Trainer:
         return {"test_loss": loss_sum / seen, "test_acc": correct / seen}
 
     def _finish_epoch(self, epoch: int) -> dict[str, Any]:
-        sums = torch.cat([self._partial, torch.tensor([self._seen], dtype=torch.float64, device=self.device)])
+        """Epoch ``epoch``'s row: training loss and accuracy over all processes, test loss and accuracy, timing."""
+        meter = self.state.meter
+        sums = torch.cat([meter.sums, torch.tensor([meter.seen], dtype=torch.float64, device=self.device)])
         loss_sum, correct, seen = dist_util.all_reduce_sum(self.dist, sums).tolist()
         t_eval = time.perf_counter()
         test = self.evaluate()
@@ -402,31 +355,19 @@ class Trainer:
         eval_seconds = time.perf_counter() - t_eval
         row: dict[str, Any] = {
             "epoch": epoch,
-            "lr": self._epoch_lr,
+            "lr": meter.lr,
             "train_loss": loss_sum / seen,
             "train_acc": correct / seen,
             **test,
-            "seconds": self._partial_seconds + eval_seconds,
-            "images_per_s": seen / max(self._partial_seconds, 1e-9),
-            "compile_seconds": self._epoch_compile_seconds,
-            "session": len(self.sessions) - 1,
+            "seconds": meter.seconds + eval_seconds,
+            "images_per_s": seen / max(meter.seconds, 1e-9),
+            "compile_seconds": meter.compile_seconds,
+            "session": len(self.state.sessions) - 1,
         }
         if lm_schemes(self.model):
             row["max_abs_k"] = max_k
             row["k_stable"] = stable
         return row
-
-    def _log(self, row: dict[str, Any]) -> None:
-        if not self.dist.main:
-            return
-        k = f"  max|k| {row['max_abs_k']:.3f}" if "max_abs_k" in row else ""
-        print(
-            f"epoch {row['epoch']:>3}/{self.cfg.epochs}  lr {row['lr']:.4g}  "
-            f"train loss {row['train_loss']:.4f} acc {100 * row['train_acc']:.2f}%  "
-            f"test loss {row['test_loss']:.4f} acc {100 * row['test_acc']:.2f}%  "
-            f"{row['seconds']:.1f}s {row['images_per_s']:.0f} img/s{k}",
-            flush=True,
-        )
 
     # ----------------------------------------------------------------- saving
     def _divergence(self, test_loss: float | None = None) -> str | None:
@@ -434,7 +375,7 @@ class Trainer:
 
         Reads the device once per call: called at epoch end and before a save, never per step.
         """
-        first_bad = dist_util.all_reduce_min(self.dist, self._watch.tensor().clone())
+        first_bad = dist_util.all_reduce_min(self.dist, self.state.meter.watch.tensor().clone())
         step = DivergenceWatch.as_step(first_bad)
         if step is not None:
             why = f"the training loss was not finite at batch {step}"
@@ -449,29 +390,14 @@ class Trainer:
         """Stop without saving: the checkpoint on disk (the last good one) stays."""
         self.diverged = self.stopped = True
         self.diverged_at = {"epoch": epoch, "reason": why}
-        if not self.dist.main:
-            return
-        path = self.out / ckpt.CHECKPOINT
-        if self._saved_at is None:
-            kept = "no checkpoint was saved before it"
-        else:
-            kept = f"kept the last good checkpoint (epoch {self._saved_at[0]} batch {self._saved_at[1]}) in {path}"
-        print(
-            f"training diverged in epoch {epoch} ({why}); {kept}; try a lower --lr or --warmup",
-            file=sys.stderr,
-            flush=True,
-        )
+        if self.dist.main:
+            line = records.divergence_line(epoch, why, self._saved_at, self.out / ckpt.CHECKPOINT)
+            print(line, file=sys.stderr, flush=True)
 
     def _save_failed(self, what: Path, err: OSError) -> None:
         """Record a failed write (a full disk, say) as :attr:`failure`, one line saying what was kept."""
-        reason = "no space left on device" if err.errno in (errno.ENOSPC, errno.EDQUOT) else (err.strerror or str(err))
-        if self._saved_at is None:  # nothing to resume: the run starts again
-            kept, then = "no checkpoint was saved before it", "start the run again with --overwrite"
-        else:
-            kept = f"the last good checkpoint (epoch {self._saved_at[0]} batch {self._saved_at[1]}) is kept"
-            then = "continue with --resume"
         if self.failure is None:
-            self.failure = f"{reason} while saving {what}; {kept}; free some space and {then}"
+            self.failure = records.failure_line(what, err, self._saved_at)
         self.stopped = True
 
     def _save(self) -> bool:
@@ -484,27 +410,7 @@ class Trainer:
             path = self.out / ckpt.CHECKPOINT
             try:
                 ckpt.save_atomic(
-                    {
-                        "format": 1,
-                        "config": self.cfg.to_dict(),
-                        "epoch": self.epoch,
-                        "batch": self.batch,
-                        "partial": {
-                            "sums": self._partial.cpu(),
-                            "seen": self._seen,
-                            "seconds": self._partial_seconds,
-                            "lr": self._epoch_lr,
-                        },
-                        "history": self.history,
-                        "sessions": self.sessions,
-                        "model": self.model.state_dict(),
-                        "optimizer": self.optimizer.state_dict(),
-                        "scheduler": self.scheduler.state_dict(),
-                        "loader": self.train_loader.get_state(),
-                        "rng": rngs,
-                        "world": self.dist.world,
-                    },
-                    path,
+                    ckpt.training_checkpoint(self.state, self.cfg.to_dict(), rngs=rngs, **self._parts()), path
                 )
             except OSError as err:
                 self._save_failed(path, err)
@@ -516,77 +422,17 @@ class Trainer:
         return True
 
     def results(self) -> dict[str, Any]:
-        """Summary of the run so far (test errors in %, accuracies as fractions)."""
-        cfg, rows = self.cfg, self.history
-        assert cfg.epochs is not None  # TrainConfig.__post_init__ fills it
-        out: dict[str, Any] = {
-            "model": cfg.model,
-            "dataset": cfg.dataset,
-            "scheme": self._scheme_name(),
-            "noise": cfg.noise,
-            "steps_per_block": cfg.steps_per_block,
-            "params": self.params,
-            "epochs": cfg.epochs,
-            "epochs_done": self.epoch,
-            "complete": self.epoch >= cfg.epochs,
-            "diverged": self.diverged,
-        }
-        if self.diverged_at is not None:
-            out["diverged_at"] = self.diverged_at
-        if rows:
-            best = min(rows, key=lambda r: (1 - r["test_acc"], r["epoch"]))
-            out.update(
-                {
-                    "final_test_error": 100 * (1 - rows[-1]["test_acc"]),
-                    "best_test_error": 100 * (1 - best["test_acc"]),
-                    "best_epoch": best["epoch"],
-                    "final_test_acc": rows[-1]["test_acc"],
-                    "final_test_loss": rows[-1]["test_loss"],
-                    "final_train_loss": rows[-1]["train_loss"],
-                    "final_train_acc": rows[-1]["train_acc"],
-                    "mean_images_per_s": sum(r["images_per_s"] for r in rows) / len(rows),
-                    "mean_epoch_seconds": sum(r["seconds"] for r in rows) / len(rows),
-                    **steady_timing(rows),
-                }
-            )
-        ks = momentum(self.model)
-        if ks:
-            out["max_abs_k"] = max(abs(k) for stage in ks for k in stage)
-            out["momentum_k"] = ks
-        out["units"] = {"*_error": "% of test images", "*_acc": "fraction", "*_loss": "cross-entropy (nats)"}
-        out["train_images"] = self.train_loader.num_examples
-        out["test_images"] = self.test_loader.num_examples
-        # paths as the run folder sees them (or folder names): results carry no paths of the machine
-        out["data_dir"] = records.portable_path(self.data.root, self.out)
-        if self.data.integrity is not None:
-            out["data"] = self.data.integrity.to_dict()  # which copy of the data: fingerprint, official or not
-        out["config"] = {
-            **cfg.to_dict(),
-            "data_dir": records.portable_path(cfg.data_dir, self.out),
-            "out": Path(os.path.abspath(self.out)).name,
-        }
-        sessions = [{**s, "command": records.portable_command(s.get("command", ""), self.out)} for s in self.sessions]
-        out["provenance"] = sessions[-1] if sessions else {}
-        out["sessions"] = sessions
-        return out
-
-    def _speed_settings(self) -> dict[str, Any]:
-        """How this session computes: compile mode, AMP, memory format, backend switches, device sharing."""
-        cfg = self.cfg
-        return {
-            "compile_mode": cfg.compile_mode,
-            "compile_mode_used": effective_mode(cfg.compile_mode, self.device),
-            "amp": cfg.amp,
-            "memory_format": "channels_last" if cfg.channels_last else "contiguous",
-            **current_flags(),
-            "optimizer": {"name": "SGD", **{k: self.optimizer.defaults.get(k) for k in ("fused", "foreach")}},
-            "concurrent_runs": self.concurrent_runs,
-        }
-
-    def _scheme_name(self) -> str | None:
-        flows = self.model.flows() if isinstance(self.model, HasFlows) else []
-        names = sorted({f.scheme.name for f in flows})
-        return ",".join(names) if names else self.cfg.scheme
+        """Summary of the run so far, as ``results.json`` holds it (see :func:`records.results`)."""
+        images = (self.train_loader.num_examples, self.test_loader.num_examples)
+        return records.results(
+            self.cfg,
+            self.state,
+            model=self.model,
+            data=self.data,
+            images=images,
+            out=self.out,
+            diverged_at=self.diverged_at,
+        )
 
     def _write_outputs(self, plots: bool) -> dict[str, Any]:
         results = self.results()
@@ -615,7 +461,7 @@ class Trainer:
         Called by :meth:`fit`; call it first to surface set-up errors (bad names, missing data, a run
         folder in use). A start-up that fails or is interrupted leaves no new folder behind.
         """
-        if getattr(self, "_prepared", False):
+        if self._prepared:
             return
         self.dist = dist_util.setup(self.cfg.device)
         try:
@@ -623,8 +469,9 @@ class Trainer:
                 state = self._setup()
                 if state is not None:
                     self._restore(state)
-                self.sessions.append(
-                    records.provenance(self.device, self.cfg.seed, self.dist.world, settings=self._speed_settings())
+                settings = records.speed_settings(self.cfg, self.device, self.optimizer, self.concurrent_runs)
+                self.state.sessions.append(
+                    records.provenance(self.device, self.cfg.seed, self.dist.world, settings=settings)
                 )
                 if self._folder is not None:
                     self._folder.create()
@@ -650,18 +497,13 @@ class Trainer:
         """Evaluate, check for divergence, log, save; False when the run must stop here."""
         self.train_loader.end_epoch()
         row = self._finish_epoch(epoch)
-        self._log(row)
+        if self.dist.main:
+            print(records.epoch_line(row, self.cfg.epochs), flush=True)
         why = self._divergence(row["test_loss"])
         if why is not None:
             self._report_divergence(epoch, why)
             return False
-        self.history.append(row)
-        self.epoch, self.batch = epoch, 0
-        self._partial.zero_()
-        self._seen = 0
-        self._partial_seconds = 0.0
-        self._epoch_compile_seconds = 0.0
-        self._watch.reset()
+        self.state.end_epoch(row)
         if not self._save():
             return False
         self._write_outputs(plots=False)
@@ -693,7 +535,7 @@ class Trainer:
                 while self.epoch < self.cfg.epochs:
                     epoch = self.epoch + 1
                     if self.batch == 0:
-                        self._epoch_lr = self._lr()
+                        self.state.meter.lr = self._lr()
                     if not self._train_epoch(epoch):
                         self.stopped = True
                         break
@@ -712,5 +554,4 @@ class Trainer:
         """Let go of the run folder's lock and the process group (:meth:`fit` does this when it returns)."""
         if self._folder is not None:
             self._folder.close()
-        if getattr(self, "dist", None) is not None:
-            dist_util.teardown(self.dist)
+        dist_util.teardown(self.dist)
