@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "contdepth.analysis.command",
         "where a network's blocks sit in its scheme's stability region (figure + JSON)",
     ),
-    "reproduce": ("contdepth.train.reproduce_command", "train a paper's study (its tables) in runs that fit your time"),
+    "reproduce": ("contdepth.studies.command", "train a paper's study (its tables) in runs that fit your time"),
 }
 
 

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from contdepth.cli import main
-from contdepth.train.reproduce import Runner
-from contdepth.train.reproduce_command import build_jobs
-from contdepth.train.studies import get_study
+from contdepth.studies.catalog import get_study
+from contdepth.studies.command import build_jobs
+from contdepth.studies.runner import Runner
 
 
 def test_the_cpu_study_runs_two_seeds_of_the_pair_and_one_of_resnet20(tmp_path):

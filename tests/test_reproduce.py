@@ -13,13 +13,15 @@ import pytest
 from contdepth.cli import main
 from contdepth.models import available, parse_noise
 from contdepth.models.noise_spec import NoiseSpec
-from contdepth.train import planner
+from contdepth.studies import planner
+from contdepth.studies.calibration import burst_estimate, calibrate
+from contdepth.studies.catalog import SAFE_NAME, STUDIES, UnknownName, basic_blocks, get_study, matching_gaussian_level
+from contdepth.studies.command import build_jobs
+from contdepth.studies.planner import Estimate, Pending
+from contdepth.studies.runner import CONCURRENT_ENV, Runner
+from contdepth.studies.summary import device_sharing
 from contdepth.train.lock import FolderLock
-from contdepth.train.planner import Estimate, Pending
-from contdepth.train.reproduce import CONCURRENT_ENV, LOG, Runner, burst_estimate, calibrate, run_state
-from contdepth.train.reproduce_command import build_jobs
-from contdepth.train.studies import SAFE_NAME, STUDIES, UnknownName, basic_blocks, get_study, matching_gaussian_level
-from contdepth.train.summary import device_sharing
+from contdepth.train.rundir import LOG, run_state
 
 TINY = ["--epochs", "1", "--batch-size", "16", "--subset", "32", "--test-subset", "32", "--device", "cpu"]
 
@@ -263,7 +265,7 @@ def test_a_run_held_by_another_process_waits_takes_a_slot_and_never_fails(tmp_pa
 def test_the_ledger_survives_a_cut_line_and_garbage(tmp_path, capsys, monkeypatch):
     """A study killed while appending leaves a cut last line; the next start goes on a line of its own.
     Garbage lines (binary too) are skipped, and named, by --summary; so is a damaged results.json."""
-    import contdepth.train.summary as summary_module
+    import contdepth.studies.summary as summary_module
 
     monkeypatch.setattr(summary_module, "_params", lambda row: None)  # no model built to count parameters
     clock = FakeClock()
@@ -310,7 +312,7 @@ def test_calibration_scales_each_burst_to_the_runs_epochs(tmp_path):
         (folder / "results.json").write_text(json.dumps({"complete": True, "train_images": 1024, "test_images": 1000}))
         return FakeProcess(clock, clock() + 20.0, 0, folder)
 
-    from contdepth.train.reproduce_command import _burst_job
+    from contdepth.studies.command import _burst_job
 
     found, failed = calibrate(
         jobs, _burst_job, jobs=2, launch=launch, clock=clock, sleep=clock.sleep, say=lambda line: None
@@ -497,7 +499,7 @@ def test_budget_too_small_starts_nothing_and_a_busy_folder_is_refused(tmp_path, 
 
 
 def test_budget_without_any_timed_run_starts_nothing(tmp_path, data_dir, capsys, monkeypatch):
-    import contdepth.train.reproduce_command as command
+    import contdepth.studies.command as command
 
     monkeypatch.setattr(command, "calibrate", lambda runs, make_job, **kw: ({}, [("resnet20-s0-c0", 2, ["no data"])]))
     out = tmp_path / "W"

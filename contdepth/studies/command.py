@@ -17,20 +17,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
+from ..train.argtypes import positive_int
+from ..train.lock import FolderLock, FolderLocked
+from ..train.rundir import LOG, RunState, run_state
 from . import planner
-from .argtypes import positive_int
-from .lock import FolderLock, FolderLocked
-from .reproduce import (
-    RunJob,
-    Runner,
-    calibrate,
-    history_estimate,
-    measured_epoch_seconds,
-    run_state,
-    settings_conflict,
-    timing_key,
-)
-from .studies import STUDIES, Study, UnknownName, get_study
+from .calibration import calibrate, history_estimate
+from .catalog import STUDIES, Study, UnknownName, get_study
+from .runner import Runner
+from .runs import RunJob, measured_epoch_seconds, settings_conflict, timing_key
 
 # Flags that reproduce sets for every run itself.
 RESERVED = ("--model", "--out", "--seed", "--resume", "--overwrite", "--noise", "--scheme")
@@ -69,7 +63,7 @@ class _TrainFlagParser(argparse.ArgumentParser):
 
 
 def _train_parser() -> argparse.ArgumentParser:
-    from .command import configure as configure_train  # the train command's own flags and checks
+    from ..train.command import configure as configure_train  # the train command's own flags and checks
 
     parser = _TrainFlagParser(prog="contdepth train", add_help=False)
     configure_train(parser)
@@ -103,7 +97,7 @@ def build_jobs(
     passthrough: list[str],
 ) -> list[RunJob]:
     """Every run of the study in run order (priority, seed, row), with its flags and config."""
-    from .command import config_from_args
+    from ..train.command import config_from_args
 
     parser = _train_parser()
     _check_passthrough(passthrough)
@@ -126,7 +120,7 @@ def check_train_flags(jobs: list[RunJob], *, here: bool) -> None:
     run may list the commands for another machine."""
     from ..data import DataError
     from ..data.cifar import locate, spec
-    from .distributed import resolve_device
+    from ..train.distributed import resolve_device
 
     seen = set()
     for job in jobs:
@@ -225,7 +219,7 @@ def _print_plan(runner: Runner, waiting: list[RunJob], now: float, budget: float
 def _execute(study: Study, jobs: list[RunJob], out: Path, n_jobs: int, budget: float | None) -> int:
     start = time.monotonic()
     deadline = start + 60 * budget if budget is not None else None
-    waiting = [j for j in jobs if run_state(j.folder) != "done"]
+    waiting = [j for j in jobs if run_state(j.folder) is not RunState.DONE]
     if not waiting:
         _say(
             f"{study.name}: all {len(jobs)} runs in {out} are done (contdepth reproduce {study.name} --out {out} "
@@ -273,7 +267,7 @@ def _execute(study: Study, jobs: list[RunJob], out: Path, n_jobs: int, budget: f
         f"{len(report.pending)} pending"
     )
     for name, code, _ in report.failed:
-        _say(f"  failed: {name} (exit {code}; log in {out / name / 'train.log'})")
+        _say(f"  failed: {name} (exit {code}; log in {out / name / LOG})")
     if report.stopped:
         _say(f"  stopped (checkpoint saved, the same command resumes): {', '.join(report.stopped)}")
     if report.pending:
@@ -290,7 +284,7 @@ _burst_parser: argparse.ArgumentParser | None = None
 
 
 def _burst_job(job: RunJob, flags: list[str], folder: Path) -> RunJob:
-    from .command import config_from_args
+    from ..train.command import config_from_args
 
     global _burst_parser
     _burst_parser = _burst_parser or _train_parser()
@@ -357,7 +351,7 @@ def _run(args: argparse.Namespace) -> int:
             "these run folders hold runs with other settings; choose another --out or remove them: "
             + ", ".join(conflicts)
         )
-    todo = [job for job in jobs if run_state(job.folder) != "done"]
+    todo = [job for job in jobs if run_state(job.folder) is not RunState.DONE]
     check_train_flags(todo, here=False)
     if args.dry_run:
         for job in todo:

@@ -17,16 +17,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .records import METRICS, RESULTS, read_metrics, write_json
-from .studies import RunSpec, Study
+from ..train.records import read_metrics, write_json
+from ..train.rundir import METRICS, RESULTS, DamagedResults, read_results
+from .catalog import RunSpec, Study
+from .runner import LAUNCHES
 
 NOTE = (
     "Errors are final-epoch CIFAR-10 test errors (%); the paper reports its own training of each "
     "network once, so the comparison that counts is LM-ResNet against ResNet of the same depth here."
 )
-
-
-LAUNCHES = "launches.jsonl"
 
 
 def _stderr(line: str) -> None:
@@ -38,19 +37,14 @@ def _complete_runs(directory: Path, row: RunSpec, damaged: list[dict[str, str]])
     pattern = re.compile(rf"^{re.escape(row.name)}-s(\d+)$")
     out = []
     for folder in sorted(directory.iterdir()) if directory.is_dir() else []:
-        path = folder / RESULTS
-        if not pattern.match(folder.name) or not path.is_file():
+        if not pattern.match(folder.name):
             continue
         try:
-            results = json.loads(path.read_bytes().decode())
-        except (OSError, ValueError) as err:  # UnicodeDecodeError is a ValueError
-            why = str(err).splitlines()[0][:100] if str(err).strip() else type(err).__name__
-            damaged.append({"file": f"{folder.name}/{RESULTS}", "why": why})
+            results = read_results(folder, strict=True)
+        except DamagedResults as err:
+            damaged.append({"file": f"{folder.name}/{RESULTS}", "why": str(err)})
             continue
-        if not isinstance(results, dict):
-            damaged.append({"file": f"{folder.name}/{RESULTS}", "why": f"holds a {type(results).__name__}"})
-            continue
-        if results.get("complete") and "final_test_error" in results:
+        if results is not None and results.get("complete") and "final_test_error" in results:
             out.append((folder, results))
     return out
 
