@@ -1,8 +1,8 @@
 """MkDocs hooks: pages kept elsewhere in the repository are published as they are.
 
-``benchmarks/README.md`` (with its figures), ``CONTRIBUTING.md`` and ``CHANGELOG.md`` have one
-source each; the site shows them under ``benchmarks/details.md``, ``contributing.md`` and
-``changelog.md``.
+``benchmarks/README.md`` (with its figures), ``tools/offline/README.md``, ``CONTRIBUTING.md`` and
+``CHANGELOG.md`` have one source each; the site shows them under ``benchmarks/details.md``,
+``offline-tooling.md``, ``contributing.md`` and ``changelog.md``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # site path -> repository file
 PAGES = {
     "benchmarks/details.md": "benchmarks/README.md",
+    "offline-tooling.md": "tools/offline/README.md",
     "contributing.md": "CONTRIBUTING.md",
     "changelog.md": "CHANGELOG.md",
 }

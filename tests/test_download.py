@@ -19,7 +19,7 @@ import torch
 from contdepth.data import DataError, load_cifar, write_fake_cifar
 from contdepth.data.download import download
 from contdepth.data.specs import spec
-from contdepth.offline import prepare
+from tools.offline import prepare
 
 CIFAR10 = spec("cifar10")
 

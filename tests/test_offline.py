@@ -5,14 +5,15 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
 import torch
 
 from contdepth.data import write_fake_cifar
-from contdepth.offline import calibrate, pack, prepare
-from contdepth.offline.__main__ import main as offline_main
+from tools.offline import calibrate, pack, prepare
+from tools.offline.__main__ import main as offline_main
 
 REPO = Path(__file__).resolve().parents[1]
 MiB = 2**20
@@ -111,8 +112,8 @@ def test_collect_gives_the_study_log_and_status_first_claim_and_cuts_logs_rather
 
 def _collect_work(tmp_path):
     """A work folder whose study holds one finished run (a real checkpoint of a tiny state dict)."""
-    from contdepth.offline.layout import State, Work
     from contdepth.train.checkpoint import save_atomic
+    from tools.offline.layout import State, Work
 
     work = Work(tmp_path / "work").make()
     run = work.root / "study" / "resnet20-s0"
@@ -252,7 +253,7 @@ def test_start_watch_collect_on_cpu_from_a_copy_without_git(tmp_path, capsys):
     proc = subprocess.run(
         [
             "bash",
-            "scripts/offline_gpu.sh",
+            "tools/offline/offline_gpu.sh",
             "start",
             "lu2018-cifar10",
             "--device",
@@ -295,6 +296,79 @@ def test_start_watch_collect_on_cpu_from_a_copy_without_git(tmp_path, capsys):
     members = _members(_check_limits(dest, 8, 15 * MiB))
     assert json.loads(members["lu2018-cifar10/resnet20-s0/results.json"])["complete"]
     assert "logs/reproduce.log" in members and "plan.txt" in members
-    half = torch.load(io.BytesIO(members["weights/resnet20-s0.pt"]), weights_only=True)
+    saved = torch.load(io.BytesIO(members["lu2018-cifar10/resnet20-s0/weights.fp16.pt"]), weights_only=True)
+    assert saved["model_name"] == "resnet20" and saved["epoch"] == 1  # the run's own weights.fp16.pt
+    half = saved["model"]
     floats = [v for v in half.values() if v.is_floating_point()]
     assert floats and all(v.dtype == torch.float16 for v in floats) and not any(k.startswith("_orig_mod") for k in half)
+
+
+def test_the_smoke_tier_keeps_what_a_short_lease_needs():
+    """The smoke tier's selection names real GPU tests: the families, the loader, the compiled step with CUDA
+    graphs in bf16 + channels_last; not the subprocess tests nor the other compiles."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "-m", "cuda"]
+        + prepare.TIERS["smoke"]
+        + ["tests/test_cuda.py"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    ids = [line.split("::", 1)[1] for line in proc.stdout.splitlines() if "::" in line]
+    assert any(i.startswith("test_every_family") for i in ids), proc.stdout + proc.stderr
+    assert any(i.startswith("test_device_loader") for i in ids)
+    compiled = [i for i in ids if i.startswith("test_compiled")]
+    assert compiled == ["test_compiled_training_step_matches_eager[lm_resnet14-reduce-overhead-bf16+cl]"]
+    assert set(calibrate.excluded_by_tests(compiled)) == {"reduce-overhead-bf16-cl"}  # its failure rules the mode out
+    assert not any(i.startswith(("test_one_epoch", "test_reproduce", "test_two_ddp")) for i in ids)
+
+
+def test_calibration_stays_within_its_budget(tmp_path, monkeypatch):
+    """Each mode gets what is left of the budget; a mode with too little left is not measured, not chosen."""
+    import argparse
+
+    import tools.offline.__main__ as command
+    from tools.offline.layout import Work
+
+    now = [0.0]
+    monkeypatch.setattr(command, "time", argparse.Namespace(monotonic=lambda: now[0], time=lambda: now[0]))
+    given = []
+
+    def measure(repo, mode, folder, timeout, flags, models):
+        given.append((mode.name, timeout, models))
+        now[0] += 70.0
+        speed = {"eager-fp32": 1000.0, "eager-bf16-cl": 2000.0}.get(mode.name, 9000.0)
+        return calibrate.Measurement(mode.name, True, {"resnet56": {"contdepth": speed, "hand": speed}})
+
+    monkeypatch.setattr(calibrate, "measure", measure)
+    args = argparse.Namespace(mode="auto", calibrate_args="", baseline=False)
+    work = Work(tmp_path / "work").make()
+    steps: dict = {}
+    modes = calibrate.check_modes(calibrate.CALIBRATED)
+    name, _ = command._choose_mode(args, True, modes, ["resnet56"], {}, work, steps, 1, tmp_path, 120.0)
+    assert given == [("eager-fp32", 120.0, ["resnet56"]), ("eager-bf16-cl", 50.0, ["resnet56"])]
+    assert name == "eager-bf16-cl" and steps["calibration"] == "fastest that passed: eager-bf16-cl"
+    assert "the calibration budget (120 s) was spent" in (work.calibration / "calibration.txt").read_text()
+
+
+def test_watch_then_collect_in_one_command(tmp_path, capsys):
+    """`watch SECONDS --collect DIR`: the destination is checked first; the packed run folder holds its fp16
+    weights as the library writes them (taken from the checkpoint of a run that kept none)."""
+    work = _collect_work(tmp_path)
+    common = ["--work", str(work.root), "--no-summary"]
+    assert offline_main(["watch", "30", "--collect", str(tmp_path / "OUT"), "--collect-seconds", "40", *common]) == 2
+    assert "--collect-seconds" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    common += ["--collect-seconds", "20"]
+    assert offline_main(["watch", "30", "--collect", str(tmp_path / "file" / "OUT"), *common]) == 2
+    captured = capsys.readouterr()
+    assert "choose another DIR" in captured.err and "not running" not in captured.out  # refused before watching
+    dest = tmp_path / "OUT"
+    assert offline_main(["watch", "30", "--collect", str(dest), *common]) == 0
+    assert "not running" in capsys.readouterr().out
+    members = _members(_check_limits(dest, 8, 15 * MiB))
+    assert json.loads(members["study/resnet20-s0/results.json"])["complete"]
+    saved = torch.load(io.BytesIO(members["study/resnet20-s0/weights.fp16.pt"]), weights_only=True)
+    assert saved["epoch"] == 1 and saved["model"]["w"].dtype == torch.float16
+    assert not (work.root / "study" / "resnet20-s0" / "weights.fp16.pt").exists()  # the run folder left as it was

@@ -446,7 +446,7 @@ def test_two_runs_then_nothing_then_summary(tmp_path, data_dir, capsys, monkeypa
 def test_runs_die_with_a_study_killed_by_sigkill(tmp_path, data_dir):
     """kill -9 of `contdepth reproduce` leaves no `contdepth train` run training on: each is asked to stop,
     saves its checkpoint and ends (the same command resumes it)."""
-    from contdepth.offline.layout import process_alive
+    from tools.offline.layout import process_alive
 
     out = tmp_path / "W"
     run = out / "resnet20-s0"

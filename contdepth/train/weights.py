@@ -38,12 +38,13 @@ def save_weights(state: dict[str, Tensor], path: str | os.PathLike, *, model: st
     return path
 
 
-def export_weights(run_dir: str | os.PathLike) -> Path:
-    """``RUN/weights.fp16.pt`` from the run's ``checkpoint.pt`` (for runs saved before weights were kept)."""
+def export_weights(run_dir: str | os.PathLike, dest: str | os.PathLike | None = None) -> Path:
+    """``RUN/weights.fp16.pt`` (or ``dest``) from the run's ``checkpoint.pt`` (for runs saved before weights
+    were kept); returns the path written."""
     run = Path(run_dir)
     state = ckpt.load(run / CHECKPOINT)
     model = str(state["config"].get("model", "?"))
-    return save_weights(state["model"], run / WEIGHTS, model=model, epoch=state["epoch"])
+    return save_weights(state["model"], run / WEIGHTS if dest is None else dest, model=model, epoch=state["epoch"])
 
 
 @dataclass

@@ -10,18 +10,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .layout import State, process_alive
+from contdepth.train.rundir import CONFIG, LOG, METRICS, RunState, read_dict, read_results, run_state
 
-RUN_LOG = "train.log"
-RESULTS = "results.json"
-METRICS = "metrics.jsonl"
-CHECKPOINT = "checkpoint.pt"
+from .layout import State, process_alive
 
 
 @dataclass
 class RunStatus:
     name: str
-    state: str  # done, running, stopped, failed, pending
+    state: str  # done, running, waiting, stopped, failed, pending
     epochs_done: int = 0
     epochs: int | None = None
     last: dict | None = None
@@ -40,14 +37,6 @@ class RunStatus:
         return text
 
 
-def _json(path: Path) -> dict | None:
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def _last_row(path: Path) -> tuple[int, dict | None]:
     try:
         lines = [line for line in path.read_text().splitlines() if line.strip()]
@@ -57,25 +46,26 @@ def _last_row(path: Path) -> tuple[int, dict | None]:
 
 
 def run_status(folder: Path, study_running: bool) -> RunStatus:
-    """One run folder's state: done (complete results), running (the study runs and so may it), stopped
-    (a checkpoint to resume), failed (nothing to resume)."""
+    """One run folder's state (:func:`~contdepth.train.rundir.run_state`): done, running (a process holds
+    its folder, or the study runs and so may it), stopped (a checkpoint to resume), failed (nothing to resume)."""
     done, last = _last_row(folder / METRICS)
-    results = _json(folder / RESULTS) or {}
-    config = _json(folder / "config.json") or {}
+    results = read_results(folder) or {}
+    config = read_dict(folder / CONFIG) or {}
     epochs = results.get("epochs") or config.get("epochs")
-    if results.get("complete"):
+    found = run_state(folder)
+    if found is RunState.DONE:
         state = "done"
-    elif study_running:
+    elif found is RunState.HELD or study_running:
         state = "running"
     else:
-        state = "stopped" if (folder / CHECKPOINT).is_file() else "failed"
+        state = "stopped" if found is RunState.RESUME else "failed"
     return RunStatus(folder.name, state, done, epochs, last)
 
 
 def study_status(out: Path, planned: list[str], study_running: bool) -> list[RunStatus]:
     """Every planned run (pending when it has no folder yet) and any other run folder in ``out``."""
     folders = {p.name: p for p in sorted(out.iterdir()) if p.is_dir()} if out.is_dir() else {}
-    folders = {n: p for n, p in folders.items() if (p / "config.json").is_file() or (p / RUN_LOG).is_file()}
+    folders = {n: p for n, p in folders.items() if (p / CONFIG).is_file() or (p / LOG).is_file()}
     out_list = []
     for name in planned + sorted(set(folders) - set(planned)):
         if name in folders:

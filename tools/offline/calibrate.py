@@ -1,4 +1,8 @@
-"""Calibration: how fast each training mode runs here (``benchmarks/throughput.py``), and the fastest that passed."""
+"""Calibration: how fast each training mode runs here (``benchmarks/throughput.py``), and the fastest that passed.
+
+Sized for a short lease: each mode is one process timing resnet56 against its hand-written twin in a few
+short repetitions (:data:`QUICK`), the modes cheapest first, each within what is left of one budget.
+"""
 
 from __future__ import annotations
 
@@ -39,9 +43,12 @@ MODES: dict[str, Mode] = {
         Mode("reduce-overhead-bf16-cl", "reduce-overhead", True, "reduce-overhead+bf16+cl"),
     )
 }
-CALIBRATED = ("eager-fp32", "eager-bf16-cl", "reduce-overhead-bf16-cl")
+CALIBRATED = ("eager-fp32", "eager-bf16-cl", "reduce-overhead-bf16-cl")  # cheapest first: compiling comes last
 SAFE = "eager-fp32"
 MODELS = ("resnet56", "lm_resnet56")
+# benchmarks/throughput.py's repetitions on a short lease (its CUDA defaults, 7 x 50 after 20, take minutes)
+QUICK = ("--reps", "3", "--iters", "20", "--warmup", "5")
+MIN_SECONDS = 15.0  # a mode with less time left than this is not started
 EPOCH_TEST = "test_one_epoch_of_2048_images"
 FAMILY_TEST = "test_every_family"
 
@@ -51,6 +58,13 @@ def check_modes(names: Sequence[str]) -> list[Mode]:
     if unknown:
         raise ValueError(f"unknown mode {unknown[0]!r}; choose from: {', '.join(MODES)}")
     return [MODES[n] for n in names]
+
+
+def check_models(names: Sequence[str]) -> list[str]:
+    unknown = [n for n in names if n not in MODELS]
+    if unknown or not names:
+        raise ValueError(f"--calibrate-models takes {' or '.join(MODELS)} (comma-separated), got {','.join(names)!r}")
+    return list(names)
 
 
 def excluded_by_tests(failed: Sequence[str]) -> dict[str, str]:
@@ -154,13 +168,19 @@ def pipeline_flags(mode: Mode, data_dir: Path, images: int = 10240) -> list[str]
 
 
 def measure(
-    repo: Path, mode: Mode, folder: Path, timeout_s: float, extra: Sequence[str] = (), device: str = "cuda"
+    repo: Path,
+    mode: Mode,
+    folder: Path,
+    timeout_s: float,
+    extra: Sequence[str] = (),
+    device: str = "cuda",
+    models: Sequence[str] = MODELS,
 ) -> Measurement:
     """Time ``mode`` with ``benchmarks/throughput.py`` (fresh process: a fresh compile state), JSON into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     code = run_logged(
-        throughput_command(repo, mode, folder, MODELS, extra, device), folder / "throughput.log", timeout_s, cwd=repo
+        throughput_command(repo, mode, folder, models, extra, device), folder / "throughput.log", timeout_s, cwd=repo
     )
     result = read_measurement(mode, folder)
     result.seconds = time.monotonic() - t0
@@ -177,17 +197,25 @@ def choose(measured: Sequence[Measurement], excluded: dict[str, str]) -> Measure
 
 
 def measure_concurrency(
-    repo: Path, mode: Mode, folder: Path, counts: Sequence[int], timeout_s: float, extra: Sequence[str] = ()
+    repo: Path,
+    mode: Mode,
+    folder: Path,
+    counts: Sequence[int],
+    timeout_s: float,
+    extra: Sequence[str] = (),
+    model: str = MODELS[0],
 ) -> dict[int, float]:
-    """Aggregate resnet56 training images/s with ``k`` throughput processes at once, for each k in ``counts``."""
+    """Aggregate training images/s of ``model`` with ``k`` throughput processes at once, for each k in ``counts``,
+    all within ``timeout_s``."""
     out: dict[int, float] = {}
+    deadline = time.monotonic() + timeout_s
     for k in counts:
         procs, folders = [], []
         for i in range(k):
             sub = folder / f"concurrent{k}-{i}"
             sub.mkdir(parents=True, exist_ok=True)
             log = open(sub / "throughput.log", "w")
-            cmd = throughput_command(repo, mode, sub, MODELS[:1], extra)
+            cmd = throughput_command(repo, mode, sub, [model], extra)
             procs.append(
                 (
                     subprocess.Popen(
@@ -202,7 +230,6 @@ def measure_concurrency(
                 )
             )
             folders.append(sub)
-        deadline = time.monotonic() + timeout_s
         ok = True
         for proc, log in procs:
             try:
@@ -213,7 +240,7 @@ def measure_concurrency(
             log.close()
         if not ok:
             break
-        rates = [read_measurement(mode, sub).images_per_s.get(MODELS[0], {}).get("contdepth", 0.0) for sub in folders]
+        rates = [read_measurement(mode, sub).images_per_s.get(model, {}).get("contdepth", 0.0) for sub in folders]
         if not all(rates):
             break
         out[k] = sum(rates)
@@ -228,7 +255,9 @@ def jobs_from(aggregate: dict[int, float], within: float = 1.1) -> int:
     return min(k for k, v in aggregate.items() if v * within >= best)
 
 
-def table(measured: Sequence[Measurement], excluded: dict[str, str], aggregate: dict[int, float]) -> str:
+def table(
+    measured: Sequence[Measurement], excluded: dict[str, str], aggregate: dict[int, float], model: str = MODELS[0]
+) -> str:
     """The calibration as text lines: per mode and model, images/s of contdepth and the hand-written net."""
     lines = [f"{'mode':26s} {'model':12s} {'contdepth img/s':>16s} {'hand img/s':>11s} {'ratio':>6s}  note"]
     for m in measured:
@@ -248,5 +277,5 @@ def table(measured: Sequence[Measurement], excluded: dict[str, str], aggregate: 
                 f"{m.mode} {ips['contdepth']:.0f} img/s, ratio {ips['contdepth'] / ips['conventional']:.2f}"
             )
     for k, total in sorted(aggregate.items()):
-        lines.append(f"{k} concurrent run(s): {total:.0f} images/s in all (resnet56)")
+        lines.append(f"{k} concurrent run(s): {total:.0f} images/s in all ({model})")
     return "\n".join(lines)

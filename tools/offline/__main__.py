@@ -1,8 +1,13 @@
-"""``python3 -m contdepth.offline start|watch|collect``: a study on an offline machine with a GPU.
+"""``bash tools/offline/offline_gpu.sh start|watch|collect`` (``python3 -m tools.offline`` from the checkout's root):
+a study on a bare, offline GPU machine that keeps nothing between commands.
 
-start STUDY [options] [reproduce flags] [-- train flags]   set up, test, calibrate, start detached
-watch SECONDS [--every S]                                  status every minute, back before SECONDS
+start STUDY [options] [reproduce flags] [-- train flags]   set up, smoke-test, calibrate, start detached
+watch SECONDS [--every S] [--collect DIR]                  status every minute, back before SECONDS (collected)
 collect DIR [--weights all|none|NAME,...]                  outputs packed into <= 8 files of <= 15 MiB
+
+The defaults fit a machine lent for about 15 minutes in all: ``start`` returns within 9 minutes
+(``--limit``: a smoke tier of at most 90 s, a calibration of at most 2 minutes, the study started and
+its plan printed), and ``watch SECONDS --collect DIR`` follows the study and packs its outputs.
 """
 
 from __future__ import annotations
@@ -16,12 +21,16 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..outputs import unwritable
+from contdepth.outputs import unwritable
+
 from . import calibrate, launch, pack, prepare, status
 from .layout import DEFAULT_WORK, State, Work, process_age, process_alive
 
-REPO = Path(__file__).resolve().parents[2]
-PROG = "contdepth.offline"
+REPO = Path(__file__).resolve().parents[2]  # the checkout: tools/offline/__main__.py
+PROG = "offline_gpu.sh"
+NEXT = "bash tools/offline/offline_gpu.sh"
+LIMIT_S = 540.0  # start returns within this (9 minutes of a 15-minute lease)
+START_RESERVE_S = 60.0  # of start's limit, kept for starting the study once tests and calibration are done
 OWN_REPRODUCE_FLAGS = ("--out", "--dry-run", "--summary", "--list", "--jobs")
 
 
@@ -75,19 +84,44 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--modes",
         default=",".join(calibrate.CALIBRATED),
-        help=f"modes to calibrate (default {','.join(calibrate.CALIBRATED)})",
+        help=f"modes to calibrate, cheapest first (default {','.join(calibrate.CALIBRATED)})",
     )
     s.add_argument("--jobs", default="1", help="runs at a time: a number, or auto (measured with 2 and 3 at once)")
-    s.add_argument("--skip-tests", action="store_true", help="do not run the GPU test tier")
-    s.add_argument("--tests-timeout", type=float, default=300.0, metavar="S", help="stop the tier after S seconds")
-    s.add_argument("--calibrate-timeout", type=float, default=360.0, metavar="S", help="per mode (default 360)")
     s.add_argument(
-        "--no-baseline",
-        dest="baseline",
-        action="store_false",
-        help="do not time the conventional DataLoader pipeline in the calibration",
+        "--tests",
+        choices=tuple(prepare.TIERS) + ("none",),
+        default="smoke",
+        help="the GPU test tier: smoke (about a minute; default), full (several minutes) or none",
     )
-    s.add_argument("--calibrate-args", default="", help="extra benchmarks/throughput.py flags, e.g. '--reps 3'")
+    s.add_argument("--skip-tests", action="store_true", help="the same as --tests none")
+    s.add_argument(
+        "--tests-timeout", type=float, default=90.0, metavar="S", help="stop the tier after S seconds (default 90)"
+    )
+    s.add_argument(
+        "--calibration-budget",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="seconds for the whole calibration: every mode, and --jobs auto (default 120); "
+        "a mode that does not finish in what is left is not chosen",
+    )
+    s.add_argument(
+        "--calibrate-models",
+        default=calibrate.MODELS[0],
+        help=f"models timed in each mode, comma-separated (default {calibrate.MODELS[0]}; "
+        f"{','.join(calibrate.MODELS)} takes twice as long)",
+    )
+    s.add_argument(
+        "--baseline",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="also time the conventional DataLoader pipeline in the calibration (default: no; it takes a minute)",
+    )
+    s.add_argument(
+        "--calibrate-args",
+        default="",
+        help=f"benchmarks/throughput.py flags after its short defaults ({' '.join(calibrate.QUICK)}), e.g. '--reps 7'",
+    )
     s.add_argument(
         "--settle",
         type=float,
@@ -95,25 +129,52 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="wait at most S seconds for the study to print its plan (default 120)",
     )
+    s.add_argument(
+        "--limit",
+        type=float,
+        default=LIMIT_S,
+        metavar="S",
+        help=f"start returns within S seconds: tests, calibration and waiting get what is left (default {LIMIT_S:.0f})",
+    )
     s.add_argument("--commit", help="the commit to record (default: $CONTDEPTH_GIT_COMMIT, git, or CARRY/COMMIT)")
 
-    w = sub.add_parser("watch", allow_abbrev=False, help="print the status every minute; return before SECONDS")
+    w = sub.add_parser(
+        "watch", allow_abbrev=False, help="print the status every minute; return before SECONDS (collect first)"
+    )
     w.add_argument("seconds", type=float)
     w.add_argument("--work", type=Path, default=DEFAULT_WORK, help=work_help)
     w.add_argument("--every", type=float, default=60.0, metavar="S", help="seconds between reports (default 60)")
+    w.add_argument(
+        "--collect",
+        type=Path,
+        metavar="DIR",
+        help="stop watching --collect-seconds before SECONDS and collect into DIR (the collect options apply)",
+    )
+    w.add_argument(
+        "--collect-seconds",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds of SECONDS kept for --collect (default 60)",
+    )
+    _collect_options(w)
 
     c = sub.add_parser("collect", allow_abbrev=False, help="pack results, logs, plots and fp16 weights into DIR")
     c.add_argument("dest", type=Path, metavar="DIR")
     c.add_argument("--work", type=Path, default=DEFAULT_WORK, help=work_help)
-    c.add_argument(
+    _collect_options(c)
+    return parser
+
+
+def _collect_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--weights",
         default="all",
         help="fp16 weights of these finished runs: all (default), none, or run names NAME,NAME",
     )
-    c.add_argument("--max-files", type=int, default=8, help="files in DIR at most (default 8)")
-    c.add_argument("--max-mib", type=float, default=15.0, help="MiB per file at most (default 15)")
-    c.add_argument("--no-summary", action="store_true", help="do not run `contdepth reproduce --summary` first")
-    return parser
+    parser.add_argument("--max-files", type=int, default=8, help="files in DIR at most (default 8)")
+    parser.add_argument("--max-mib", type=float, default=15.0, help="MiB per file at most (default 15)")
+    parser.add_argument("--no-summary", action="store_true", help="do not run `contdepth reproduce --summary` first")
 
 
 # ---------------------------------------------------------------------------------------------- start
@@ -151,8 +212,15 @@ def _jobs(text: str) -> int | None:
     raise UsageError(f"--jobs takes a positive number or auto, got {text!r}")
 
 
-def start(args: argparse.Namespace, reproduce_flags: list[str], train_flags: list[str]) -> int:
-    t0 = time.monotonic()
+def start(args: argparse.Namespace, reproduce_flags: list[str], train_flags: list[str], already: float = 0.0) -> int:
+    t0 = time.monotonic() - already
+    if args.limit <= 0 or args.calibration_budget < 0 or args.tests_timeout <= 0 or args.settle < 0:
+        raise UsageError("--limit, --tests-timeout take seconds > 0; --calibration-budget, --settle seconds >= 0")
+
+    def left() -> float:
+        """Seconds of --limit left, less what starting the study needs."""
+        return t0 + args.limit - START_RESERVE_S - time.monotonic()
+
     work = Work(args.work.resolve()).make()
     out = (args.out or work.root / args.study).resolve()
     data = args.data_dir.resolve()
@@ -161,6 +229,8 @@ def start(args: argparse.Namespace, reproduce_flags: list[str], train_flags: lis
     if args.mode != "auto":
         calibrate.check_modes([args.mode])
     calibrated = calibrate.check_modes([m for m in args.modes.split(",") if m])
+    models = calibrate.check_models([m for m in args.calibrate_models.split(",") if m])
+    tier = "none" if args.skip_tests else args.tests
     if work.state.is_file():
         old = State.load(work)
         if process_alive(old.pid):
@@ -189,19 +259,23 @@ def start(args: argparse.Namespace, reproduce_flags: list[str], train_flags: lis
     _say(f"data: {'decoding into ' + str(data) + ' (in the background)' if decoding else str(data) + ' (ready)'}")
 
     excluded: dict[str, str] = {}
+    tests_timeout = min(args.tests_timeout, left())
     if not cuda:
         steps["gpu tests"] = "skipped (--device cpu)"
-    elif args.skip_tests:
-        steps["gpu tests"] = "skipped (--skip-tests)"
+    elif tier == "none":
+        steps["gpu tests"] = "skipped (--tests none)"
     elif importlib.util.find_spec("pytest") is None:
         steps["gpu tests"] = "skipped: pytest is not installed here (carry its wheel to run them)"
+    elif tests_timeout < 10:
+        steps["gpu tests"] = f"skipped: no time left within --limit {args.limit:.0f}"
+        excluded = {m: "the GPU tier did not run" for m in calibrate.MODES if m != calibrate.SAFE}
     else:
-        _say(f"gpu tests: pytest -m cuda (log {work.logs / 'gpu-tests.log'}) ...")
-        tier = prepare.run_gpu_tier(REPO, work.logs / "gpu-tests.log", args.tests_timeout)
-        steps["gpu tests"] = tier.summary()
+        _say(f"gpu tests: pytest -m cuda, {tier} tier (log {work.logs / 'gpu-tests.log'}) ...")
+        result = prepare.run_gpu_tier(REPO, work.logs / "gpu-tests.log", tests_timeout, tier=tier)
+        steps["gpu tests"] = f"{tier} tier: {result.summary()}"
         excluded = (
-            calibrate.excluded_by_tests(tier.failed)
-            if tier.ran
+            calibrate.excluded_by_tests(result.failed)
+            if result.ran
             else {m: "the GPU tier did not run" for m in calibrate.MODES if m != calibrate.SAFE}
         )
     _say(f"gpu tests: {steps['gpu tests']}")
@@ -211,7 +285,8 @@ def start(args: argparse.Namespace, reproduce_flags: list[str], train_flags: lis
             raise UsageError(f"decoding the data failed; see {work.logs / 'decode.log'}")
         _say(f"data: decoded into {data}")
 
-    mode_name, aggregate = _choose_mode(args, cuda, calibrated, excluded, work, steps, jobs, data)
+    budget = max(0.0, min(args.calibration_budget, left()))
+    mode_name, aggregate = _choose_mode(args, cuda, calibrated, models, excluded, work, steps, jobs, data, budget)
     mode = calibrate.MODES[mode_name]
     if jobs is None:
         jobs = calibrate.jobs_from(aggregate) if aggregate else 1
@@ -246,7 +321,8 @@ def start(args: argparse.Namespace, reproduce_flags: list[str], train_flags: lis
     )
     state.save(work)
     _say(f"starting: {shlex.join(command)}")
-    pid, code, offset = launch.launch(command, log, env, REPO, settle_s=args.settle)
+    settle = max(1.0, min(args.settle, left() + START_RESERVE_S - 10))
+    pid, code, offset = launch.launch(command, log, env, REPO, settle_s=settle)
     running = code is None
     state.pid = pid
     state.save(work)
@@ -258,7 +334,7 @@ def start(args: argparse.Namespace, reproduce_flags: list[str], train_flags: lis
         f"pid {pid} ({'running, detached' if running else f'already ended, exit code {code}'}); log {log}",
         plan_text,
         "",
-        "next: scripts/offline_gpu.sh watch SECONDS; at the end: scripts/offline_gpu.sh collect DIR",
+        f"next: {NEXT} watch SECONDS --collect DIR (status every minute; collected before SECONDS)",
         f"(set-up took {time.monotonic() - t0:.0f} s)",
     ]
     work.plan.write_text("\n".join(summary) + "\n")
@@ -270,13 +346,18 @@ def _choose_mode(
     args: argparse.Namespace,
     cuda: bool,
     calibrated: list[calibrate.Mode],
+    models: list[str],
     excluded: dict[str, str],
     work: Work,
     steps: dict[str, str],
     jobs: int | None,
     data: Path,
+    budget: float,
 ) -> tuple[str, dict[int, float]]:
-    """The training mode (given, or the fastest calibrated one that passed) and, for --jobs auto, aggregate img/s."""
+    """The training mode (given, or the fastest calibrated one that passed) and, for --jobs auto, aggregate img/s.
+
+    The calibration takes at most ``budget`` seconds in all: each mode gets what is left of it.
+    """
     if args.mode != "auto":
         steps["calibration"] = f"skipped (--mode {args.mode} given)"
         if args.mode in excluded:
@@ -285,7 +366,8 @@ def _choose_mode(
     if not cuda:
         steps["calibration"] = "skipped (--device cpu): eager fp32"
         return calibrate.SAFE, {}
-    extra = shlex.split(args.calibrate_args)
+    extra = [*calibrate.QUICK, *shlex.split(args.calibrate_args)]
+    deadline = time.monotonic() + budget
     measured = []
     to_measure = [m for m in calibrated if m.name not in excluded]
     for mode in calibrated:
@@ -294,10 +376,15 @@ def _choose_mode(
                 calibrate.Measurement(mode.name, ok=False, note=f"not measured: {excluded[mode.name]} failed")
             )
             continue
-        _say(f"calibration: {mode.name} ...")
+        timeout = deadline - time.monotonic()
+        if timeout < calibrate.MIN_SECONDS:
+            note = f"not measured: the calibration budget ({budget:.0f} s) was spent"
+            measured.append(calibrate.Measurement(mode.name, ok=False, note=note))
+            continue
+        _say(f"calibration: {mode.name} (at most {timeout:.0f} s) ...")
         # the last mode measured (by default the fastest expected) also times the conventional pipeline
         flags = extra + (calibrate.pipeline_flags(mode, data) if mode == to_measure[-1] and args.baseline else [])
-        m = calibrate.measure(REPO, mode, work.calibration / mode.name, args.calibrate_timeout, flags)
+        m = calibrate.measure(REPO, mode, work.calibration / mode.name, timeout, flags, models=models)
         measured.append(m)
         _say(
             f"calibration: {mode.name}: "
@@ -309,13 +396,17 @@ def _choose_mode(
     steps["calibration"] = ("fastest that passed: " + name) if best else f"no mode measured: {name}"
     aggregate: dict[int, float] = {}
     if jobs is None and best is not None:
-        aggregate = {1: best.images_per_s.get(calibrate.MODELS[0], {}).get("contdepth", 0.0)}
-        aggregate.update(
-            calibrate.measure_concurrency(
-                REPO, calibrate.MODES[name], work.calibration / name, (2, 3), args.calibrate_timeout, extra
+        aggregate = {1: best.images_per_s.get(models[0], {}).get("contdepth", 0.0)}
+        timeout = deadline - time.monotonic()
+        if timeout >= calibrate.MIN_SECONDS:
+            aggregate.update(
+                calibrate.measure_concurrency(
+                    REPO, calibrate.MODES[name], work.calibration / name, (2, 3), timeout, extra, model=models[0]
+                )
             )
-        )
-    table = calibrate.table(measured, excluded, aggregate)
+        else:
+            _say(f"jobs auto: no time left in the calibration budget to measure runs at once: {1}")
+    table = calibrate.table(measured, excluded, aggregate, models[0])
     (work.calibration / "calibration.txt").write_text(table + "\n")
     _say(table)
     return name, aggregate
@@ -327,46 +418,66 @@ def watch(args: argparse.Namespace, already: float) -> int:
     State.load(work)  # a clear error before the loop when start has not run here
     if args.seconds <= 0 or args.every <= 0:
         raise UsageError("watch takes SECONDS > 0 and --every > 0")
+    keep = 0.0
+    if args.collect is not None:
+        keep = args.collect_seconds
+        if not 0 < keep < args.seconds:
+            raise UsageError(f"--collect-seconds takes seconds > 0 and below SECONDS ({args.seconds:g})")
+        _check_dest(args.collect)  # before watching, not after
+    seconds = args.seconds - keep
     status.watch(
         lambda: State.load(work),
-        args.seconds,
+        seconds,
         args.every,
-        margin=min(5.0, args.seconds / 10),
+        margin=min(5.0, seconds / 10),
         out=_say,
         already=already,
     )
-    return 0
+    if args.collect is None:
+        return 0
+    args.dest = args.collect
+    return collect(args, summary_timeout=max(10.0, keep - 20.0))
 
 
 # -------------------------------------------------------------------------------------------- collect
-def collect(args: argparse.Namespace) -> int:
-    from . import weights  # torch, only here
+def _check_dest(dest: Path) -> None:
+    problem = unwritable(dest)
+    if problem is not None:
+        raise UsageError(f"{dest}: {problem}; choose another DIR")
+
+
+def collect(args: argparse.Namespace, summary_timeout: float = 300.0) -> int:
+    from . import finished  # torch, only here
 
     work = Work(args.work.resolve())
     state = State.load(work)
     out = Path(state.out)
-    problem = unwritable(args.dest)  # before the summary and the weights, not after them
-    if problem is not None:
-        raise UsageError(f"{args.dest}: {problem}; choose another DIR")
+    _check_dest(args.dest)  # before the summary and the weights, not after them
     notes = []
     if not args.no_summary and out.is_dir():
         cmd = [sys.executable, "-m", "contdepth", "reproduce", state.study, "--out", str(out), "--summary"]
         from .procs import run_logged
 
-        code = run_logged(cmd, work.logs / "summary.log", 300, cwd=REPO, env=_child_env(state.commit))
-        notes.append(f"summary: {'written' if code == 0 else f'failed (exit {code}); see logs/summary.log'}")
+        code = run_logged(cmd, work.logs / "summary.log", summary_timeout, cwd=REPO, env=_child_env(state.commit))
+        done = "written" if code == 0 else f"failed ({'stopped' if code is None else f'exit {code}'})"
+        notes.append(f"summary: {done}" + ("" if code == 0 else "; see logs/summary.log"))
     wanted = (
         None if args.weights == "all" else [] if args.weights == "none" else [n for n in args.weights.split(",") if n]
     )
-    runs, unknown = weights.choose(out, wanted)
+    runs, unknown = finished.choose(out, wanted)
     if unknown:
         notes.append(f"weights: not finished runs, left out: {', '.join(unknown)}")
     if work.weights.is_dir():
         for old in work.weights.glob("*.pt"):
             old.unlink()
-    files = [weights.write_half(run, work.weights) for run in runs]
+    weights = [
+        pack.Item(pack.member_name(run / finished.WEIGHTS, work.root, out), finished.weights_of(run, work.weights))
+        for run in runs
+    ]
+    for item in weights:
+        item.kind = "weights"
     header = "\n".join([f"study {state.study} in {out.name}; commit {state.commit}", status.report(state)[0], *notes])
-    items = pack.gather(work.root, out, files)
+    items = pack.gather(work.root, out, []) + weights
     result = pack.pack(items, args.dest, max_files=args.max_files, max_bytes=int(args.max_mib * 2**20), header=header)
     _say(header)
     for path, members in result.archives:
@@ -395,7 +506,7 @@ def main(argv: Sequence[str] | None = None, already: float = 0.0) -> int:
         parser.error(f"unrecognized arguments: {' '.join(rest + train_flags)}")
     try:
         if args.action == "start":
-            return start(args, rest, train_flags)
+            return start(args, rest, train_flags, already)
         if args.action == "watch":
             return watch(args, already)
         return collect(args)

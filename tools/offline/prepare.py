@@ -9,12 +9,21 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..data.specs import spec
-from ..gitinfo import COMMIT_ENV, git_commit
+from contdepth.data.specs import spec
+from contdepth.gitinfo import COMMIT_ENV, git_commit
+
 from .procs import run_logged
 
 COMMIT_FILE = "COMMIT"  # in the carry folder: `git rev-parse HEAD > .carry/COMMIT` before the copy
 CIFAR10_FOLDER = spec("cifar10").folder
+# The GPU tier (`pytest -m cuda`) as a whole takes several minutes, most of it compiling. The smoke tier
+# keeps what a short lease needs: every model family eager in fp32 and bf16 + channels_last, the device
+# loader, and one compiled training step in the mode a wave trains in (CUDA graphs, bf16, channels_last);
+# about a minute on an H100 or H200.
+TIERS: dict[str, list[str]] = {
+    "smoke": ["-k", "every_family or device_loader or reduce-overhead-bf16"],
+    "full": [],
+}
 
 
 def resolve_commit(given: str | None, repo: Path, carry: Path) -> tuple[str | None, str]:
@@ -105,8 +114,11 @@ def read_junit(path: Path) -> TierResult:
     return result
 
 
-def run_gpu_tier(repo: Path, log: Path, timeout_s: float, extra: list[str] | None = None) -> TierResult:
-    """``pytest -m cuda`` in ``repo``, output to ``log``; a run past ``timeout_s`` is stopped and reported."""
+def run_gpu_tier(
+    repo: Path, log: Path, timeout_s: float, extra: list[str] | None = None, tier: str = "smoke"
+) -> TierResult:
+    """``pytest -m cuda`` (the ``tier`` of :data:`TIERS`) in ``repo``, output to ``log``; a run past
+    ``timeout_s`` is stopped and reported."""
     junit = log.with_suffix(".xml")
     junit.unlink(missing_ok=True)
     cmd = [
@@ -120,6 +132,7 @@ def run_gpu_tier(repo: Path, log: Path, timeout_s: float, extra: list[str] | Non
         "no:cacheprovider",
         "tests",
         f"--junitxml={junit}",
+        *TIERS[tier],
         *(extra or []),
     ]
     code = run_logged(cmd, log, timeout_s, cwd=repo)

@@ -73,13 +73,12 @@ def gather(
     text, plots, logs = [], [], []
     seen: set[Path] = set()
     for root in roots:
-        prefix = "" if root == work else root.name + "/"
         for path in sorted(p for p in root.rglob("*") if p.is_file()):
             real = path.resolve()
             if real in seen or path.suffix == ".tmp" or _inside(path, work / "weights"):
                 continue
             seen.add(real)
-            name = prefix + path.relative_to(root).as_posix()
+            name = member_name(path, work, study_out)
             # text and logs are read now: a file the study is still writing keeps the size it was planned with
             if path.suffix in LOG_SUFFIXES:
                 logs.append(Item(name, path, data=path.read_bytes(), kind="log"))
@@ -91,6 +90,14 @@ def gather(
     claimed = [item for name in first for item in items if item.name == name]
     rest = [item for item in items if item not in claimed]
     return claimed + rest + [Item("weights/" + w.name, w, kind="weights") for w in weights]
+
+
+def member_name(path: Path, work: Path, study_out: Path | None) -> str:
+    """The name of ``path`` (in the work folder or the study folder) in the archives: relative to the work
+    folder, or under the study folder's name when the study is elsewhere."""
+    if study_out is not None and not path.is_relative_to(work):
+        return f"{study_out.name}/{path.relative_to(study_out).as_posix()}"
+    return path.relative_to(work).as_posix()
 
 
 def _inside(path: Path, folder: Path) -> bool:

@@ -1,0 +1,96 @@
+"""The run folder's format has one owner: its file names, the state of a run and its results are read in one place."""
+
+from __future__ import annotations
+
+import ast
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+
+from contdepth.train import rundir
+from contdepth.train.lock import FolderLock
+from contdepth.train.rundir import DamagedResults, RunState, read_results, run_state
+
+REPO = Path(__file__).resolve().parents[1]
+NAMES = {
+    rundir.CHECKPOINT,
+    rundir.CONFIG,
+    rundir.METRICS,
+    rundir.RESULTS,
+    rundir.WEIGHTS,
+    rundir.LOG,
+    *rundir.PLOTS,
+}
+
+
+def test_a_run_is_fresh_resumable_held_or_done(tmp_path):
+    run = tmp_path / "run"
+    assert run_state(run) is RunState.FRESH  # no folder yet
+    run.mkdir()
+    (run / rundir.CONFIG).write_text("{}")
+    assert run_state(run) == "fresh"  # files of a start that saved no checkpoint
+    (run / rundir.CHECKPOINT).write_bytes(b"")
+    assert run_state(run) is RunState.RESUME and run_state(run) == "resume"
+    (run / rundir.RESULTS).write_text(json.dumps({"complete": False}))
+    assert run_state(run) is RunState.RESUME
+    with FolderLock(run, what="run"):  # a live process trains there
+        assert run_state(run) is RunState.HELD and str(run_state(run)) == "held"
+        assert run_state(run, locks=False) is RunState.RESUME
+        (run / rundir.RESULTS).write_text(json.dumps({"complete": True}))
+        assert run_state(run) is RunState.DONE  # done, whoever holds the folder
+    assert run_state(run) is RunState.DONE
+
+
+def test_results_are_read_once_and_damage_says_why(tmp_path):
+    assert read_results(tmp_path) is None
+    (tmp_path / rundir.RESULTS).write_text('{"complete": tr')
+    assert read_results(tmp_path) is None and run_state(tmp_path) is RunState.FRESH
+    with pytest.raises(DamagedResults, match="Expecting value"):
+        read_results(tmp_path, strict=True)
+    (tmp_path / rundir.RESULTS).write_text("[1, 2]")
+    with pytest.raises(DamagedResults, match="holds a list"):
+        read_results(tmp_path, strict=True)
+    (tmp_path / rundir.RESULTS).write_bytes(b"\xff\xfe")
+    with pytest.raises(DamagedResults):
+        read_results(tmp_path, strict=True)
+    (tmp_path / rundir.RESULTS).write_text(json.dumps({"complete": True, "final_test_error": 8.5}))
+    assert read_results(tmp_path, strict=True) == {"complete": True, "final_test_error": 8.5}
+
+
+def _named_in(path: Path) -> list[str]:
+    """The run-file names that ``path`` spells as string literals (docstrings and comments aside)."""
+    tree = ast.parse(path.read_text())
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and node.value in NAMES and id(node) not in docstrings
+    ]
+
+
+def test_the_run_file_names_are_spelled_only_in_rundir():
+    sources = [*(REPO / "contdepth").rglob("*.py"), *(REPO / "tools").rglob("*.py")]
+    sources += (REPO / "benchmarks").glob("*.py")
+    spelled = {str(p.relative_to(REPO)): names for p in sources if (names := _named_in(p))}
+    assert set(spelled) == {"contdepth/train/rundir.py"}, spelled
+
+
+def test_run_exists_is_a_deprecated_name_of_run_folder_error():
+    import contdepth.train as train
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        from contdepth.train import RunExists
+    assert RunExists is train.RunFolderError is rundir.RunFolderError
+    assert caught and all(w.category is DeprecationWarning and "RunFolderError" in str(w.message) for w in caught)
+    with pytest.raises(AttributeError):
+        train.NoSuchName  # noqa: B018
