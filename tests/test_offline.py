@@ -3,12 +3,14 @@
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
 
+import pytest
 import torch
 
 from contdepth.data import write_fake_cifar
@@ -372,3 +374,14 @@ def test_watch_then_collect_in_one_command(tmp_path, capsys):
     saved = torch.load(io.BytesIO(members["study/resnet20-s0/weights.fp16.pt"]), weights_only=True)
     assert saved["epoch"] == 1 and saved["model"]["w"].dtype == torch.float16
     assert not (work.root / "study" / "resnet20-s0" / "weights.fp16.pt").exists()  # the run folder left as it was
+
+
+def test_the_tooling_is_not_installed_with_the_package():
+    setuptools = pytest.importorskip("setuptools")
+    text = (REPO / "pyproject.toml").read_text()
+    found = re.search(r"\[tool\.setuptools\.packages\.find\]\n(?:#.*\n)*include = (\[.*\])", text)
+    assert found, "pyproject.toml: [tool.setuptools.packages.find] include"
+    packages = setuptools.find_packages(str(REPO), include=json.loads(found.group(1)))
+    assert "contdepth.studies" in packages and "contdepth.train" in packages
+    assert not any(p.split(".")[0] in ("tools", "benchmarks", "tests") for p in packages), packages
+    assert not (REPO / "contdepth" / "offline" / "__init__.py").exists()

@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         "start",
         allow_abbrev=False,
         help="set up, run the GPU tests, calibrate, start the study detached",
-        description="Flags not listed here go to `contdepth reproduce` (e.g. --budget 20 --seeds 0 "
+        description="Flags not listed here go to `contdepth reproduce` (e.g. --budget 7 --seeds 0 "
         "--only resnet56); flags after `--` go to every `contdepth train` run.",
     )
     s.add_argument("study", help="a study of `contdepth reproduce --list`, e.g. lu2018-cifar10")
@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--tests",
         choices=tuple(prepare.TIERS) + ("none",),
         default="smoke",
-        help="the GPU test tier: smoke (about a minute; default), full (several minutes) or none",
+        help="the GPU test tier: smoke (no subprocesses, one compile; default), full (several minutes) or none",
     )
     s.add_argument("--skip-tests", action="store_true", help="the same as --tests none")
     s.add_argument(
@@ -115,12 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--baseline",
         action=argparse.BooleanOptionalAction,
         default=False,
-        help="also time the conventional DataLoader pipeline in the calibration (default: no; it takes a minute)",
+        help="also time the conventional DataLoader pipeline in the calibration (default: no: it adds epochs)",
     )
     s.add_argument(
         "--calibrate-args",
         default="",
-        help=f"benchmarks/throughput.py flags after its short defaults ({' '.join(calibrate.QUICK)}), e.g. '--reps 7'",
+        help=f"benchmarks/throughput.py flags after its short defaults ({' '.join(calibrate.QUICK)}), "
+        "e.g. --calibrate-args='--reps 7'",
     )
     s.add_argument(
         "--settle",

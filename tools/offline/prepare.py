@@ -16,10 +16,10 @@ from .procs import run_logged
 
 COMMIT_FILE = "COMMIT"  # in the carry folder: `git rev-parse HEAD > .carry/COMMIT` before the copy
 CIFAR10_FOLDER = spec("cifar10").folder
-# The GPU tier (`pytest -m cuda`) as a whole takes several minutes, most of it compiling. The smoke tier
-# keeps what a short lease needs: every model family eager in fp32 and bf16 + channels_last, the device
-# loader, and one compiled training step in the mode a wave trains in (CUDA graphs, bf16, channels_last);
-# about a minute on an H100 or H200.
+# The GPU tier (`pytest -m cuda`) as a whole takes several minutes, most of it compiling and starting
+# subprocesses. The smoke tier keeps what a short lease needs, sized for start's 90 s: every model family
+# eager in fp32 and bf16 + channels_last, the device loader, and one compiled training step in the mode a
+# wave trains in (CUDA graphs, bf16, channels_last); no subprocess, one compile of a small net.
 TIERS: dict[str, list[str]] = {
     "smoke": ["-k", "every_family or device_loader or reduce-overhead-bf16"],
     "full": [],
