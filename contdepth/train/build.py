@@ -59,6 +59,18 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def place_model(model: nn.Module, cfg: TrainConfig, device: torch.device, *, distributed: bool = False) -> nn.Module:
+    """``model`` on ``device``: with ``cfg.sync_bn`` and ``distributed``, its BatchNorms synchronised across
+    processes (a new module); with ``cfg.channels_last``, its weights in channels-last memory format."""
+    model.to(device)
+    if cfg.sync_bn and distributed:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if cfg.channels_last:
+        # Module.to takes memory_format; torch's overloads of it do not list the keyword
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    return model
+
+
 def loaders_from_config(
     cfg: TrainConfig, data: CifarData, device: torch.device, *, rank: int = 0, world: int = 1
 ) -> tuple[DeviceLoader, DeviceLoader]:

@@ -18,11 +18,10 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..data import CifarData, DeviceLoader
+from . import build, records
 from . import checkpoint as ckpt
 from . import distributed as dist_util
-from . import records
 from .backends import apply_backend_flags, backend_flags
-from .build import count_params, data_from_config, loaders_from_config, model_from_config, optimizer_from_config
 from .compiling import compile_module, effective_mode, mark_step
 from .config import TrainConfig, differences
 from .divergence import DivergenceWatch, nonfinite_tensors
@@ -155,16 +154,16 @@ class Trainer:
         self.concurrent_runs = records.concurrent_runs()
         state = self._check_out_dir()
         seed_everything(cfg.seed)  # the weights (and LM's k) are the same on every process
-        self.model = self._given_model if self._given_model is not None else model_from_config(cfg)
-        self.params = count_params(self.model)
+        self.model = self._given_model if self._given_model is not None else build.model_from_config(cfg)
+        self.params = build.count_params(self.model)
         self.data = self._load_data()
         seed_everything(cfg.seed + 1000 * d.rank)  # the model's own noise differs per process; data order is shared
-        self._place_model()
-        self.train_loader, self.test_loader = loaders_from_config(
+        self.model = build.place_model(self.model, cfg, self.device, distributed=d.active)
+        self.train_loader, self.test_loader = build.loaders_from_config(
             cfg, self.data, self.device, rank=d.rank, world=d.world
         )
         steps = self.train_loader.num_batches
-        self.optimizer, self.scheduler = optimizer_from_config(self.model, cfg, self.device, steps)
+        self.optimizer, self.scheduler = build.optimizer_from_config(self.model, cfg, self.device, steps)
         self._wrap_model()
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.state.meter = EpochMeter(self.device, lr=self._lr())
@@ -175,20 +174,12 @@ class Trainer:
         first = cfg.download and d.active
         if first and not d.main:
             dist_util.barrier(d)  # rank 0 downloads, the others read after it
-        data = data_from_config(cfg)
+        data = build.data_from_config(cfg)
         if first and d.main:
             dist_util.barrier(d)
         if data.num_classes != cfg.num_classes:
             raise ValueError(f"{cfg.dataset} at {data.root} has {data.num_classes} classes, expected {cfg.num_classes}")
         return data
-
-    def _place_model(self) -> None:
-        self.model.to(self.device)
-        if self.cfg.sync_bn and self.dist.active:
-            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
-        if self.cfg.channels_last:
-            # Module.to takes memory_format; torch's overloads of it do not list the keyword
-            self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     def _wrap_model(self) -> None:
         """``self.net`` trains (DDP and/or compiled); ``self.eval_net`` evaluates the bare model, since DDP's
