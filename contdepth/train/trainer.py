@@ -22,6 +22,7 @@ from . import build, records
 from . import checkpoint as ckpt
 from . import distributed as dist_util
 from .backends import apply_backend_flags, backend_flags
+from .build import data_from_config
 from .compiling import compile_module, effective_mode, mark_step
 from .config import TrainConfig, differences
 from .divergence import DivergenceWatch, nonfinite_tensors
@@ -174,7 +175,7 @@ class Trainer:
         first = cfg.download and d.active
         if first and not d.main:
             dist_util.barrier(d)  # rank 0 downloads, the others read after it
-        data = build.data_from_config(cfg)
+        data = data_from_config(cfg)
         if first and d.main:
             dist_util.barrier(d)
         if data.num_classes != cfg.num_classes:
