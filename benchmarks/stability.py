@@ -139,10 +139,10 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     refinement.check_runs(args.run, args.data_dir)
-    refine = json.loads(args.refinement_json.read_text()) if args.refinement_json.is_file() else {"models": []}
     results: dict = {"provenance": provenance(args.seed), "images": args.images, "n_eigs": args.n_eigs, "models": []}
     table = []
     nets = args.run
+    measured = []
     for run in nets:
         model, info = refinement.load_run(run)
         name = info["model"]
@@ -158,6 +158,10 @@ def main(argv=None) -> int:
             title=f"{name} (trained: {info['scheme']}, {info['epochs']} epochs on {info['train_images']} images): "
             f"eigenvalues of h ∂f/∂u on {args.images} test images",
         )
+        measured.append((name, model, info, spectra, seconds))
+    # read only now: the spectra take minutes, and refinement.py may be writing its results meanwhile
+    refine = json.loads(args.refinement_json.read_text()) if args.refinement_json.is_file() else {"models": []}
+    for name, model, info, spectra, seconds in measured:
         ref = next((m for m in refine["models"] if m["model"] == name), {})
         rows, records = refinement_table(name, spectra, limit_scale(model, spectra), ref)
         table += rows
