@@ -37,20 +37,14 @@ def test_reads_cifar100_layout(tmp_path):
 
 
 def test_missing_directory_says_where_and_how(tmp_path, monkeypatch):
-    from contdepth.data import specs
-
     missing = tmp_path / "nowhere"
-    monkeypatch.setattr(specs, "_shared_tool", lambda: None)  # a plain clone: no JPEG copy beside it
     with pytest.raises(DataError) as err:
         load_cifar("cifar10", missing)
     msg = str(err.value)
     assert str(missing.resolve()) in msg
     assert "cifar-10-batches-py" in msg and "data_batch_1" in msg and "test_batch" in msg
     assert "--download" in msg and "standard python layout" in msg and "md5 c58f30108f718f92721af3b95e74349a" in msg
-    assert "cifar10_from_jpeg.py" not in msg
-    monkeypatch.setattr(specs, "_shared_tool", lambda: tmp_path / "shared" / "tools" / "cifar10_from_jpeg.py")
-    with pytest.raises(DataError, match="cifar10_from_jpeg.py"):  # a checkout beside the shared folder
-        load_cifar("cifar10", missing)
+    assert "cifar10_from_jpeg.py" not in msg  # the package knows no folder outside the checkout
 
 
 def test_truncated_batch_file(tmp_path):

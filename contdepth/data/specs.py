@@ -5,7 +5,6 @@ A leaf module: the reader (``cifar.py``) and the downloader (``download.py``) bo
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,12 +80,6 @@ def spec(name: str) -> Spec:
     return DATASETS[key]
 
 
-def _shared_tool() -> Path | None:
-    """This project's decoder of the shared JPEG copy, when the checkout sits beside ``shared/``."""
-    tool = Path(__file__).resolve().parents[2].parent / "shared" / "tools" / "cifar10_from_jpeg.py"
-    return tool if tool.is_file() else None
-
-
 def by_hand(s: Spec, data_dir: Path) -> str:
     """How to supply ``s`` without a network download, in one sentence."""
     return (
@@ -97,13 +90,7 @@ def by_hand(s: Spec, data_dir: Path) -> str:
 
 def how_to_get(s: Spec, data_dir: Path) -> str:
     """Lines telling the user how to obtain ``s`` in the standard layout under ``data_dir``."""
-    lines = [f"Get it with --download (the official archive from {PAGE}), or {by_hand(s, data_dir)}"]
-    tool = _shared_tool() if s.name == "cifar10" else None
-    if tool is not None:
-        lines.append(
-            f"or write this project's JPEG copy in the standard layout: python3 {os.path.relpath(tool)} {data_dir}"
-        )
-    return "\n".join(lines)
+    return f"Get it with --download (the official archive from {PAGE}), or {by_hand(s, data_dir)}"
 
 
 def expected_layout(s: Spec, data_dir: Path) -> str:
