@@ -63,3 +63,15 @@ def test_summary_lists_each_run_the_paper_and_the_learned_k(tmp_path):
     assert "30 epochs of linear decay" in md  # the study's note: why the numbers differ from the paper's
     rows = {r["name"]: r for r in json.loads((tmp_path / "summary.json").read_text())["rows"]}
     assert rows["lm_resnet20"]["momentum_k"] == {"lm_resnet20-s0": [[-0.2, 0.1], [0.3], [0.0]]}
+
+
+def test_a_closed_pipe_is_not_a_study_folder_error(monkeypatch, capsys):
+    from contdepth.studies import command
+
+    def closed(args):  # what `contdepth reproduce --list | head` meets when head has gone
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(command, "_run", closed)
+    monkeypatch.setattr("contdepth.cli._silence_stdout", lambda: None)
+    assert main(["reproduce", "--list"]) == 1
+    assert "choose another --out" not in capsys.readouterr().err

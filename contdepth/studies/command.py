@@ -310,6 +310,8 @@ def run(args: argparse.Namespace) -> int:
     except (UsageError, UnknownName, FolderLocked) as err:
         print(f"contdepth reproduce: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader of the output went away (`--list | head`): the CLI stops quietly
+        raise
     except OSError as err:  # the study folder cannot be created, locked or written
         where = f" ({err.filename})" if err.filename else ""
         print(f"contdepth reproduce: error: {err.strerror or err}{where}; choose another --out", file=sys.stderr)
