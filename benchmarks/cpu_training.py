@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, add_out_argument, markdown_table, provenance, write_json
 
 from contdepth.train.rundir import RESULTS, read_results
+from contdepth.train.speed import usable_cores
 
 SETTINGS: dict[str, list[str]] = {
     "eager": ["--no-compile", "--no-channels-last"],
@@ -38,10 +39,6 @@ SETTINGS: dict[str, list[str]] = {
     "compile": ["--compile-mode", "default", "--no-channels-last"],
     "compile+cl": ["--compile-mode", "default", "--channels-last"],
 }
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _start(model: str, setting: str, args: argparse.Namespace, out: Path, threads: int) -> subprocess.Popen:
@@ -94,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrent", type=int, default=2, help="runs at once in the last rows (default 2)")
     add_out_argument(parser, "cpu_training.json and .md")
     args = parser.parse_args(argv)
-    cores = _cores()
+    cores = usable_cores()
     threads = max(1, cores // args.concurrent)
     # (model, setting, runs): every setting alone with all cores, the two compiled ones also as concurrent runs
     rows_wanted = [(m, s, 1) for m in args.models.split(",") for s in SETTINGS]

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ..train.lock import holder
 from ..train.rundir import LOG, RunState, run_state
+from ..train.speed import resolves_to_cpu, usable_cores
 from . import planner
 from .launch import Launch, Process, launch_subprocess
 from .planner import Estimate, Pending
@@ -56,15 +57,6 @@ class _Running:
     process: Process
     started: float
     predicted_end: float
-
-
-def _on_cpu(device: str | None) -> bool:
-    """Whether a run given ``--device device`` trains on the CPU (no device: CUDA when available)."""
-    if device is not None:
-        return device.split(":")[0] == "cpu"
-    import torch
-
-    return not torch.cuda.is_available()
 
 
 class Runner:
@@ -141,10 +133,9 @@ class Runner:
     def _thread_env(self, job: RunJob) -> dict[str, str]:
         """On a CPU, each of ``jobs`` runs gets its share of the cores (unless OMP_NUM_THREADS is set):
         two 1-thread runs train more images per second in all than one 2-thread run."""
-        if "OMP_NUM_THREADS" in os.environ or not _on_cpu(job.config.device):
+        if "OMP_NUM_THREADS" in os.environ or not resolves_to_cpu(job.config.device):
             return {}
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        return {"OMP_NUM_THREADS": str(max(1, cores // self.jobs))}
+        return {"OMP_NUM_THREADS": str(max(1, usable_cores() // self.jobs))}
 
     def _start(self, job: RunJob, now: float) -> None:
         job.folder.mkdir(parents=True, exist_ok=True)

@@ -201,42 +201,52 @@ def save_atomic(obj: Any, path: str | os.PathLike) -> None:
         raise found from err
 
 
-def damaged(path: Path, why: str) -> CheckpointError:
-    return CheckpointError(
-        f"{path} is damaged ({why}): it is not a complete checkpoint; restore a copy of it, or start the run "
-        "again with --overwrite"
-    )
+RESTORE_OR_OVERWRITE = "restore a copy of it, or start the run again with --overwrite"
+
+
+def damaged(path: Path, why: str, *, kind: str = "checkpoint", advice: str = RESTORE_OR_OVERWRITE) -> CheckpointError:
+    return CheckpointError(f"{path} is damaged ({why}): it is not a complete {kind}; {advice}")
 
 
 def load(
-    path: str | os.PathLike, map_location: str | torch.device = "cpu", required: tuple[str, ...] = REQUIRED_KEYS
+    path: str | os.PathLike,
+    map_location: str | torch.device = "cpu",
+    required: tuple[str, ...] = REQUIRED_KEYS,
+    *,
+    kind: str = "checkpoint",
+    advice: str = RESTORE_OR_OVERWRITE,
 ) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_atomic` (tensors and plain types only).
 
     Raises :class:`CheckpointError` naming the file when it is empty, truncated, not a checkpoint
-    or lacks one of ``required``; ``OSError`` when it cannot be read at all.
+    or lacks one of ``required`` (``kind`` and ``advice`` word that line); ``OSError`` when it cannot
+    be read at all.
     """
     path = Path(path)
+
+    def bad(why: str) -> CheckpointError:
+        return damaged(path, why, kind=kind, advice=advice)
+
     if path.is_file() and path.stat().st_size == 0:
-        raise damaged(path, "empty file")
+        raise bad("empty file")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except OSError:
         raise
     except Exception as err:  # torch.load raises many kinds for a damaged file
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise damaged(path, f"{type(err).__name__}: {first[:120]}") from None
+        raise bad(f"{type(err).__name__}: {first[:120]}") from None
     if not isinstance(state, dict):
-        raise damaged(path, f"holds a {type(state).__name__}, not a checkpoint dict")
+        raise bad(f"holds a {type(state).__name__}, not a checkpoint dict")
     missing = [k for k in required if k not in state]
     if missing:
-        raise damaged(path, f"no {', '.join(missing)}")
+        raise bad(f"no {', '.join(missing)}")
     if not isinstance(state.get("config", {}), dict):
-        raise damaged(path, "its config is not a dict")
+        raise bad("its config is not a dict")
     for key in ("epoch", "batch"):
         value = state.get(key, 0)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise damaged(path, f"its {key} is {value!r}, not a count")
+            raise bad(f"its {key} is {value!r}, not a count")
     if not isinstance(state.get("model", {}), dict):
-        raise damaged(path, "its weights are not a state dict")
+        raise bad("its weights are not a state dict")
     return state

@@ -15,7 +15,7 @@ from ..data.cifar import DATASETS
 from . import checkpoint as ckpt
 from .argtypes import milestones, positive_float, positive_int, report_error
 from .compiling import COMPILE_MODES
-from .config import AMP_CHOICES, DEFAULT_EPOCHS, SCHEDULES, TrainConfig
+from .config import AMP_CHOICES, SCHEDULES, TrainConfig
 from .records import read_config_file
 from .rundir import CHECKPOINT, CONFIG, RunFolderError
 from .speed import cpu_defaults
@@ -135,8 +135,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         saved = saved_config(out)
         return TrainConfig.from_dict({**saved, **given})  # the Trainer rejects changed non-runtime settings
     given.setdefault("out", f"runs/{given.get('model', TrainConfig.model)}")
-    epochs = given.get("epochs") or DEFAULT_EPOCHS.get(str(given.get("dataset", "cifar10")).replace("-", ""), 160)
-    return TrainConfig(**given, **cpu_defaults(given, epochs))
+    cfg = TrainConfig(**given)
+    assert cfg.epochs is not None  # TrainConfig.__post_init__ fills it
+    speed = cpu_defaults(given, cfg.epochs)
+    return cfg.replace(**speed) if speed else cfg
 
 
 def saved_config(out: Path) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from .backends import apply_backend_flags, backend_flags
 from .build import model_from_config
 from .compiling import COMPILE_MODES, compile_module, effective_mode
 from .distributed import resolve_device
-from .weights import load_run_config, load_weights_into, read_trained_state
+from .weights import load_run_config, load_weights_into, read_trained_state, rediscretise
 
 
 @torch.no_grad()
@@ -86,14 +86,7 @@ def evaluate_run(
         model = model_from_config(cfg)
     load_weights_into(model, trained_state, cfg.model)
     trained = (getattr(model, "scheme", cfg.scheme), getattr(model, "steps_per_block", cfg.steps_per_block))
-    if scheme is not None or steps_per_block is not None:
-        rediscretise = getattr(model, "rediscretise", None)
-        if not callable(rediscretise):
-            raise TypeError(
-                f"{type(model).__name__} has no rediscretise(): it cannot be evaluated with another "
-                "scheme or steps per block"
-            )
-        rediscretise(scheme=scheme, steps_per_block=steps_per_block)
+    rediscretise(model, scheme, steps_per_block)
     model.to(dev)
     if data is None:
         data = load_cifar(cfg.dataset, data_dir or cfg.data_dir, train=False)

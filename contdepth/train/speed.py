@@ -9,6 +9,7 @@ that speed-up pays back after about 150,000 training images (three CIFAR epochs)
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
@@ -16,6 +17,11 @@ import torch
 CIFAR_TRAIN_IMAGES = 50_000  # CIFAR-10 and CIFAR-100 alike
 #: Training images (epochs x images per epoch) from which compiling pays for itself on a CPU.
 COMPILE_PAYS_BACK_IMAGES = 150_000
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity where the OS tells it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def resolves_to_cpu(device: str | None) -> bool:

@@ -74,12 +74,11 @@ def read_trained_state(run_dir: str | os.PathLike) -> TrainedState:
 
 
 def _load_weights_file(path: Path) -> dict[str, Any]:
-    try:
-        return ckpt.load(path, required=("model", "epoch"))
-    except ckpt.CheckpointError as err:
-        why = str(err).split(": it is not a complete checkpoint")[0]  # "<path> is damaged (<why>)"
-    raise ckpt.CheckpointError(
-        f"{why}: it is not a complete weights file; restore a copy of it (git checkout, for committed runs)"
+    return ckpt.load(
+        path,
+        required=("model", "epoch"),
+        kind="weights file",
+        advice="restore a copy of it (git checkout, for committed runs)",
     )
 
 
@@ -127,11 +126,18 @@ def load_run(
     trained = read_trained_state(run_dir)
     net = model if model is not None else model_from_config(cfg)
     load_weights_into(net, trained, cfg.model)
-    if scheme is not None or steps_per_block is not None:
-        rediscretise = getattr(net, "rediscretise", None)
-        if not callable(rediscretise):
-            raise TypeError(
-                f"{type(net).__name__} has no rediscretise(): it cannot take another scheme or steps per block"
-            )
-        rediscretise(scheme=scheme, steps_per_block=steps_per_block)
+    rediscretise(net, scheme, steps_per_block)
     return net.eval()
+
+
+def rediscretise(model: nn.Module, scheme: str | None, steps_per_block: int | None) -> None:
+    """``model.rediscretise(scheme=, steps_per_block=)`` when either is given; one line for a model without it."""
+    if scheme is None and steps_per_block is None:
+        return
+    method = getattr(model, "rediscretise", None)
+    if not callable(method):
+        raise TypeError(
+            f"{type(model).__name__} has no rediscretise(): it cannot be evaluated with another "
+            "scheme or steps per block"
+        )
+    method(scheme=scheme, steps_per_block=steps_per_block)
