@@ -18,6 +18,7 @@ on CUDA); ``--out benchmarks/results`` refreshes the committed one.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import sys
@@ -168,7 +169,7 @@ def where_time_goes(batches: Callable[[], Iterable], step: TrainStep, device: to
         done += 1
     from torch.profiler import ProfilerActivity, profile
 
-    profiled = list(batches())[: min(done, 10)]
+    profiled = list(itertools.islice(batches(), min(done, 10)))  # the first batches only, not a whole epoch
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         sync(device)
         start = time.perf_counter()
