@@ -554,3 +554,24 @@ def test_a_closed_pipe_ends_the_output_quietly(monkeypatch, capsys):
     assert main(["models"]) == 1
     monkeypatch.undo()
     assert capsys.readouterr().err == ""
+
+
+def test_analyze_on_a_full_disk_is_one_line(tmp_path, capsys, monkeypatch):
+    import contdepth.analysis.spectra as spectra
+    import contdepth.analysis.spectra_plots as plots
+
+    class Few:  # stands for the computed spectra: the fault under test is in the write after them
+        steps: list = []
+
+        def to_dict(self) -> dict:
+            return {}
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "out" / "stability.png"))
+
+    monkeypatch.setattr(spectra, "block_spectra", lambda *args, **kwargs: Few())
+    monkeypatch.setattr(plots, "plot_spectra", full_disk)
+    argv = ["analyze", "--model", "resnet20", "--images", "1", "--out", str(tmp_path / "out")]
+    assert main(argv) == 1
+    err = one_line_error(capsys, "analyze")
+    assert "No space left on device" in err and "stability.png" in err

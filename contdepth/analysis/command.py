@@ -99,12 +99,10 @@ def run(args: argparse.Namespace) -> int:
         seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
     except (ValueError, TypeError, FileNotFoundError, KeyError, DataError) as err:
         return _fail(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)
-    out.mkdir(parents=True, exist_ok=True)
     title = (
         f"{info['model']} under {info['scheme']}, {info['steps_per_block']} step/block: eigenvalues of h ∂f/∂u "
         f"({args.n_eigs} largest-modulus + {args.n_eigs} rightmost per input and step), {inputs}"
     )
-    plot_spectra(spectra, out / "stability.png", title=title)
     result = {
         "provenance": {
             **provenance(["contdepth", *sys.argv[1:]], args.seed),
@@ -117,7 +115,14 @@ def run(args: argparse.Namespace) -> int:
         "cpu_seconds": cpu_seconds,
         "spectra": spectra.to_dict(),
     }
-    (out / "stability.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
+    try:  # a full disk, say: the spectra are lost either way, but the user gets one line
+        out.mkdir(parents=True, exist_ok=True)
+        plot_spectra(spectra, out / "stability.png", title=title)
+        (out / "stability.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
+    except OSError as err:
+        where = err.filename or out
+        print(f"contdepth analyze: error: cannot write {where}: {err.strerror or err}", file=sys.stderr)
+        return 1  # not a usage error
     inside = [s.summary()["inside_fraction"]["mean"] for s in spectra.steps]
     outside_steps = sum(1 for v in inside if v < 1.0)
     print(

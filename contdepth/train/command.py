@@ -12,14 +12,13 @@ from typing import Any
 
 from ..data import DataError
 from ..data.cifar import DATASETS
-from . import checkpoint as ckpt
 from .argtypes import milestones, positive_float, positive_int, report_error
 from .compiling import COMPILE_MODES
 from .config import AMP_CHOICES, SCHEDULES, TrainConfig
-from .records import read_config_file
-from .rundir import CHECKPOINT, CONFIG, RunFolderError
+from .rundir import CHECKPOINT, RunFolderError
 from .speed import cpu_defaults
 from .trainer import Trainer
+from .weights import saved_run_config
 
 # CLI flag dest -> TrainConfig field, where the names differ
 _RENAMED = {"warmup": "warmup_epochs", "no_progress": "progress"}
@@ -143,11 +142,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def saved_config(out: Path) -> dict[str, Any]:
     """The settings of the run in ``out``: its ``config.json``, else the copy its checkpoint holds."""
-    config_path, checkpoint_path = out / CONFIG, out / CHECKPOINT
-    if config_path.is_file():
-        return TrainConfig.from_saved(read_config_file(config_path), config_path).to_dict()
-    if checkpoint_path.is_file():
-        return TrainConfig.from_saved(ckpt.load(checkpoint_path)["config"], checkpoint_path).to_dict()
+    cfg = saved_run_config(out)
+    if cfg is not None:
+        return cfg.to_dict()
     raise RunFolderError(f"--resume: no run to resume in {out.absolute()} (no {CHECKPOINT}); check --out")
 
 

@@ -93,6 +93,15 @@ def load_weights_into(model: nn.Module, trained: TrainedState, model_name: str) 
         ) from None
 
 
+def saved_run_config(run: Path) -> TrainConfig | None:
+    """The settings saved in ``run``: its ``config.json``, else its checkpoint's copy; None if neither exists."""
+    if (run / CONFIG).is_file():
+        return TrainConfig.from_saved(read_config_file(run / CONFIG), run / CONFIG)
+    if (run / CHECKPOINT).is_file():
+        return TrainConfig.from_saved(ckpt.load(run / CHECKPOINT)["config"], run / CHECKPOINT)
+    return None
+
+
 def load_run_config(run_dir: str | os.PathLike) -> TrainConfig:
     """The config a run was trained with (``config.json``, else the checkpoint's copy)."""
     run = Path(run_dir)
@@ -100,10 +109,9 @@ def load_run_config(run_dir: str | os.PathLike) -> TrainConfig:
         raise ValueError("--run is empty; name a folder written by `contdepth train`")
     if run.exists() and not run.is_dir():
         raise ValueError(f"--run {run} is a file; name the folder written by `contdepth train`")
-    if (run / CONFIG).is_file():
-        return TrainConfig.from_saved(read_config_file(run / CONFIG), run / CONFIG)
-    if (run / CHECKPOINT).is_file():
-        return TrainConfig.from_saved(ckpt.load(run / CHECKPOINT)["config"], run / CHECKPOINT)
+    cfg = saved_run_config(run)
+    if cfg is not None:
+        return cfg
     raise FileNotFoundError(f"{run.resolve()} is not a training run (no {CONFIG} or {CHECKPOINT})")
 
 
