@@ -104,6 +104,9 @@ def test_a_copy_that_differs_from_the_official_files_is_named_once(tmp_path, cap
     assert "re-encoded" in err and "data_batch_1" not in err
     load_cifar("cifar10", tmp_path, train=False)  # the verdict is remembered: no second warning
     assert capsys.readouterr().err == "" and len(hashed) == 8
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 2 * 10**9))  # hashed again, by a quiet process
+    assert load_cifar("cifar10", tmp_path, quiet=True).integrity.differs == ("data_batch_2",)
+    assert capsys.readouterr().err == "" and len(hashed) == 9
     # a synthetic set is known as not the official data from the start: read without a warning
     write_fake_cifar(tmp_path / "other", "cifar10", train=20, test=10)
     assert not load_cifar("cifar10", tmp_path / "other").integrity.official and capsys.readouterr().err == ""

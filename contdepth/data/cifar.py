@@ -202,11 +202,14 @@ def _read_classes(folder: Path, s: Spec, data_dir: Path) -> list[str]:
     return [str(n) for n in names]
 
 
-def load_cifar(name: str, data_dir: str | os.PathLike, *, download: bool = False, train: bool = True) -> CifarData:
+def load_cifar(
+    name: str, data_dir: str | os.PathLike, *, download: bool = False, train: bool = True, quiet: bool = False
+) -> CifarData:
     """Read CIFAR-10/100 from ``data_dir`` (which holds ``cifar-10-batches-py`` or ``cifar-100-python``).
 
     ``download=True`` fetches a missing copy (the official archive, md5-checked); ``train=False`` skips reading the
-    training split (left empty), for evaluation. Raises :class:`DataError` with
+    training split (left empty), for evaluation; ``quiet=True`` keeps the warning below to itself (the other
+    processes of a distributed run, whose first process says it). Raises :class:`DataError` with
     the directory searched, the expected layout and how to get it when the data is missing or bad.
     The files are compared with the official ones (:mod:`.integrity`): a copy that differs is read, with
     one warning line on stderr the first time, and ``integrity`` says which copy it is.
@@ -224,7 +227,9 @@ def load_cifar(name: str, data_dir: str | os.PathLike, *, download: bool = False
     test_split = _read_split(folder, s.test_files, s, root)
     classes = _read_classes(folder, s, root)
     try:
-        integrity = check(folder, s)  # files that read well: are they the official ones?
+        integrity = (
+            check(folder, s, warn=None) if quiet else check(folder, s)
+        )  # files that read well: are they the official ones?
     except OSError as err:
         raise DataError(f"{s.title} in {folder} cannot be read ({err})") from None
     return CifarData(

@@ -51,8 +51,8 @@ def model_from_config(cfg: TrainConfig) -> ResidualNet:
     )
 
 
-def data_from_config(cfg: TrainConfig) -> CifarData:
-    return load_cifar(cfg.dataset, cfg.data_dir, download=cfg.download)
+def data_from_config(cfg: TrainConfig, *, quiet: bool = False) -> CifarData:
+    return load_cifar(cfg.dataset, cfg.data_dir, download=cfg.download, quiet=quiet)
 
 
 def count_params(model: nn.Module) -> int:

@@ -175,7 +175,7 @@ class Trainer:
         first = cfg.download and d.active
         if first and not d.main:
             dist_util.barrier(d)  # rank 0 downloads, the others read after it
-        data = data_from_config(cfg)
+        data = data_from_config(cfg, quiet=not d.main)  # one warning about the data, not one per process
         if first and d.main:
             dist_util.barrier(d)
         if data.num_classes != cfg.num_classes:
