@@ -200,7 +200,7 @@ def test_a_refused_start_up_leaves_no_empty_folder(tmp_path, capsys):
 def test_an_interrupted_start_up_leaves_no_empty_folder(data_dir, tmp_path, monkeypatch):
     import contdepth.train.trainer as trainer_module
 
-    def interrupted(cfg):
+    def interrupted(cfg, **kwargs):
         raise KeyboardInterrupt  # Ctrl-C (or SIGTERM) while the data is read
 
     monkeypatch.setattr(trainer_module, "data_from_config", interrupted)
