@@ -241,9 +241,13 @@ def markdown(summary: dict[str, Any]) -> str:
     if unofficial:
         lines += [
             "",
-            f"Data: {len(unofficial)} of the copies of the data these runs used differ from the official files "
-            f"(fingerprints {', '.join(f[:12] for f in unofficial)}; a re-encoded copy, a JPEG round-trip say, "
-            "differs too).",
+            (
+                "Data: the copy of the data these runs used differs from the official files"
+                if len(unofficial) == 1
+                else f"Data: {len(unofficial)} of the copies of the data these runs used differ from the official files"
+            )
+            + f" (fingerprint{'s' if len(unofficial) > 1 else ''} {', '.join(f[:12] for f in unofficial)}; "
+            "a re-encoded copy, a JPEG round-trip say, differs too).",
         ]
     if len({c["fingerprint"] for c in copies}) > 1:
         lines += ["", "Data: the runs used different copies of the data (see summary.json, rows[].data)."]
