@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
-import os
-import platform
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +11,7 @@ from typing import Any
 
 import torch
 
-from contdepth.gitinfo import commit_and_source
+from contdepth.provenance import provenance as contdepth_provenance
 
 ROOT = Path(__file__).resolve().parent.parent
 # Default output of every benchmark: a git-ignored folder, so a documented command never rewrites the
@@ -34,38 +31,9 @@ def add_out_argument(parser: argparse.ArgumentParser, what: str = "JSON and PNG"
     )
 
 
-def git_commit() -> str:
-    """HEAD's hash (``+dirty`` when tracked files differ), else ``$CONTDEPTH_GIT_COMMIT``, else ``unknown``."""
-    return commit_and_source(ROOT)[0] or "unknown"
-
-
-def device_name(device: str | torch.device = "cpu") -> str:
-    device = torch.device(device)
-    if device.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(device)}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"cpu: {cpu} ({os.cpu_count()} logical cores, torch threads {torch.get_num_threads()})"
-
-
 def provenance(seed: int | None, device: str | torch.device = "cpu") -> dict[str, Any]:
-    """Command, commit, device, versions, seed and UTC date of this run."""
-    return {
-        "command": " ".join(["python3", *sys.argv]),
-        "git_commit": git_commit(),
-        "device": device_name(device),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "seed": seed,
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+    """Command, commit, device, versions, seed and UTC date of this benchmark run."""
+    return contdepth_provenance(["python3", *sys.argv], seed, device)
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> Path:

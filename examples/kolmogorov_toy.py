@@ -28,13 +28,13 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
+from contdepth.provenance import provenance
 from contdepth.toy._threads import one_thread
 from contdepth.toy.experiment import DEFAULT_CONFIGS, format_table, paired_gains, run_experiment
 from contdepth.toy.kolmogorov import Grid, kolmogorov_check
 from contdepth.toy.kolmogorov import summary as kolmogorov_summary
 from contdepth.toy.model import ModelConfig
 from contdepth.toy.plots import experiment_figure, kolmogorov_row
-from contdepth.toy.provenance import provenance
 from contdepth.toy.train import ToyTrainConfig
 
 ROI = ((-2.0, -1.5), (2.0, 1.5))

@@ -78,7 +78,7 @@ def _load(args: argparse.Namespace) -> tuple[nn.Module, dict, Tensor, str]:
 
 def run(args: argparse.Namespace) -> int:
     from ..data import DataError
-    from ..toy.provenance import provenance
+    from ..provenance import provenance
     from .spectra import block_spectra
     from .spectra_plots import plot_spectra
 

@@ -14,13 +14,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..provenance import provenance
 from ._threads import one_thread
 from .data import DATASETS
 from .experiment import DEFAULT_CONFIGS, format_table, run_experiment
 from .kolmogorov import Grid, kolmogorov_check
 from .kolmogorov import summary as kolmogorov_summary
 from .model import NOISES, SCHEMES, ModelConfig
-from .provenance import provenance
 from .train import ToyTrainConfig
 
 

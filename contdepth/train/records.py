@@ -3,14 +3,11 @@ what a run reports: its results, its epoch lines, how it computes and its steady
 
 from __future__ import annotations
 
-import datetime as _dt
 import errno
 import json
 import os
-import platform
 import shlex
 import statistics
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +16,7 @@ import torch
 from torch import nn
 
 from ..flow import HasFlows
-from ..gitinfo import commit_and_source
+from ..provenance import provenance as base_provenance
 from .backends import current_flags
 from .compiling import effective_mode
 from .momentum import momentum
@@ -135,32 +132,18 @@ def concurrent_runs() -> int:
     return value
 
 
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu: {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
-
-
 def provenance(
     device: torch.device, seed: int, world: int, *, settings: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Where a result came from: command line, git commit, device (GPU name), versions (torch, CUDA, cuDNN),
-    seed, date (UTC), and ``settings`` (how it computed: compile mode, AMP, flags, ...)."""
-    commit, source = commit_and_source()
+    """Where a result came from (:func:`contdepth.provenance.provenance`), with the GPU, the CUDA and cuDNN
+    versions, the number of processes and ``settings`` (how it computed: compile mode, AMP, flags, ...)."""
     cudnn = torch.backends.cudnn.version() if device.type == "cuda" else None
     return {
-        "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "git_commit": commit,
-        "git_commit_from": source,
-        "device": device_name(device),
+        **base_provenance(None, seed, device),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "processes": world,
-        "torch": str(torch.__version__),
         "cuda": None if torch.version.cuda is None else str(torch.version.cuda),
         "cudnn": None if cudnn is None else str(cudnn),
-        "python": platform.python_version(),
-        "seed": seed,
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         **(settings or {}),
     }
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from contdepth.data.specs import spec
-from contdepth.gitinfo import COMMIT_ENV, git_commit
+from contdepth.provenance import COMMIT_ENV, git_commit
 
 from .procs import run_logged
 
