@@ -433,7 +433,7 @@ def test_two_runs_then_nothing_then_summary(tmp_path, data_dir, capsys, monkeypa
     assert rows["resnet56"]["runs"] == 0 and rows["resnet56"]["params"] > 0
     md = (out / "summary.md").read_text()
     assert "| resnet20 | 1 | 1 |" in md and "8.75" in md
-    assert str(tmp_path) not in md + json.dumps(summary) and "differ from the official files" in md
+    assert str(tmp_path) not in md + json.dumps(summary) and "from the official files" in md
     assert rows["resnet20"]["data"] == [{"fingerprint": results["data"]["fingerprint"], "official": False}]
     assert (out / "summary.png").stat().st_size > 10_000
 
@@ -527,3 +527,12 @@ def test_budget_without_any_timed_run_starts_nothing(tmp_path, data_dir, capsys,
     assert "calibration burst resnet20-s0-c0 failed (exit 2)" in captured.out and "    no data" in captured.out
     assert "no run could be timed" in captured.err
     assert not (out / "launches.jsonl").exists()
+
+
+def test_the_data_sentence_agrees_with_the_number_of_copies():
+    from contdepth.studies.summary import unofficial_data_line
+
+    one = unofficial_data_line(["a" * 32])
+    assert "the copy of the data these runs used differs" in one and "fingerprint aaaaaaaaaaaa;" in one
+    two = unofficial_data_line(["a" * 32, "b" * 32])
+    assert two.startswith("Data: 2 of the copies") and "differ from" in two and "aaaaaaaaaaaa, bbbbbbbbbbbb" in two

@@ -212,6 +212,19 @@ def _k_lines(rows: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def unofficial_data_line(fingerprints: list[str]) -> str:
+    """The summary's sentence on data copies that differ from the official files (fingerprints: md5 hex)."""
+    shown = ", ".join(f[:12] for f in fingerprints)
+    if len(fingerprints) == 1:
+        head = f"Data: the copy of the data these runs used differs from the official files (fingerprint {shown}"
+    else:
+        head = (
+            f"Data: {len(fingerprints)} of the copies of the data these runs used differ from the official files "
+            f"(fingerprints {shown}"
+        )
+    return head + "; a re-encoded copy, a JPEG round-trip say, differs too)."
+
+
 def markdown(summary: dict[str, Any]) -> str:
     header = (
         "| run | runs | epochs | our error % | each run's error % | paper error % | params (M) | median epoch s "
@@ -239,16 +252,7 @@ def markdown(summary: dict[str, Any]) -> str:
     copies = [c for r in summary["rows"] for c in r.get("data", [])]
     unofficial = sorted({c["fingerprint"] for c in copies if not c["official"]})
     if unofficial:
-        lines += [
-            "",
-            (
-                "Data: the copy of the data these runs used differs from the official files"
-                if len(unofficial) == 1
-                else f"Data: {len(unofficial)} of the copies of the data these runs used differ from the official files"
-            )
-            + f" (fingerprint{'s' if len(unofficial) > 1 else ''} {', '.join(f[:12] for f in unofficial)}; "
-            "a re-encoded copy, a JPEG round-trip say, differs too).",
-        ]
+        lines += ["", unofficial_data_line(unofficial)]
     if len({c["fingerprint"] for c in copies}) > 1:
         lines += ["", "Data: the runs used different copies of the data (see summary.json, rows[].data)."]
     if summary.get("damaged"):
