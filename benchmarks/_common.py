@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from contdepth.outputs import save_figure  # noqa: F401  (the benchmarks' figure writer)
 from contdepth.provenance import provenance as contdepth_provenance
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import add_out_argument, markdown_table, provenance, setup_matplotlib, write_json
+from _common import add_out_argument, markdown_table, provenance, save_figure, setup_matplotlib, write_json
 
 import contdepth as cd
 from contdepth.analysis import fit_order
@@ -184,7 +184,7 @@ def plot(results: dict, path: Path) -> None:
     )
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 

@@ -217,7 +217,7 @@ def measure(args) -> list[dict]:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    from _common import setup_matplotlib
+    from _common import save_figure, setup_matplotlib
 
     plt = setup_matplotlib()
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
@@ -239,7 +239,7 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.set_ylim(min(0.0, min(excess) * 1.3), max(3.0, max(excess)) * 1.3)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 

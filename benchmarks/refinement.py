@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, add_out_argument, markdown_table, provenance, setup_matplotlib, write_json
+from _common import ROOT, add_out_argument, markdown_table, provenance, save_figure, setup_matplotlib, write_json
 
 import contdepth as cd
 from contdepth.analysis import fit_order
@@ -245,7 +245,7 @@ def plot(results: dict, path: Path) -> None:
         fontsize=9,
     )
     fig.subplots_adjust(left=0.05, right=0.98, bottom=0.12, top=0.84, wspace=0.62)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pipeline
-from _common import add_out_argument, markdown_table, provenance, setup_matplotlib, write_json
+from _common import add_out_argument, markdown_table, provenance, save_figure, setup_matplotlib, write_json
 from _timing import MODES, Runner, add_device_arguments, compiled_graphs, set_up, skip_reason, stem, sync, twin_nets
 from reference_nets import HAND, check_same_map
 
@@ -198,7 +198,7 @@ def plot(results: dict, path: Path) -> None:
     )
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 

@@ -37,7 +37,7 @@ from torchsde._brownian.brownian_base import BaseBrownian
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # problems with exact solutions
-from _common import add_out_argument, markdown_table, provenance, setup_matplotlib, write_json
+from _common import add_out_argument, markdown_table, provenance, save_figure, setup_matplotlib, write_json
 from problems import gbm_field, gbm_moment
 
 import contdepth as cd
@@ -461,7 +461,7 @@ def plot(results: dict, laws: list[LawSpec], path: Path) -> None:
     for ax in axes.flat:
         ax.xaxis.set_minor_formatter(NullFormatter())
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 

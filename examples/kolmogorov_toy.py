@@ -28,6 +28,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
+from contdepth.outputs import save_figure
 from contdepth.provenance import provenance
 from contdepth.toy._threads import one_thread
 from contdepth.toy.experiment import DEFAULT_CONFIGS, format_table, paired_gains, run_experiment
@@ -141,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     shown = [(c.label, moons.models[(c.label, seeds[0])]) for c in configs]
     fig = experiment_figure(shown, moons.data[seeds[0]], check_a, kolmogorov_label="euler/gaussian")
-    fig.savefig(out / "kolmogorov_toy.png", dpi=90)
+    save_figure(fig, out / "kolmogorov_toy.png", dpi=90)
     plt.close(fig)
     fig, axes = plt.subplots(2, 5, figsize=(13, 6.4))
     for row, (check, label) in zip(
@@ -156,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         fontsize=9,
     )
     fig.tight_layout()
-    fig.savefig(out / "kolmogorov_check.png", dpi=90)
+    save_figure(fig, out / "kolmogorov_check.png", dpi=90)
     record["seconds"] = time.perf_counter() - start
     record["figures"] = ["kolmogorov_toy.png", "kolmogorov_check.png"]
     (out / "kolmogorov_toy.json").write_text(json.dumps(record, indent=2))

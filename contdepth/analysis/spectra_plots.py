@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..outputs import save_figure
 from .spectra import Spectra, StepSpectrum
 from .stability import StabilityRegion
 
@@ -144,7 +145,7 @@ def plot_spectra(spectra: Spectra, path: str | Path | None = None, title: str = 
     )
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110, bbox_inches="tight")
+        save_figure(fig, path, dpi=110, bbox_inches="tight")
     return fig
 
 

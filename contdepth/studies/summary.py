@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..outputs import save_figure
 from ..train.records import read_metrics, write_json
 from ..train.rundir import METRICS, RESULTS, DamagedResults, read_results
 from .catalog import RunSpec, Study
@@ -303,7 +304,7 @@ def plot(summary: dict[str, Any], path: Path) -> None:
         ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
 
 
 def write_summary(study: Study, directory: Path, warn: Callable[[str], None] = _stderr) -> tuple[Path, Path, Path]:

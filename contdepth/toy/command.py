@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..outputs import save_figure
 from ..provenance import provenance
 from ._threads import one_thread
 from .data import DATASETS
@@ -165,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     fig = experiment_figure(shown, result.data[seeds[0]], check, kolmogorov_label=check_label or "")
     png, js = out / "demo.png", out / "demo.json"
     try:
-        fig.savefig(png, dpi=110)
+        save_figure(fig, png, dpi=110)
     except OSError as err:  # a full disk, say
         print(f"contdepth demo: error: cannot write {png}: {err.strerror or err}", file=sys.stderr)
         return 1

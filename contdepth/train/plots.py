@@ -6,6 +6,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from ..outputs import save_figure
+
 
 def _figure(figsize: tuple[float, float]):
     """A figure that needs no backend and leaves the user's matplotlib set-up (pyplot, backend) alone."""
@@ -37,7 +39,7 @@ def _save(fig, path: str | os.PathLike, title: str) -> None:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
 
 
 def plot_curves(rows: Sequence[dict], path: str | os.PathLike, title: str = "") -> None:
