@@ -1,5 +1,5 @@
 """Checks shared by the public entry points, each written once: numbers, intervals, states, counts,
-the piece (block) that owns a time, and the close match named in an error."""
+keyword options, the piece (block) that owns a time, and the close match named in an error."""
 
 from __future__ import annotations
 
@@ -22,6 +22,18 @@ def close_matches(word: str, choices: Iterable[str], n: int = 1, cutoff: float =
     if not close:  # catches a wrong case too: K -> k
         close = [c for c in choices if c.lower() == str(word).lower()][:1]
     return close
+
+
+def check_options(owner: str, given: Iterable[str], valid: Iterable[str]) -> None:
+    """Raise ``TypeError`` naming the valid options (and the closest one) for any unknown option."""
+    valid = list(valid)
+    for name in given:
+        if name in valid:
+            continue
+        close = close_matches(name, valid)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        choices = ", ".join(valid) if valid else "none"
+        raise TypeError(f"{owner}: unknown option {name!r}{hint}; valid options: {choices}")
 
 
 def number(name: str, value: object) -> float:

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .options import check_options
+from ._checks import check_options
 
 PER_CHOICES = ("sample", "batch", "element")
 

@@ -9,9 +9,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .._checks import check_options
 from ..fields import Field
 from ..noise import _LAWS, Noise, NoiseLaw, as_noise
-from ..options import check_options
 from .characteristic import Characteristic
 
 

@@ -11,7 +11,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from ..options import check_options
+from .._checks import check_options
 from .base import Scheme
 
 _REGISTRY: dict[str, type[Scheme]] = {}
