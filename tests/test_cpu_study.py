@@ -12,7 +12,7 @@ from contdepth.studies.command import build_jobs
 from contdepth.studies.runner import Runner
 
 
-def test_the_cpu_study_runs_two_seeds_of_the_pair_and_one_of_resnet20(tmp_path):
+def test_the_cpu_study_runs_three_seeds_of_the_pair_and_one_of_resnet20(tmp_path):
     study = get_study("lu2018-cifar10-cpu")
     jobs = build_jobs(study, tmp_path, list(study.seeds), None, ["--device", "cpu"])
     assert [j.name for j in jobs] == [
@@ -20,6 +20,8 @@ def test_the_cpu_study_runs_two_seeds_of_the_pair_and_one_of_resnet20(tmp_path):
         "lm_resnet20-s0",
         "preact_resnet20-s1",
         "lm_resnet20-s1",
+        "preact_resnet20-s2",
+        "lm_resnet20-s2",
         "resnet20-s0",
     ]
     for job in jobs:  # one schedule for every model: 30 epochs, one of warm-up, linear decay to zero

@@ -220,7 +220,7 @@ STUDIES: dict[str, Study] = {
                 "The paper's numbers are 160 epochs of the step schedule on the original images; these runs "
                 "are 30 epochs of linear decay to zero.",
             ),
-            seeds=(0, 1),
+            seeds=(0, 1, 2),
         ),
     )
 }
