@@ -34,7 +34,7 @@ def add_out_argument(parser: argparse.ArgumentParser, what: str = "JSON and PNG"
 
 def provenance(seed: int | None, device: str | torch.device = "cpu") -> dict[str, Any]:
     """Command, commit, device, versions, seed and UTC date of this benchmark run."""
-    return contdepth_provenance(["python3", *sys.argv], seed, device)
+    return contdepth_provenance(["python3", *sys.argv], seed, device, repo=ROOT)  # the scripts' checkout
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> Path:

@@ -63,17 +63,20 @@ def device_name(device: str | torch.device = "cpu") -> str:
     return f"cpu: {cpu} ({os.cpu_count()} logical cores, torch threads {torch.get_num_threads()})"
 
 
-def provenance(command: Sequence[str] | None, seed: int | None, device: str | torch.device = "cpu") -> dict[str, Any]:
+def provenance(
+    command: Sequence[str] | None, seed: int | None, device: str | torch.device = "cpu", *, repo: Path | None = None
+) -> dict[str, Any]:
     """The JSON-ready record of how a result was produced.
 
     Args:
         command: the command line that reproduces it (default: this process's, as typed).
         seed: the seed it used (None when nothing is random).
         device: where it computed.
+        repo: the checkout whose commit is recorded (default: the one holding this package).
     """
     if command is None:
         command = [Path(sys.argv[0]).name, *sys.argv[1:]]
-    commit, source = commit_and_source()
+    commit, source = commit_and_source(repo)
     return {
         "command": shlex.join(command),
         "git_commit": commit,

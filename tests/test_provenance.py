@@ -33,6 +33,7 @@ def test_the_commit_comes_from_git_else_from_the_variable(tmp_path, monkeypatch)
     if subprocess.run(["git", "-C", str(repo), "rev-parse"], capture_output=True).returncode == 0:
         commit, source = prov.commit_and_source(repo)
         assert source == "git" and re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", commit or "")
+    assert prov.provenance(None, 0, repo=tmp_path)["git_commit"] == "0123abc"  # the checkout asked for
 
 
 def test_training_adds_how_it_computed_to_the_same_record():
