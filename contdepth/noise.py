@@ -31,6 +31,12 @@ def noise_shape(u: Tensor, per: str) -> tuple[int, ...]:
     raise ValueError(f"unknown noise granularity per={per!r}; choose one of {PER_CHOICES}")
 
 
+def _work_dtype(like: Tensor) -> torch.dtype:
+    """The dtype draws are made in: float32 for a bf16 or fp16 state (under autocast: float32 draws rounded
+    once, not a reduced-precision generator's), the state's own dtype otherwise."""
+    return torch.float32 if like.dtype in (torch.bfloat16, torch.float16) else like.dtype
+
+
 class NoiseLaw:
     """A standardised law. ``sample(shape, like, generator, piece)`` returns ξ with ``like``'s dtype and device.
 
@@ -96,7 +102,8 @@ class Gaussian(SameEveryPiece):
     def sample(
         self, shape: Sequence[int], like: Tensor, generator: torch.Generator | None = None, piece: int = 0
     ) -> Tensor:
-        return torch.randn(tuple(shape), generator=generator, device=like.device, dtype=like.dtype)
+        draw = torch.randn(tuple(shape), generator=generator, device=like.device, dtype=_work_dtype(like))
+        return draw.to(like.dtype)
 
 
 class Rademacher(SameEveryPiece):
@@ -119,8 +126,8 @@ class Uniform(SameEveryPiece):
     def sample(
         self, shape: Sequence[int], like: Tensor, generator: torch.Generator | None = None, piece: int = 0
     ) -> Tensor:
-        eta = torch.rand(tuple(shape), generator=generator, device=like.device, dtype=like.dtype)
-        return (eta - 0.5) * math.sqrt(12.0)
+        eta = torch.rand(tuple(shape), generator=generator, device=like.device, dtype=_work_dtype(like))
+        return ((eta - 0.5) * math.sqrt(12.0)).to(like.dtype)
 
 
 class Bernoulli(NoiseLaw):

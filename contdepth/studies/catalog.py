@@ -79,6 +79,8 @@ class RunSpec:
 
     ``paper_error`` is the CIFAR-10 test error (%) the paper reports for it (None: not reported).
     ``seeds`` limits the row to these seeds (None: every seed the study is run with).
+    ``flags`` are further `contdepth train` flags of the row and ``tag`` names them in the row's name
+    (``<model>[-<noise tag>][-<tag>]``), so two rows of one model differ in name.
     """
 
     model: str
@@ -89,11 +91,16 @@ class RunSpec:
     priority: int = 3
     note: str = ""
     seeds: tuple[int, ...] | None = None
+    flags: tuple[str, ...] = ()
+    tag: str = ""
+
+    def __post_init__(self) -> None:
+        if self.tag and not SAFE_NAME.match(self.tag):
+            raise ValueError(f"tag {self.tag!r} has characters other than letters, digits, '.', '_', '-'")
 
     @property
     def name(self) -> str:
-        tag = noise_tag(self.noise)
-        return f"{self.model}-{tag}" if tag else self.model
+        return "-".join(part for part in (self.model, noise_tag(self.noise), self.tag) if part)
 
     @property
     def family(self) -> str:
@@ -111,7 +118,7 @@ class RunSpec:
             flags += ["--noise", self.noise]
         if self.scheme:
             flags += ["--scheme", self.scheme]
-        return flags + list(RECIPES[self.recipe])
+        return flags + list(RECIPES[self.recipe]) + list(self.flags)
 
     def run_name(self, seed: int) -> str:
         return f"{self.name}-s{seed}"
@@ -148,6 +155,13 @@ def _unknown(what: str, name: str, choices: Sequence[str], where: str = "") -> s
 
 
 _LM56_SIGMA = matching_gaussian_level(basic_blocks(56), 0.8)
+_FP32 = ("--amp", "none")
+
+# (noise, priority, flags, tag, note) of the depth-dial study's rows, all preact_resnet20 with the euler scheme
+DEPTH_DIAL_ROWS: tuple[tuple[str | None, int, tuple[str, ...], str, str], ...] = (
+    ("sd:0.8", 1, (), "", "stochastic depth: an Euler–Maruyama step per block; the SDE study uses it too"),
+    (None, 2, ("--steps-per-block", "4"), "k4", "four Euler steps per block (h = 1/4) throughout"),
+)
 
 STUDIES: dict[str, Study] = {
     s.name: s
@@ -212,15 +226,41 @@ STUDIES: dict[str, Study] = {
                     recipe="cpu-budget",
                     priority=1,
                     note="LM-ResNet-20's architecture with the Euler scheme: only the scheme differs",
+                    flags=_FP32,
                 ),
-                RunSpec("lm_resnet20", recipe="cpu-budget", paper_error=8.33, priority=1),
-                RunSpec("resnet20", recipe="cpu-budget", paper_error=8.75, priority=2, seeds=(0,)),
+                RunSpec("lm_resnet20", recipe="cpu-budget", paper_error=8.33, priority=1, flags=_FP32),
+                RunSpec("resnet20", recipe="cpu-budget", paper_error=8.75, priority=2, seeds=(0,), flags=_FP32),
+                RunSpec(
+                    "preact_resnet20",
+                    scheme="euler",
+                    recipe="cpu-budget",
+                    priority=2,
+                    seeds=(0,),
+                    flags=("--amp", "bf16"),
+                    tag="bf16",
+                    note="preact_resnet20 in bf16 autocast: its error against the float32 seeds' spread",
+                ),
             ),
             (
                 "The paper's numbers are 160 epochs of the step schedule on the original images; these runs "
                 "are 30 epochs of linear decay to zero.",
+                "Rows without a tag train in float32 (--amp none), as they were run; the bf16 row checks that "
+                "bf16 autocast trains as accurately.",
             ),
             seeds=(0, 1, 2),
+        ),
+        Study(
+            "depth-dial-cpu",
+            "Depth as a dial: training recipes for pre-activation ResNet-20s that keep their accuracy at other "
+            "step counts and schemes (30 epochs, linear decay)",
+            tuple(
+                RunSpec("preact_resnet20", noise, "euler", "cpu-budget", priority=p, flags=flags, tag=tag, note=note)
+                for noise, p, flags, tag, note in DEPTH_DIAL_ROWS
+            ),
+            (
+                "The negative control is the CPU study's preact_resnet20 (one Euler step per block, h = 1).",
+                "benchmarks/depth_dial.py measures every run at other step counts and schemes.",
+            ),
         ),
     )
 }

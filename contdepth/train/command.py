@@ -63,7 +63,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="evaluate on N test images evenly spaced through the split (smoke runs)",
     )
-    a("--amp", choices=AMP_CHOICES, help="bf16 autocast (default none)")
+    a(
+        "--amp",
+        choices=AMP_CHOICES,
+        help="auto (default: bf16 autocast on a CPU with AVX512-BF16 or AMX units, else float32), bf16 or none",
+    )
     a(
         "--channels-last",
         action=argparse.BooleanOptionalAction,

@@ -9,17 +9,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..data.cifar import DATASETS
+from .amp import AMP_CHOICES
 from .compiling import check_mode
 
 DEFAULT_EPOCHS = {"cifar10": 160, "cifar100": 300}
 SCHEDULES = ("step", "cosine", "linear")
-AMP_CHOICES = ("none", "bf16")
 
 # Settings that only change how fast (or where) a run goes; a resumed run may change them.
 RUNTIME_KEYS = (
     "data_dir",
     "out",
     "device",
+    "amp",
     "compile",
     "compile_mode",
     "deterministic",
@@ -37,6 +38,8 @@ class TrainConfig:
     three quarters of it (80/120 of 160, 150/225 of 300): the paper's recipe.
     ``compile=True`` alone means ``compile_mode="default"``; a ``compile_mode`` implies ``compile``.
     ``progress_every``: seconds between progress lines when the output is not a terminal.
+    ``amp``: ``auto`` (bf16 autocast on a CPU with bf16 units, else float32), ``bf16`` or ``none``;
+    a speed setting, which a resumed run may change (see :mod:`contdepth.train.amp`).
     """
 
     model: str = "lm_resnet20"
@@ -61,7 +64,7 @@ class TrainConfig:
     seed: int = 0
     subset: int | None = None
     test_subset: int | None = None
-    amp: str = "none"
+    amp: str = "auto"
     channels_last: bool = False
     compile: bool = False
     compile_mode: str | None = None

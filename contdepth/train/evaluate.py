@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import time
 from collections.abc import Iterable
@@ -19,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data import CifarData, DataError, DeviceLoader, load_cifar
+from .amp import AMP_CHOICES, autocast, resolve_amp
 from .argtypes import positive_int, report_error
 from .backends import apply_backend_flags, backend_flags
 from .build import model_from_config
@@ -31,20 +31,22 @@ from .weights import load_run_config, load_weights_into, read_trained_state, red
 def eval_sums(
     model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], device: torch.device, amp: str = "none"
 ) -> Tensor:
-    """``[summed cross-entropy, correct, count]`` (float64, on ``device``) of ``model`` in eval mode."""
+    """``[summed cross-entropy, correct, count]`` (float64, on ``device``) of ``model`` in eval mode.
+
+    ``amp``: ``"none"``, ``"bf16"`` (autocast) or ``"auto"`` (:func:`~contdepth.train.amp.resolve_amp`).
+    """
     model.eval()
     sums = torch.zeros(2, dtype=torch.float64, device=device)
     seen = 0
-    autocast = (
-        torch.autocast(device_type=device.type, dtype=torch.bfloat16) if amp == "bf16" else contextlib.nullcontext()
-    )
-    with autocast:
-        for x, y in batches:
-            logits = model(x).float()
-            sums += torch.stack(
-                [F.cross_entropy(logits, y, reduction="sum").double(), (logits.argmax(1) == y).sum().double()]
-            )
-            seen += y.shape[0]
+    mode = resolve_amp(amp, device)
+    for x, y in batches:
+        with autocast(mode, device):
+            logits = model(x)
+        logits = logits.float()  # the loss in float32 under any autocast
+        sums += torch.stack(
+            [F.cross_entropy(logits, y, reduction="sum").double(), (logits.argmax(1) == y).sum().double()]
+        )
+        seen += y.shape[0]
     return torch.cat([sums, torch.tensor([seen], dtype=torch.float64, device=device)])
 
 
@@ -68,7 +70,8 @@ def evaluate_run(
         run_dir: a directory written by ``contdepth train`` (``checkpoint.pt``, or ``weights.fp16.pt``
             alone as in committed results).
         scheme, steps_per_block: evaluate under this scheme / step count (default: as trained).
-        data_dir, device, batch_size, test_subset, amp: override the run's settings.
+        data_dir, device, batch_size, test_subset: override the run's settings.
+        amp: ``auto`` (default: bf16 autocast on a CPU with bf16 units), ``bf16`` or ``none``.
         compile_mode: ``torch.compile`` the model in this mode (see ``contdepth.train.compiling``);
             the reported ``seconds`` then include compiling.
         model: a freshly built module of the run's architecture, for runs of a model not in the zoo.
@@ -101,7 +104,8 @@ def evaluate_run(
     )
     net = compile_module(model, compile_mode, dev)
     start = time.perf_counter()
-    loss_sum, correct, seen = eval_sums(net, loader.batches(), dev, amp or cfg.amp).tolist()
+    amp_used = resolve_amp(amp or "auto", dev)
+    loss_sum, correct, seen = eval_sums(net, loader.batches(), dev, amp_used).tolist()
     return {
         "run": str(run),
         "model": cfg.model,
@@ -119,6 +123,7 @@ def evaluate_run(
         "seconds": time.perf_counter() - start,
         "device": str(dev),
         "compile_mode": effective_mode(compile_mode, dev),
+        "amp": amp_used,
     }
 
 
@@ -142,6 +147,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="torch.compile the model: default, reduce-overhead (CUDA graphs, CUDA only), max-autotune "
         "(worth it for large test sets only: compiling takes longer than evaluating 10,000 images)",
     )
+    a("--amp", choices=AMP_CHOICES, help="bf16 autocast: auto (default: on a CPU with bf16 units), bf16 or none")
     a("--json", action="store_true", help="print the result as JSON")
 
 
@@ -157,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             test_subset=args.test_subset,
             compile_mode=args.compile_mode,
+            amp=args.amp,
         )
     except (ValueError, TypeError, FileNotFoundError, DataError) as err:
         return report_error("eval", err)

@@ -149,14 +149,15 @@ def provenance(
 
 
 def speed_settings(
-    cfg: TrainConfig, device: torch.device, optimizer: torch.optim.Optimizer, concurrent: int
+    cfg: TrainConfig, device: torch.device, optimizer: torch.optim.Optimizer, concurrent: int, *, amp: str
 ) -> dict[str, Any]:
-    """How a session computes: compile mode, AMP, memory format, backend switches, the optimiser's
-    implementation, and how many runs share the device (``concurrent``)."""
+    """How a session computes: compile mode, AMP (as asked, ``cfg.amp``, and as resolved, ``amp``), memory
+    format, backend switches, the optimiser's implementation, and how many runs share the device (``concurrent``)."""
     return {
         "compile_mode": cfg.compile_mode,
         "compile_mode_used": effective_mode(cfg.compile_mode, device),
-        "amp": cfg.amp,
+        "amp": amp,
+        "amp_requested": cfg.amp,
         "memory_format": "channels_last" if cfg.channels_last else "contiguous",
         **current_flags(),
         "optimizer": {"name": "SGD", **{k: optimizer.defaults.get(k) for k in ("fused", "foreach")}},

@@ -20,6 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ..data import CifarData, DeviceLoader
 from . import build, records
 from . import checkpoint as ckpt
+from .amp import autocast, resolve_amp
 from . import distributed as dist_util
 from .backends import apply_backend_flags, backend_flags
 from .build import data_from_config
@@ -66,6 +67,7 @@ class Trainer:
 
     # built by prepare(), from the config and this process's place (``dist``)
     device: torch.device
+    amp: str  # the resolved mode, "none" or "bf16"
     backend_flags: dict[str, Any]
     concurrent_runs: int  # runs sharing the device
     model: nn.Module  # the bare model: its weights are what checkpoints keep
@@ -150,6 +152,7 @@ class Trainer:
     def _setup(self) -> dict[str, Any] | None:
         cfg, d = self.cfg, self.dist
         self.device = d.device
+        self.amp = resolve_amp(cfg.amp, self.device)
         self.backend_flags = backend_flags(self.device.type, cfg.deterministic)
         apply_backend_flags(self.backend_flags)
         self.concurrent_runs = records.concurrent_runs()
@@ -239,11 +242,6 @@ class Trainer:
     def _lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.cfg.amp == "bf16":
-            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
     def _sync(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -291,9 +289,9 @@ class Trainer:
     def _train_step(self, x: Tensor, y: Tensor) -> None:
         """One optimiser step; loss and correct count are added to the epoch's meter on the device (no sync)."""
         mark_step(self.cfg.compile_mode, self.device)
-        with self._autocast():
+        with autocast(self.amp, self.device):
             logits = self.net(x)
-            loss = self.criterion(logits, y)
+        loss = self.criterion(logits.float(), y)  # the loss in float32 under any autocast
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -331,8 +329,8 @@ class Trainer:
         """Test loss and accuracy of the current weights over the whole test split (all processes)."""
         batches = iter(self.progress.evaluating(self.test_loader.batches()))
         with self._first_call_timed("eval"):  # the first batch alone: it compiles the evaluation graph
-            sums = eval_sums(self.eval_net, itertools.islice(batches, 1), self.device, self.cfg.amp)
-        sums += eval_sums(self.eval_net, batches, self.device, self.cfg.amp)
+            sums = eval_sums(self.eval_net, itertools.islice(batches, 1), self.device, self.amp)
+        sums += eval_sums(self.eval_net, batches, self.device, self.amp)
         loss_sum, correct, seen = dist_util.all_reduce_sum(self.dist, sums).tolist()
         return {"test_loss": loss_sum / seen, "test_acc": correct / seen}
 
@@ -461,7 +459,9 @@ class Trainer:
                 state = self._setup()
                 if state is not None:
                     self._restore(state)
-                settings = records.speed_settings(self.cfg, self.device, self.optimizer, self.concurrent_runs)
+                settings = records.speed_settings(
+                    self.cfg, self.device, self.optimizer, self.concurrent_runs, amp=self.amp
+                )
                 self.state.sessions.append(
                     records.provenance(self.device, self.cfg.seed, self.dist.world, settings=settings)
                 )
@@ -479,7 +479,7 @@ class Trainer:
             print(
                 f"{self.cfg.model}: {self.params:,} parameters, {where}; "
                 f"{self.train_loader.num_examples} train / {self.test_loader.num_examples} test images "
-                f"on {self.device} x {self.dist.world}",
+                f"on {self.device} x {self.dist.world}{' in bf16 autocast' if self.amp == 'bf16' else ''}",
                 flush=True,
             )
         self.progress = self._make_progress()
