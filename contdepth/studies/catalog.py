@@ -77,7 +77,8 @@ def matching_gaussian_level(blocks: int, final_survival: float) -> float:
 class RunSpec:
     """One row: ``model`` trained with ``noise``/``scheme`` (None: the model's own) under ``recipe``.
 
-    ``paper_error`` is the CIFAR-10 test error (%) the paper reports for it (None: not reported).
+    ``paper_error`` is the CIFAR-10 test error (%) the paper reports for it (None: not reported) and
+    ``paper_source`` where the paper reports it (the paper and its table).
     ``seeds`` limits the row to these seeds (None: every seed the study is run with).
     ``flags`` are further `contdepth train` flags of the row and ``tag`` names them in the row's name
     (``<model>[-<noise tag>][-<tag>]``), so two rows of one model differ in name.
@@ -89,6 +90,7 @@ class RunSpec:
     recipe: str = "lu2018"
     paper_error: float | None = None
     priority: int = 3
+    paper_source: str = ""
     note: str = ""
     seeds: tuple[int, ...] | None = None
     flags: tuple[str, ...] = ()
@@ -155,6 +157,11 @@ def _unknown(what: str, name: str, choices: Sequence[str], where: str = "") -> s
 
 
 _LM56_SIGMA = matching_gaussian_level(basic_blocks(56), 0.8)
+_R110_SIGMA = matching_gaussian_level(basic_blocks(110), 0.5)
+# Where Lu et al. 2018 report each number: Table 1 compares ResNets and LM-ResNets by depth on CIFAR, Table 2
+# their stochastic training on CIFAR-10.
+_T1 = "Lu et al. 2018, Table 1"
+_T2 = "Lu et al. 2018, Table 2"
 _FP32 = ("--amp", "none")
 
 # (noise, priority, flags, tag, note) of the depth-dial study's rows, all preact_resnet20 with the euler scheme
@@ -170,23 +177,30 @@ STUDIES: dict[str, Study] = {
             "lu2018-cifar10",
             "Lu et al. 2018, CIFAR-10: ResNet vs LM-ResNet by depth (160 epochs)",
             (
-                RunSpec("resnet56", paper_error=6.97, priority=1),
-                RunSpec("lm_resnet56", paper_error=6.31, priority=1),
+                RunSpec("resnet56", paper_error=6.97, priority=1, paper_source=_T1),
+                RunSpec("lm_resnet56", paper_error=6.31, priority=1, paper_source=_T1),
                 RunSpec(
                     "resnet110",
+                    paper_error=6.61,
                     priority=1,
-                    note="the paper's ResNet entry at depth 110 is the pre-activation one (preact_resnet110)",
+                    paper_source=f"{_T2}; He et al. 2015's post-activation ResNet-110",
+                    note="Table 1's ResNet at depth 110 is the pre-activation one (preact_resnet110)",
                 ),
-                RunSpec("preact_resnet110", paper_error=6.37, priority=1),
-                RunSpec("lm_resnet110", paper_error=6.16, priority=1),
-                RunSpec("resnet20", paper_error=8.75, priority=2),
-                RunSpec("lm_resnet20", paper_error=8.33, priority=2),
-                RunSpec("resnet32", paper_error=7.51),
-                RunSpec("lm_resnet32", paper_error=7.18),
-                RunSpec("resnet44", paper_error=7.17),
-                RunSpec("lm_resnet44", paper_error=6.66),
-                RunSpec("preact_resnet164", paper_error=5.46),
-                RunSpec("lm_resnet164", paper_error=5.27),
+                RunSpec("preact_resnet110", paper_error=6.37, priority=1, paper_source=_T1),
+                RunSpec("lm_resnet110", paper_error=6.16, priority=1, paper_source=_T1),
+                RunSpec("resnet20", paper_error=8.75, priority=2, paper_source=_T1),
+                RunSpec("lm_resnet20", paper_error=8.33, priority=2, paper_source=_T1),
+                RunSpec(
+                    "resnet32",
+                    paper_error=7.51,
+                    paper_source=f"{_T1}; He et al. 2015's number",
+                    note="the paper also quotes 7.57 for ResNet-32 outside Table 1; the row keeps Table 1's 7.51",
+                ),
+                RunSpec("lm_resnet32", paper_error=7.18, paper_source=_T1),
+                RunSpec("resnet44", paper_error=7.17, paper_source=_T1),
+                RunSpec("lm_resnet44", paper_error=6.66, paper_source=_T1),
+                RunSpec("preact_resnet164", paper_error=5.46, paper_source=_T1),
+                RunSpec("lm_resnet164", paper_error=5.27, paper_source=_T1),
             ),
             ("ResNets at depths 20-56 are post-activation (He et al. 2015); LM-ResNets use pre-activation blocks.",),
         ),
@@ -194,11 +208,22 @@ STUDIES: dict[str, Study] = {
             "lu2018-stochastic",
             "Lu et al. 2018, CIFAR-10: stochastic training (stochastic depth, Gaussian noise, shake-shake)",
             (
-                RunSpec("lm_resnet56", "sd:0.8", paper_error=5.14, priority=1),
-                RunSpec("resnet110", "sd:0.5", paper_error=5.25, priority=1),
-                RunSpec("lm_resnet110", "sd:0.5", paper_error=4.80, priority=1),
+                RunSpec("lm_resnet56", "sd:0.8", paper_error=5.14, priority=1, paper_source=_T2),
                 RunSpec(
-                    "resnet56", "sd:0.8", priority=1, note="not in the paper's table; the pair of lm_resnet56-sd0.8"
+                    "resnet110",
+                    "sd:0.5",
+                    paper_error=5.25,
+                    priority=1,
+                    paper_source=f"{_T2}; Huang et al. 2016's number",
+                ),
+                RunSpec("lm_resnet110", "sd:0.5", paper_error=4.80, priority=1, paper_source=_T2),
+                RunSpec(
+                    "preact_resnet56",
+                    "sd:0.8",
+                    paper_error=5.55,
+                    priority=1,
+                    paper_source=f"{_T2}; the authors' pre-activation ResNet-56",
+                    note="the pair of lm_resnet56-sd0.8: the same blocks with the Euler scheme",
                 ),
                 RunSpec(
                     "lm_resnet56",
@@ -208,7 +233,17 @@ STUDIES: dict[str, Study] = {
                     f"S = {_LM56_SIGMA:.3g}); gaussian:S has one S for all blocks, so the per-block "
                     "s_l = sqrt((1-p_l)/p_l) of exact per-block matching is not expressible",
                 ),
-                RunSpec("resnet110", "gaussian:0.001", paper_error=5.52, priority=2),
+                RunSpec(
+                    "resnet110",
+                    f"gaussian:{_R110_SIGMA:.3g}",
+                    paper_error=5.52,
+                    priority=2,
+                    paper_source=f"{_T2}; noise level given as 0.001",
+                    note="the paper gives the level 0.001 without defining it (a standard deviation or a "
+                    "variance, of what); as the relative level S of x + F + S F ξ it would change each step by "
+                    f"0.1%, close to no noise, so the row trains S = {_R110_SIGMA:.3g}, which matches "
+                    "resnet110-sd0.5 in total variance",
+                ),
                 RunSpec(
                     "shake_resnet26_2x32d",
                     priority=3,
@@ -228,8 +263,18 @@ STUDIES: dict[str, Study] = {
                     note="LM-ResNet-20's architecture with the Euler scheme: only the scheme differs",
                     flags=_FP32,
                 ),
-                RunSpec("lm_resnet20", recipe="cpu-budget", paper_error=8.33, priority=1, flags=_FP32),
-                RunSpec("resnet20", recipe="cpu-budget", paper_error=8.75, priority=2, seeds=(0,), flags=_FP32),
+                RunSpec(
+                    "lm_resnet20", recipe="cpu-budget", paper_error=8.33, paper_source=_T1, priority=1, flags=_FP32
+                ),
+                RunSpec(
+                    "resnet20",
+                    recipe="cpu-budget",
+                    paper_error=8.75,
+                    paper_source=_T1,
+                    priority=2,
+                    seeds=(0,),
+                    flags=_FP32,
+                ),
                 RunSpec(
                     "preact_resnet20",
                     scheme="euler",

@@ -165,12 +165,15 @@ def make_job(
 
 
 def _list() -> None:
+    """Each study and its rows: priority, the paper's number with its source, seeds and note."""
     for study in STUDIES.values():
         print(f"{study.name}: {study.title} (seeds {','.join(map(str, study.seeds))})")
         for row in study.rows:
             paper = "-" if row.paper_error is None else f"{row.paper_error:.2f}%"
+            source = f" ({row.paper_source})" if row.paper_source else ""
             only = f"  seeds {','.join(map(str, row.seeds))}" if row.seeds else ""
-            print(f"  {row.name:<32} priority {row.priority}  paper {paper:>6}{only}  {row.note}".rstrip())
+            note = f"  {row.note}" if row.note else ""
+            print(f"  {row.name:<32} priority {row.priority}  paper {paper:>6}{source}{only}{note}")
 
 
 def _say(line: str) -> None:
