@@ -5,8 +5,8 @@ start STUDY [options] [reproduce flags] [-- train flags]   set up, smoke-test, c
 watch SECONDS [--every S] [--collect DIR]                  status every minute, back before SECONDS (collected)
 collect DIR [--weights all|none|NAME,...]                  outputs packed into <= 8 files of <= 15 MiB
 
-The defaults fit a machine lent for about 15 minutes in all: ``start`` returns within 9 minutes
-(``--limit``: a smoke tier of at most 90 s, a calibration of at most 2 minutes, the study started and
+The defaults are sized for a machine lent for 15 minutes in all: ``start`` returns within ``--limit``
+(default 540 s: a smoke tier of at most 90 s, a calibration of at most 2 minutes, the study started and
 its plan printed), and ``watch SECONDS --collect DIR`` follows the study and packs its outputs.
 """
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A study on a bare, offline GPU machine that keeps nothing: this checkout plus a carry folder (.carry/:
 # the CIFAR-10 archive, official or a .npz copy with its decoder; wheels the machine lacks; optionally
-# COMMIT). See tools/offline/README.md. Two commands for a machine lent for about 15 minutes:
+# COMMIT). See tools/offline/README.md. Two commands; the defaults are sized for a 15-minute lease, and OUT is
+# the folder whose files come back from the machine:
 #   bash tools/offline/offline_gpu.sh start lu2018-cifar10 --budget 8 --only resnet20 [reproduce flags] [-- train flags]
 #   bash tools/offline/offline_gpu.sh watch 300 --collect "$OUT"
 # The wheels go to $CONTDEPTH_SITE (default /tmp/contdepth-site), put on PYTHONPATH with this checkout;
