@@ -36,12 +36,13 @@ def test_rows_carry_the_papers_number_and_table(study, row, error, table):
 
 def test_the_gaussian_row_of_resnet110_injects_noise_of_stochastic_depths_size():
     """The paper's 0.001 as a relative level is close to no noise; the row matches sd:0.5 in total variance."""
-    row = next(r for r in get_study("lu2018-stochastic").rows if r.model == "resnet110" and "gaussian" in (r.noise or ""))
+    rows = get_study("lu2018-stochastic").rows
+    row = next(r for r in rows if r.model == "resnet110" and "gaussian" in (r.noise or ""))
     level = parse_noise(row.noise).level
     assert level == pytest.approx(matching_gaussian_level(basic_blocks(110), 0.5), rel=1e-2)
     assert level > 0.1 and row.paper_error == 5.52
     assert "0.001" in row.paper_source and "without defining it" in row.note
-    assert not any(r.model == "resnet56" and r.noise for r in get_study("lu2018-stochastic").rows)
+    assert not any(r.model == "resnet56" and r.noise for r in rows)
 
 
 def test_list_prints_each_paper_number_with_its_source(capsys):
