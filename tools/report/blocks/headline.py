@@ -119,9 +119,11 @@ def headline(results: Results) -> str:
 @block("compile-cost", speed.CPU_TRAINING)
 def compile_cost(results: Results) -> str:
     data = results.json(speed.CPU_TRAINING)
-    compiled = [r for r in data["rows"] if r["setting"].startswith("compile") and r["runs"] == 1]
-    seconds = span([r["compile_seconds"] for r in compiled], 0)
+    single = [r for r in data["rows"] if r["runs"] == 1 and speed.compile_seconds(r)]
+    models = " and ".join(f"`{m}`" for m in dict.fromkeys(r["model"] for r in single))
+    threads = " or ".join(str(t) for t in sorted({r["threads"] for r in single}))
+    seconds = span([speed.compile_seconds(r) or 0.0 for r in single], 0)
     return (
-        f"Compiling `preact_resnet20` and `lm_resnet20` for training took {seconds} s with 2 threads on the CPU of "
+        f"Compiling {models} for training took {seconds} s with {threads} threads on the CPU of "
         f"`benchmarks/results/cpu_training.json` ({data['cpu']}; `rows[].compile_seconds`)."
     )

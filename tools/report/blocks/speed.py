@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import freshness
-from ..data import Results, measured, source
+from ..data import Results, source
 from ..fmt import millions, num, table, thousands
 from ..registry import block
 
@@ -217,23 +217,29 @@ def pipeline(results: Results) -> str:
     return f"{speed}\n\n{steps}\n\n{cite}"
 
 
+def compile_seconds(row: dict[str, Any]) -> float | None:
+    """Seconds of compiling in a cpu_training.json row (the longest of its concurrent runs)."""
+    if row.get("compile_seconds") is not None:
+        return float(row["compile_seconds"])
+    runs = [x["compile_seconds"] for x in row.get("per_run", []) if x.get("compile_seconds") is not None]
+    return max(runs) if runs else None
+
+
 def cpu_training(results: Results) -> str:
     data = results.json(CPU_TRAINING)
     rows = []
     for r in data["rows"]:
-        compile_s = r.get("compile_seconds")
-        if compile_s is None and r.get("per_run"):
-            compile_s = max(x["compile_seconds"] for x in r["per_run"])
-        rows.append(
-            [
-                r["model"],
-                r["setting"],
-                f"{r['runs']} x {r['threads']}",
-                thousands(r["images_per_s"]),
-                num(r["vs_eager_preact_resnet20"]),
-                thousands(compile_s or 0),
-            ]
-        )
+        seconds = compile_seconds(r)
+        vs = r.get("vs_eager_preact_resnet20")
+        cells = [
+            r["model"],
+            r["setting"],
+            f"{r['runs']} x {r['threads']}",
+            thousands(r["images_per_s"]),
+            "-" if vs is None else num(vs),
+            "-" if seconds is None else thousands(seconds),
+        ]
+        rows.append(cells)
     provs = freshness.provenances(results, CPU_TRAINING) + [
         x["provenance"] for r in data["rows"] for x in r.get("per_run", [])
     ]
@@ -244,14 +250,6 @@ def cpu_training(results: Results) -> str:
     )
     head = ["model", "setting", "runs x threads", "images/s (all runs)", "vs eager preact_resnet20", "compile s"]
     return f"{table(head, rows)}\n\n{cite}"
-
-
-def cpu_training_rows(results: Results) -> list[dict[str, Any]]:
-    return list(results.json(CPU_TRAINING)["rows"])
-
-
-def measured_text(results: Results, path: str) -> str:
-    return measured(results.json(path)["provenance"])
 
 
 @block("hand-written", THROUGHPUT, OP_PROFILE, STEP)
