@@ -104,13 +104,17 @@ def test_a_second_train_on_the_same_folder_is_refused_naming_the_holder(data_dir
     # a killed holder leaves no stale lock: tests/test_lock.py kills one
 
 
-def test_a_folder_holding_any_run_file_is_refused_unless_overwrite(finished_run, data_dir, tmp_path, capsys):
+def test_a_folder_holding_a_run_is_kept_unless_overwrite(finished_run, data_dir, tmp_path, capsys):
     out = tmp_path / "old"
     shutil.copytree(finished_run, out)
-    (out / "checkpoint.pt").unlink()  # what is left (results, metrics, config, plots) is still a run
-    assert main(["train", *SMALL, "--epochs", "1", "--data-dir", str(data_dir), "--out", str(out)]) == 2
+    (out / "checkpoint.pt").unlink()  # what is left (weights, results, metrics, config, plots) is the finished run
+    assert main(["train", *SMALL, "--epochs", "1", "--data-dir", str(data_dir), "--out", str(out)]) == 0
+    said = capsys.readouterr().out.strip()
+    assert "holds this run, finished (1 epoch" in said and "nothing to train" in said and "--overwrite" in said
+    other = ["train", *SMALL, "--model", "resnet20", "--epochs", "1", "--data-dir", str(data_dir), "--out", str(out)]
+    assert main(other) == 2
     err = one_line_error(capsys)
-    assert "already holds a run" in err and "results.json" in err and "--overwrite" in err
+    assert "holds another run (model: 'lm_resnet20' -> 'resnet20')" in err and "--overwrite" in err
     assert (out / "results.json").is_file() and (out / "curves.png").is_file()
 
     (out / "momentum.png").write_bytes(b"stale")
@@ -339,8 +343,11 @@ def test_a_full_disk_is_one_line_however_the_writer_says_it(data_dir, tmp_path, 
         return
     assert not list(out.glob("*.tmp"))
     if when == "first":
-        assert "no checkpoint was saved before it" in err and "start the run again with --overwrite" in err
+        assert "no checkpoint was saved before it" in err and "run the same command again" in err
         assert not (out / "checkpoint.pt").exists()
+        monkeypatch.undo()
+        assert main(argv) == 0  # as it says (its one epoch was trained, and its weights kept)
+        assert "holds this run, finished (1 epoch" in capsys.readouterr().out
     else:
         assert "the last good checkpoint (epoch 1 batch 0) is kept" in err and "continue with --resume" in err
         assert ckpt.load(out / "checkpoint.pt")["epoch"] == 1
@@ -380,14 +387,23 @@ def _damage(path: Path, how: str) -> None:
         torch.save({**state, "epoch": "one"}, path)
 
 
+def _unfinished(out: Path) -> None:
+    """The run in ``out`` as a kill in its last results write leaves it: its last checkpoint is still to finish."""
+    results = json.loads((out / "results.json").read_text())
+    (out / "results.json").write_text(json.dumps({**results, "complete": False}))
+
+
 @pytest.mark.parametrize("how", ["empty", "truncated", "garbage", "not_a_dict", "bad_epoch", "text"])
 def test_a_damaged_checkpoint_is_named_for_resume_and_eval(finished_run, data_dir, tmp_path, capsys, how):
     out = tmp_path / "run"
     shutil.copytree(finished_run, out)
+    _unfinished(out)
     _damage(out / "checkpoint.pt", how)
-    assert main(["train", *SMALL, "--epochs", "1", "--data-dir", str(data_dir), "--out", str(out), "--resume"]) == 2
-    err = one_line_error(capsys)
-    assert "checkpoint.pt is damaged" in err and "--overwrite" in err
+    argv = ["train", *SMALL, "--epochs", "1", "--data-dir", str(data_dir), "--out", str(out)]
+    for extra in (["--resume"], []):  # the same line with and without --resume
+        assert main([*argv, *extra]) == 2
+        err = one_line_error(capsys)
+        assert "checkpoint.pt is damaged" in err and "--overwrite" in err
     assert main(["eval", "--run", str(out), "--device", "cpu"]) == 2
     assert "checkpoint.pt is damaged" in one_line_error(capsys, "eval")
 
@@ -406,6 +422,7 @@ def test_a_damaged_config_json_is_named(finished_run, data_dir, tmp_path, capsys
 def test_a_missing_config_json_is_read_from_the_checkpoint(finished_run, data_dir, tmp_path, capsys):
     out = tmp_path / "run"
     shutil.copytree(finished_run, out)
+    _unfinished(out)
     (out / "config.json").unlink()
     assert main(["train", *SMALL, "--epochs", "1", "--data-dir", str(data_dir), "--out", str(out), "--resume"]) == 0
     assert json.loads((out / "config.json").read_text())["model"] == "lm_resnet20"

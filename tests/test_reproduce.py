@@ -351,11 +351,14 @@ def test_dry_run_prints_one_train_command_per_run(tmp_path, capsys):
     (tmp_path / "W" / "resnet56-s0").mkdir(parents=True)
     (tmp_path / "W" / "resnet56-s0" / "checkpoint.pt").write_bytes(b"")  # interrupted: resumes
     (tmp_path / "W" / "lm_resnet56-s0").mkdir()
-    (tmp_path / "W" / "lm_resnet56-s0" / "metrics.jsonl").write_text("")  # a start that saved no checkpoint
+    (tmp_path / "W" / "lm_resnet56-s0" / "metrics.jsonl").write_text('{"epoch": 1}\n')  # its checkpoint is gone
+    (tmp_path / "W" / "resnet110-s0").mkdir()
+    (tmp_path / "W" / "resnet110-s0" / "config.json").write_text("{}")  # a start that saved nothing: starts again
     assert main(["reproduce", "lu2018-cifar10", "--out", str(tmp_path / "W"), "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].endswith("resnet56-s0 --resume") and lines[1].endswith("lm_resnet56-s0 --overwrite")
     assert not any(line.endswith(("--resume", "--overwrite")) for line in lines[2:])
+    assert any(line.endswith("resnet110-s0") for line in lines)
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import shutil
 import warnings
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from contdepth.train import rundir
 from contdepth.train.lock import FolderLock
-from contdepth.train.rundir import DamagedResults, RunState, read_results, run_state
+from contdepth.train.rundir import DamagedResults, FolderState, RunState, folder_state, read_results, run_state
 
 REPO = Path(__file__).resolve().parents[1]
 NAMES = {
@@ -41,6 +42,38 @@ def test_a_run_is_fresh_resumable_held_or_done(tmp_path):
         (run / rundir.RESULTS).write_text(json.dumps({"complete": True}))
         assert run_state(run) is RunState.DONE  # done, whoever holds the folder
     assert run_state(run) is RunState.DONE
+
+
+def test_each_folder_state_is_told_by_its_files(tmp_path):
+    """What each kind of folder holds (the table in docs/troubleshooting.md), and what run_state makes of it."""
+    run = tmp_path / "run"
+    cases = [
+        ({}, FolderState.ABSENT, RunState.FRESH),
+        ({".lock": "123", rundir.LOG: "a study's log"}, FolderState.EMPTY, RunState.FRESH),
+        ({rundir.CONFIG: "{}"}, FolderState.STARTED, RunState.FRESH),
+        ({rundir.CONFIG: "{}", "checkpoint.pt.tmp": "half"}, FolderState.STARTED, RunState.FRESH),
+        (  # a first epoch that diverged: its results say so, no epoch was kept
+            {rundir.METRICS: "\n", rundir.RESULTS: json.dumps({"complete": False, "epochs_done": 0})},
+            FolderState.STARTED,
+            RunState.FRESH,
+        ),
+        ({rundir.CHECKPOINT: "", "checkpoint.pt.tmp": "half"}, FolderState.SAVED, RunState.RESUME),
+        ({rundir.CHECKPOINT: "", rundir.RESULTS: "{damaged"}, FolderState.SAVED, RunState.RESUME),
+        ({rundir.CHECKPOINT: "", rundir.RESULTS: json.dumps({"complete": True})}, FolderState.UNFINISHED, "done"),
+        ({rundir.WEIGHTS: "", rundir.RESULTS: json.dumps({"complete": True})}, FolderState.DONE, RunState.DONE),
+        ({rundir.METRICS: '{"epoch": 1}\n'}, FolderState.LOST, RunState.FRESH),
+        ({rundir.RESULTS: json.dumps({"complete": False, "epochs_done": 2})}, FolderState.LOST, RunState.FRESH),
+        ({rundir.WEIGHTS: ""}, FolderState.LOST, RunState.FRESH),
+    ]
+    for files, state, coarse in cases:
+        if run.exists():
+            shutil.rmtree(run)
+        if files:
+            run.mkdir()
+        for name, text in files.items():
+            (run / name).write_text(text)
+        assert (folder_state(run), run_state(run)) == (state, coarse), files
+    assert rundir.NO_PROGRESS == (FolderState.ABSENT, FolderState.EMPTY, FolderState.STARTED)
 
 
 def test_results_are_read_once_and_damage_says_why(tmp_path):

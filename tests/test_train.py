@@ -166,11 +166,17 @@ def test_epoch_meter_and_training_state_round_trip():
 
 
 def test_run_directory_is_protected(straight_run, data_dir, capsys):
-    assert main(["train", *SMALL, "--data-dir", str(data_dir), "--out", str(straight_run)]) == 2
-    assert "already holds a run" in capsys.readouterr().err
+    before = {p.name: p.stat().st_mtime_ns for p in straight_run.iterdir() if p.name != ".lock"}
+    for extra in ([], ["--resume"]):  # a finished run: said, and nothing written
+        assert main(["train", *SMALL, "--data-dir", str(data_dir), "--out", str(straight_run), *extra]) == 0
+        assert "holds this run, finished (2 epochs" in capsys.readouterr().out
     changed = [a if a != "2" else "3" for a in SMALL]  # --epochs 3
+    assert main(["train", *changed, "--data-dir", str(data_dir), "--out", str(straight_run)]) == 2
+    err = capsys.readouterr().err
+    assert "holds another run (epochs: 2 -> 3" in err and "--overwrite" in err
     assert main(["train", *changed, "--data-dir", str(data_dir), "--out", str(straight_run), "--resume"]) == 2
     assert "epochs: 2 -> 3" in capsys.readouterr().err
+    assert {p.name: p.stat().st_mtime_ns for p in straight_run.iterdir() if p.name != ".lock"} == before
 
 
 def test_evaluate_run_and_rediscretise(straight_run, data_dir, capsys):

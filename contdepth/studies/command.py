@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 from ..train.argtypes import positive_int
 from ..train.lock import FolderLock, FolderLocked
-from ..train.rundir import LOG, RunState, run_state
+from ..train.rundir import LOG
 from . import planner
 from .calibration import calibrate, history_estimate
 from .catalog import STUDIES, Study, UnknownName, get_study
@@ -222,7 +222,7 @@ def _print_plan(runner: Runner, waiting: list[RunJob], now: float, budget: float
 def _execute(study: Study, jobs: list[RunJob], out: Path, n_jobs: int, budget: float | None) -> int:
     start = time.monotonic()
     deadline = start + 60 * budget if budget is not None else None
-    waiting = [j for j in jobs if run_state(j.folder) is not RunState.DONE]
+    waiting = [j for j in jobs if not j.done]
     if not waiting:
         _say(
             f"{study.name}: all {len(jobs)} runs in {out} are done (contdepth reproduce {study.name} --out {out} "
@@ -356,7 +356,7 @@ def _run(args: argparse.Namespace) -> int:
             "these run folders hold runs with other settings; choose another --out or remove them: "
             + ", ".join(conflicts)
         )
-    todo = [job for job in jobs if run_state(job.folder) is not RunState.DONE]
+    todo = [job for job in jobs if not job.done]
     check_train_flags(todo, here=False)
     if args.dry_run:
         for job in todo:

@@ -1,10 +1,11 @@
 """Run a study: `contdepth train` subprocesses, ``jobs`` at a time, within an optional deadline.
 
 Each run is a normal `contdepth train` run folder ``DIR/<row>-s<seed>/`` with its output in
-``train.log``. A run that is done is skipped; one with a checkpoint resumes (see
-:func:`contdepth.train.rundir.run_state`). A run starts only when it is predicted (:mod:`.planner`)
-to end by the deadline; a run that started is never stopped by the deadline. ``DIR/launches.jsonl``
-records every start (time, command, runs sharing the device).
+``train.log``. A run that is done is skipped; one with a checkpoint resumes (one finished without its
+weights resumes to write them); one without progress starts again (see
+:func:`contdepth.train.rundir.folder_state` and :meth:`.RunJob.next_command`). A run starts only when it is
+predicted (:mod:`.planner`) to end by the deadline; a run that started is never stopped by the deadline.
+``DIR/launches.jsonl`` records every start (time, command, runs sharing the device).
 
 The runs die with the study (:mod:`.launch`: on Linux they are asked to stop, saving a checkpoint,
 when the study's process ends, even by ``kill -9``). A run folder held by another live process (a
@@ -139,9 +140,9 @@ class Runner:
 
     def _start(self, job: RunJob, now: float) -> None:
         job.folder.mkdir(parents=True, exist_ok=True)
-        resume = run_state(job.folder, locks=False) is RunState.RESUME
-        concurrent = self._busy_slots() + 1
         argv = job.next_command()
+        resume = "--resume" in argv
+        concurrent = self._busy_slots() + 1
         process = self.launch(argv, {CONCURRENT_ENV: str(concurrent), **self._thread_env(job)}, job.folder / LOG)
         predicted = self.predicted_seconds(job)
         self.running.append(_Running(job, process, now, now + predicted if predicted is not None else float("inf")))
@@ -172,7 +173,7 @@ class Runner:
             if holder(job.folder) is not None:
                 continue
             del self.held[name]
-            if run_state(job.folder) is RunState.DONE:
+            if job.done:
                 self.report.finished.append(name)
                 self._event = f"{name} was finished by process {pid}"
             else:
@@ -202,7 +203,7 @@ class Runner:
             self._record({"event": "end", "run": r.job.name, "exit": code})
             pid = holder(r.job.folder) if code != 0 else None
             state = run_state(r.job.folder, locks=False)  # a folder another process took is `pid`
-            if code == 0 and state is RunState.DONE:
+            if code == 0 and r.job.done:
                 self.report.finished.append(r.job.name)
                 self._event = f"finished {r.job.name} in {planner.format_duration(now - r.started)}"
             elif code in (130, -signal.SIGINT, -signal.SIGTERM) and state is RunState.RESUME:
@@ -236,7 +237,7 @@ class Runner:
     def run(self) -> Report:
         waiting = []
         for job in self.runs:
-            if run_state(job.folder) is RunState.DONE:
+            if job.done:
                 self.report.skipped.append(job.name)
             else:
                 waiting.append(job)

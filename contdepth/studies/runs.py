@@ -1,7 +1,7 @@
 """A study's runs and their folders: what each run is, what its folder holds, what earlier runs measured.
 
 Each run is a normal `contdepth train` run folder ``DIR/<row>-s<seed>/`` (its state is read by
-:func:`contdepth.train.rundir.run_state`), with its output in ``train.log``.
+:func:`contdepth.train.rundir.folder_state`), with its output in ``train.log``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..train.config import TrainConfig, differences
 from ..train.records import read_metrics
-from ..train.rundir import CONFIG, METRICS, RunState, read_dict, run_files, run_state
+from ..train.rundir import CONFIG, METRICS, NO_PROGRESS, FolderState, folder_state, read_dict
 from .catalog import RunSpec
 
 TAIL_LINES = 12
@@ -48,7 +48,7 @@ class RunJob:
 
     def command(self, resume: bool = False, overwrite: bool = False) -> list[str]:
         """The `contdepth train ...` words (``--resume`` to continue a checkpoint, ``--overwrite`` to replace
-        the files of a start that left no checkpoint)."""
+        trained epochs whose checkpoint is gone)."""
         return [
             "contdepth",
             "train",
@@ -58,16 +58,22 @@ class RunJob:
         ]
 
     def next_command(self) -> list[str]:
-        """The command that continues this run from what its folder holds now."""
-        state = run_state(self.folder, locks=False)
+        """The command that continues this run from what its folder holds now (a folder without progress
+        needs no flag: the run starts there again)."""
+        state = folder_state(self.folder)
         return self.command(
-            resume=state is RunState.RESUME, overwrite=state is RunState.FRESH and bool(run_files(self.folder))
+            resume=state in (FolderState.SAVED, FolderState.UNFINISHED), overwrite=state is FolderState.LOST
         )
+
+    @property
+    def done(self) -> bool:
+        """Whether the run is finished, with its weights: nothing is left to run."""
+        return folder_state(self.folder) is FolderState.DONE
 
 
 def settings_conflict(job: RunJob) -> list[str]:
     """How the run already in ``job.folder`` differs from ``job.config`` (empty: none there, or the same)."""
-    if run_state(job.folder, locks=False) is RunState.FRESH:
+    if folder_state(job.folder) in (*NO_PROGRESS, FolderState.LOST):
         return []
     saved = read_dict(job.folder / CONFIG)
     if saved is None:

@@ -15,8 +15,9 @@ from ..data.cifar import DATASETS
 from .argtypes import milestones, positive_float, positive_int, report_error
 from .compiling import COMPILE_MODES
 from .config import AMP_CHOICES, SCHEDULES, TrainConfig
-from .rundir import CHECKPOINT, RunFolderError
+from .rundir import NO_PROGRESS, RunFolderError, folder_state
 from .speed import cpu_defaults
+from .start import RunFinished
 from .trainer import Trainer
 from .weights import saved_run_config
 
@@ -131,12 +132,14 @@ def given_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """A new run's config, or, with ``--resume``, the saved one with this invocation's runtime settings."""
+    """A new run's config, or, with ``--resume``, the saved one with this invocation's runtime settings (a new
+    run's when ``--out`` holds no settings to go on with: that run starts from the beginning)."""
     given = given_settings(args)
     if args.resume:
         out = Path(given["out"] if "out" in given else f"runs/{given.get('model', TrainConfig.model)}")
         saved = saved_config(out)
-        return TrainConfig.from_dict({**saved, **given})  # the Trainer rejects changed non-runtime settings
+        if saved is not None:
+            return TrainConfig.from_dict({**saved, **given})  # the Trainer rejects changed non-runtime settings
     given.setdefault("out", f"runs/{given.get('model', TrainConfig.model)}")
     cfg = TrainConfig(**given)
     assert cfg.epochs is not None  # TrainConfig.__post_init__ fills it
@@ -144,12 +147,17 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return cfg.replace(**speed) if speed else cfg
 
 
-def saved_config(out: Path) -> dict[str, Any]:
-    """The settings of the run in ``out``: its ``config.json``, else the copy its checkpoint holds."""
-    cfg = saved_run_config(out)
-    if cfg is not None:
-        return cfg.to_dict()
-    raise RunFolderError(f"--resume: no run to resume in {out.absolute()} (no {CHECKPOINT}); check --out")
+def saved_config(out: Path) -> dict[str, Any] | None:
+    """The settings of the run in ``out``: its ``config.json``, else the copy its checkpoint holds; None when
+    it holds neither, or only the damaged ``config.json`` of a start that saved no progress (which a new
+    start replaces)."""
+    try:
+        cfg = saved_run_config(out)
+    except ValueError:
+        if folder_state(out) in NO_PROGRESS:
+            return None
+        raise
+    return None if cfg is None else cfg.to_dict()
 
 
 def _check_names(cfg: TrainConfig) -> None:
@@ -171,6 +179,9 @@ def run(args: argparse.Namespace) -> int:
         _check_names(cfg)
         trainer = Trainer(cfg, resume=args.resume, overwrite=args.overwrite)
         trainer.prepare()
+    except RunFinished as done:  # nothing to train: said, and no error
+        print(f"contdepth train: {done}", flush=True)
+        return 0
     except (ValueError, TypeError, DataError, RunFolderError) as err:
         return report_error("train", err)
     except OSError as err:  # the run folder or the data cannot be read or written

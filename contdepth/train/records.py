@@ -203,8 +203,8 @@ def failure_line(what: Path, err: OSError, saved_at: tuple[int, int] | None) -> 
     """What training says when writing ``what`` failed (a full disk, say): what was kept (the checkpoint of
     epoch and batch ``saved_at``, if any) and how to go on."""
     reason = "no space left on device" if err.errno in (errno.ENOSPC, errno.EDQUOT) else (err.strerror or str(err))
-    if saved_at is None:  # nothing to resume: the run starts again
-        kept, then = "no checkpoint was saved before it", "start the run again with --overwrite"
+    if saved_at is None:  # nothing to resume: the same command starts the run again
+        kept, then = "no checkpoint was saved before it", "run the same command again"
     else:
         kept = f"the last good checkpoint (epoch {saved_at[0]} batch {saved_at[1]}) is kept"
         then = "continue with --resume"

@@ -2,10 +2,11 @@
 created and locked before a run starts and left as it was when the start fails.
 
 Every module that reads or writes a run folder takes the file names from here, and asks
-:func:`run_state` whether a run is done, held by another process, to resume or to start afresh.
+:func:`folder_state` what a folder holds (:func:`run_state`: whether a run is done, held by another
+process, to resume or to start afresh).
 
-One process at a time writes a run folder (an OS lock that dies with its process). A folder that
-already holds a run's files is refused unless the run is resumed or ``overwrite`` is asked for.
+One process at a time writes a run folder (an OS lock that dies with its process). What a start does
+with the folder it finds is decided by :mod:`.start` (the table is in docs/troubleshooting.md).
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ RUN_FILES = (CHECKPOINT, CONFIG, METRICS, RESULTS, WEIGHTS, *PLOTS)
 
 
 class RunFolderError(RuntimeError):
-    """The run folder cannot be used (holds another run, is in use, is not a writable folder, has nothing
-    to resume)."""
+    """The run folder cannot be used (holds another run, is in use, is not a writable folder, holds epochs it
+    cannot continue)."""
 
 
 class RunState(str, Enum):
@@ -42,10 +43,29 @@ class RunState(str, Enum):
     DONE = "done"  # results.json says the run is complete
     HELD = "held"  # another live process holds the folder: a run is training there now
     RESUME = "resume"  # a checkpoint to continue from
-    FRESH = "fresh"  # nothing to continue: no folder, an empty one, or files of a start that saved no checkpoint
+    FRESH = "fresh"  # no checkpoint: no folder, an empty one, a start that saved none, or a run that lost it
 
     def __str__(self) -> str:
         return self.value
+
+
+class FolderState(str, Enum):
+    """What the files of a run folder say (:func:`folder_state`; the lock aside), one state per way forward."""
+
+    ABSENT = "absent"  # no folder
+    EMPTY = "empty"  # no run file (a dead process's .lock, a study's train.log aside)
+    STARTED = "started"  # files of a start that saved no progress: config.json, .tmp files, no epoch's metrics
+    SAVED = "saved"  # a checkpoint to continue from (or to write the last epoch's results from)
+    UNFINISHED = "unfinished"  # complete, but the fp16 weights were not written (its checkpoint holds them)
+    DONE = "done"  # complete
+    LOST = "lost"  # trained epochs (metrics rows, weights) whose checkpoint is gone: nothing to continue from
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: The states that hold no progress: the same command starts the run again there.
+NO_PROGRESS = (FolderState.ABSENT, FolderState.EMPTY, FolderState.STARTED)
 
 
 class DamagedResults(ValueError):
@@ -84,19 +104,54 @@ def read_results(folder: str | os.PathLike[str], *, strict: bool = False) -> dic
     return value
 
 
+def _has_rows(path: Path) -> bool:
+    """Whether ``path`` (metrics.jsonl) holds anything but blanks: a file that cannot be read counts as rows."""
+    try:
+        with open(path, "rb") as fh:
+            return any(line.strip() for line in fh)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+
+
+def folder_state(folder: str | os.PathLike[str]) -> FolderState:
+    """What the files in ``folder`` hold (whoever holds its lock): see :class:`FolderState`.
+
+    Progress is a checkpoint, a metrics row, the fp16 weights, or a results.json that counts trained
+    epochs; a start that left none of these (a kill during start-up, the first epoch or the first
+    checkpoint's write, a first epoch that diverged) is :attr:`FolderState.STARTED`.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return FolderState.ABSENT
+    results = read_results(folder)
+    checkpoint = (folder / CHECKPOINT).is_file()
+    weights = (folder / WEIGHTS).is_file()
+    if results is not None and results.get("complete"):
+        unfinished = checkpoint and not weights and not results.get("diverged")
+        return FolderState.UNFINISHED if unfinished else FolderState.DONE
+    if checkpoint:
+        return FolderState.SAVED
+    trained = results is not None and bool(results.get("epochs_done"))
+    if weights or trained or _has_rows(folder / METRICS):
+        return FolderState.LOST
+    return FolderState.STARTED if run_files(folder) else FolderState.EMPTY
+
+
 def run_state(folder: str | os.PathLike[str], *, locks: bool = True) -> RunState:
     """Whether the run in ``folder`` is done, held by another live process, to resume or to start afresh.
 
-    A complete ``results.json`` is done whoever holds the folder. ``locks=False`` leaves the lock
-    alone and says what the files alone say (never :attr:`RunState.HELD`).
+    A complete ``results.json`` is done whoever holds the folder (one whose weights were not written too:
+    its checkpoint holds them). ``locks=False`` leaves the lock alone and says what the files alone say
+    (never :attr:`RunState.HELD`).
     """
-    folder = Path(folder)
-    results = read_results(folder)
-    if results is not None and results.get("complete"):
+    state = folder_state(folder)
+    if state in (FolderState.DONE, FolderState.UNFINISHED):
         return RunState.DONE
     if locks and holder(folder) is not None:
         return RunState.HELD
-    return RunState.RESUME if (folder / CHECKPOINT).is_file() else RunState.FRESH
+    return RunState.RESUME if state is FolderState.SAVED else RunState.FRESH
 
 
 def check_out_path(out: str | os.PathLike[str]) -> Path:
@@ -132,14 +187,15 @@ class RunFolder:
     """Holds a run folder for one process.
 
     :meth:`open` checks the folder early (and locks it when it exists); :meth:`create` makes and
-    locks it once the run is ready to write; :meth:`close` lets go. If the start fails,
-    :meth:`abandon` releases the lock and removes the folders :meth:`create` made, so a refused or
-    interrupted start-up leaves nothing behind.
+    locks it once the run is ready to write; :meth:`clear` removes what an earlier start left; :meth:`close`
+    lets go. If the start fails, :meth:`abandon` releases the lock and removes the folders :meth:`create`
+    made, so a refused or interrupted start-up leaves nothing behind. Whether the files found may be
+    replaced or continued is :func:`.start.plan`'s decision.
 
     Args:
         out: the folder.
-        resume: the folder must hold a checkpoint to continue.
-        overwrite: a folder holding another run's files is accepted; :meth:`clear` removes them.
+        resume: the run is to be continued (refused together with ``overwrite``).
+        overwrite: the run files found are to be replaced.
     """
 
     def __init__(self, out: str | os.PathLike[str], *, resume: bool = False, overwrite: bool = False) -> None:
@@ -158,12 +214,8 @@ class RunFolder:
     def open(self) -> RunFolder:
         """Check the folder before any work is done: lock it if it exists, refuse what cannot work."""
         path = self.path
-        if self.resume and not (path / CHECKPOINT).is_file():
-            raise RunFolderError(
-                f"--resume: no checkpoint to resume in {path.absolute()} (expected {CHECKPOINT}); check --out"
-            )
         if path.is_dir():
-            self._lock_and_check()
+            self._lock_folder()
         else:
             parent = next((p for p in path.absolute().parents if p.exists()), None)
             if parent is not None and not parent.is_dir():
@@ -190,10 +242,10 @@ class RunFolder:
                 f"cannot create the run folder {path.absolute()}: {_describe(err)}; choose another --out"
             ) from None
         self._created = created
-        self._lock_and_check()
+        self._lock_folder()
         return self
 
-    def _lock_and_check(self) -> None:
+    def _lock_folder(self) -> None:
         path = self.path
         try:
             self._lock = FolderLock(path, what="run").acquire()
@@ -205,21 +257,15 @@ class RunFolder:
             raise RunFolderError(
                 f"cannot write in the run folder {path.absolute()}: {_describe(err)}; choose another --out"
             ) from None
-        if not self.resume and not self.overwrite:
-            found = run_files(path)
-            if found:
-                self.abandon()
-                raise RunFolderError(
-                    f"{path.absolute()} already holds a run ({', '.join(found)}); pass --resume to "
-                    "continue it, --overwrite to replace it, or choose another --out"
-                )
 
-    def clear(self) -> None:
-        """Remove the previous run's files (with ``overwrite``); call once the new run is ready to write."""
-        if not self.overwrite:
+    def clear(self, found: bool | None = None) -> None:
+        """Remove the ``.tmp`` files of a save that a killed process left, and with ``found`` (default:
+        ``overwrite``) the run files an earlier start left; call once the new run is ready to write."""
+        if not self.locked:
             return
+        everything = self.overwrite if found is None else found
         for name in RUN_FILES:
-            for p in (self.path / name, self.path / f"{name}.tmp"):
+            for p in (self.path / name, self.path / f"{name}.tmp") if everything else (self.path / f"{name}.tmp",):
                 p.unlink(missing_ok=True)
 
     def close(self) -> None:

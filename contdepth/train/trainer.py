@@ -20,8 +20,8 @@ from torch.nn.parallel import DistributedDataParallel
 from ..data import CifarData, DeviceLoader
 from . import build, records
 from . import checkpoint as ckpt
-from .amp import autocast, resolve_amp
 from . import distributed as dist_util
+from .amp import autocast, resolve_amp
 from .backends import apply_backend_flags, backend_flags
 from .build import data_from_config
 from .compiling import compile_module, effective_mode, mark_step
@@ -32,6 +32,7 @@ from .interrupt import StopRequest, terminate_as_interrupt
 from .momentum import check_stability, lm_schemes
 from .progress import Progress, choose_style
 from .rundir import CURVES, MOMENTUM_PLOT, WEIGHTS, RunFolder, RunFolderError
+from .start import plan
 from .state import EpochMeter, TrainState
 from .weights import save_weights
 
@@ -126,16 +127,16 @@ class Trainer:
 
     # ------------------------------------------------------------------ set-up
     def _check_out_dir(self) -> dict[str, Any] | None:
-        """Check (and, where it exists, lock) the run folder; the saved state when resuming."""
+        """Check (and, where it exists, lock) the run folder and decide how the run starts there (:func:`plan`);
+        the saved state when it goes on from a checkpoint."""
         if self.dist.main:
             self._folder = RunFolder(self.out, resume=self.resume, overwrite=self.overwrite).open()
-        if not self.resume:
+        self._start = plan(self.out, self.cfg, resume=self.resume, overwrite=self.overwrite)
+        if self._start.note and self.dist.main:
+            print(self._start.note, file=sys.stderr, flush=True)
+        if not self._start.resume:
             return None
         path = self.out / ckpt.CHECKPOINT
-        if not path.is_file():
-            raise RunFolderError(
-                f"--resume: no checkpoint to resume in {self.out.resolve()} (expected {ckpt.CHECKPOINT})"
-            )
         state = ckpt.load(path)
         try:
             saved = TrainConfig.from_dict(state["config"])
@@ -467,7 +468,7 @@ class Trainer:
                 )
                 if self._folder is not None:
                     self._folder.create()
-                    self._folder.clear()
+                    self._folder.clear(self._start.clear)
                     records.write_json(self.out / records.CONFIG, self.cfg.to_dict())
         except BaseException:
             if self._folder is not None:
@@ -475,7 +476,11 @@ class Trainer:
             dist_util.teardown(self.dist)
             raise
         if self.dist.main:
-            where = f"resuming at epoch {self.epoch + 1} batch {self.batch}" if state is not None else "starting"
+            where = "starting"
+            if state is not None and self.epoch >= (self.cfg.epochs or 0):
+                where = f"all {self.epoch} epochs trained, writing the outputs"
+            elif state is not None:
+                where = f"resuming at epoch {self.epoch + 1} batch {self.batch}"
             print(
                 f"{self.cfg.model}: {self.params:,} parameters, {where}; "
                 f"{self.train_loader.num_examples} train / {self.test_loader.num_examples} test images "
