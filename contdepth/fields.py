@@ -10,6 +10,7 @@ partitioned system ``x' = f1(y), y' = f2(x)`` of RevNet.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 from itertools import pairwise
@@ -18,9 +19,46 @@ from typing import Protocol, TypeGuard
 import torch
 from torch import Tensor, nn
 
-from ._checks import piece_of, sub_piece
+from ._checks import count, piece_of, positive, sub_piece
 
 FieldFn = Callable[[float, Tensor], Tensor]
+BufferFactory = Callable[[nn.Module], dict[str, Tensor]]
+
+
+class StepBuffers:
+    """Per-evaluation buffers of a field's modules: the buffers (BatchNorm statistics, say) that module
+    ``m`` uses when evaluated at time ``t``, keyed by ``(m, t)``, in place of its own.
+
+    While :attr:`recording`, a missing key is created by ``factory(module)`` (fresh statistics), so a
+    forward pass in training mode fills every evaluation's own buffers; otherwise a missing key falls
+    back to the module's own buffers. Times are the step grid's floats, so the buffers belong to one
+    discretisation.
+    """
+
+    def __init__(self, factory: BufferFactory) -> None:
+        self.factory = factory
+        self.recording = False
+        self.table: dict[tuple[int, float], dict[str, Tensor]] = {}
+
+    def get(self, module: nn.Module, m: int, t: float) -> dict[str, Tensor] | None:
+        key = (m, float(t))
+        if key not in self.table:
+            if not self.recording:
+                return None
+            self.table[key] = self.factory(module)
+        return self.table[key]
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
+def _call(module: nn.Module, u: Tensor, replace: dict[str, Tensor] | None) -> Tensor:
+    """``module(u)``, with some of its parameters or buffers replaced where ``replace`` is given."""
+    if replace is None:
+        out: Tensor = module(u)
+        return out
+    result: Tensor = torch.func.functional_call(module, replace, (u,), strict=False)
+    return result
 
 
 class Field(nn.Module):
@@ -33,6 +71,8 @@ class Field(nn.Module):
 
     #: True when ``diffusion`` returns a tensor rather than ``None``.
     stochastic: bool = False
+    #: per-evaluation buffers (:class:`StepBuffers`), for fields that evaluate modules; ``None``: their own
+    step_buffers: StepBuffers | None = None
 
     def breakpoints(self) -> tuple[float, ...]:
         """Sorted times where the field may jump; pieces are the intervals between them."""
@@ -153,10 +193,15 @@ class Blocks(Field):
     def _scale(scales: list[float] | None, m: int) -> float | None:
         return None if scales is None else scales[m]
 
+    def _branch(self, m: int, t: float, u: Tensor) -> Tensor:
+        block = self.blocks[m]
+        buffers = None if self.step_buffers is None else self.step_buffers.get(block, m, t)
+        return _call(block, u, buffers)
+
     def drift(self, t: float, u: Tensor, piece: int | None = None) -> Tensor:
         m = self._index(t, piece)
         block = self.blocks[m]
-        f: Tensor = block.drift_diffusion(u)[0] if _gives_diffusion(block) else block(u)
+        f: Tensor = block.drift_diffusion(u)[0] if _gives_diffusion(block) else self._branch(m, t, u)
         a = self._scale(self._drift_scale, m)
         return f if a is None else f * a
 
@@ -173,7 +218,7 @@ class Blocks(Field):
         if _gives_diffusion(block):
             f, g = block.drift_diffusion(u)
         else:
-            f = block(u)
+            f = self._branch(m, t, u)
             g = None if c is None else f * c
         if a is not None:
             f = f * a
@@ -285,3 +330,141 @@ def _coupled_part(f: object, name: str) -> Field:
     if isinstance(f, nn.Module):
         return Tied(_TimeFree(f))
     raise TypeError(f"Coupled: {name} must be a Field (cd.Blocks, cd.Tied) or an nn.Module, got {type(f).__name__}")
+
+
+class Interpolated(Field):
+    """Weights as piecewise-linear functions of depth: knot ``j``'s module holds the weights at time
+    ``t_j = j H / K`` (``K`` knots over the horizon ``H``), and in between every parameter and BatchNorm
+    statistic is interpolated linearly; after the last knot the weights stay those of the last knot.
+
+    With ``K = M`` knots over ``M`` blocks the knots sit at the blocks' left ends, so one Euler step
+    per block evaluates every knot exactly and the flow equals the blockwise (:class:`Blocks`) net; the
+    ``state_dict`` keys are those of :class:`Blocks` too (``blocks.<j>.…``), so blockwise weights load
+    as they are. Any step count is allowed: the field has no jumps. :meth:`with_knots` projects the
+    weights onto another number of knots (refine: more; compress: fewer).
+
+    Training-mode BatchNorm between knots normalises with the batch's statistics and keeps no running
+    ones (they are updated at the knot times only); :func:`contdepth.models.recalibrate_bn` estimates
+    statistics for any step grid (:attr:`step_buffers`).
+
+    Args:
+        modules: the knots' modules, all of the same structure, mapping ``u -> F(u)`` (same shape).
+        horizon: ``H``, the end time (default: the number of knots).
+    """
+
+    def __init__(self, modules: Sequence[nn.Module], horizon: float | None = None) -> None:
+        super().__init__()
+        try:
+            modules = list(modules)
+        except TypeError:
+            raise TypeError(
+                f"Interpolated takes a list of modules, one per knot, got {type(modules).__name__}"
+            ) from None
+        if not modules:
+            raise ValueError("Interpolated needs at least one knot module")
+        names = [_state_names(m) for m in modules]
+        for i, m in enumerate(modules):
+            if _gives_diffusion(m):
+                raise TypeError(f"Interpolated: knot {i} ({type(m).__name__}) gives its own diffusion; not supported")
+            if names[i] != names[0]:
+                raise ValueError(f"Interpolated: knot {i} ({type(m).__name__}) differs in structure from knot 0")
+        self.blocks = nn.ModuleList(modules)
+        self._horizon = float(len(modules)) if horizon is None else positive("horizon", horizon)
+        self._names = names[0]
+
+    def __len__(self) -> int:
+        return len(self.blocks)
+
+    def breakpoints(self) -> tuple[float, ...]:
+        return (0.0, self._horizon)
+
+    @property
+    def horizon(self) -> float:
+        return self._horizon
+
+    @property
+    def knot_times(self) -> tuple[float, ...]:
+        """``t_j = j H / K``, ``j = 0 … K-1``."""
+        k = len(self.blocks)
+        return tuple(j * self._horizon / k for j in range(k))
+
+    def locate(self, t: float) -> tuple[int, float]:
+        """``(j, w)``: the weights at ``t`` are ``(1 - w) W_j + w W_{j+1}`` (``w = 0`` at and after the last knot)."""
+        k = len(self.blocks)
+        x = max(0.0, t * k / self._horizon)
+        j = min(int(math.floor(x + 1e-9)), k - 1)
+        w = x - j if j < k - 1 else 0.0
+        return j, (0.0 if abs(w) < 1e-9 else w)
+
+    def weights_at(self, t: float) -> dict[str, Tensor]:
+        """Every parameter and buffer of a knot module at time ``t``, by name (integer buffers: knot ``j``'s)."""
+        j, w = self.locate(t)
+        now = dict(_state(self.blocks[j]))
+        if w > 0.0:
+            after = dict(_state(self.blocks[j + 1]))
+            now = {n: torch.lerp(v, after[n], w) if v.is_floating_point() else v for n, v in now.items()}
+        if self.step_buffers is not None:
+            now.update(self.step_buffers.get(self.blocks[j], j, t) or {})
+        return now
+
+    def drift(self, t: float, u: Tensor, piece: int | None = None) -> Tensor:
+        j, w = self.locate(t)
+        if w == 0.0 and self.step_buffers is None:
+            return _call(self.blocks[j], u, None)
+        return _call(self.blocks[j], u, self.weights_at(t))
+
+    def with_knots(self, knots: int) -> Interpolated:
+        """A new field with ``knots`` knots over the same horizon whose weights are the least-squares
+        projection (in time, over ``[0, H]``) of this field's: exact where the new knots contain the old
+        ones (refinement), the closest piecewise-linear fit with fewer (compression). BatchNorm variances
+        are kept positive; integer buffers (batch counts) take the largest."""
+        knots = count("knots", knots)
+        matrix = projection_matrix(len(self.blocks), knots, self._horizon)
+        states = [dict(_state(m)) for m in self.blocks]
+        modules = [copy.deepcopy(self.blocks[0]) for _ in range(knots)]
+        for name in self._names:
+            old = torch.stack([s[name] for s in states])
+            if old.is_floating_point():
+                new = torch.tensordot(matrix.to(old), old, dims=1)
+                if name.endswith("running_var"):
+                    new = new.clamp_min(1e-5)
+            else:
+                new = old.max(0).values.expand(knots, *old.shape[1:])
+            for m, value in zip(modules, new, strict=True):
+                _assign(m, name, value.clone())
+        field = Interpolated(modules, horizon=self._horizon)
+        return field
+
+
+def _state(module: nn.Module) -> list[tuple[str, Tensor]]:
+    return [*module.named_parameters(), *module.named_buffers()]
+
+
+def _state_names(module: nn.Module) -> list[str]:
+    return [name for name, _ in _state(module)]
+
+
+def _assign(module: nn.Module, name: str, value: Tensor) -> None:
+    owner_name, _, attr = name.rpartition(".")
+    owner = module.get_submodule(owner_name) if owner_name else module
+    current = getattr(owner, attr)
+    with torch.no_grad():
+        current.copy_(value)
+
+
+def hat_basis(times: Tensor, knots: int, horizon: float) -> Tensor:
+    """``B[i, j]``: weight of knot ``j`` at ``times[i]`` for ``knots`` evenly spaced knots ``j H / K`` with
+    linear interpolation between them and the last knot held to ``H`` (float64, ``(len(times), knots)``)."""
+    x = (times.to(torch.float64) * knots / horizon).clamp(0, knots - 1)
+    j = torch.arange(knots, dtype=torch.float64)
+    return (1 - (x[:, None] - j[None, :]).abs()).clamp_min(0)
+
+
+def projection_matrix(old: int, new: int, horizon: float, samples_per_knot: int = 64) -> Tensor:
+    """``P`` (``new x old``, float64) mapping the knot values of an ``old``-knot piecewise-linear function to
+    the ``new``-knot one closest to it in ``L2([0, H])`` (a fine midpoint rule over ``[0, H]``)."""
+    n = samples_per_knot * max(old, new)
+    times = (torch.arange(n, dtype=torch.float64) + 0.5) * horizon / n
+    a, b = hat_basis(times, old, horizon), hat_basis(times, new, horizon)
+    solution: Tensor = torch.linalg.lstsq(b, a).solution
+    return solution

@@ -9,6 +9,7 @@ A stage is a transition block (change of space, Euler step with projection short
 a :class:`~contdepth.Flow` over a :class:`~contdepth.Blocks` field of residual branches.
 """
 
+from .batchnorm import clear_step_statistics, recalibrate_bn
 from .cifar import resnet, resnext, shake_resnet
 from .imagenet import imagenet_resnet
 from .noise_spec import NoiseSpec, parse_noise
@@ -21,11 +22,13 @@ __all__ = [
     "Stage",
     "StagePlan",
     "available",
+    "clear_step_statistics",
     "describe",
     "get",
     "imagenet_resnet",
     "noisy_schemes",
     "parse_noise",
+    "recalibrate_bn",
     "resnet",
     "resnext",
     "shake_resnet",

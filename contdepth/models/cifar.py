@@ -80,15 +80,17 @@ def resnet(
     *,
     scheme_options: dict | None = None,
     checkpoint: bool = False,
+    depth_basis: str = "blocks",
 ) -> ResidualNet:
     """CIFAR ResNet of ``depth`` = 6n+2 (basic) or 9n+2 (bottleneck; default at 164 and where 6n+2
     does not fit). ``preact=False`` is He et al. 2015 (option-A shortcut; a post-activation
     bottleneck uses a projection). ``noise``: see :mod:`.noise_spec`. ``scheme_options`` go to every
-    stage's scheme (``{"k": 0.0, "learnable": False}`` for lm2)."""
+    stage's scheme (``{"k": 0.0, "learnable": False}`` for lm2). ``depth_basis``: ``blocks`` (a ResNet) or
+    ``linear`` (weights continuous in depth, :class:`~contdepth.fields.Interpolated`)."""
     check_sizes(depth=depth, num_classes=num_classes)
     check_flags(preact=preact, bottleneck=bottleneck)
     n, bottleneck = _blocks_per_stage(depth, bottleneck)
-    plan = StagePlan(3 * n, scheme, noise, steps_per_block, scheme_options, checkpoint)
+    plan = StagePlan(3 * n, scheme, noise, steps_per_block, scheme_options, checkpoint, depth_basis=depth_basis)
     stem: nn.Module = conv3x3(3, 16) if preact else nn.Sequential(conv3x3(3, 16), nn.BatchNorm2d(16), nn.ReLU())
     post = None if preact else nn.ReLU()
     stages, c_in = [], 16
@@ -127,6 +129,7 @@ def shake_resnet(
     *,
     scheme_options: dict | None = None,
     checkpoint: bool = False,
+    depth_basis: str = "blocks",
 ) -> ResidualNet:
     """Shake-shake ResNet ``depth``-2x``width``d: stages of (depth-2)/6 branch pairs at widths
     ``(w, 2w, 4w)``. Training draws ``η ~ U(0, 1)`` per sample and block (the forward pass of
@@ -134,7 +137,9 @@ def shake_resnet(
     ``noise='none'`` trains the mean field deterministically."""
     check_sizes(depth=depth, width=width, num_classes=num_classes)
     n, _ = _blocks_per_stage(depth, bottleneck=False)
-    plan = StagePlan(3 * n, scheme, noise, steps_per_block, scheme_options, checkpoint, two_branch=True)
+    plan = StagePlan(
+        3 * n, scheme, noise, steps_per_block, scheme_options, checkpoint, two_branch=True, depth_basis=depth_basis
+    )
     stem = nn.Sequential(conv3x3(3, 16), nn.BatchNorm2d(16))
     stages, c_in = [], 16
     for i, c_out in enumerate((width, 2 * width, 4 * width)):
@@ -158,12 +163,13 @@ def resnext(
     *,
     scheme_options: dict | None = None,
     checkpoint: bool = False,
+    depth_basis: str = "blocks",
 ) -> ResidualNet:
     """ResNeXt-``depth`` ``cardinality``x``base_width``d for CIFAR: (depth-2)/9 grouped bottlenecks
     per stage, 3x3 width ``cardinality * base_width * 2^i``, outputs ``(256, 512, 1024)``."""
     check_sizes(depth=depth, cardinality=cardinality, base_width=base_width, num_classes=num_classes)
     n, _ = _blocks_per_stage(depth, bottleneck=True)
-    plan = StagePlan(3 * n, scheme, noise, steps_per_block, scheme_options, checkpoint)
+    plan = StagePlan(3 * n, scheme, noise, steps_per_block, scheme_options, checkpoint, depth_basis=depth_basis)
     stem = nn.Sequential(conv3x3(3, 64), nn.BatchNorm2d(64), nn.ReLU())
     stages, c_in = [], 64
     for i in range(3):

@@ -24,14 +24,16 @@ def imagenet_resnet(
     *,
     scheme_options: dict | None = None,
     checkpoint: bool = False,
+    depth_basis: str = "blocks",
 ) -> ResidualNet:
     """ResNet-50/101/152: 7x7/2 stem + max-pool, four stages of post-activation bottlenecks
-    (3x3 width ``64 * 2^i``, output ``256 * 2^i``), ReLU after every addition."""
+    (3x3 width ``64 * 2^i``, output ``256 * 2^i``), ReLU after every addition. ``depth_basis``: as
+    :func:`~contdepth.models.resnet`."""
     check_sizes(num_classes=num_classes)
     if isinstance(depth, bool) or depth not in LAYERS:
         raise ValueError(f"ImageNet ResNet depth must be one of {sorted(LAYERS)}, got {depth!r}")
     layers = LAYERS[depth]
-    plan = StagePlan(sum(layers), scheme, noise, steps_per_block, scheme_options, checkpoint)
+    plan = StagePlan(sum(layers), scheme, noise, steps_per_block, scheme_options, checkpoint, depth_basis=depth_basis)
     stem = nn.Sequential(
         conv(3, 64, 7, stride=2),
         nn.BatchNorm2d(64),

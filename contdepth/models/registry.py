@@ -75,7 +75,7 @@ def _entry(name: str) -> Entry:
 
 
 #: options of :func:`get` beyond ``num_classes``, ``scheme``, ``noise`` and ``steps_per_block``
-EXTRA_OPTIONS = ("scheme_options", "checkpoint")
+EXTRA_OPTIONS = ("scheme_options", "checkpoint", "depth_basis")
 
 
 def get(
@@ -89,7 +89,8 @@ def get(
 ) -> ResidualNet:
     """Build a named model. ``scheme``/``noise`` override its defaults (``noise="none"`` turns a
     shake-shake model's noise off); ``**kw``: ``scheme_options`` (dict for every stage's scheme),
-    ``checkpoint`` (per-step activation checkpointing). ``num_classes`` defaults to the published
+    ``checkpoint`` (per-step activation checkpointing), ``depth_basis`` (``blocks`` or ``linear``: weights
+    interpolated in depth). ``num_classes`` defaults to the published
     network's: 1000 for ImageNet names, 10 for CIFAR ones."""
     entry = _entry(name)
     unknown = sorted(set(kw) - set(EXTRA_OPTIONS))

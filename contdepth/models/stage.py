@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from .. import _checks, schemes
-from ..fields import Blocks
+from ..fields import Blocks, Interpolated
 from ..flow import Flow
 from ..noise import Noise
 from ..schemes.base import Scheme
@@ -58,6 +58,17 @@ def build_scheme(name: str, options: dict | None = None) -> Scheme:
     return schemes.get(name, **kw)
 
 
+#: how a stage's block weights depend on depth: ``blocks`` (piecewise constant, a ResNet) or ``linear``
+#: (knots at the blocks' left ends, interpolated linearly between them: :class:`~contdepth.fields.Interpolated`)
+DEPTH_BASES = ("blocks", "linear")
+
+
+def check_depth_basis(depth_basis: object) -> str:
+    if depth_basis not in DEPTH_BASES:
+        raise ValueError(f"unknown depth_basis {depth_basis!r}; choose one of: {', '.join(DEPTH_BASES)}")
+    return str(depth_basis)
+
+
 # -------------------------------------------------------------------------------------- stages
 class Stage(nn.Module):
     """``x0 -> flow(x1, u_prev=P a)`` with ``(x1, P a) = transition(x0)``; either part may be absent.
@@ -77,17 +88,25 @@ class Stage(nn.Module):
         self.blocks = blocks  # blocks of the flow's field (the transition excluded)
         self.rescheme: Scheme | None = None  # a scheme rediscretise built with parameters of its own
         self._active: list[Flow | None] = [flow]  # a list keeps the refined flow out of the registry
+        self._refined: dict[tuple[str, int], tuple[Scheme | None, Flow]] = {}  # (scheme, steps) -> built before
 
     @property
     def active_flow(self) -> Flow | None:
         return self._active[0]
 
-    def rediscretise(self, scheme: str, steps_per_block: int) -> None:
-        """Use ``scheme`` (canonical name) with ``steps_per_block`` steps of size ``1/steps_per_block``."""
+    def rediscretise(self, scheme: str, steps_per_block: float) -> None:
+        """Use ``scheme`` (canonical name) with ``steps_per_block`` steps of size ``1/steps_per_block``
+        (a fraction such as ½ where the field has no jumps and ``steps_per_block * blocks`` is whole)."""
         base = self.flow
         if base is None:
             return
-        steps = steps_per_block * self.blocks
+        steps = _whole_steps(steps_per_block, self.blocks)
+        cached = self._refined.get((scheme, steps))
+        if cached is not None:  # the same objects each time: a compiled net keeps its graphs
+            self.rescheme, new = cached
+            new.train(self.training)
+            self._active[0] = new
+            return
         self.rescheme = None
         if scheme == base.scheme.name:
             new = base if steps == base.steps else base.refine(steps=steps)
@@ -100,6 +119,32 @@ class Stage(nn.Module):
                 self.rescheme = built if weight is None else built.to(weight.device)
         new.train(self.training)
         self._active[0] = new
+        self._refined[(scheme, steps)] = (self.rescheme, new)
+
+    def reknot(self, knots: int) -> None:
+        """Project a depth-continuous (``linear``) flow's weights onto ``knots`` knots (see
+        :meth:`~contdepth.fields.Interpolated.with_knots`); the stage then owns the new weights and runs its
+        built scheme and step count until re-discretised."""
+        base = self.flow
+        if base is None:
+            return
+        if not isinstance(base.field, Interpolated):
+            raise ValueError(
+                "only a depth-continuous net (depth_basis='linear') changes its number of knots; "
+                "build the net with depth_basis='linear' (blockwise weights load into it unchanged)"
+            )
+        self.flow = Flow(
+            base.field.with_knots(knots),
+            base.scheme,
+            steps=base.steps,
+            noise=base.noise,
+            noise_at_eval=base.noise_at_eval,
+            checkpoint=base.checkpoint,
+            post_step=base.post_step,
+        )
+        self.rescheme = None
+        self._refined = {}
+        self._active[0] = self.flow
 
     def train(self, mode: bool = True) -> Stage:
         super().train(mode)
@@ -126,6 +171,8 @@ class StagePlan:
         scheme_options: keyword options of every stage's scheme (``{"k": 0.0, "learnable": False}``).
         checkpoint: per-step activation checkpointing in the flows.
         two_branch: the net is made of shake-shake branch pairs.
+        depth_basis: ``blocks`` (a field of blocks) or ``linear`` (weights interpolated in depth between
+            knots at the blocks' left ends; no noise).
     """
 
     def __init__(
@@ -137,8 +184,15 @@ class StagePlan:
         scheme_options: dict | None = None,
         checkpoint: bool = False,
         two_branch: bool = False,
+        depth_basis: str = "blocks",
     ) -> None:
         self.noise = parse_noise(noise)
+        self.depth_basis = check_depth_basis(depth_basis)
+        if self.depth_basis != "blocks" and self.noise is not None:
+            raise ValueError(
+                f"depth_basis={depth_basis!r} takes no noise (noise={str(self.noise)!r}); "
+                "use depth_basis='blocks' for noisy nets"
+            )
         if self.noise is not None and (self.noise.kind == "shake") != two_branch:
             raise ValueError(
                 "noise 'shake' needs a shake-shake model (two-branch blocks)"
@@ -183,7 +237,11 @@ class StagePlan:
             drift_scale = _every_or_none([a for a, _ in scales])
             diffusion_scale = _every_or_none([c for _, c in scales])
             noise = self.noise.source(blocks, self.total)
-        field = Blocks(branches, drift_scale=drift_scale, diffusion_scale=diffusion_scale)
+        field = (
+            Blocks(branches, drift_scale=drift_scale, diffusion_scale=diffusion_scale)
+            if self.depth_basis == "blocks"
+            else Interpolated(branches)
+        )
         scheme = build_scheme(self.scheme, self.scheme_options)
         return Flow(
             field,
@@ -210,6 +268,25 @@ def check_steps_per_block(steps_per_block: object) -> int:
     return _checks.count("steps_per_block", steps_per_block)
 
 
+def check_step_rate(steps_per_block: object) -> float:
+    """Steps per block for re-discretising: an integer >= 1, or a positive fraction (½, ¼: fewer steps than
+    blocks, for depth-continuous fields); one line naming the value otherwise."""
+    if isinstance(steps_per_block, int) and not isinstance(steps_per_block, bool):
+        return check_steps_per_block(steps_per_block)
+    value = _checks.positive("steps_per_block", steps_per_block)
+    return int(value) if value.is_integer() else value
+
+
+def _whole_steps(steps_per_block: float, blocks: int) -> int:
+    steps = steps_per_block * blocks
+    if abs(steps - round(steps)) > 1e-9 or round(steps) < 1:
+        raise ValueError(
+            f"steps_per_block={steps_per_block:g} gives {steps:g} steps over a flow of {blocks} blocks; "
+            "it must give a whole number of steps >= 1"
+        )
+    return int(round(steps))
+
+
 # ----------------------------------------------------------------------------------------- nets
 def _every_or_none(values: list[float | None]) -> list[float] | None:
     """Per-block scales when every block has one, else ``None`` (a noise spec scales all blocks or none)."""
@@ -233,7 +310,8 @@ class ResidualNet(nn.Module):
         self.head = head
         self.scheme: str = plan.scheme
         self.noise: NoiseSpec | None = plan.noise
-        self.steps_per_block: int = plan.steps_per_block
+        self.steps_per_block: float = plan.steps_per_block
+        self.depth_basis: str = plan.depth_basis
 
     def flows(self) -> list[Flow]:
         """The stage flows in use, in order (stages made of a transition only have none)."""
@@ -242,7 +320,7 @@ class ResidualNet(nn.Module):
     def _stage_list(self) -> list[Stage]:
         return [s for s in self.stages if isinstance(s, Stage)]  # all of them: __init__ takes Stages
 
-    def rediscretise(self, scheme: str | None = None, steps_per_block: int | None = None) -> ResidualNet:
+    def rediscretise(self, scheme: str | None = None, steps_per_block: float | None = None) -> ResidualNet:
         """In place: every stage flow becomes ``flow.refine(steps=s * blocks, scheme=scheme)``.
 
         Weights are shared. Always refines the flow as built, so returning to the original scheme
@@ -252,7 +330,7 @@ class ResidualNet(nn.Module):
         net's noise source; a deterministic scheme (``rk4``, ...) integrates the drift, i.e. the
         eval-mode network.
         """
-        s = self.steps_per_block if steps_per_block is None else check_steps_per_block(steps_per_block)
+        s = self.steps_per_block if steps_per_block is None else check_step_rate(steps_per_block)
         if scheme is None:
             name = self.scheme
         else:
@@ -263,6 +341,17 @@ class ResidualNet(nn.Module):
             stage.rediscretise(name, s)
         self.scheme, self.steps_per_block = name, s
         return self
+
+    def reknot(self, knots_per_block: float) -> ResidualNet:
+        """In place: a depth-continuous net's weights projected onto ``knots_per_block`` knots per block
+        (2: refined, ½: compressed; the whole number of knots per stage is rounded, at least 1), then
+        re-discretised at its current scheme and step count. Refining is exact; compressing is the closest
+        piecewise-linear fit (:meth:`~contdepth.fields.Interpolated.with_knots`)."""
+        rate = _checks.positive("knots_per_block", knots_per_block)
+        stages = [s for s in self._stage_list() if s.flow is not None]
+        for stage in stages:
+            stage.reknot(max(1, round(rate * stage.blocks)))
+        return self.rediscretise(self.scheme, self.steps_per_block)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.stem(x)
