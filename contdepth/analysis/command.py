@@ -60,7 +60,7 @@ def _load(args: argparse.Namespace) -> tuple[nn.Module, dict, Tensor, str]:
         run = Path(args.run)
         cfg = load_run_config(run)
         trained = read_trained_state(run)
-        model = model_from_config(cfg)
+        model = model_from_config(cfg, trained=True)
         load_weights_into(model, trained, cfg.model)
         info = {"run": str(run), "model": cfg.model, "epochs_done": trained.epoch, "weights": trained.source.name}
         x, what = _images(args.data_dir or cfg.data_dir, cfg.dataset, args.images, args.seed)

@@ -167,7 +167,16 @@ _FP32 = ("--amp", "none")
 # (noise, priority, flags, tag, note) of the depth-dial study's rows, all preact_resnet20 with the euler scheme
 DEPTH_DIAL_ROWS: tuple[tuple[str | None, int, tuple[str, ...], str, str], ...] = (
     ("sd:0.8", 1, (), "", "stochastic depth: an Euler–Maruyama step per block; the SDE study uses it too"),
-    (None, 2, ("--steps-per-block", "4"), "k4", "four Euler steps per block (h = 1/4) throughout"),
+    (
+        None,
+        1,
+        ("--train-steps", "1,2,4", "--depth-basis", "linear"),
+        "linear-steps1.2.4",
+        "weights linear in depth between knots at the blocks, each batch at 1, 2 or 4 steps per block",
+    ),
+    (None, 1, ("--train-steps", "1,2,4"), "steps1.2.4", "blockwise weights, each batch at 1, 2 or 4 steps per block"),
+    (None, 2, ("--refine-at", "10,20"), "refine1.2.4", "1 step per block, doubled after epochs 10 and 20 (to 4)"),
+    (None, 3, ("--steps-per-block", "4"), "k4", "four Euler steps per block (h = 1/4) throughout"),
 )
 
 STUDIES: dict[str, Study] = {

@@ -39,6 +39,17 @@ def milestones(text: str) -> list[int]:
     return values
 
 
+def step_counts(text: str) -> list[int]:
+    """A set of steps per block like ``1,2,4`` (commas or spaces), each >= 1, none twice."""
+    try:
+        values = [int(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected step counts like '1,2,4', got {text!r}") from None
+    if not values or min(values) < 1 or len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"expected distinct step counts >= 1 like '1,2,4', got {text!r}")
+    return values
+
+
 def report_error(command: str, error: object) -> int:
     """Print ``contdepth COMMAND: error: ...`` as one line on stderr (a message's lines joined); returns 2."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]

@@ -35,20 +35,38 @@ def check_scheme_name(name: str | None) -> None:
 
 
 def build_model(
-    name: str, *, num_classes: int, scheme: str | None = None, noise: str | None = None, steps_per_block: int = 1
+    name: str,
+    *,
+    num_classes: int,
+    scheme: str | None = None,
+    noise: str | None = None,
+    steps_per_block: int = 1,
+    depth_basis: str = "blocks",
 ) -> ResidualNet:
     """A named model from the zoo, with optional scheme / noise overrides; clear errors for bad names."""
     from .. import models
 
     check_model_name(name)
     check_scheme_name(scheme)
-    return models.get(name, num_classes=num_classes, scheme=scheme, noise=noise, steps_per_block=steps_per_block)
-
-
-def model_from_config(cfg: TrainConfig) -> ResidualNet:
-    return build_model(
-        cfg.model, num_classes=cfg.num_classes, scheme=cfg.scheme, noise=cfg.noise, steps_per_block=cfg.steps_per_block
+    extra = {} if depth_basis == "blocks" else {"depth_basis": depth_basis}
+    return models.get(
+        name, num_classes=num_classes, scheme=scheme, noise=noise, steps_per_block=steps_per_block, **extra
     )
+
+
+def model_from_config(cfg: TrainConfig, *, trained: bool = False) -> ResidualNet:
+    """The run's model at the step count training starts at, or, with ``trained``, the one it ends at."""
+    model = build_model(
+        cfg.model,
+        num_classes=cfg.num_classes,
+        scheme=cfg.scheme,
+        noise=cfg.noise,
+        steps_per_block=cfg.steps_per_block,
+        depth_basis=cfg.depth_basis,
+    )
+    if trained and cfg.trained_steps_per_block != cfg.steps_per_block:
+        model.rediscretise(steps_per_block=cfg.trained_steps_per_block)
+    return model
 
 
 def data_from_config(cfg: TrainConfig, *, quiet: bool = False) -> CifarData:

@@ -12,9 +12,9 @@ from typing import Any
 
 from ..data import DataError
 from ..data.cifar import DATASETS
-from .argtypes import milestones, positive_float, positive_int, report_error
+from .argtypes import milestones, positive_float, positive_int, report_error, step_counts
 from .compiling import COMPILE_MODES
-from .config import AMP_CHOICES, SCHEDULES, TrainConfig
+from .config import AMP_CHOICES, DEPTH_BASES, SCHEDULES, TrainConfig
 from .rundir import NO_PROGRESS, RunFolderError, folder_state
 from .speed import cpu_defaults
 from .start import RunFinished
@@ -39,6 +39,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--scheme", help="override the model's scheme (euler, lm2, rk4, ...)")
     a("--noise", help="override the model's noise: none, sd:P (stochastic depth), gaussian:SIGMA, shake")
     a("--steps-per-block", type=positive_int, help="steps of size 1/S per residual block (default 1)")
+    a(
+        "--train-steps",
+        type=step_counts,
+        metavar="S,S,...",
+        help="multi-resolution training: each batch at a step count per block drawn from this set, e.g. 1,2,4 "
+        "(evaluated at --steps-per-block)",
+    )
+    a(
+        "--refine-at",
+        type=milestones,
+        metavar="EPOCHS",
+        help="refinement schedule: double the steps per block after each of these epochs, e.g. 10,20",
+    )
+    a(
+        "--depth-basis",
+        choices=DEPTH_BASES,
+        help="blocks (default: a weight set per block) or linear (weights interpolated in depth between knots)",
+    )
     a("--epochs", type=positive_int, help="default 160 (CIFAR-100: 300)")
     a("--batch-size", type=positive_int, help="global batch size, split over processes (default 128)")
     a("--eval-batch-size", type=positive_int, help="test batch size; divide 10,000 (default 500)")

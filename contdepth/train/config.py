@@ -11,8 +11,10 @@ from typing import Any
 from ..data.cifar import DATASETS
 from .amp import AMP_CHOICES
 from .compiling import check_mode
+from .stepping import check_recipe, eval_steps_at
 
 DEFAULT_EPOCHS = {"cifar10": 160, "cifar100": 300}
+DEPTH_BASES = ("blocks", "linear")  # as contdepth.models.stage.DEPTH_BASES (the model zoo is imported lazily)
 SCHEDULES = ("step", "cosine", "linear")
 
 # Settings that only change how fast (or where) a run goes; a resumed run may change them.
@@ -38,6 +40,9 @@ class TrainConfig:
     three quarters of it (80/120 of 160, 150/225 of 300): the paper's recipe.
     ``compile=True`` alone means ``compile_mode="default"``; a ``compile_mode`` implies ``compile``.
     ``progress_every``: seconds between progress lines when the output is not a terminal.
+    ``train_steps`` (a random step count per batch from this set) and ``refine_at`` (steps per block
+    doubled after these epochs) are the step-count recipes of :mod:`contdepth.train.stepping`;
+    ``depth_basis``: ``blocks`` or ``linear`` (weights continuous in depth).
     ``amp``: ``auto`` (bf16 autocast on a CPU with bf16 units, else float32), ``bf16`` or ``none``;
     a speed setting, which a resumed run may change (see :mod:`contdepth.train.amp`).
     """
@@ -49,6 +54,9 @@ class TrainConfig:
     scheme: str | None = None
     noise: str | None = None
     steps_per_block: int = 1
+    train_steps: list[int] | None = None
+    refine_at: list[int] | None = None
+    depth_basis: str = "blocks"
     epochs: int | None = None
     batch_size: int = 128
     eval_batch_size: int = 500
@@ -128,6 +136,9 @@ class TrainConfig:
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         check_mode(self.compile_mode)
+        check_recipe(self.steps_per_block, self.train_steps, self.refine_at, self.epochs)
+        if self.depth_basis not in DEPTH_BASES:
+            raise ValueError(f"unknown depth_basis {self.depth_basis!r}; choose one of: {', '.join(DEPTH_BASES)}")
         if not (
             isinstance(self.progress_every, (int, float))
             and math.isfinite(self.progress_every)
@@ -146,6 +157,12 @@ class TrainConfig:
             value = getattr(self, field.name)
             if field.type == "bool" and not isinstance(value, bool):
                 raise ValueError(f"{field.name} must be true or false, got {value!r}")
+
+    @property
+    def trained_steps_per_block(self) -> int:
+        """The steps per block the finished run is evaluated at (after every refinement of ``refine_at``)."""
+        assert self.epochs is not None  # __post_init__ fills it
+        return eval_steps_at(self.steps_per_block, self.refine_at, self.epochs)
 
     @property
     def num_classes(self) -> int:

@@ -86,7 +86,7 @@ def evaluate_run(
     dev = resolve_device(device)
     effective_mode(compile_mode, dev)  # an unknown mode fails before any work
     if model is None:
-        model = model_from_config(cfg)
+        model = model_from_config(cfg, trained=True)
     load_weights_into(model, trained_state, cfg.model)
     trained = (getattr(model, "scheme", cfg.scheme), getattr(model, "steps_per_block", cfg.steps_per_block))
     rediscretise(model, scheme, steps_per_block)

@@ -132,7 +132,7 @@ def load_run(
     """
     cfg = load_run_config(run_dir)
     trained = read_trained_state(run_dir)
-    net = model if model is not None else model_from_config(cfg)
+    net = model if model is not None else model_from_config(cfg, trained=True)
     load_weights_into(net, trained, cfg.model)
     rediscretise(net, scheme, steps_per_block)
     return net.eval()
