@@ -34,6 +34,7 @@ from .progress import Progress, choose_style
 from .rundir import CURVES, MOMENTUM_PLOT, WEIGHTS, RunFolder, RunFolderError
 from .start import plan
 from .state import EpochMeter, TrainState
+from .stepping import eval_steps_at, train_steps_at
 from .weights import save_weights
 
 BatchHook = Callable[["Trainer", int, int], None]
@@ -160,6 +161,10 @@ class Trainer:
         state = self._check_out_dir()
         seed_everything(cfg.seed)  # the weights (and LM's k) are the same on every process
         self.model = self._given_model if self._given_model is not None else build.model_from_config(cfg)
+        if (cfg.train_steps or cfg.refine_at) and not callable(getattr(self.model, "rediscretise", None)):
+            raise ValueError(
+                f"--train-steps and --refine-at change the step count; {type(self.model).__name__} has no rediscretise()"
+            )
         self.params = build.count_params(self.model)
         self.data = self._load_data()
         seed_everything(cfg.seed + 1000 * d.rank)  # the model's own noise differs per process; data order is shared
@@ -287,9 +292,20 @@ class Trainer:
         self._stop.request()
 
     # ---------------------------------------------------------------- training
+    def _use_steps(self, steps_per_block: int) -> None:
+        """Re-discretise the model at ``steps_per_block`` when a step-count recipe asks for another count (a
+        compiled net keeps one graph per count: the model hands back the same flows for a count seen before)."""
+        if not (self.cfg.train_steps or self.cfg.refine_at):
+            return
+        if getattr(self.model, "steps_per_block", None) != steps_per_block:
+            self.model.rediscretise(steps_per_block=steps_per_block)  # type: ignore[operator]
+
     def _train_step(self, x: Tensor, y: Tensor) -> None:
         """One optimiser step; loss and correct count are added to the epoch's meter on the device (no sync)."""
-        mark_step(self.cfg.compile_mode, self.device)
+        cfg = self.cfg
+        epoch, batch = self.state.epoch + 1, self.state.batch
+        self._use_steps(train_steps_at(cfg.steps_per_block, cfg.train_steps, cfg.refine_at, cfg.seed, epoch, batch))
+        mark_step(cfg.compile_mode, self.device)
         with autocast(self.amp, self.device):
             logits = self.net(x)
         loss = self.criterion(logits.float(), y)  # the loss in float32 under any autocast
@@ -328,6 +344,7 @@ class Trainer:
 
     def evaluate(self) -> dict[str, float]:
         """Test loss and accuracy of the current weights over the whole test split (all processes)."""
+        self._use_steps(eval_steps_at(self.cfg.steps_per_block, self.cfg.refine_at, self.state.epoch + 1))
         batches = iter(self.progress.evaluating(self.test_loader.batches()))
         with self._first_call_timed("eval"):  # the first batch alone: it compiles the evaluation graph
             sums = eval_sums(self.eval_net, itertools.islice(batches, 1), self.device, self.amp)
