@@ -163,7 +163,8 @@ class Trainer:
         self.model = self._given_model if self._given_model is not None else build.model_from_config(cfg)
         if (cfg.train_steps or cfg.refine_at) and not callable(getattr(self.model, "rediscretise", None)):
             raise ValueError(
-                f"--train-steps and --refine-at change the step count; {type(self.model).__name__} has no rediscretise()"
+                f"--train-steps and --refine-at change the step count, which {type(self.model).__name__} "
+                "cannot (it has no rediscretise())"
             )
         self.params = build.count_params(self.model)
         self.data = self._load_data()
