@@ -1,11 +1,29 @@
-"""Fixtures shared by the test modules."""
+"""Fixtures shared by the test modules, and the slow tier (``--runslow`` or ``CONTDEPTH_SLOW_TESTS=1``)."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
 
 from contdepth.data import write_fake_cifar
+
+SLOW_ENV = "CONTDEPTH_SLOW_TESTS"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", help=f"also run the slow tier (or set {SLOW_ENV}=1)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``slow`` (minutes each) are skipped unless asked for."""
+    if config.getoption("--runslow") or os.environ.get(SLOW_ENV, "") not in ("", "0"):
+        return
+    skip = pytest.mark.skip(reason=f"the slow tier: pass --runslow or set {SLOW_ENV}=1")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="module")
