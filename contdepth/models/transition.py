@@ -56,12 +56,13 @@ class Transition(nn.Module):
         if noise is not None:
             noise.check_pieces(1, "a transition")
         self.noise = noise
+        self.noise_at_eval = False  # as Flow.noise_at_eval: keep the noise on in eval mode (Monte Carlo evaluation)
         self.register_buffer("_noise_table", None if noise is None else noise.step_table((0,)), persistent=False)
 
     def forward(self, x0: Tensor) -> tuple[Tensor, Tensor]:
         a = self.pre(x0)
         p = self.shortcut(a)
-        if self.training and self.noise is not None:
+        if (self.training or self.noise_at_eval) and self.noise is not None:
             f, g = self.field.drift_diffusion(0.0, a, 0)
             out = p + f
             if g is not None:
