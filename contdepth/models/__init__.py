@@ -14,6 +14,7 @@ from .cifar import resnet, resnext, shake_resnet
 from .imagenet import imagenet_resnet
 from .noise_spec import NoiseSpec, parse_noise
 from .registry import available, describe, get
+from .sampling import monte_carlo, noise_at_eval
 from .stage import ResidualNet, Stage, StagePlan, noisy_schemes
 
 __all__ = [
@@ -26,6 +27,8 @@ __all__ = [
     "describe",
     "get",
     "imagenet_resnet",
+    "monte_carlo",
+    "noise_at_eval",
     "noisy_schemes",
     "parse_noise",
     "recalibrate_bn",

@@ -19,10 +19,11 @@ from torch import Tensor, nn
 
 from ..data import CifarData, DataError, DeviceLoader, load_cifar
 from .amp import AMP_CHOICES, autocast, resolve_amp
-from .argtypes import positive_int, report_error
+from .argtypes import positive_float, positive_int, report_error
 from .backends import apply_backend_flags, backend_flags
-from .build import model_from_config
+from .build import build_model, model_from_config
 from .compiling import COMPILE_MODES, compile_module, effective_mode
+from .config import DEPTH_BASES, TrainConfig
 from .distributed import resolve_device
 from .weights import load_run_config, load_weights_into, read_trained_state, rediscretise
 
@@ -53,8 +54,14 @@ def eval_sums(
 def evaluate_run(
     run_dir: str | Path,
     scheme: str | None = None,
-    steps_per_block: int | None = None,
+    steps_per_block: float | None = None,
     *,
+    depth_basis: str | None = None,
+    knots_per_block: float | None = None,
+    recalibrate_bn: int | None = None,
+    per_step_bn: bool = True,
+    samples: int | None = None,
+    seed: int = 0,
     data_dir: str | None = None,
     device: str | None = None,
     batch_size: int | None = None,
@@ -69,7 +76,18 @@ def evaluate_run(
     Args:
         run_dir: a directory written by ``contdepth train`` (``checkpoint.pt``, or ``weights.fp16.pt``
             alone as in committed results).
-        scheme, steps_per_block: evaluate under this scheme / step count (default: as trained).
+        scheme, steps_per_block: evaluate under this scheme / step count (default: as trained); a fraction
+            (½) for depth-continuous nets.
+        depth_basis: ``linear`` evaluates a blockwise-trained net as weights continuous in depth (its
+            blocks become the knots: the same net at its trained step count).
+        knots_per_block: project a depth-continuous net onto this many knots per block (2: refined,
+            ½: compressed) before re-discretising (:meth:`~contdepth.models.ResidualNet.reknot`).
+        recalibrate_bn: re-estimate BatchNorm statistics at the new discretisation from this many training
+            images, augmented as in training (:func:`~contdepth.models.recalibrate_bn`; ``per_step_bn``: one set
+            per evaluation of a block, the default, else one per BatchNorm).
+        samples: also run the net this many times with its noise on (:func:`~contdepth.models.monte_carlo`):
+            ensemble, mean-field and single-draw accuracy, predictive entropy; ``seed`` seeds the draws and the
+            recalibration images' augmentation.
         data_dir, device, batch_size, test_subset: override the run's settings.
         amp: ``auto`` (default: bf16 autocast on a CPU with bf16 units), ``bf16`` or ``none``.
         compile_mode: ``torch.compile`` the model in this mode (see ``contdepth.train.compiling``);
@@ -78,8 +96,10 @@ def evaluate_run(
         data: the data set, already read (saves re-reading it when sweeping schemes).
 
     Returns ``dict(test_acc (fraction), test_error (%), test_loss, images, scheme, steps_per_block,
-    trained_scheme, trained_steps_per_block, epochs_done, seconds, ...)``.
+    trained_scheme, trained_steps_per_block, epochs_done, seconds, recalibrated_images, ...)`` and, with
+    ``samples``, ``monte_carlo`` (the dict of :func:`~contdepth.models.monte_carlo`).
     """
+    check_eval_options(recalibrate_bn=recalibrate_bn, samples=samples, knots_per_block=knots_per_block)
     cfg = load_run_config(run_dir)
     run = Path(run_dir)
     trained_state = read_trained_state(run)
@@ -89,10 +109,40 @@ def evaluate_run(
         model = model_from_config(cfg, trained=True)
     load_weights_into(model, trained_state, cfg.model)
     trained = (getattr(model, "scheme", cfg.scheme), getattr(model, "steps_per_block", cfg.steps_per_block))
+    if depth_basis not in (None, getattr(model, "depth_basis", "blocks")):
+        model = _with_depth_basis(model, cfg, depth_basis)
+    if knots_per_block is not None:
+        reknot = getattr(model, "reknot", None)
+        if not callable(reknot):
+            raise TypeError(f"{type(model).__name__} has no reknot(): it cannot change its number of knots")
+        reknot(knots_per_block)
     rediscretise(model, scheme, steps_per_block)
+    if samples:
+        from ..models.sampling import has_noise
+
+        if not has_noise(model):
+            raise ValueError(f"--samples: {cfg.model} was trained without noise; Monte Carlo needs a noisy net")
     model.to(dev)
-    if data is None:
-        data = load_cifar(cfg.dataset, data_dir or cfg.data_dir, train=False)
+    if data is None or (recalibrate_bn and len(data.train) == 0):
+        data = load_cifar(cfg.dataset, data_dir or cfg.data_dir, train=bool(recalibrate_bn))
+    amp_used = resolve_amp(amp or "auto", dev)
+    recal_start = time.perf_counter()
+    if recalibrate_bn:
+        from ..models import recalibrate_bn as recalibrate_bn_stats
+
+        images = DeviceLoader(
+            data.train.spread(recalibrate_bn),
+            min(RECALIBRATION_BATCH, recalibrate_bn),
+            train=True,
+            seed=seed,
+            mean=data.mean,
+            std=data.std,
+            device=dev,
+        )
+        images.begin_epoch()
+        with autocast(amp_used, dev):
+            recalibrate_bn_stats(model, (x for x, _ in images.batches()), per_step=per_step_bn)
+    recal_seconds = time.perf_counter() - recal_start
     subset = test_subset if test_subset is not None else cfg.test_subset
     loader = DeviceLoader(
         data.test.spread(subset),
@@ -104,8 +154,14 @@ def evaluate_run(
     )
     net = compile_module(model, compile_mode, dev)
     start = time.perf_counter()
-    amp_used = resolve_amp(amp or "auto", dev)
     loss_sum, correct, seen = eval_sums(net, loader.batches(), dev, amp_used).tolist()
+    seconds = time.perf_counter() - start
+    extra: dict[str, Any] = {}
+    if samples:
+        from ..models import monte_carlo  # the zoo is imported where it is used
+
+        context = autocast(amp_used, dev)
+        extra["monte_carlo"] = monte_carlo(model, loader.batches(), samples, seed=seed, autocast=context)
     return {
         "run": str(run),
         "model": cfg.model,
@@ -120,18 +176,82 @@ def evaluate_run(
         "images": int(seen),
         "epochs_done": trained_state.epoch,
         "weights": trained_state.source.name,
-        "seconds": time.perf_counter() - start,
+        "seconds": seconds,
+        "recalibrated_images": int(recalibrate_bn or 0),
+        "recalibration_seconds": recal_seconds if recalibrate_bn else 0.0,
         "device": str(dev),
         "compile_mode": effective_mode(compile_mode, dev),
         "amp": amp_used,
+        **extra,
     }
+
+
+RECALIBRATION_BATCH = 200  # images per recalibration batch (BatchNorm's batch statistics, as in training)
+
+
+def check_eval_options(
+    *, recalibrate_bn: object = None, samples: object = None, knots_per_block: object = None
+) -> None:
+    """One line naming the valid range for a bad ``recalibrate_bn``, ``samples`` or ``knots_per_block``."""
+    for name, value in (("recalibrate_bn", recalibrate_bn), ("samples", samples)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name} must be a whole number of images/draws >= 1, got {value!r}")
+    if knots_per_block is not None:
+        if isinstance(knots_per_block, bool) or not isinstance(knots_per_block, (int, float)):
+            raise ValueError(f"knots_per_block must be a positive number (2, 0.5), got {knots_per_block!r}")
+        if not (0 < knots_per_block < float("inf")):
+            raise ValueError(f"knots_per_block must be a positive number (2, 0.5), got {knots_per_block!r}")
+
+
+def _with_depth_basis(model: nn.Module, cfg: TrainConfig, depth_basis: str) -> nn.Module:
+    """The run's net rebuilt with ``depth_basis``, holding the trained weights (the state-dict keys agree)."""
+    new = build_model(
+        cfg.model,
+        num_classes=cfg.num_classes,
+        scheme=cfg.scheme,
+        noise=cfg.noise,
+        steps_per_block=cfg.steps_per_block,
+        depth_basis=depth_basis,
+    )
+    new.load_state_dict(model.state_dict())
+    new.rediscretise(steps_per_block=getattr(model, "steps_per_block", cfg.steps_per_block))
+    return new
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
     a("--run", required=True, help="run directory written by `contdepth train`")
     a("--scheme", help="evaluate under this scheme (euler, lm2, rk4, heun, ...; default: as trained)")
-    a("--steps-per-block", type=positive_int, help="steps per residual block (default: as trained)")
+    a(
+        "--steps-per-block",
+        type=positive_float,
+        help="steps per residual block (default: as trained); a fraction such as 0.5 for depth-continuous nets",
+    )
+    a(
+        "--depth-basis",
+        choices=DEPTH_BASES,
+        help="linear: evaluate a blockwise-trained net as weights continuous in depth (default: as trained)",
+    )
+    a(
+        "--knots-per-block",
+        type=positive_float,
+        metavar="K",
+        help="project a depth-continuous net's weights onto K knots per block first (2: refine, 0.5: compress)",
+    )
+    a(
+        "--recalibrate-bn",
+        type=positive_int,
+        metavar="N",
+        help="re-estimate BatchNorm statistics at the new scheme and step count from N augmented training images "
+        "(e.g. 5000), one set per block evaluation",
+    )
+    a(
+        "--samples",
+        type=positive_int,
+        metavar="N",
+        help="Monte Carlo: also run the net N times with its noise on; ensemble, mean-field and single-draw accuracy",
+    )
+    a("--seed", type=int, default=0, help="seeds the Monte Carlo draws and the recalibration images (default 0)")
     a("--data-dir", help="data folder (default: the run's)")
     a("--device", help="cuda or cpu (default: cuda when available)")
     a("--batch-size", type=positive_int, help="evaluation batch size (default: the run's, 500)")
@@ -164,6 +284,11 @@ def run(args: argparse.Namespace) -> int:
             test_subset=args.test_subset,
             compile_mode=args.compile_mode,
             amp=args.amp,
+            depth_basis=args.depth_basis,
+            knots_per_block=args.knots_per_block,
+            recalibrate_bn=args.recalibrate_bn,
+            samples=args.samples,
+            seed=args.seed,
         )
     except (ValueError, TypeError, FileNotFoundError, DataError) as err:
         return report_error("eval", err)
@@ -178,5 +303,13 @@ def run(args: argparse.Namespace) -> int:
             f"{result['epochs_done']} epochs) under {result['scheme']} with {result['steps_per_block']} step/block: "
             f"test acc {100 * result['test_acc']:.2f}% (error {result['test_error']:.2f}%), "
             f"loss {result['test_loss']:.4f}, {result['images']} images, {result['seconds']:.1f}s"
+            + (f"; BatchNorm recalibrated on {result['recalibrated_images']} images" if args.recalibrate_bn else "")
         )
+        mc = result.get("monte_carlo")
+        if mc is not None:
+            print(
+                f"Monte Carlo, {mc['samples']} draws: ensemble acc {100 * mc['ensemble_acc']:.2f}%, mean field "
+                f"{100 * mc['mean_field_acc']:.2f}%, one draw {100 * mc['single_draw_acc']:.2f}%, "
+                f"predictive entropy {mc['predictive_entropy']:.3f} nats"
+            )
     return 0

@@ -138,7 +138,7 @@ def load_run(
     return net.eval()
 
 
-def rediscretise(model: nn.Module, scheme: str | None, steps_per_block: int | None) -> None:
+def rediscretise(model: nn.Module, scheme: str | None, steps_per_block: float | None) -> None:
     """``model.rediscretise(scheme=, steps_per_block=)`` when either is given; one line for a model without it."""
     if scheme is None and steps_per_block is None:
         return
