@@ -7,7 +7,7 @@ finite-depth networks (:class:`Flow`), or integrated in the continuous limit wit
 
 from . import noise, schemes
 from .continuous import odeint, sdeint
-from .fields import Blocks, Coupled, Field, Tied
+from .fields import Blocks, Coupled, Field, Interpolated, Tied
 from .flow import Flow
 from .noise import Noise, get_law
 
@@ -18,6 +18,7 @@ __all__ = [
     "Coupled",
     "Field",
     "Flow",
+    "Interpolated",
     "Noise",
     "Tied",
     "analysis",

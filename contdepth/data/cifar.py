@@ -42,6 +42,13 @@ class Split:
             raise ValueError(f"subset size must be positive, got {n}")
         return Split(self.images[:n], self.labels[:n])
 
+    def hold_out(self, n: int) -> tuple[Split, Split]:
+        """``(rest, held)``: the last ``n`` examples held out (a validation split) and the others."""
+        if not 1 <= n < len(self):
+            raise ValueError(f"a held-out split needs 1 <= n < {len(self)} (the examples there are), got {n}")
+        cut = len(self) - n
+        return Split(self.images[:cut], self.labels[:cut]), Split(self.images[cut:], self.labels[cut:])
+
     def spread(self, n: int | None) -> Split:
         """``n`` examples evenly spaced through the split (all when ``n`` is None): a fair sample even
         of a split stored sorted by class, as some copies of the CIFAR test set are."""

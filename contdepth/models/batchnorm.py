@@ -10,7 +10,7 @@ own, since the several steps inside one block see different states.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import Tensor, nn
@@ -43,14 +43,22 @@ def _fields(model: nn.Module) -> list[Blocks | Interpolated]:
 
 
 @torch.no_grad()
-def recalibrate_bn(model: nn.Module, batches: Iterable[Tensor], *, per_step: bool = True) -> int:
+def recalibrate_bn(
+    model: nn.Module,
+    batches: Iterable[Tensor],
+    *,
+    per_step: bool = True,
+    forward: Callable[[Tensor], Tensor] | None = None,
+) -> int:
     """Re-estimate the running statistics of every BatchNorm in ``model`` from ``batches`` (input tensors,
     ``(B, C, H, W)``, no labels) at the model's current scheme and step count; returns the images seen.
 
     The model runs in eval mode (noise off) with its BatchNorms in training mode, under ``no_grad``; it
     is left in eval mode. ``per_step``: each evaluation of a field's module (block ``m`` at time ``t``)
     gets its own statistics (:class:`~contdepth.fields.StepBuffers`), kept for that step grid;
-    otherwise one set per BatchNorm. Raises ``ValueError`` when ``batches`` holds no image.
+    otherwise one set per BatchNorm (the choice for adaptive solvers, whose times change from batch to batch).
+    ``forward``: how to run the net (default ``model(x)``), e.g. with its flows integrated adaptively.
+    Raises ``ValueError`` when ``batches`` holds no image.
     """
     layers = batchnorms(model)
     momenta = [bn.momentum for bn in layers]
@@ -68,8 +76,9 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[Tensor], *, per_step: boo
         bn.train()
     seen = 0
     try:
+        run = model if forward is None else forward
         for x in batches:
-            model(x)
+            run(x)
             seen += int(x.shape[0])
     finally:
         for bn, momentum in zip(layers, momenta, strict=True):

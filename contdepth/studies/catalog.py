@@ -163,6 +163,8 @@ _R110_SIGMA = matching_gaussian_level(basic_blocks(110), 0.5)
 _T1 = "Lu et al. 2018, Table 1"
 _T2 = "Lu et al. 2018, Table 2"
 _FP32 = ("--amp", "none")
+#: Gaussian levels S (x + F + S F ξ) tried on held-out images; sd:0.8 at depth 20 matches S ≈ 0.34 in variance
+GAUSSIAN_LEVELS = (0.1, 0.3, 1.0)
 
 # (noise, priority, flags, tag, note) of the depth-dial study's rows, all preact_resnet20 with the euler scheme
 DEPTH_DIAL_ROWS: tuple[tuple[str | None, int, tuple[str, ...], str, str], ...] = (
@@ -314,6 +316,44 @@ STUDIES: dict[str, Study] = {
             (
                 "The negative control is the CPU study's preact_resnet20 (one Euler step per block, h = 1).",
                 "benchmarks/depth_dial.py measures every run at other step counts and schemes.",
+            ),
+        ),
+        Study(
+            "sde-cpu",
+            "Stochastic training as an SDE on a CPU budget: stochastic depth, Gaussian noise and shake-shake at "
+            "depth 20 (30 epochs, linear decay)",
+            (
+                RunSpec(
+                    "lm_resnet20",
+                    "sd:0.8",
+                    recipe="cpu-budget",
+                    priority=1,
+                    note="LM-ResNet + stochastic depth, the paper's combination, at depth 20",
+                ),
+                RunSpec(
+                    "shake_resnet20_2x16d",
+                    recipe="cpu-budget",
+                    priority=1,
+                    note="shake-shake (uniform law, independent backward draw) at depth 20, 2 x 16 channels",
+                ),
+                *(
+                    RunSpec(
+                        "preact_resnet20",
+                        f"gaussian:{level}",
+                        "euler",
+                        "cpu-budget",
+                        priority=2,
+                        flags=("--epochs", "10", "--validation", "5000"),
+                        tag="val",
+                        note="choosing the Gaussian level: 10 epochs, evaluated on 5,000 held-out training images",
+                    )
+                    for level in GAUSSIAN_LEVELS
+                ),
+            ),
+            (
+                "preact_resnet20 with stochastic depth (sd:0.8) is the depth-dial study's run of that name.",
+                "The -val rows choose the Gaussian level on held-out training images, never on the test set; "
+                "the 30-epoch run at the chosen level follows them.",
             ),
         ),
     )

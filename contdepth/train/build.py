@@ -93,12 +93,16 @@ def loaders_from_config(
     cfg: TrainConfig, data: CifarData, device: torch.device, *, rank: int = 0, world: int = 1
 ) -> tuple[DeviceLoader, DeviceLoader]:
     """The training loader (this process's share of the first ``cfg.subset`` images, shuffled and augmented on
-    ``device`` from ``cfg.seed``) and the test loader (``cfg.test_subset`` images spread over the classes)."""
+    ``device`` from ``cfg.seed``) and the test loader (``cfg.test_subset`` images spread over the classes), or,
+    with ``cfg.validation``, the last ``cfg.validation`` training images held out from training."""
     common: dict[str, Any] = dict(
         mean=data.mean, std=data.std, device=device, rank=rank, world=world, channels_last=cfg.channels_last
     )
-    train = DeviceLoader(data.train.head(cfg.subset), cfg.batch_size, train=True, seed=cfg.seed, **common)
-    test = DeviceLoader(data.test.spread(cfg.test_subset), cfg.eval_batch_size, train=False, **common)
+    train_split, test_split = data.train.head(cfg.subset), data.test.spread(cfg.test_subset)
+    if cfg.validation:
+        train_split, test_split = train_split.hold_out(cfg.validation)
+    train = DeviceLoader(train_split, cfg.batch_size, train=True, seed=cfg.seed, **common)
+    test = DeviceLoader(test_split, cfg.eval_batch_size, train=False, **common)
     return train, test
 
 

@@ -83,6 +83,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="evaluate on N test images evenly spaced through the split (smoke runs)",
     )
     a(
+        "--validation",
+        type=positive_int,
+        metavar="N",
+        help="hold out the last N training images and evaluate on them, not on the test set (to choose settings)",
+    )
+    a(
         "--amp",
         choices=AMP_CHOICES,
         help="auto (default: bf16 autocast on a CPU with AVX512-BF16 or AMX units, else float32), bf16 or none",

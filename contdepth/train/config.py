@@ -43,6 +43,8 @@ class TrainConfig:
     ``train_steps`` (a random step count per batch from this set) and ``refine_at`` (steps per block
     doubled after these epochs) are the step-count recipes of :mod:`contdepth.train.stepping`;
     ``depth_basis``: ``blocks`` or ``linear`` (weights continuous in depth).
+    ``validation``: hold out the last N training images (of ``subset``) and evaluate on them instead of the
+    test set, to choose a setting without looking at the test set; ``test_*`` results then mean validation.
     ``amp``: ``auto`` (bf16 autocast on a CPU with bf16 units, else float32), ``bf16`` or ``none``;
     a speed setting, which a resumed run may change (see :mod:`contdepth.train.amp`).
     """
@@ -72,6 +74,7 @@ class TrainConfig:
     seed: int = 0
     subset: int | None = None
     test_subset: int | None = None
+    validation: int | None = None
     amp: str = "auto"
     channels_last: bool = False
     compile: bool = False
@@ -116,7 +119,7 @@ class TrainConfig:
         for name, value in positive.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("subset", "test_subset"):
+        for name in ("subset", "test_subset", "validation"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")

@@ -239,6 +239,10 @@ def results(
         "scheme": scheme_name(model, cfg.scheme),
         "noise": cfg.noise,
         "steps_per_block": cfg.steps_per_block,
+        "trained_steps_per_block": cfg.trained_steps_per_block,
+        "train_steps": cfg.train_steps,
+        "refine_at": cfg.refine_at,
+        "depth_basis": cfg.depth_basis,
         "params": sum(p.numel() for p in model.parameters()),
         "epochs": cfg.epochs,
         "epochs_done": state.epoch,
@@ -269,6 +273,7 @@ def results(
         res["momentum_k"] = ks
     res["units"] = {"*_error": "% of test images", "*_acc": "fraction", "*_loss": "cross-entropy (nats)"}
     res["train_images"], res["test_images"] = images
+    res["evaluated_on"] = f"validation: the last {cfg.validation} training images" if cfg.validation else "test"
     # paths as the run folder sees them (or folder names): results carry no paths of the machine
     res["data_dir"] = portable_path(data.root, out)
     if data.integrity is not None:

@@ -499,9 +499,10 @@ class Trainer:
                 where = f"all {self.epoch} epochs trained, writing the outputs"
             elif state is not None:
                 where = f"resuming at epoch {self.epoch + 1} batch {self.batch}"
+            held = "validation" if self.cfg.validation else "test"
             print(
                 f"{self.cfg.model}: {self.params:,} parameters, {where}; "
-                f"{self.train_loader.num_examples} train / {self.test_loader.num_examples} test images "
+                f"{self.train_loader.num_examples} train / {self.test_loader.num_examples} {held} images "
                 f"on {self.device} x {self.dist.world}{' in bf16 autocast' if self.amp == 'bf16' else ''}",
                 flush=True,
             )
