@@ -14,6 +14,7 @@ import torch
 import contdepth as cd
 from contdepth.data import DataError
 from contdepth.train import RunFolderError, TrainConfig, Trainer, evaluate_run
+from contdepth.train.checkpoint import CheckpointError
 
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
 p.add_argument("--data-dir", default="data", help="folder holding cifar-10-batches-py/")
@@ -41,7 +42,7 @@ print([f"{type(f.scheme).__name__}: {f.steps} steps" for f in model.flows()])
 
 try:
     results = Trainer(cfg, model=model, resume=args.resume).fit()  # checkpoints every epoch; Ctrl-C saves
-except (RunFolderError, DataError) as err:  # a run already in --out, or no data: say so, no traceback
+except (RunFolderError, CheckpointError, DataError) as err:  # another run or a damaged one in --out, or no data
     print(f"cifar_classifier.py: error: {err}", file=sys.stderr)
     raise SystemExit(2) from None
 print(

@@ -89,10 +89,10 @@ def test_every_script_writes_to_a_git_ignored_folder_by_default(clone):
                 )
 
 
-def test_example_run_twice_says_so_in_one_line(tmp_path):
+def test_example_on_a_damaged_run_says_so_in_one_line(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    (run / "checkpoint.pt").write_bytes(b"")  # what a first run leaves
+    (run / "checkpoint.pt").write_bytes(b"")  # a first run's checkpoint, emptied
     proc = subprocess.run(
         [
             sys.executable,
@@ -112,5 +112,5 @@ def test_example_run_twice_says_so_in_one_line(tmp_path):
         timeout=120,
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
-    assert proc.stderr.startswith("cifar_classifier.py: error:") and "--resume" in proc.stderr
+    assert proc.stderr.startswith("cifar_classifier.py: error:") and "--overwrite" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
