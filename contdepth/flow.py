@@ -27,7 +27,8 @@ class Flow(nn.Module):
         t0, t1: time interval; ``t1`` defaults to the field's horizon (M for M blocks).
         noise: the noise source (:class:`~contdepth.noise.Noise`, or a law name such as
             ``"gaussian"``): ξ of all steps is drawn from it in one call per forward and each step
-            adds ``sqrt(h) g ξ``. The scheme must accept noise (``euler``, ``lm2``) and the field
+            adds ``sqrt(h) g ξ`` (a source with ``backward="independent"`` draws each step's ξ_b for
+            the backward pass too). The scheme must accept noise (``euler``, ``lm2``) and the field
             must have a diffusion. Default: the noise the scheme was built with, if any
             (``cd.schemes.get("euler_maruyama", noise=..., seed=...)``), else none.
         noise_at_eval: keep injecting noise in eval mode (noise is on in training mode only).
@@ -209,12 +210,18 @@ class Flow(nn.Module):
         u, path = u0, [u0] if keep else []
         use_ckpt = self.checkpoint and torch.is_grad_enabled()
         contexts = self._contexts
-        xis = None
+        xis: tuple[Tensor, ...] | None = None
+        backs: tuple[Tensor, ...] | None = None  # the backward pass's ξ, when drawn apart from the forward's
         if self.noise is not None and (self.training or self.noise_at_eval):
-            xis = self.noise.draw(u0, self.pieces, self._noise_table).unbind(0)  # every step's ξ in one call
+            xi, xi_back = self.noise.draw_pair(u0, self.pieces, self._noise_table)  # every step's ξ in one call
+            xis = xi.unbind(0)
+            backs = None if xi_back is None else xi_back.unbind(0)
         step, post_step = self.scheme.step, self.post_step  # submodule lookups, once rather than per step
         for n in range(self.steps):
-            ctx = contexts[n] if xis is None else contexts[n].with_noise(xis[n])
+            if xis is None:
+                ctx = contexts[n]
+            else:
+                ctx = contexts[n].with_noise(xis[n], None if backs is None else backs[n])
             if use_ckpt:
                 u, state = torch_checkpoint(step, ctx, u, state, use_reentrant=False)
             else:

@@ -4,6 +4,10 @@ Weak convergence needs only matching low moments, so the laws are interchangeabl
 limit: Gaussian (Euler–Maruyama), Rademacher (±1), two-point Bernoulli (stochastic depth: the
 branch kept with probability ``p``, ``ξ = (η - p) / sqrt(p(1-p))``) and uniform (shake-shake:
 ``ξ = (η - 1/2) sqrt 12``). ξ is drawn per sample (default), per batch or per element.
+
+The backward pass normally sees the ξ of the forward pass (the pathwise gradient of the step). A
+source built with ``backward="independent"`` also draws ξ_b of the same law and gives the noise term
+the forward value of ``g ξ`` and the gradient of ``g ξ_b``: shake-shake's independent backward weight.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from torch import Tensor, nn
 from ._checks import check_options
 
 PER_CHOICES = ("sample", "batch", "element")
+BACKWARD_CHOICES = ("same", "independent")
 
 
 def noise_shape(u: Tensor, per: str) -> tuple[int, ...]:
@@ -243,6 +248,33 @@ def _check_seed(seed: object) -> int | None:
     return seed
 
 
+class _IndependentBackward(torch.autograd.Function):
+    """``out + scale g ξ`` forward; backward as if ξ were ``ξ_b`` (``ξ``, ``ξ_b`` are constants)."""
+
+    @staticmethod
+    def forward(ctx: Any, out: Tensor, g: Tensor, xi: Tensor, xi_back: Tensor, scale: float) -> Tensor:
+        ctx.save_for_backward(xi_back)
+        ctx.scale, ctx.shapes, ctx.g_dtype = scale, (out.shape, g.shape), g.dtype
+        return torch.addcmul(out, g, xi, value=scale)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        (xi_back,) = ctx.saved_tensors
+        out_shape, g_shape = ctx.shapes
+        grad_out = grad.sum_to_size(out_shape) if grad.shape != out_shape else grad
+        grad_g = (grad * (xi_back * ctx.scale)).sum_to_size(g_shape).to(ctx.g_dtype)
+        return grad_out, grad_g, None, None, None
+
+
+def add_scaled_noise(out: Tensor, g: Tensor, xi: Tensor, xi_back: Tensor | None = None, scale: float = 1.0) -> Tensor:
+    """``out + scale g ξ`` as one fused op; with ``xi_back`` the same value, but ``g`` receives the
+    gradient of ``scale g ξ_b`` (shapes broadcast as ``addcmul``'s)."""
+    if xi_back is None or not (torch.is_grad_enabled() and (out.requires_grad or g.requires_grad)):
+        return torch.addcmul(out, g, xi, value=scale)
+    result: Tensor = _IndependentBackward.apply(out, g, xi, xi_back, scale)  # type: ignore[no-untyped-call]
+    return result
+
+
 class Noise(nn.Module):
     """The noise source of a flow: law, granularity, seed and per-block law parameters, in one object.
 
@@ -256,18 +288,32 @@ class Noise(nn.Module):
         seed: seeds a private generator per device; ``None`` (default) uses torch's global RNG,
             which ``torch.manual_seed`` and checkpointed RNG states govern. A private generator
             cannot be traced by ``torch.compile`` (a graph break): compiled training uses ``None``.
+        backward: ``same`` (default): the backward pass sees the forward ξ, the gradient of the
+            Euler–Maruyama step itself. ``independent``: each step also draws ξ_b of the same law
+            (same granularity, same generator, after ξ), and the gradient is that of the step with
+            ξ_b; forward values and their law are unchanged. With the uniform law this is Gastaldi's
+            (2017) Shake-Shake-Image, per sample; ξ_b is drawn only where gradients are recorded.
         **law_options: options of the law (``p=`` for ``bernoulli``: one survival probability,
             or one per block of the flow's field).
     """
 
     def __init__(
-        self, law: str | NoiseLaw = "gaussian", per: str = "sample", seed: int | None = None, **law_options: Any
+        self,
+        law: str | NoiseLaw = "gaussian",
+        per: str = "sample",
+        seed: int | None = None,
+        *,
+        backward: str = "same",
+        **law_options: Any,
     ) -> None:
         super().__init__()
         if per not in PER_CHOICES:
             raise ValueError(f"unknown noise granularity per={per!r}; choose one of {PER_CHOICES}")
+        if backward not in BACKWARD_CHOICES:
+            raise ValueError(f"unknown noise backward={backward!r}; choose one of {BACKWARD_CHOICES}")
         self.law = get_law(law, **law_options)
         self.per = per
+        self.backward = backward
         self.seed = _check_seed(seed)
         self._generators: dict[torch.device, torch.Generator] = {}
 
@@ -298,8 +344,17 @@ class Noise(nn.Module):
         """ξ of every step for a state like ``u``, shape ``(len(pieces), *noise_shape(u, per))``, in one call."""
         return self.law.sample_steps(noise_shape(u, self.per), u, self._generator(u.device), pieces, table)
 
+    def draw_pair(self, u: Tensor, pieces: Sequence[int], table: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """``(ξ, ξ_b)``, each shaped as :meth:`draw`'s; ``ξ_b`` is ``None`` unless ``backward="independent"``
+        and gradients are recorded. ξ is the draw :meth:`draw` would make: the forward pass is the same."""
+        xi = self.draw(u, pieces, table)
+        if self.backward == "same" or not torch.is_grad_enabled():
+            return xi, None
+        return xi, self.draw(u, pieces, table)
+
     def extra_repr(self) -> str:
-        return f"law={self.law!r}, per={self.per!r}, seed={self.seed}"
+        back = "" if self.backward == "same" else f", backward={self.backward!r}"
+        return f"law={self.law!r}, per={self.per!r}, seed={self.seed}{back}"
 
 
 def as_noise(

@@ -18,6 +18,7 @@ CIFAR_NAMES = (
     + [f"preact_resnet{d}" for d in (20, 32, 44, 56, 110, 164, 1202)]
     + ["resnet164"]
     + [f"lm_resnet{d}" for d in (20, 32, 44, 56, 110, 164)]
+    + ["shake_resnet20_2x16d"]
     + [f"shake_resnet26_2x{w}d" for w in (32, 64, 96)]
     + ["resnext29_8x64d", "resnext29_16x64d", "lm_resnext29_8x64d", "lm_resnext29_16x64d"]
 )
@@ -224,10 +225,11 @@ def test_gaussian_noise_and_steps_per_block():
         torch.testing.assert_close(noisy(x), clean(x))
 
 
-def test_shake_shake_eval_is_branch_mean():
+@pytest.mark.parametrize("noise", ["shake", "shake:same"])
+def test_shake_shake_eval_is_branch_mean(noise):
     torch.manual_seed(7)
-    shake = cd.models.get("shake_resnet26_2x32d").train()
-    mean = cd.models.get("shake_resnet26_2x32d", noise="none").train()
+    shake = cd.models.get("shake_resnet20_2x16d", noise=noise).train()
+    mean = cd.models.get("shake_resnet20_2x16d", noise="none").train()
     x = images()
     with torch.no_grad():
         assert not torch.allclose(shake(x), shake(x))
@@ -235,6 +237,21 @@ def test_shake_shake_eval_is_branch_mean():
         mean.load_state_dict(shake.state_dict())
         shake.eval(), mean.eval()
         torch.testing.assert_close(shake(x), mean(x))
+
+
+def test_small_shake_shake_net_trains_a_step():
+    torch.manual_seed(0)
+    model = cd.models.get("shake_resnet20_2x16d").train()
+    assert cd.models.describe("shake_resnet20_2x16d")["depth"] == 20
+    assert [s.flow.field.blocks[0].branch1[1].out_channels for s in model.stages] == [16, 32, 64]
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = images(2), torch.tensor([3, 5])
+    before = [p.detach().clone() for p in model.parameters()]
+    loss = nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    opt.step()
+    assert all(not torch.equal(a, p) for a, p in zip(before, model.parameters(), strict=True) if a.dim() > 1)
 
 
 # ------------------------------------------------------------------------------ rediscretise
@@ -351,14 +368,15 @@ def test_bad_depth_and_steps():
 def test_models_command_table_and_json(capsys, monkeypatch):
     from contdepth.models import command
 
-    names = ["resnet20", "lm_resnet56", "shake_resnet26_2x32d", "lm_resnext29_8x64d", "resnet50"]
-    monkeypatch.setattr(command, "available", lambda: names)  # the full listing builds 31 nets
+    names = ["resnet20", "lm_resnet56", "shake_resnet20_2x16d", "lm_resnext29_8x64d", "resnet50"]
+    monkeypatch.setattr(command, "available", lambda: names)  # the full listing builds 32 nets
     parser = argparse.ArgumentParser()
     command.configure(parser)
     assert command.run(parser.parse_args([])) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in names) and "lm2" in out
     assert "269,722" in out and "25,557,032" in out  # exact counts, as the README quotes them
+    assert "541,370" in out  # shake_resnet20_2x16d
     assert command.run(parser.parse_args(["--json"])) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in rows] == names and rows[-1]["num_classes"] == 1000

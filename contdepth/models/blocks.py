@@ -155,6 +155,7 @@ class ShakeBranchPair(nn.Module):
 
     ``drift_diffusion(u) -> ((F1+F2)/2, (F1-F2)/sqrt 12)``: with a uniform ξ and step 1,
     Euler–Maruyama gives ``u + η F1 + (1-η) F2``, ``η ~ U(0, 1)``; the mean is the eval-mode block.
+    The backward weight (the same η, or an independent β) is the noise source's ``backward``.
     """
 
     def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:

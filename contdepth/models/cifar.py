@@ -132,9 +132,10 @@ def shake_resnet(
     depth_basis: str = "blocks",
 ) -> ResidualNet:
     """Shake-shake ResNet ``depth``-2x``width``d: stages of (depth-2)/6 branch pairs at widths
-    ``(w, 2w, 4w)``. Training draws ``η ~ U(0, 1)`` per sample and block (the forward pass of
-    shake-shake; the backward uses the same η); eval uses the mean ``(F1+F2)/2``.
-    ``noise='none'`` trains the mean field deterministically."""
+    ``(w, 2w, 4w)``. Training draws ``η ~ U(0, 1)`` per sample and block for the forward pass and,
+    with ``noise='shake'`` (default: Gastaldi's Shake-Shake-Image), an independent ``β`` of the same
+    law for the backward; ``noise='shake:same'`` backpropagates through η. Eval uses the mean
+    ``(F1+F2)/2``. ``noise='none'`` trains the mean field deterministically."""
     check_sizes(depth=depth, width=width, num_classes=num_classes)
     n, _ = _blocks_per_stage(depth, bottleneck=False)
     plan = StagePlan(

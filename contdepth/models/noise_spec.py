@@ -1,4 +1,4 @@
-"""Noise specifications of the model zoo: ``None | "none" | "sd:P" | "gaussian:SIGMA" | "shake"``.
+"""Noise specifications of the model zoo: ``None | "none" | "sd:P" | "gaussian:SIGMA" | "shake[:same]"``.
 
 A spec says, for block ``l`` of ``L`` in the whole net (1-based, transition blocks included),
 which drift scale ``a_l`` and diffusion scale ``c_l`` the branch ``F_l`` gets and which noise law
@@ -8,7 +8,12 @@ draws ξ, so that one Euler–Maruyama step of size 1 is the published layer:
   ``a_l = p_l``, ``c_l = sqrt(p_l (1 - p_l))``, two-point law: ``x + η F(x)``, ``η ~ Bernoulli(p_l)``.
 * ``gaussian:SIGMA`` — multiplicative Gaussian noise: ``x + F + SIGMA F ξ``, ``ξ ~ N(0, 1)``.
 * ``shake`` — shake-shake: the two-branch block gives its own ``((F1+F2)/2, (F1-F2)/sqrt 12)``,
-  uniform law: ``x + η F1 + (1 - η) F2``, ``η ~ U(0, 1)``.
+  uniform law: ``x + η F1 + (1 - η) F2``, ``η ~ U(0, 1)``. The backward pass takes the gradient of
+  ``x + β F1 + (1 - β) F2`` with ``β`` an independent draw of the same law (Gastaldi 2017's
+  Shake-Shake-Image, the best of his CIFAR variants; hence the default). ``shake:same`` (alias
+  ``shake:keep``, Gastaldi's Shake-Keep) backpropagates through the forward ``η``: the pathwise
+  gradient of the Euler–Maruyama step. The forward pass, and so the SDE it is a step of, is the
+  same in both; ``shake:independent`` (alias ``shake:shake``) spells the default out.
 
 ξ is drawn per sample. In eval mode the noise is off and the drift ``a_l F_l`` (the mean) is used.
 """
@@ -24,16 +29,37 @@ from ..noise import Bernoulli, Gaussian, Noise, NoiseLaw, Uniform
 KINDS = ("sd", "gaussian", "shake")
 CHOICES = (
     "None or 'none' (no noise), 'sd:P' (stochastic depth, final survival P in (0, 1]), "
-    "'gaussian:SIGMA' (SIGMA >= 0), 'shake' (shake-shake models only)"
+    "'gaussian:SIGMA' (SIGMA >= 0), 'shake' or 'shake:same' (shake-shake models only; "
+    "backward weight independent of the forward one, or the same)"
 )
+#: spellings of the shake-shake backward weight after ``shake:`` (Gastaldi's names as aliases)
+SHAKE_BACKWARD = {
+    "": "independent",
+    "independent": "independent",
+    "shake": "independent",
+    "same": "same",
+    "keep": "same",
+}
 
 
 @dataclass(frozen=True)
 class NoiseSpec:
-    """A parsed noise option; ``level`` is ``P`` for ``sd``, ``SIGMA`` for ``gaussian``, 0 for ``shake``."""
+    """A parsed noise option; ``level`` is ``P`` for ``sd``, ``SIGMA`` for ``gaussian``, 0 for ``shake``.
+
+    ``backward``: the noise source's (:class:`~contdepth.noise.Noise`): ``independent`` (default for
+    ``shake``) or ``same`` (the only choice for ``sd`` and ``gaussian``); ``None`` picks the kind's default.
+    """
 
     kind: str
     level: float = 0.0
+    backward: str | None = None
+
+    def __post_init__(self) -> None:
+        default = "independent" if self.kind == "shake" else "same"
+        backward = default if self.backward is None else self.backward
+        if backward not in ("same", "independent") or (backward != default and self.kind != "shake"):
+            raise ValueError(f"noise {self.kind!r} takes no backward={self.backward!r}; choices: {CHOICES}")
+        object.__setattr__(self, "backward", backward)
 
     def survival(self, block: int, total: int) -> float:
         """Survival probability of block ``block`` (1-based) of ``total`` (1 unless ``sd``)."""
@@ -60,14 +86,17 @@ class NoiseSpec:
 
     def source(self, blocks: Sequence[int], total: int) -> Noise:
         """The noise source of a flow (or transition) over the given global blocks: ξ per sample, global RNG."""
-        return Noise(self.law(blocks, total), per="sample")
+        return Noise(self.law(blocks, total), per="sample", backward=str(self.backward))
 
     def __str__(self) -> str:
-        return "shake" if self.kind == "shake" else f"{self.kind}:{self.level:g}"
+        if self.kind == "shake":
+            return "shake" if self.backward == "independent" else "shake:same"
+        return f"{self.kind}:{self.level:g}"
 
 
 def parse_noise(noise: None | str | NoiseSpec) -> NoiseSpec | None:
-    """``None``/``"none"`` -> no noise; ``"sd:0.5"``, ``"gaussian:0.001"``, ``"shake"`` -> a :class:`NoiseSpec`."""
+    """``None``/``"none"`` -> no noise; ``"sd:0.5"``, ``"gaussian:0.001"``, ``"shake"``, ``"shake:same"``
+    -> a :class:`NoiseSpec`."""
     if noise is None or isinstance(noise, NoiseSpec):
         return noise
     if not isinstance(noise, str):
@@ -80,9 +109,9 @@ def parse_noise(noise: None | str | NoiseSpec) -> NoiseSpec | None:
     if kind not in KINDS:
         raise ValueError(f"unknown noise spec {noise!r}; choices: {CHOICES}")
     if kind == "shake":
-        if value:
-            raise ValueError(f"noise 'shake' takes no value, got {noise!r}; choices: {CHOICES}")
-        return NoiseSpec("shake")
+        if value.strip() not in SHAKE_BACKWARD:
+            raise ValueError(f"noise 'shake' takes ':same' or nothing, got {noise!r}; choices: {CHOICES}")
+        return NoiseSpec("shake", backward=SHAKE_BACKWARD[value.strip()])
     try:
         level = float(value)
     except ValueError:

@@ -45,10 +45,10 @@ for _d in (20, 32, 44, 56, 110, 164, 1202):
 _add("resnet164", Entry(functools.partial(resnet, 164, preact=True), 164, "preact_resnet", "euler"))
 for _d in (20, 32, 44, 56, 110, 164):
     _add(f"lm_resnet{_d}", Entry(functools.partial(resnet, _d, preact=True), _d, "lm_resnet", "lm2"))
-for _w in (32, 64, 96):
+for _d, _w in ((20, 16), (26, 32), (26, 64), (26, 96)):
     _add(
-        f"shake_resnet26_2x{_w}d",
-        Entry(functools.partial(shake_resnet, 26, _w), 26, "shake_shake", "euler_maruyama", "shake"),
+        f"shake_resnet{_d}_2x{_w}d",
+        Entry(functools.partial(shake_resnet, _d, _w), _d, "shake_shake", "euler_maruyama", "shake"),
     )
 for _c in (8, 16):
     _add(f"resnext29_{_c}x64d", Entry(functools.partial(resnext, 29, _c, 64), 29, "resnext", "euler"))

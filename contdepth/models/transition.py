@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from ..fields import Blocks
-from ..noise import Noise
+from ..noise import Noise, add_scaled_noise
 from .blocks import PreActBranch
 
 
@@ -17,7 +16,8 @@ class Transition(nn.Module):
     pre-activation branch, else ``a = x0``): one Euler(–Maruyama) step of size 1 with a projection
     shortcut ``P``. Returns ``(x1, P a)``; ``P a`` seeds the stage flow's multistep history. The
     scales and the noise source come from the net's noise spec; ξ is drawn from ``noise`` (its law,
-    granularity and seed, as a flow draws) in training mode only (eval: ``P a + a_0 F(a)``, the mean).
+    granularity and seed, as a flow draws) in training mode only (eval: ``P a + a_0 F(a)``, the mean);
+    a source with ``backward="independent"`` also draws the ξ_b the gradient is taken with.
 
     Args:
         branch: residual branch ``(B, C_in, H, W) -> (B, C_out, H/s, W/s)``; a :class:`PreActBranch`
@@ -66,7 +66,8 @@ class Transition(nn.Module):
             f, g = self.field.drift_diffusion(0.0, a, 0)
             out = p + f
             if g is not None:
-                out = torch.addcmul(out, g, self.noise.draw(g, (0,), self._noise_table)[0])
+                xi, xi_back = self.noise.draw_pair(g, (0,), self._noise_table)
+                out = add_scaled_noise(out, g, xi[0], None if xi_back is None else xi_back[0])
         else:
             out = p + self.field.drift(0.0, a, 0)
         return self.post(out), p

@@ -6,12 +6,11 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from .._checks import check_options
 from ..fields import Field
-from ..noise import _LAWS, Noise, NoiseLaw, as_noise
+from ..noise import _LAWS, Noise, NoiseLaw, add_scaled_noise, as_noise
 from .characteristic import Characteristic
 
 
@@ -47,20 +46,30 @@ class StepContext:
     """One step ``[t, t + h]`` of a flow: the restricted field, step index, piece, noise increment.
 
     A flow builds the noise-free contexts of all its steps once, when it is built; a noisy step
-    gets a copy carrying its standardised increment ``xi`` (:meth:`with_noise`).
+    gets a copy carrying its standardised increment ``xi`` (:meth:`with_noise`) and, for a noise
+    source with ``backward="independent"``, the increment ``xi_back`` its gradient is taken with.
     """
 
-    __slots__ = ("field", "t", "h", "index", "piece", "new_piece", "xi")
+    __slots__ = ("field", "t", "h", "index", "piece", "new_piece", "xi", "xi_back")
 
     def __init__(
-        self, field: StepField, t: float, h: float, index: int, piece: int, new_piece: bool, xi: Tensor | None = None
+        self,
+        field: StepField,
+        t: float,
+        h: float,
+        index: int,
+        piece: int,
+        new_piece: bool,
+        xi: Tensor | None = None,
+        xi_back: Tensor | None = None,
     ) -> None:
         self.field, self.t, self.h, self.index, self.piece, self.new_piece = field, t, h, index, piece, new_piece
         self.xi = xi  # standardised noise for this step; None when noise is off
+        self.xi_back = xi_back  # the backward pass's ξ when it is drawn apart; None: the backward sees xi
 
-    def with_noise(self, xi: Tensor) -> StepContext:
-        """This step with the increment ``xi`` (shape ``noise_shape(u, per)``)."""
-        return StepContext(self.field, self.t, self.h, self.index, self.piece, self.new_piece, xi)
+    def with_noise(self, xi: Tensor, xi_back: Tensor | None = None) -> StepContext:
+        """This step with the increment ``xi`` (shape ``noise_shape(u, per)``) and optional ``xi_back``."""
+        return StepContext(self.field, self.t, self.h, self.index, self.piece, self.new_piece, xi, xi_back)
 
     def __repr__(self) -> str:
         return (
@@ -152,7 +161,8 @@ def noise_options(
 
 
 def add_noise(out: Tensor, ctx: StepContext, g: Tensor | None) -> Tensor:
-    """``out + sqrt(h) g ξ`` as one fused op; ``out`` when noise is off or the field has no diffusion."""
+    """``out + sqrt(h) g ξ`` as one fused op; ``out`` when noise is off or the field has no diffusion.
+    With ``ctx.xi_back`` the value is the same and the gradient that of ``out + sqrt(h) g ξ_b``."""
     if ctx.xi is None or g is None:
         return out
-    return torch.addcmul(out, g, ctx.xi, value=math.sqrt(ctx.h))
+    return add_scaled_noise(out, g, ctx.xi, ctx.xi_back, math.sqrt(ctx.h))

@@ -37,7 +37,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--data-dir", help="folder holding cifar-10-batches-py/ or cifar-100-python/ (default ./data)")
     a("--out", help="run directory for checkpoint, metrics and plots (default runs/<model>)")
     a("--scheme", help="override the model's scheme (euler, lm2, rk4, ...)")
-    a("--noise", help="override the model's noise: none, sd:P (stochastic depth), gaussian:SIGMA, shake")
+    a("--noise", help="override the model's noise: none, sd:P (stochastic depth), gaussian:SIGMA, shake, shake:same")
     a("--steps-per-block", type=positive_int, help="steps of size 1/S per residual block (default 1)")
     a(
         "--train-steps",
