@@ -14,11 +14,21 @@ after the first (which compiles and warms up); compile seconds are reported apar
 
 Writes ``cpu_training.json`` and ``cpu_training.md`` into ``--out`` (default runs/benchmarks).
 Run it on an otherwise idle machine: every row shares the same cores.
+
+``--vs-loop`` measures instead ``contdepth train`` (``--loop-model``, compiled, channels_last) against the
+plainest compiled loop over the same model and data (``_minimal_loop.py``), in float32 and bf16 autocast,
+the four runs interleaved over ``--reps`` repetitions, each with ``--threads`` threads. Both time their
+epochs after the first; the ratio contdepth / minimal loop is given in images per wall second (as the runs
+report them) and per process CPU second (steadier on a shared machine), beside where a step's time goes
+(``_phase_timer.py``). Writes ``cpu_training_loop.json`` and ``cpu_training_loop.md``:
+
+    python3 benchmarks/cpu_training.py --vs-loop --data-dir data [--subset 3840] [--epochs 3] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -30,8 +40,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, add_out_argument, markdown_table, provenance, write_json
 
+from contdepth.provenance import device_name
 from contdepth.train.rundir import RESULTS, read_results
 from contdepth.train.speed import usable_cores
+
+HERE = Path(__file__).resolve().parent
+LOOPS = ("contdepth", "minimal")
+LOOP_AMPS = ("none", "bf16")
 
 SETTINGS: dict[str, list[str]] = {
     "eager": ["--no-compile", "--no-channels-last"],
@@ -81,6 +96,137 @@ def _row(model: str, setting: str, runs: int, threads: int, reps: list[list[dict
     }
 
 
+def _loop_argv(loop: str, amp: str, args: argparse.Namespace, out: Path) -> list[str]:
+    """The command of one ``--vs-loop`` run: ``contdepth train`` under the phase timer, or the minimal loop."""
+    common = ["--data-dir", str(args.data_dir), "--epochs", str(args.epochs), "--subset", str(args.subset)]
+    if loop == "minimal":
+        return [
+            sys.executable, str(HERE / "_minimal_loop.py"), "--model", args.loop_model, *common, "--amp", amp,
+            "--seed", "0", "--out", str(out.with_suffix(".json")),
+        ]  # fmt: skip
+    return [
+        sys.executable, str(HERE / "_phase_timer.py"), str(out.with_suffix(".json")), "train",
+        "--model", args.loop_model, "--device", "cpu", *common, "--test-subset", "500", "--seed", "0",
+        "--no-progress", "--out", str(out), "--compile-mode", "default", "--channels-last", "--amp", amp,
+    ]  # fmt: skip
+
+
+def _loop_run(loop: str, amp: str, args: argparse.Namespace, out: Path, threads: int) -> dict[str, Any]:
+    """Run one loop to the end; its images/s (wall and CPU), compile seconds and ms per step of each phase."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "CONTDEPTH_CONCURRENT_RUNS": "1"}
+    with open(out.with_suffix(".log"), "w") as log:
+        done = subprocess.run(_loop_argv(loop, amp, args, out), cwd=ROOT, env=env, stdout=log, stderr=log)
+    if done.returncode != 0:
+        raise SystemExit(f"cpu_training: {out.name} failed; see {out.with_suffix('.log')}")
+    got = json.loads(out.with_suffix(".json").read_text())
+    if loop == "contdepth":
+        got = {**_speed(out), **got}
+    keep = ("images_per_s", "images_per_cpu_s", "compile_seconds", "timed_epochs", "ms_per_step", "cpu_ms_per_step")
+    return {**{k: got[k] for k in keep}, "profiled_steps": got["steps"]}
+
+
+def _median_phases(reps: list[dict[str, Any]], key: str) -> dict[str, float]:
+    return {k: statistics.median(r[key][k] for r in reps) for k in reps[0][key]}
+
+
+def vs_loop(args: argparse.Namespace) -> int:
+    """``--vs-loop``: contdepth train against the minimal loop, float32 and bf16, interleaved repetitions."""
+    threads = args.threads or usable_cores()
+    wanted = [(loop, amp) for amp in LOOP_AMPS for loop in LOOPS]
+    reps: dict[tuple[str, str], list[dict[str, Any]]] = {key: [] for key in wanted}
+    with tempfile.TemporaryDirectory(prefix="contdepth_cpu_loop_") as tmp:
+        for rep in range(args.reps):  # A B A B ..., the order reversed every other repetition
+            for loop, amp in wanted if rep % 2 == 0 else wanted[::-1]:
+                got = _loop_run(loop, amp, args, Path(tmp) / f"{loop}-{amp}-{rep}", threads)
+                reps[(loop, amp)].append(got)
+                print(f"{loop:<10} {amp:<5} {got['images_per_s']:.0f} img/s", flush=True)
+    rows = []
+    for loop, amp in wanted:
+        runs = reps[(loop, amp)]
+        rows.append(
+            {
+                "loop": loop,
+                "amp": amp,
+                "images_per_s": statistics.median(r["images_per_s"] for r in runs),
+                "images_per_cpu_s": statistics.median(r["images_per_cpu_s"] for r in runs),
+                "compile_seconds": statistics.median(r["compile_seconds"] for r in runs),
+                "ms_per_step": _median_phases(runs, "ms_per_step"),
+                "cpu_ms_per_step": _median_phases(runs, "cpu_ms_per_step"),
+                "reps": runs,
+            }
+        )
+    ratios = []
+    for amp in LOOP_AMPS:
+        cd_reps, plain_reps = reps[("contdepth", amp)], reps[("minimal", amp)]
+        paired = {
+            key: [a[key] / b[key] for a, b in zip(cd_reps, plain_reps, strict=True)]
+            for key in ("images_per_s", "images_per_cpu_s")
+        }
+        ratios.append(
+            {
+                "amp": amp,
+                "wall": statistics.median(paired["images_per_s"]),
+                "cpu": statistics.median(paired["images_per_cpu_s"]),
+                "wall_reps": paired["images_per_s"],
+                "cpu_reps": paired["images_per_cpu_s"],
+            }
+        )
+    prov = provenance(0)
+    payload = {
+        "provenance": prov,
+        "what": f"{args.loop_model}, batch 128, compile (default) + channels_last, {args.subset} training images "
+        f"per epoch, {args.epochs} epochs, {threads} thread(s) per run: contdepth train against the minimal loop "
+        f"(benchmarks/_minimal_loop.py); images/s of epochs 2..{args.epochs} (median), {args.reps} interleaved "
+        "repetitions; ratio = median over repetitions of contdepth / minimal",
+        "setting": args.setting,
+        "cpu": device_name("cpu"),
+        "threads": threads,
+        "rows": rows,
+        "ratios": ratios,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(args.out / "cpu_training_loop.json", payload)
+    text = loop_tables(payload)
+    (args.out / "cpu_training_loop.md").write_text(
+        f"{payload['what']}; {prov['device']}, torch {prov['torch']}, commit {prov['git_commit']}\n\n{text}\n"
+    )
+    print(text)
+    return 0
+
+
+def loop_tables(payload: dict[str, Any]) -> str:
+    """The ratios and the per-step split of a ``--vs-loop`` result, as Markdown tables."""
+    ratios = markdown_table(
+        ["amp", "contdepth / minimal, wall", "repetitions", "contdepth / minimal, CPU time", "repetitions"],
+        [
+            [
+                r["amp"],
+                f"{r['wall']:.3f}",
+                ", ".join(f"{v:.3f}" for v in r["wall_reps"]),
+                f"{r['cpu']:.3f}",
+                ", ".join(f"{v:.3f}" for v in r["cpu_reps"]),
+            ]
+            for r in payload["ratios"]
+        ],
+    )
+    phases = ["data", "forward_backward", "optimiser", "bookkeeping"]
+    split = markdown_table(
+        ["loop", "amp", "images/s", "images/CPU s", *(f"{p} ms (CPU ms)" for p in phases), "compile s"],
+        [
+            [
+                r["loop"],
+                r["amp"],
+                f"{r['images_per_s']:.0f}",
+                f"{r['images_per_cpu_s']:.0f}",
+                *(f"{r['ms_per_step'][p]:.2f} ({r['cpu_ms_per_step'][p]:.2f})" for p in phases),
+                f"{r['compile_seconds']:.0f}",
+            ]
+            for r in payload["rows"]
+        ],
+    )
+    return f"{ratios}\n\n{split}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, required=True, help="folder holding cifar-10-batches-py/")
@@ -89,8 +235,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=3, help="epochs per run; the first is not timed (default 3)")
     parser.add_argument("--reps", type=int, default=2, help="repetitions of every row, order alternating (default 2)")
     parser.add_argument("--concurrent", type=int, default=2, help="runs at once in the last rows (default 2)")
-    add_out_argument(parser, "cpu_training.json and .md")
+    parser.add_argument("--vs-loop", action="store_true", help="contdepth train against the minimal loop instead")
+    parser.add_argument("--loop-model", default="resnet20", help="model of --vs-loop (default resnet20)")
+    parser.add_argument("--threads", type=int, default=0, help="threads per --vs-loop run (default: every core)")
+    parser.add_argument(
+        "--setting", default="", help="how the machine was during the run (--vs-loop; e.g. other jobs running)"
+    )
+    add_out_argument(parser, "cpu_training.json and .md (--vs-loop: cpu_training_loop.json and .md)")
     args = parser.parse_args(argv)
+    if args.vs_loop:
+        return vs_loop(args)
     cores = usable_cores()
     threads = max(1, cores // args.concurrent)
     # (model, setting, runs): every setting alone with all cores, the two compiled ones also as concurrent runs

@@ -3,7 +3,7 @@
 The split is one uint8 tensor ``(N, 3, 32, 32)`` on the device. A training epoch draws, from a
 seeded ``torch.Generator`` on that device, a permutation and per-sample crop offsets and flips
 for all N samples at once; each batch is then a pad-4 + random 32x32 crop + horizontal flip done
-by two batched gathers, and a normalisation. No per-image Python, no worker processes.
+by one batched indexing operator, and a normalisation. No per-image Python, no worker processes.
 """
 
 from __future__ import annotations
@@ -79,6 +79,10 @@ class DeviceLoader:
         mean_t = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         self._scale = 1.0 / (255.0 * std_t)
         self._shift = -mean_t / std_t
+        if channels_last:  # whole (1, C, H, W) planes: a (1, C, 1, 1) factor would make the innermost loop C long
+            plane = (1, *self.images.shape[1:])
+            self._scale = self._scale.expand(plane).contiguous(memory_format=torch.channels_last)
+            self._shift = self._shift.expand(plane).contiguous(memory_format=torch.channels_last)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
         self._epoch_state = self.generator.get_state()
@@ -128,20 +132,30 @@ class DeviceLoader:
         self._plan = None
 
     def _augment(self, images: Tensor, dy: Tensor, dx: Tensor, flip: Tensor) -> Tensor:
-        """Pad (zeros), crop at ``(dy, dx)`` and mirror where ``flip``: uint8 ``(B, 3, H, W)`` in and out."""
+        """Pad (zeros), crop at ``(dy, dx)`` and mirror where ``flip``: uint8 ``(B, C, H, W)`` in and out
+        (channels-last strides with ``channels_last``).
+
+        One indexing operator: the mirror of the crop at ``dx`` is the crop at ``2 pad - dx`` of the mirrored
+        padded image, so each sample's window is read from the padded batch or its mirror, stacked.
+        """
         b, c, h, w = images.shape
-        p = self.pad
+        p, n = self.pad, 2 * self.pad + 1  # n crop offsets per axis
         padded = F.pad(images, (p, p, p, p))
-        ar_h = torch.arange(h, device=self.device)
-        ar_w = torch.arange(w, device=self.device)
-        rows = dy[:, None] + ar_h  # (B, H)
-        cols = dx[:, None] + torch.where(flip[:, None], w - 1 - ar_w, ar_w)  # a flip is reversed columns
-        out = padded.gather(2, rows[:, None, :, None].expand(b, c, h, w + 2 * p))
-        return out.gather(3, cols[:, None, None, :].expand(b, c, h, w))
+        both = torch.cat([padded, padded.flip(3)])  # (2B, C, H + 2p, W + 2p)
+        s_b, s_c, s_h, s_w = both.stride()
+        if self.channels_last:  # windows (2B, dy, dx, H, W, C): the crops come out channels-last
+            windows = both.as_strided((2 * b, n, n, h, w, c), (s_b, s_h, s_w, s_h, s_w, s_c))
+        else:  # windows (2B, dy, dx, C, H, W)
+            windows = both.as_strided((2 * b, n, n, c, h, w), (s_b, s_h, s_w, s_c, s_h, s_w))
+        source = torch.arange(b, device=images.device) + b * flip.long()
+        out = windows[source, dy, torch.where(flip, 2 * p - dx, dx)]
+        return out.permute(0, 3, 1, 2) if self.channels_last else out
 
     def _finish(self, images: Tensor) -> Tensor:
-        x = images.float() * self._scale + self._shift
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+        """uint8 images as normalised float32, channels-last with ``channels_last`` (laid out at 1 byte a value)."""
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)  # no copy when they are already
+        return images.float().mul_(self._scale).add_(self._shift)
 
     # ------------------------------------------------------------- iterating
     def batches(self, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
@@ -159,10 +173,9 @@ class DeviceLoader:
         for i in range(start, self.num_batches):
             lo = i * self.batch_size + self.rank * shard
             idx = plan.order[lo : lo + shard]
-            x = self._augment(
-                self.images[idx], plan.dy[lo : lo + shard], plan.dx[lo : lo + shard], plan.flip[lo : lo + shard]
-            )
-            yield self._finish(x), self.labels[idx]
+            images = self.images.index_select(0, idx)
+            x = self._augment(images, plan.dy[lo : lo + shard], plan.dx[lo : lo + shard], plan.flip[lo : lo + shard])
+            yield self._finish(x), self.labels.index_select(0, idx)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         """One whole epoch (training: drawn now, and the generator advanced)."""

@@ -24,9 +24,10 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 def sgd_options(device: torch.device) -> dict[str, Any]:
     """How SGD updates on ``device``: one fused kernel for all parameters on CUDA where this torch has
-    ``fused=``, else foreach (a few multi-tensor kernels) on CUDA; torch's choice elsewhere."""
+    ``fused=``, else foreach (a few multi-tensor kernels); foreach elsewhere, where torch would loop over the
+    parameters in Python (the same arithmetic, bit for bit, in about two thirds of the time on a CPU)."""
     if device.type != "cuda":
-        return {}
+        return {"foreach": True}
     if "fused" in inspect.signature(torch.optim.SGD).parameters:
         return {"fused": True}
     return {"foreach": True}
@@ -41,7 +42,7 @@ def build_optimizer(
     nesterov: bool,
     device: torch.device = torch.device("cpu"),
 ) -> torch.optim.SGD:
-    """The paper's SGD (momentum 0.9, weight decay 1e-4 on weights only), fused on CUDA."""
+    """The paper's SGD (momentum 0.9, weight decay 1e-4 on weights only), fused on CUDA, foreach elsewhere."""
     return torch.optim.SGD(
         param_groups(model, weight_decay), lr=lr, momentum=momentum, nesterov=nesterov, **sgd_options(device)
     )
