@@ -37,7 +37,10 @@ LESS_PYTHON = Change("0fbd6d8", "2026-11-23T17:40:28+00:00", "less Python per fl
 NOISE_SOURCE = Change(
     "a216587", "2026-11-24T12:45:13+00:00", "the noise source moved into the flow and LM's update became one lerp"
 )
-CHANGES = (FUSED_UPDATE, LM_SEED, LESS_PYTHON, NOISE_SOURCE)
+CPU_STEP = Change(
+    "3f101ab", "2026-12-06T13:31:36+00:00", "the training crops became one indexing operator and SGD foreach on a CPU"
+)
+CHANGES = (FUSED_UPDATE, LM_SEED, LESS_PYTHON, NOISE_SOURCE, CPU_STEP)
 
 _SPEED = (FUSED_UPDATE, LESS_PYTHON, NOISE_SOURCE)
 #: result file -> the changes it must have been measured after
@@ -52,6 +55,7 @@ MEASURES: dict[str, tuple[Change, ...]] = {
     "benchmarks/results/refinement.json": (LM_SEED,),
     "benchmarks/results/refinement_seed1.json": (LM_SEED,),
     "results/toy/kolmogorov_toy.json": (NOISE_SOURCE,),
+    "benchmarks/results/cpu_training_loop.json": (CPU_STEP,),
 }
 #: result file -> the change whose earlier code it describes on purpose
 PINNED: dict[str, Change] = {

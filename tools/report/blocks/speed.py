@@ -17,6 +17,8 @@ OP_COUNTS = "benchmarks/results/op_counts.json"
 OP_COUNTS_BEFORE = "benchmarks/results/op_counts_before.json"
 PIPELINE = "benchmarks/results/pipeline.json"
 CPU_TRAINING = "benchmarks/results/cpu_training.json"
+CPU_TRAINING_LOOP = "benchmarks/results/cpu_training_loop.json"
+LOOP_PHASES = ("data", "forward_backward", "optimiser", "bookkeeping")
 
 
 def _pair(x: dict[str, float], digits: int = 1) -> str:
@@ -262,3 +264,41 @@ def hand_written(results: Results) -> str:
 def training_speed(results: Results) -> str:
     """The training pipeline against a DataLoader, and `contdepth train`'s settings on a CPU."""
     return f"{pipeline(results)}\n\n{cpu_training(results)}"
+
+
+@block("cpu-training-loop", CPU_TRAINING_LOOP)
+def training_loop(results: Results) -> str:
+    """`contdepth train` against the minimal compiled loop: the ratios, and where a step's time goes."""
+    data = results.json(CPU_TRAINING_LOOP)
+    ratios = table(
+        ["amp", "contdepth / minimal loop, images/s", "repetitions", "images per CPU second", "repetitions"],
+        [
+            [
+                r["amp"],
+                f"{r['wall']:.3f}",
+                ", ".join(f"{v:.3f}" for v in r["wall_reps"]),
+                f"{r['cpu']:.3f}",
+                ", ".join(f"{v:.3f}" for v in r["cpu_reps"]),
+            ]
+            for r in data["ratios"]
+        ],
+    )
+    split = table(
+        ["loop", "amp", "images/s", "images per CPU s", *(f"{p.replace('_', '+')} ms (CPU ms)" for p in LOOP_PHASES)],
+        [
+            [
+                r["loop"],
+                r["amp"],
+                thousands(r["images_per_s"]),
+                thousands(r["images_per_cpu_s"]),
+                *(f"{num(r['ms_per_step'][p])} ({num(r['cpu_ms_per_step'][p])})" for p in LOOP_PHASES),
+            ]
+            for r in data["rows"]
+        ],
+    )
+    cite = source(
+        CPU_TRAINING_LOOP,
+        f"`ratios[]`, `rows[].ms_per_step`, `rows[].cpu_ms_per_step`; {data['what']}; {data['setting']}",
+        data["provenance"],
+    )
+    return f"{ratios}\n\n{split}\n\n{cite}"
