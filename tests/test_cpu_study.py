@@ -23,7 +23,9 @@ def test_the_cpu_study_runs_three_seeds_of_the_pair_and_one_of_resnet20(tmp_path
         "preact_resnet20-s2",
         "lm_resnet20-s2",
         "resnet20-s0",
+        "preact_resnet20-bf16-s0",
     ]
+    assert [j.config.amp for j in jobs] == ["none"] * 7 + ["bf16"]  # float32 as run; the bf16 row checks bf16
     for job in jobs:  # one schedule for every model: 30 epochs, one of warm-up, linear decay to zero
         cfg = job.config
         assert (cfg.epochs, cfg.schedule, cfg.warmup_epochs, cfg.lr, cfg.batch_size) == (30, "linear", 1.0, 0.1, 128)
