@@ -2,8 +2,9 @@
 
 ``--amp auto`` (the default) picks bf16 autocast on a CPU with AVX512-BF16 or AMX units, where it
 trains about 1.7 times as many images per second as float32 on a 2-core AMD EPYC with AVX512-BF16
-(benchmarks/results/cpu_training_loop.json) and, reportedly, about twice as many with AMX. On a CPU without them bf16 is emulated and slower than float32 (PyTorch issue
-#118499), and on CUDA nothing is chosen for the user, so ``auto`` means float32 there.
+(benchmarks/results/cpu_training_loop.json). On a CPU without them bf16 is emulated and slower than
+float32 (PyTorch issue #118499), and on CUDA nothing is chosen for the user, so ``auto`` means
+float32 there.
 
 Under autocast the convolutions and matrix products run in bf16; the loss, BatchNorm's running
 statistics, scheme parameters (LM's k), the noise draws and every adaptive (continuous-limit)
