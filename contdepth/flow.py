@@ -171,6 +171,22 @@ class Flow(nn.Module):
             post_step=self.post_step,
         )
 
+    def with_field(self, field: Field) -> Flow:
+        """This flow (scheme, steps, interval, noise, options) over another field of the same horizon: a
+        field whose weights were re-projected, say."""
+        return Flow(
+            field,
+            self.scheme,
+            steps=self.steps,
+            t0=self.t0,
+            t1=self.t1,
+            noise=self.noise,
+            noise_at_eval=self.noise_at_eval,
+            checkpoint=self.checkpoint,
+            reversible=self.reversible,
+            post_step=self.post_step,
+        )
+
     # ---------------------------------------------------------------- running
     def _build_contexts(self) -> tuple[StepContext, ...]:
         """The noise-free context of every step, built with the flow: no Python work (and no

@@ -133,15 +133,7 @@ class Stage(nn.Module):
                 "only a depth-continuous net (depth_basis='linear') changes its number of knots; "
                 "build the net with depth_basis='linear' (blockwise weights load into it unchanged)"
             )
-        self.flow = Flow(
-            base.field.with_knots(knots),
-            base.scheme,
-            steps=base.steps,
-            noise=base.noise,
-            noise_at_eval=base.noise_at_eval,
-            checkpoint=base.checkpoint,
-            post_step=base.post_step,
-        )
+        self.flow = base.with_field(base.field.with_knots(knots))
         self.rescheme = None
         self._refined = {}
         self._active[0] = self.flow

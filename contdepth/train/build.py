@@ -54,15 +54,16 @@ def build_model(
     )
 
 
-def model_from_config(cfg: TrainConfig, *, trained: bool = False) -> ResidualNet:
-    """The run's model at the step count training starts at, or, with ``trained``, the one it ends at."""
+def model_from_config(cfg: TrainConfig, *, trained: bool = False, depth_basis: str | None = None) -> ResidualNet:
+    """The run's model at the step count training starts at, or, with ``trained``, the one it ends at;
+    ``depth_basis`` builds it with another basis than the run's (the same ``state_dict`` keys)."""
     model = build_model(
         cfg.model,
         num_classes=cfg.num_classes,
         scheme=cfg.scheme,
         noise=cfg.noise,
         steps_per_block=cfg.steps_per_block,
-        depth_basis=cfg.depth_basis,
+        depth_basis=depth_basis or cfg.depth_basis,
     )
     if trained and cfg.trained_steps_per_block != cfg.steps_per_block:
         model.rediscretise(steps_per_block=cfg.trained_steps_per_block)

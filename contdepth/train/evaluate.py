@@ -21,7 +21,7 @@ from ..data import CifarData, DataError, DeviceLoader, load_cifar
 from .amp import AMP_CHOICES, autocast, resolve_amp
 from .argtypes import positive_float, positive_int, report_error
 from .backends import apply_backend_flags, backend_flags
-from .build import build_model, model_from_config
+from .build import model_from_config
 from .compiling import COMPILE_MODES, compile_module, effective_mode
 from .config import DEPTH_BASES, TrainConfig
 from .distributed import resolve_device
@@ -205,14 +205,7 @@ def check_eval_options(
 
 def _with_depth_basis(model: nn.Module, cfg: TrainConfig, depth_basis: str) -> nn.Module:
     """The run's net rebuilt with ``depth_basis``, holding the trained weights (the state-dict keys agree)."""
-    new = build_model(
-        cfg.model,
-        num_classes=cfg.num_classes,
-        scheme=cfg.scheme,
-        noise=cfg.noise,
-        steps_per_block=cfg.steps_per_block,
-        depth_basis=depth_basis,
-    )
+    new = model_from_config(cfg, depth_basis=depth_basis)
     new.load_state_dict(model.state_dict())
     new.rediscretise(steps_per_block=getattr(model, "steps_per_block", cfg.steps_per_block))
     return new
