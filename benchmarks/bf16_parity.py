@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, add_out_argument, provenance, write_json
 
 from contdepth.train import evaluate_run
+from contdepth.train.rundir import RESULTS
 
 STUDY = ROOT / "results" / "cifar10-cpu"
 
@@ -32,8 +33,8 @@ def main(argv=None) -> int:
     parser.add_argument("--bf16-run", type=Path, default=STUDY / "preact_resnet20-bf16-s0")
     parser.add_argument("--fp32-runs", type=Path, nargs="+", default=sorted(STUDY.glob("preact_resnet20-s[0-9]")))
     args = parser.parse_args(argv)
-    fp32 = {r.name: json.loads((r / "results.json").read_text())["final_test_error"] for r in args.fp32_runs}
-    trained = json.loads((args.bf16_run / "results.json").read_text())
+    fp32 = {r.name: json.loads((r / RESULTS).read_text())["final_test_error"] for r in args.fp32_runs}
+    trained = json.loads((args.bf16_run / RESULTS).read_text())
     evals = {}
     for amp in ("bf16", "none"):
         r = evaluate_run(args.bf16_run, data_dir=str(args.data_dir), device="cpu", amp=amp)

@@ -30,6 +30,7 @@ from _common import ROOT, add_out_argument, markdown_table, provenance, save_fig
 from refinement import check_runs, continuous_forward, test_batches
 
 import contdepth as cd
+from contdepth.train.rundir import RESULTS
 from contdepth.train.weights import load_run_config
 
 SCHEMES = ("euler", "heun", "rk4")
@@ -40,7 +41,7 @@ CONTROL = ROOT / "results" / "cifar10-cpu" / "preact_resnet20-s0"
 
 def default_runs() -> list[Path]:
     """The control and every finished run of the depth-dial study that is committed."""
-    return [CONTROL, *sorted(p for p in STUDY.glob("*-s*") if (p / "results.json").is_file())]
+    return [CONTROL, *sorted(p for p in STUDY.glob("*-s*") if (p / RESULTS).is_file())]
 
 
 class BranchCounter:

@@ -42,6 +42,7 @@ from contdepth.analysis.montecarlo import batch_order
 from contdepth.models import noise_at_eval
 from contdepth.models.transition import Transition
 from contdepth.noise import Bernoulli, Noise
+from contdepth.train.rundir import RESULTS
 from contdepth.train.weights import load_run_config
 
 DEFAULT_RUNS = [
@@ -196,7 +197,7 @@ def main(argv=None) -> int:
         raise SystemExit("sde_networks: --samples must be a multiple of --batches, and --batches >= 2")
     if args.threads:
         torch.set_num_threads(args.threads)
-    runs = args.run or [r for r in DEFAULT_RUNS if (r / "results.json").is_file()]
+    runs = args.run or [r for r in DEFAULT_RUNS if (r / RESULTS).is_file()]
     if not runs:
         raise SystemExit("sde_networks: no noise-trained runs found; train them with `contdepth reproduce sde-cpu`")
     check_runs(runs, args.data_dir)

@@ -162,7 +162,7 @@ def test_compile_flags_and_cuda_choices_without_a_gpu(capsys):
         "tf32": False,
         "deterministic": False,
     }
-    assert sgd_options(cuda) == {"fused": True} and sgd_options(cpu) == {}
+    assert sgd_options(cuda) == {"fused": True} and sgd_options(cpu) == {"foreach": True}
 
     try:
         apply_backend_flags(backend_flags("cpu", deterministic=True))
@@ -240,6 +240,8 @@ def test_provenance_from_a_copy_without_git(data_dir, tmp_path, monkeypatch, cap
         str(out),
         "--deterministic",
         "--channels-last",
+        "--amp",
+        "none",
     ]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
