@@ -53,9 +53,11 @@ class Trainer:
     Args:
         config: the run's settings (:class:`TrainConfig`).
         resume: continue the run saved in ``config.out`` (its settings must match ``config``
-            apart from :data:`~contdepth.train.config.RUNTIME_KEYS`).
-        overwrite: start a new run in a folder that holds another run's files (they are removed
-            once the new run is ready to write; without it such a folder is refused).
+            apart from :data:`~contdepth.train.config.RUNTIME_KEYS`); a folder without progress
+            starts afresh, with a note. What each state of a run folder leads to is decided in
+            :mod:`contdepth.train.start` (the table is in the troubleshooting guide).
+        overwrite: start a new run in a folder that holds another run's progress (its files are
+            removed once the new run is ready to write; without it such a folder is refused).
         on_batch_end: called as ``hook(trainer, epoch, batch)`` after every optimiser step.
         model: train this module instead of building ``config.model`` from the zoo (``config.model``
             then only names it; build it the same way again to resume or evaluate the run).
