@@ -7,12 +7,21 @@ import difflib
 import math
 import numbers
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from torch import Tensor
 
-if TYPE_CHECKING:
-    from .fields import Field
+
+class Field(Protocol):
+    """What these checks read of a field (:class:`contdepth.fields.Field` has it), named here so that this
+    leaf module imports nothing of the package."""
+
+    @property
+    def horizon(self) -> float | None: ...
+
+    def breakpoints(self) -> tuple[float, ...]: ...
+
+    def piece(self, t: float) -> int: ...
 
 
 def close_matches(word: str, choices: Iterable[str], n: int = 1, cutoff: float = 0.6) -> list[str]:
