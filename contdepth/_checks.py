@@ -45,6 +45,18 @@ def check_options(owner: str, given: Iterable[str], valid: Iterable[str]) -> Non
         raise TypeError(f"{owner}: unknown option {name!r}{hint}; valid options: {choices}")
 
 
+#: how a net's block weights depend on depth: ``blocks`` (piecewise constant, a ResNet) or ``linear`` (knots
+#: at the blocks' left ends, interpolated linearly between them: :class:`contdepth.fields.Interpolated`)
+DEPTH_BASES = ("blocks", "linear")
+
+
+def depth_basis(value: object) -> str:
+    """``value`` if it names a depth basis, or a one-line error listing them."""
+    if value not in DEPTH_BASES:
+        raise ValueError(f"unknown depth_basis {value!r}; choose one of: {', '.join(DEPTH_BASES)}")
+    return str(value)
+
+
 def number(name: str, value: object) -> float:
     """``value`` as a float, or a one-line error naming ``name``."""
     if (

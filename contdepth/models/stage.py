@@ -58,17 +58,6 @@ def build_scheme(name: str, options: dict | None = None) -> Scheme:
     return schemes.get(name, **kw)
 
 
-#: how a stage's block weights depend on depth: ``blocks`` (piecewise constant, a ResNet) or ``linear``
-#: (knots at the blocks' left ends, interpolated linearly between them: :class:`~contdepth.fields.Interpolated`)
-DEPTH_BASES = ("blocks", "linear")
-
-
-def check_depth_basis(depth_basis: object) -> str:
-    if depth_basis not in DEPTH_BASES:
-        raise ValueError(f"unknown depth_basis {depth_basis!r}; choose one of: {', '.join(DEPTH_BASES)}")
-    return str(depth_basis)
-
-
 # -------------------------------------------------------------------------------------- stages
 class Stage(nn.Module):
     """``x0 -> flow(x1, u_prev=P a)`` with ``(x1, P a) = transition(x0)``; either part may be absent.
@@ -179,7 +168,7 @@ class StagePlan:
         depth_basis: str = "blocks",
     ) -> None:
         self.noise = parse_noise(noise)
-        self.depth_basis = check_depth_basis(depth_basis)
+        self.depth_basis = _checks.depth_basis(depth_basis)
         if self.depth_basis != "blocks" and self.noise is not None:
             raise ValueError(
                 f"depth_basis={depth_basis!r} takes no noise (noise={str(self.noise)!r}); "

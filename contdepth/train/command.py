@@ -10,11 +10,12 @@ import errno
 from pathlib import Path
 from typing import Any
 
+from .._checks import DEPTH_BASES
 from ..data import DataError
 from ..data.cifar import DATASETS
 from .argtypes import milestones, positive_float, positive_int, report_error, step_counts
 from .compiling import COMPILE_MODES
-from .config import AMP_CHOICES, DEPTH_BASES, SCHEDULES, TrainConfig
+from .config import AMP_CHOICES, SCHEDULES, TrainConfig
 from .rundir import NO_PROGRESS, RunFolderError, folder_state
 from .speed import cpu_defaults
 from .start import RunFinished

@@ -8,13 +8,13 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from .._checks import depth_basis
 from ..data.cifar import DATASETS
 from .amp import AMP_CHOICES
 from .compiling import check_mode
 from .stepping import check_recipe, eval_steps_at
 
 DEFAULT_EPOCHS = {"cifar10": 160, "cifar100": 300}
-DEPTH_BASES = ("blocks", "linear")  # as contdepth.models.stage.DEPTH_BASES (the model zoo is imported lazily)
 SCHEDULES = ("step", "cosine", "linear")
 
 # Settings that only change how fast (or where) a run goes; a resumed run may change them.
@@ -140,8 +140,7 @@ class TrainConfig:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         check_mode(self.compile_mode)
         check_recipe(self.steps_per_block, self.train_steps, self.refine_at, self.epochs)
-        if self.depth_basis not in DEPTH_BASES:
-            raise ValueError(f"unknown depth_basis {self.depth_basis!r}; choose one of: {', '.join(DEPTH_BASES)}")
+        depth_basis(self.depth_basis)
         if not (
             isinstance(self.progress_every, (int, float))
             and math.isfinite(self.progress_every)

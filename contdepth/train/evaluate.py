@@ -17,13 +17,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .. import _checks
+from .._checks import DEPTH_BASES
 from ..data import CifarData, DataError, DeviceLoader, load_cifar
 from .amp import AMP_CHOICES, autocast, resolve_amp
 from .argtypes import positive_float, positive_int, report_error
 from .backends import apply_backend_flags, backend_flags
 from .build import model_from_config
 from .compiling import COMPILE_MODES, compile_module, effective_mode
-from .config import DEPTH_BASES, TrainConfig
+from .config import TrainConfig
 from .distributed import resolve_device
 from .weights import load_run_config, load_weights_into, read_trained_state, rediscretise
 
@@ -192,15 +194,13 @@ RECALIBRATION_BATCH = 200  # images per recalibration batch (BatchNorm's batch s
 def check_eval_options(
     *, recalibrate_bn: object = None, samples: object = None, knots_per_block: object = None
 ) -> None:
-    """One line naming the valid range for a bad ``recalibrate_bn``, ``samples`` or ``knots_per_block``."""
+    """One line naming the valid range for a bad ``recalibrate_bn``, ``samples`` or ``knots_per_block``, before
+    any work (``TypeError`` for a value of the wrong type, ``ValueError`` for one out of range)."""
     for name, value in (("recalibrate_bn", recalibrate_bn), ("samples", samples)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ValueError(f"{name} must be a whole number of images/draws >= 1, got {value!r}")
+        if value is not None:
+            _checks.count(name, value)
     if knots_per_block is not None:
-        if isinstance(knots_per_block, bool) or not isinstance(knots_per_block, (int, float)):
-            raise ValueError(f"knots_per_block must be a positive number (2, 0.5), got {knots_per_block!r}")
-        if not (0 < knots_per_block < float("inf")):
-            raise ValueError(f"knots_per_block must be a positive number (2, 0.5), got {knots_per_block!r}")
+        _checks.positive("knots_per_block", knots_per_block)
 
 
 def _with_depth_basis(model: nn.Module, cfg: TrainConfig, depth_basis: str) -> nn.Module:
