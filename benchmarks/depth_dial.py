@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, add_out_argument, markdown_table, provenance, save_figure, setup_matplotlib, write_json
-from refinement import check_runs, continuous_forward, test_batches
+from refinement import add_test_set_arguments, check_runs, continuous_forward, test_batches
 
 import contdepth as cd
 from contdepth.train.rundir import RESULTS
@@ -224,13 +224,8 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--run", type=Path, nargs="+", default=None, help="trained run folders (default: study + control)"
     )
-    parser.add_argument("--data-dir", type=Path, default=ROOT / "data", help="folder holding cifar-10-batches-py/")
-    parser.add_argument("--test-subset", type=int, default=10000, help="test images, evenly spaced (default all)")
+    add_test_set_arguments(parser)
     parser.add_argument("--recalibrate", type=int, default=5000, help="training images for BatchNorm recalibration")
-    parser.add_argument("--eval-batch", type=int, default=500)
-    parser.add_argument("--rtol", type=float, default=1e-3, help="dopri5 relative tolerance")
-    parser.add_argument("--atol", type=float, default=1e-4, help="dopri5 absolute tolerance")
-    parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0, help="seeds the recalibration images' augmentation")
     args = parser.parse_args(argv)
     if args.threads:

@@ -273,16 +273,21 @@ def tables(results: dict) -> str:
     return markdown_table(header, rows)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_out_argument(parser)
-    parser.add_argument("--run", type=Path, nargs="+", default=DEFAULT_RUNS, help="trained run folders")
+def add_test_set_arguments(parser: argparse.ArgumentParser) -> None:
+    """The data, test-set, dopri5 and thread flags of the benchmarks that evaluate trained runs."""
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data", help="folder holding cifar-10-batches-py/")
     parser.add_argument("--test-subset", type=int, default=10000, help="test images, evenly spaced (default all)")
     parser.add_argument("--eval-batch", type=int, default=500)
     parser.add_argument("--rtol", type=float, default=1e-3, help="dopri5 relative tolerance")
     parser.add_argument("--atol", type=float, default=1e-4, help="dopri5 absolute tolerance")
     parser.add_argument("--threads", type=int, default=None)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_out_argument(parser)
+    parser.add_argument("--run", type=Path, nargs="+", default=DEFAULT_RUNS, help="trained run folders")
+    add_test_set_arguments(parser)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.threads:

@@ -432,8 +432,7 @@ class Interpolated(Field):
                 new = old.max(0).values.expand(knots, *old.shape[1:])
             for m, value in zip(modules, new, strict=True):
                 _assign(m, name, value.clone())
-        field = Interpolated(modules, horizon=self._horizon)
-        return field
+        return Interpolated(modules, horizon=self._horizon)
 
 
 def _state(module: nn.Module) -> list[tuple[str, Tensor]]:

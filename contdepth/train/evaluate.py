@@ -128,8 +128,9 @@ def evaluate_run(
     if data is None or (recalibrate_bn and len(data.train) == 0):
         data = load_cifar(cfg.dataset, data_dir or cfg.data_dir, train=bool(recalibrate_bn))
     amp_used = resolve_amp(amp or "auto", dev)
-    recal_start = time.perf_counter()
+    recal_seconds = 0.0
     if recalibrate_bn:
+        recal_start = time.perf_counter()
         from ..models import recalibrate_bn as recalibrate_bn_stats
 
         images = DeviceLoader(
@@ -144,7 +145,7 @@ def evaluate_run(
         images.begin_epoch()
         with autocast(amp_used, dev):
             recalibrate_bn_stats(model, (x for x, _ in images.batches()), per_step=per_step_bn)
-    recal_seconds = time.perf_counter() - recal_start
+        recal_seconds = time.perf_counter() - recal_start
     subset = test_subset if test_subset is not None else cfg.test_subset
     loader = DeviceLoader(
         data.test.spread(subset),
@@ -180,7 +181,7 @@ def evaluate_run(
         "weights": trained_state.source.name,
         "seconds": seconds,
         "recalibrated_images": int(recalibrate_bn or 0),
-        "recalibration_seconds": recal_seconds if recalibrate_bn else 0.0,
+        "recalibration_seconds": recal_seconds,
         "device": str(dev),
         "compile_mode": effective_mode(compile_mode, dev),
         "amp": amp_used,
