@@ -9,6 +9,12 @@ each as loaded and after BatchNorm recalibration (``cd.models.recalibrate_bn`` o
 augmented training images: per-step statistics for the fixed-step schemes, one set per BatchNorm for
 dopri5, whose times change from batch to batch), with the cost in residual-branch evaluations per image
 (counted by hooks; dopri5's from torchdiffeq's count) and in seconds on the machine named in the JSON.
+Nets trained at k > 1 steps per block are also measured under euler at 2k, 4k and 8k: the summary
+asks whether a net keeps its trained accuracy (within 1 point) at 2x, 4x, 8x its trained steps, under
+dopri5 and, for depth-continuous nets, at ½x, and records per net what can stop it: how much the
+weights jump from block to block and the largest |hλ| of its trained steps.
+
+Every finished row is written at once; rerun with the same settings and it continues where it stopped.
 
     python3 benchmarks/depth_dial.py --data-dir data [--run DIR ...] [--test-subset 10000] [--out benchmarks/results]
 
@@ -18,10 +24,13 @@ Writes ``depth_dial.json`` and ``depth_dial.png`` (accuracy against branch evalu
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -35,6 +44,8 @@ from contdepth.train.weights import load_run_config
 
 SCHEMES = ("euler", "heun", "rk4")
 STEPS = (1, 2, 4, 8)
+#: multiples of the trained step count that the summary judges a net at
+MULTIPLES = (2, 4, 8)
 STUDY = ROOT / "results" / "depth-dial-cpu"
 CONTROL = ROOT / "results" / "cifar10-cpu" / "preact_resnet20-s0"
 
@@ -75,30 +86,62 @@ def accuracy(forward, batches, labels: Tensor) -> tuple[float, float]:
     return (predicted == labels).double().mean().item(), time.perf_counter() - start
 
 
-def measure(run: Path, batches, labels: Tensor, calibration: list[Tensor], args) -> dict:
-    cfg = load_run_config(run)
+def planned(cfg) -> list[tuple[str, float]]:
+    """The (scheme, steps per block) rows of one net: every scheme at ½ (depth-continuous nets only),
+    1, 2, 4 and 8, plus euler at 2, 4 and 8 times (and ½ of) the trained step count where those are
+    not among them."""
     linear = cfg.depth_basis == "linear"
-    info = {"run": run.name, "model": cfg.model, "depth_basis": cfg.depth_basis, "recipe": recipe(cfg), "rows": []}
     steps = ((0.5,) if linear else ()) + STEPS
-    for scheme in SCHEMES:
-        for s in steps:
-            row: dict = {"scheme": scheme, "steps_per_block": s}
-            for recal in (False, True):
-                net = fresh(run, scheme, s)
-                seconds = 0.0
-                if recal:
-                    start = time.perf_counter()
-                    cd.models.recalibrate_bn(net, calibration, per_step=True)
-                    seconds = time.perf_counter() - start
-                counter = BranchCounter(net)
-                acc, t = accuracy(net, batches, labels)
-                counter.close()
-                key = "recalibrated" if recal else "as_trained"
-                row[key] = {"test_acc": acc, "seconds": t, "recalibration_seconds": seconds}
-                row["branch_evals_per_image"] = counter.calls / len(batches)
-            info["rows"].append(row)
-            print(f"  {run.name:40s} {scheme:5s} {s:>4} step/block  {_cell(row)}", flush=True)
+    k = cfg.trained_steps_per_block
+    extra = sorted({k * m for m in ((0.5,) if linear else ()) + MULTIPLES} - set(steps))
+    return [(scheme, s) for scheme in SCHEMES for s in steps] + [("euler", s) for s in extra]
+
+
+def measure(run: Path, batches, labels: Tensor, calibration: list[Tensor], args, done: dict | None) -> dict:
+    """One net's rows; rows already in ``done`` (a previous, interrupted measurement of the same run
+    in the same setting) are kept, so a stopped benchmark continues where it was."""
+    cfg = load_run_config(run)
+    info = {
+        "run": run.name,
+        "fingerprint": fingerprint(run),
+        "model": cfg.model,
+        "depth_basis": cfg.depth_basis,
+        "recipe": recipe(cfg),
+        "trained_steps_per_block": cfg.trained_steps_per_block,
+        "rows": [],
+    }
+    kept = {}
+    if done is not None and done.get("fingerprint") == info["fingerprint"]:
+        kept = {(r["scheme"], r["steps_per_block"]): r for r in done["rows"]}
+        info["diagnostics"] = done.get("diagnostics")
+    if not info.get("diagnostics"):
+        info["diagnostics"] = diagnostics(run, batches[0][0][: args.spectra_images], args.seed)
+        args.checkpoint(info)
+    for scheme, s in planned(cfg):
+        if (scheme, s) in kept:
+            info["rows"].append(kept[(scheme, s)])
+            continue
+        row: dict = {"scheme": scheme, "steps_per_block": s}
+        for recal in (False, True):
+            net = fresh(run, scheme, s)
+            seconds = 0.0
+            if recal:
+                start = time.perf_counter()
+                cd.models.recalibrate_bn(net, calibration, per_step=True)
+                seconds = time.perf_counter() - start
+            counter = BranchCounter(net)
+            acc, t = accuracy(net, batches, labels)
+            counter.close()
+            key = "recalibrated" if recal else "as_trained"
+            row[key] = {"test_acc": acc, "seconds": t, "recalibration_seconds": seconds}
+            row["branch_evals_per_image"] = counter.calls / len(batches)
+        info["rows"].append(row)
+        args.checkpoint(info)
+        print(f"  {run.name:40s} {scheme:5s} {s:>4} step/block  {_cell(row)}", flush=True)
     if cfg.scheme not in (None, "euler") or cfg.noise and "shake" in cfg.noise:
+        return info
+    if ("dopri5", None) in kept:
+        info["rows"].append(kept[("dopri5", None)])
         return info
     row = {"scheme": "dopri5", "steps_per_block": None}
     for recal in (False, True):
@@ -123,8 +166,42 @@ def measure(run: Path, batches, labels: Tensor, calibration: list[Tensor], args)
             "recalibration_seconds": seconds,
         }
     info["rows"].append(row)
+    args.checkpoint(info)
     print(f"  {run.name:40s} dopri5            {_cell(row)}", flush=True)
     return info
+
+
+def fingerprint(run: Path) -> str:
+    """Identifies a trained run: the digest of its results record (which names its weights' training)."""
+    return hashlib.sha256((run / RESULTS).read_bytes()).hexdigest()[:16]
+
+
+def diagnostics(run: Path, images: Tensor, seed: int) -> dict:
+    """What can stop a net from being a discretisation, measured on the net as trained:
+
+    * ``roughness``: per stage, the mean over neighbouring blocks of ``|θ_{m+1} - θ_m| / |θ_m|``, the
+      relative jump of all a block's parameters (convolutions and BatchNorm affine) from one block to
+      the next (0 for weights constant in depth; a smooth ``θ(t)`` sampled at ``M`` blocks gives ``O(1/M)``);
+    * ``max_abs_h_lambda``: per stage, the largest ``|h λ|`` over the steps and the ``images`` of the
+      leading eigenvalue of the step Jacobian ``h ∂f/∂u`` (:func:`contdepth.analysis.block_spectra`):
+      a step sits in the region where refinement changes little only when it is well below 1.
+    """
+    from contdepth.analysis import block_spectra
+
+    net = fresh(run, "euler", load_run_config(run).trained_steps_per_block)
+    roughness = []
+    for stage in net.stages:
+        flow = stage.active_flow
+        blocks = getattr(flow.field, "blocks", None) if flow is not None else None
+        if blocks is None or len(blocks) < 2:
+            roughness.append(None)
+            continue
+        vecs = [torch.cat([p.detach().flatten() for p in b.parameters()]) for b in blocks]
+        jumps = [((b - a).norm() / a.norm()).item() for a, b in zip(vecs, vecs[1:], strict=False)]
+        roughness.append(sum(jumps) / len(jumps))
+    spectra = block_spectra(net, images.float(), n_eigs=1, seed=seed)
+    lam = [max(float(np.nanmax(s.spectral_radius)) for s in spectra.stage(i)) for i in spectra.stages]
+    return {"roughness": roughness, "max_abs_h_lambda": lam, "spectra_images": int(images.shape[0])}
 
 
 def recipe(cfg) -> str:
@@ -155,33 +232,61 @@ def calibration_images(data_dir: Path, n: int, seed: int) -> list[Tensor]:
 
 
 def summary(net: dict) -> dict:
-    """The trained accuracy and the worst drop from it over 2x, 4x, 8x the trained steps and dopri5 (recalibrated)."""
+    """The trained accuracy (euler at the trained steps per block, BatchNorm as trained) and, at 2x, 4x and 8x
+    the trained steps, under dopri5 and (depth-continuous nets) at ½x, the drop from it in points, with the
+    better of BatchNorm as trained and recalibrated; ``dial`` says whether every drop is within 1 point."""
     rows = net["rows"]
-    base = next(r for r in rows if r["scheme"] == "euler" and r["steps_per_block"] == 1)
-    trained = base["as_trained"]["test_acc"]
-    finer = [r for r in rows if r["scheme"] == "euler" and (r["steps_per_block"] or 0) > 1] + [
-        r for r in rows if r["scheme"] == "dopri5"
-    ]
-    half = [r for r in rows if r["steps_per_block"] == 0.5 and r["scheme"] == "euler"]
-    best = [max(r["as_trained"]["test_acc"], r["recalibrated"]["test_acc"]) for r in finer + half]
-    return {"trained_acc": trained, "worst_drop_points": 100 * (trained - min(best)) if best else None}
+    k = net["trained_steps_per_block"]
+    euler = {r["steps_per_block"]: r for r in rows if r["scheme"] == "euler"}
+    trained = euler[k]["as_trained"]["test_acc"]
+
+    def drop(row: dict | None) -> float | None:
+        if row is None:
+            return None
+        return 100 * (trained - max(row["as_trained"]["test_acc"], row["recalibrated"]["test_acc"]))
+
+    drops = {f"{m}x": drop(euler.get(k * m)) for m in MULTIPLES}
+    drops["dopri5"] = drop(next((r for r in rows if r["scheme"] == "dopri5"), None))
+    if net["depth_basis"] == "linear":
+        drops["0.5x"] = drop(euler.get(k * 0.5))
+    measured = [d for d in drops.values() if d is not None]
+    return {
+        "trained_acc": trained,
+        "drop_points": drops,
+        "worst_drop_points": max(measured) if measured else None,
+        "dial": bool(measured) and len(measured) == len(drops) and max(measured) <= 1.0,
+    }
 
 
 def tables(results: dict) -> str:
-    header = ["run", "recipe", "trained acc %", "worst drop (points), 2x-8x + dopri5" + " (+½)", "dopri5 % (recal.)"]
+    header = ["run", "recipe", "trained acc %", "drop at 2x / 4x / 8x (points)", "dopri5", "½x", "dial?"]
+    header += ["BN-recal. gain at 8x (points)", "roughness per stage", "max ρ(h ∂f/∂u) per stage"]
     rows = []
+
+    def pts(d: float | None) -> str:
+        return "-" if d is None else f"{d:+.2f}"
+
     for net in results["models"]:
-        dop = next((r for r in net["rows"] if r["scheme"] == "dopri5"), None)
-        s = net["summary"]
+        s, d, diag = net["summary"], net["summary"]["drop_points"], net.get("diagnostics") or {}
+        k = net["trained_steps_per_block"]
+        eight = next((r for r in net["rows"] if r["scheme"] == "euler" and r["steps_per_block"] == 8 * k), None)
+        gain = (
+            "-"
+            if eight is None
+            else f"{100 * (eight['recalibrated']['test_acc'] - eight['as_trained']['test_acc']):+.1f}"
+        )
         rows.append(
             [
                 net["run"],
                 net["recipe"],
                 f"{100 * s['trained_acc']:.2f}",
-                "-" if s["worst_drop_points"] is None else f"{s['worst_drop_points']:.2f}",
-                "-"
-                if dop is None
-                else f"{100 * dop['as_trained']['test_acc']:.2f} ({100 * dop['recalibrated']['test_acc']:.2f})",
+                " / ".join(pts(d.get(f"{m}x")) for m in MULTIPLES),
+                pts(d.get("dopri5")),
+                pts(d.get("0.5x")),
+                "yes" if s["dial"] else "no",
+                gain,
+                ", ".join("-" if r is None else f"{r:.2f}" for r in diag.get("roughness", [])),
+                ", ".join(f"{x:.2f}" for x in diag.get("max_abs_h_lambda", [])),
             ]
         )
     return markdown_table(header, rows)
@@ -191,7 +296,7 @@ def plot(results: dict, path: Path) -> None:
     plt = setup_matplotlib()
     fig, ax = plt.subplots(figsize=(9, 5))
     for net in results["models"]:
-        euler = [r for r in net["rows"] if r["scheme"] == "euler"]
+        euler = sorted((r for r in net["rows"] if r["scheme"] == "euler"), key=lambda r: r["steps_per_block"])
         x = [r["branch_evals_per_image"] for r in euler]
         (line,) = ax.plot(x, [100 * r["recalibrated"]["test_acc"] for r in euler], "o-", label=f"{net['run']}")
         ax.plot(x, [100 * r["as_trained"]["test_acc"] for r in euler], "o:", color=line.get_color(), alpha=0.5)
@@ -226,6 +331,7 @@ def main(argv=None) -> int:
     )
     add_test_set_arguments(parser)
     parser.add_argument("--recalibrate", type=int, default=5000, help="training images for BatchNorm recalibration")
+    parser.add_argument("--spectra-images", type=int, default=8, help="test images for the |hλ| diagnostic")
     parser.add_argument("--seed", type=int, default=0, help="seeds the recalibration images' augmentation")
     args = parser.parse_args(argv)
     if args.threads:
@@ -234,22 +340,39 @@ def main(argv=None) -> int:
     check_runs(runs, args.data_dir)
     batches, labels = test_batches(args.data_dir, args.test_subset, args.eval_batch)
     calibration = calibration_images(args.data_dir, args.recalibrate, args.seed)
-    results: dict = {
-        "provenance": provenance(args.seed),
-        "setting": f"{len(labels)} CIFAR-10 test images; BatchNorm recalibrated on {args.recalibrate} augmented "
-        f"training images; dopri5 rtol {args.rtol:g}, atol {args.atol:g}",
-        "models": [],
-    }
+    setting = (
+        f"{len(labels)} CIFAR-10 test images; BatchNorm recalibrated on {args.recalibrate} augmented "
+        f"training images; dopri5 rtol {args.rtol:g}, atol {args.atol:g}"
+    )
+    path = args.out / "depth_dial.json"
+    before = _previous(path, setting)
+    results: dict = {"provenance": provenance(args.seed), "setting": setting, "models": []}
+
+    def checkpoint(info: dict) -> None:  # nothing measured is lost on a stop: the file holds every finished row
+        write_json(path, {**results, "models": [*results["models"], info]})
+
+    args.checkpoint = checkpoint
     for run in runs:
-        net = measure(run, batches, labels, calibration, args)
+        net = measure(run, batches, labels, calibration, args, before.get(run.name))
         net["summary"] = summary(net)
         results["models"].append(net)
-        write_json(args.out / "depth_dial.json", results)  # each net as it is measured: nothing lost on a stop
+        write_json(path, results)
     results["markdown"] = tables(results)
-    write_json(args.out / "depth_dial.json", results)
+    write_json(path, results)
     plot(results, args.out / "depth_dial.png")
     print(results["markdown"])
     return 0
+
+
+def _previous(path: Path, setting: str) -> dict[str, dict]:
+    """The nets a previous run of this benchmark measured in the same setting, by run name (to continue)."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if old.get("setting") != setting:
+        return {}
+    return {m["run"]: m for m in old.get("models", [])}
 
 
 if __name__ == "__main__":
