@@ -9,6 +9,8 @@ each as loaded and after BatchNorm recalibration (``cd.models.recalibrate_bn`` o
 augmented training images: per-step statistics for the fixed-step schemes, one set per BatchNorm for
 dopri5, whose times change from batch to batch), with the cost in residual-branch evaluations per image
 (counted by hooks; dopri5's from torchdiffeq's count) and in seconds on the machine named in the JSON.
+The fixed-step rows run in bf16 autocast on a CPU with bf16 units (``--amp``, as ``contdepth eval``),
+dopri5 always in float32 (its error control needs more than bf16's 8 bits).
 Nets trained at k > 1 steps per block are also measured under euler at 2k, 4k and 8k: the summary
 asks whether a net keeps its trained accuracy (within 1 point) at 2x, 4x, 8x its trained steps, under
 dopri5 and, for depth-continuous nets, at ½x, and records per net what can stop it: how much the
@@ -39,6 +41,7 @@ from _common import ROOT, add_out_argument, markdown_table, provenance, save_fig
 from refinement import add_test_set_arguments, check_runs, continuous_forward, test_batches
 
 import contdepth as cd
+from contdepth.train.amp import AMP_CHOICES, autocast, resolve_amp
 from contdepth.train.rundir import RESULTS
 from contdepth.train.weights import load_run_config
 
@@ -125,13 +128,14 @@ def measure(run: Path, batches, labels: Tensor, calibration: list[Tensor], args,
         for recal in (False, True):
             net = fresh(run, scheme, s)
             seconds = 0.0
-            if recal:
-                start = time.perf_counter()
-                cd.models.recalibrate_bn(net, calibration, per_step=True)
-                seconds = time.perf_counter() - start
-            counter = BranchCounter(net)
-            acc, t = accuracy(net, batches, labels)
-            counter.close()
+            with autocast(args.amp, torch.device("cpu")):
+                if recal:
+                    start = time.perf_counter()
+                    cd.models.recalibrate_bn(net, calibration, per_step=True)
+                    seconds = time.perf_counter() - start
+                counter = BranchCounter(net)
+                acc, t = accuracy(net, batches, labels)
+                counter.close()
             key = "recalibrated" if recal else "as_trained"
             row[key] = {"test_acc": acc, "seconds": t, "recalibration_seconds": seconds}
             row["branch_evals_per_image"] = counter.calls / len(batches)
@@ -333,7 +337,14 @@ def main(argv=None) -> int:
     parser.add_argument("--recalibrate", type=int, default=5000, help="training images for BatchNorm recalibration")
     parser.add_argument("--spectra-images", type=int, default=8, help="test images for the |hλ| diagnostic")
     parser.add_argument("--seed", type=int, default=0, help="seeds the recalibration images' augmentation")
+    parser.add_argument(
+        "--amp",
+        choices=AMP_CHOICES,
+        default="auto",
+        help="the fixed-step rows' precision (auto: bf16 autocast on a CPU with bf16 units); dopri5 runs in float32",
+    )
     args = parser.parse_args(argv)
+    args.amp = resolve_amp(args.amp, "cpu")
     if args.threads:
         torch.set_num_threads(args.threads)
     runs = args.run or default_runs()
@@ -342,7 +353,8 @@ def main(argv=None) -> int:
     calibration = calibration_images(args.data_dir, args.recalibrate, args.seed)
     setting = (
         f"{len(labels)} CIFAR-10 test images; BatchNorm recalibrated on {args.recalibrate} augmented "
-        f"training images; dopri5 rtol {args.rtol:g}, atol {args.atol:g}"
+        f"training images; fixed steps in {'bf16 autocast' if args.amp == 'bf16' else 'float32'}, "
+        f"dopri5 in float32 at rtol {args.rtol:g}, atol {args.atol:g}"
     )
     path = args.out / "depth_dial.json"
     before = _previous(path, setting)
