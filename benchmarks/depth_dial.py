@@ -26,8 +26,6 @@ Writes ``depth_dial.json`` and ``depth_dial.png`` (accuracy against branch evalu
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import sys
 import time
 from pathlib import Path
@@ -38,7 +36,14 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, add_out_argument, markdown_table, provenance, save_figure, setup_matplotlib, write_json
-from refinement import add_test_set_arguments, check_runs, continuous_forward, test_batches
+from refinement import (
+    add_test_set_arguments,
+    check_runs,
+    continuous_forward,
+    fingerprint,
+    previous_models,
+    test_batches,
+)
 
 import contdepth as cd
 from contdepth.train.amp import AMP_CHOICES, autocast, resolve_amp
@@ -173,11 +178,6 @@ def measure(run: Path, batches, labels: Tensor, calibration: list[Tensor], args,
     args.checkpoint(info)
     print(f"  {run.name:40s} dopri5            {_cell(row)}", flush=True)
     return info
-
-
-def fingerprint(run: Path) -> str:
-    """Identifies a trained run: the digest of its results record (which names its weights' training)."""
-    return hashlib.sha256((run / RESULTS).read_bytes()).hexdigest()[:16]
 
 
 def diagnostics(run: Path, images: Tensor, seed: int) -> dict:
@@ -357,7 +357,7 @@ def main(argv=None) -> int:
         f"dopri5 in float32 at rtol {args.rtol:g}, atol {args.atol:g}"
     )
     path = args.out / "depth_dial.json"
-    before = _previous(path, setting)
+    before = previous_models(path, setting)
     results: dict = {"provenance": provenance(args.seed), "setting": setting, "models": []}
 
     def checkpoint(info: dict) -> None:  # nothing measured is lost on a stop: the file holds every finished row
@@ -374,17 +374,6 @@ def main(argv=None) -> int:
     plot(results, args.out / "depth_dial.png")
     print(results["markdown"])
     return 0
-
-
-def _previous(path: Path, setting: str) -> dict[str, dict]:
-    """The nets a previous run of this benchmark measured in the same setting, by run name (to continue)."""
-    try:
-        old = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    if old.get("setting") != setting:
-        return {}
-    return {m["run"]: m for m in old.get("models", [])}
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, add_out_argument, markdown_table, provenance, save_figure, setup_matplotlib, write_json
-from refinement import check_runs, test_batches
+from refinement import check_runs, fingerprint, previous_models, test_batches
 
 import contdepth as cd
 from contdepth.analysis.montecarlo import batch_order
@@ -103,16 +103,29 @@ def phi_samples(net: nn.Module, batches, labels: Tensor, samples: int, seed: int
     return torch.stack(out).double(), mean_probs / samples
 
 
-def measure(run: Path, batches, labels: Tensor, args) -> dict:
+def measure(run: Path, batches, labels: Tensor, args, done: dict | None) -> dict:
+    """One net's laws; the laws already in ``done`` (an interrupted measurement of the same run in the same
+    setting) are kept, so a stopped benchmark continues where it was."""
     cfg = load_run_config(run)
     base = cfg.trained_steps_per_block
     factors = [1, 2, 4]
-    info: dict = {"run": run.name, "model": cfg.model, "noise": cfg.noise, "trained_steps_per_block": base, "laws": {}}
+    info: dict = {
+        "run": run.name,
+        "fingerprint": fingerprint(run),
+        "model": cfg.model,
+        "noise": cfg.noise,
+        "trained_steps_per_block": base,
+        "laws": {},
+    }
+    kept = done["laws"] if done is not None and done.get("fingerprint") == info["fingerprint"] else {}
     probe = cd.train.load_run(run)
     info["trained_law"] = trained_law(probe)
     with torch.no_grad():  # the deterministic (mean-field) net, as trained
         info["mean_field_acc"] = float(torch.cat([probe(x).argmax(1) for x, _ in batches]).eq(labels).double().mean())
     for law in args.laws:
+        if law in kept:
+            info["laws"][law] = kept[law]
+            continue
         start = time.perf_counter()
         ref, _ = phi_samples(net_at(run, law, base * args.reference), batches, labels, args.samples, args.seed + 1)
         points, ensemble = [], None
@@ -138,6 +151,7 @@ def measure(run: Path, batches, labels: Tensor, args) -> dict:
             "ensemble_acc_trained_steps": ensemble,
             "seconds": time.perf_counter() - start,
         }
+        args.checkpoint(info)
         print(f"  {run.name:36s} {law:10s} order {fit.order:5.2f} ± {fit.stderr:.2f}  errors {fit.errors}", flush=True)
     return info
 
@@ -202,15 +216,21 @@ def main(argv=None) -> int:
         raise SystemExit("sde_networks: no noise-trained runs found; train them with `contdepth reproduce sde-cpu`")
     check_runs(runs, args.data_dir)
     batches, labels = test_batches(args.data_dir, args.images, args.eval_batch)
-    results: dict = {
-        "provenance": provenance(args.seed),
-        "setting": f"{len(labels)} CIFAR-10 test images; {args.samples} noisy passes per point in {args.batches} "
-        f"batches; reference at {args.reference}x the trained steps per block; phi = mean true-class probability",
-        "models": [],
-    }
+    setting = (
+        f"{len(labels)} CIFAR-10 test images; {args.samples} noisy passes per point in {args.batches} "
+        f"batches; reference at {args.reference}x the trained steps per block; phi = mean true-class probability"
+    )
+    path = args.out / "sde_networks.json"
+    before = previous_models(path, setting)
+    results: dict = {"provenance": provenance(args.seed), "setting": setting, "models": []}
+
+    def checkpoint(info: dict) -> None:  # nothing measured is lost on a stop: the file holds every finished law
+        write_json(path, {**results, "models": [*results["models"], info]})
+
+    args.checkpoint = checkpoint
     for run in runs:
-        results["models"].append(measure(run, batches, labels, args))
-        write_json(args.out / "sde_networks.json", results)  # each net as it is measured
+        results["models"].append(measure(run, batches, labels, args, before.get(run.name)))
+        write_json(path, results)
     results["markdown"] = tables(results)
     write_json(args.out / "sde_networks.json", results)
     plot(results, args.out / "sde_networks.png")
