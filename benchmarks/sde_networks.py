@@ -9,14 +9,18 @@ images, it estimates ``E phi`` with ``phi`` = the mean softmax probability of th
   * under the trained law and under other standardised laws of the same mean and variance
     (two-point at the net's p or at p = 0.8, Gaussian, Rademacher, uniform): the diffusion ``g``
     stays, only the law of ξ changes.
-Each sample is one pass over all the images with fresh noise; ``--samples`` passes per point are split
-into ``--batches`` independent batches, the weak error of each batch is the difference of its mean
-and the reference's, and the fitted weak order gets its error bar from the jackknife over batches
-(``contdepth.analysis.montecarlo.batch_order``). Averaging ``phi`` over the images is the variance
-reduction: the draws of different images are independent. Expected from the theory: order ≈ 1 for
-Gaussian, Rademacher and uniform noise and ≈ ½ for a two-point law at fixed p ≠ ½ (E ξ³ ≠ 0), unless
-the test function hides it; the laws agree in the limit. It also compares, at the trained step count,
-the ensemble (mean softmax over the samples), the mean-field net and the deterministic accuracy.
+Each sample is one pass over all the images; the passes are coupled across step counts and laws:
+pass ``j`` at every step count and under every law is driven by the same Gaussians (a coarse step gets
+the normalised sum of the fine steps' Gaussians, other laws the inverse transform of it: ``CoupledLaw``),
+so each level keeps its exact law while the differences that estimate the weak errors vary little.
+``--samples`` passes per point are split into ``--batches`` batches, the weak error of each batch is
+the mean difference of its passes from the reference's, and the fitted weak order gets its error bar
+from the jackknife over batches (``contdepth.analysis.montecarlo.batch_order``). Averaging ``phi``
+over the images reduces the variance further: the draws of different images are independent.
+Expected from the theory: order ≈ 1 for Gaussian, Rademacher and uniform noise and ≈ ½ for a
+two-point law at fixed p ≠ ½ (E ξ³ ≠ 0), unless the test function hides it; the laws agree in the
+limit. It also compares, at the trained step count, the ensemble (mean softmax over the samples),
+the mean-field net and the deterministic accuracy.
 
     python3 benchmarks/sde_networks.py --data-dir data [--run DIR ...] [--images 1000] [--out benchmarks/results]
 
@@ -26,6 +30,7 @@ Writes ``sde_networks.json`` and ``sde_networks.png`` (weak error against step s
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -41,7 +46,7 @@ import contdepth as cd
 from contdepth.analysis.montecarlo import batch_order
 from contdepth.models import noise_at_eval
 from contdepth.models.transition import Transition
-from contdepth.noise import Bernoulli, Noise
+from contdepth.noise import Bernoulli, Gaussian, Noise, NoiseLaw, Rademacher, Uniform
 from contdepth.train.rundir import RESULTS
 from contdepth.train.weights import load_run_config
 
@@ -59,20 +64,95 @@ def trained_law(net: nn.Module) -> str:
     return "two-point" if laws == {"bernoulli"} else "/".join(sorted(laws))
 
 
-def swap_law(net: nn.Module, law: str) -> None:
-    """Give every flow and transition of ``net`` the standardised ``law`` (same granularity): the diffusion
-    ``g`` is kept, so mean and variance of each noise term are too. ``two-point`` keeps a two-point law as it
-    is and puts Bernoulli(0.8) (E ξ³ ≈ -1.5) elsewhere."""
-    if law == "trained":
-        return
-    for m in net.modules():
-        if isinstance(m, (cd.Flow, Transition)) and m.noise is not None:
+class Draws:
+    """The Gaussians behind every noise draw of one pass of a net, shared by all step counts and laws.
+
+    Calls are numbered in the order the net makes them (stage by stage, batch by batch), which is the
+    same at every step count; call ``k`` of pass ``j`` draws from a generator seeded by ``(j, k)``.
+    """
+
+    def __init__(self) -> None:
+        self.pass_seed = 0
+        self.calls = 0
+
+    def start(self, pass_seed: int) -> None:
+        self.pass_seed, self.calls = pass_seed, 0
+
+    def gaussians(self, shape: tuple[int, ...]) -> Tensor:
+        gen = torch.Generator().manual_seed(self.pass_seed * 1_000_003 + self.calls)
+        self.calls += 1
+        return torch.randn(shape, generator=gen, dtype=torch.float64)
+
+
+class CoupledLaw(NoiseLaw):
+    """``law``'s ξ as a function of shared Gaussians: coupled paths across step counts and laws.
+
+    A step made of ``sub`` steps of the finest level gets ``Z = (Z_1 + ... + Z_sub) / sqrt(sub)``, the
+    Brownian increment of the fine steps it covers, so its ξ is the fine path's noise summed (exactly so
+    for Gaussian ξ); any other law gets ``ξ = Q(Φ(Z))`` with ``Q`` its quantile function (inverse
+    transform). Each step's ξ has exactly ``law``'s distribution, independent across steps, so every
+    level's expectation is unchanged, while coarse and fine paths, and paths under different laws,
+    move together: the differences whose means are the weak errors have a far smaller variance than
+    independent runs give (multilevel Monte Carlo's coupling; the torchsde/diffrax Brownian objects do
+    this for Gaussian increments only).
+    """
+
+    def __init__(self, law: NoiseLaw, draws: Draws, sub: int) -> None:
+        self.law, self.draws, self.sub = law, draws, sub
+        self.name = law.name
+
+    def pieces(self) -> int | None:
+        return self.law.pieces()
+
+    def step_table(self, pieces):
+        return self.law.step_table(pieces)
+
+    def third_moment(self, piece: int = 0) -> float:
+        return self.law.third_moment(piece)
+
+    def sample_steps(self, shape, like, generator, pieces, table=None) -> Tensor:
+        steps = len(pieces)
+        z = self.draws.gaussians((steps, self.sub, *shape)).sum(1) / math.sqrt(self.sub)
+        return quantile(self.law, z, pieces, table).to(device=like.device, dtype=like.dtype)
+
+    def sample(self, shape, like, generator=None, piece: int = 0) -> Tensor:
+        return self.sample_steps(shape, like, generator, [piece])[0]
+
+
+def quantile(law: NoiseLaw, z: Tensor, pieces, table: Tensor | None) -> Tensor:
+    """``Q(Φ(z))`` for the standardised ``law``: a draw of ``law`` from standard Gaussians ``z``, ``(steps, ...)``."""
+    if isinstance(law, Gaussian):
+        return z
+    u = torch.special.ndtr(z)
+    if isinstance(law, Rademacher):
+        return torch.where(u < 0.5, -1.0, 1.0).to(z.dtype)
+    if isinstance(law, Uniform):
+        return (u - 0.5) * math.sqrt(12.0)
+    if isinstance(law, Bernoulli):
+        rows = (law.step_table(pieces) if table is None else table).to(z.dtype)
+        p, kept, dropped = rows.view(3, len(pieces), *([1] * (z.dim() - 1))).unbind(0)
+        return torch.where(u < p, kept, dropped)
+    raise TypeError(f"no quantile function for the {type(law).__name__} law")
+
+
+def couple(net: nn.Module, law: str, draws: Draws, finest: int, steps: int) -> None:
+    """Give every flow and transition of ``net`` the standardised ``law`` (same granularity), coupled
+    through ``draws`` for a net at ``steps`` per block whose finest level is ``finest`` per block; the
+    diffusion ``g`` is kept, so mean and variance of each noise term are too. ``trained`` keeps the
+    trained law; ``two-point`` keeps a two-point law as it is and puts Bernoulli(0.8) (E ξ³ ≈ -1.5)
+    elsewhere. Transitions are one step at every step count (``sub`` 1)."""
+    parts = [m for m in net.modules() if isinstance(m, (cd.Flow, Transition))]
+    parts += [f for f in net.flows() if all(f is not q for q in parts)]  # a re-discretised net's flows sit outside
+    for m in parts:
+        if m.noise is not None:
             old = m.noise
+            base = old.law
             if law == "two-point":
-                new_law = old.law if isinstance(old.law, Bernoulli) else Bernoulli(0.8)
-            else:
-                new_law = cd.get_law(law)
-            new = Noise(new_law, per=old.per, seed=old.seed)
+                base = old.law if isinstance(old.law, Bernoulli) else Bernoulli(0.8)
+            elif law != "trained":
+                base = cd.get_law(law)
+            sub = finest // steps if isinstance(m, cd.Flow) else 1
+            new = Noise(CoupledLaw(base, draws, sub), per=old.per)
             m.noise = new
             pieces = m.pieces if isinstance(m, cd.Flow) else (0,)
             table = new.step_table(pieces)
@@ -83,19 +163,22 @@ def old_device(m: nn.Module) -> torch.device:
     return next((p.device for p in m.parameters()), torch.device("cpu"))
 
 
-def net_at(run: Path, law: str, steps: float) -> nn.Module:
-    net = cd.train.load_run(run)
-    swap_law(net, law)
-    return net.rediscretise(steps_per_block=steps).eval()
+def net_at(run: Path, law: str, steps: int, finest: int, draws: Draws) -> nn.Module:
+    net = cd.train.load_run(run).rediscretise(steps_per_block=steps).eval()
+    couple(net, law, draws, finest, steps)
+    return net
 
 
 @torch.no_grad()
-def phi_samples(net: nn.Module, batches, labels: Tensor, samples: int, seed: int) -> tuple[Tensor, Tensor]:
-    """``phi`` of each of ``samples`` noisy passes, ``(samples,)``, and the mean softmax ``(images, classes)``."""
+def phi_samples(
+    net: nn.Module, draws: Draws, batches, labels: Tensor, samples: int, seed: int
+) -> tuple[Tensor, Tensor]:
+    """``phi`` of each of ``samples`` noisy passes, ``(samples,)``, and the mean softmax ``(images, classes)``.
+    Pass ``j`` draws its noise from ``draws`` started at ``seed + j``: the same Gaussians at every step count."""
     out, mean_probs = [], None
-    with torch.random.fork_rng(devices=[]), noise_at_eval(net):
-        torch.manual_seed(seed)
-        for _ in range(samples):
+    with noise_at_eval(net):
+        for j in range(samples):
+            draws.start(seed + j)
             probs = torch.cat([net(x).float().softmax(1) for x, _ in batches])
             out.append(probs.gather(1, labels[:, None]).mean())
             mean_probs = probs if mean_probs is None else mean_probs + probs
@@ -122,15 +205,18 @@ def measure(run: Path, batches, labels: Tensor, args, done: dict | None) -> dict
     info["trained_law"] = trained_law(probe)
     with torch.no_grad():  # the deterministic (mean-field) net, as trained
         info["mean_field_acc"] = float(torch.cat([probe(x).argmax(1) for x, _ in batches]).eq(labels).double().mean())
+    draws = Draws()
+    finest = base * args.reference
     for law in args.laws:
         if law in kept:
             info["laws"][law] = kept[law]
             continue
         start = time.perf_counter()
-        ref, _ = phi_samples(net_at(run, law, base * args.reference), batches, labels, args.samples, args.seed + 1)
+        ref, _ = phi_samples(net_at(run, law, finest, finest, draws), draws, batches, labels, args.samples, args.seed)
         points, ensemble = [], None
         for f in factors:
-            phis, probs = phi_samples(net_at(run, law, base * f), batches, labels, args.samples, args.seed + 10 + f)
+            net = net_at(run, law, base * f, finest, draws)
+            phis, probs = phi_samples(net, draws, batches, labels, args.samples, args.seed)
             if f == 1:
                 ensemble = float(probs.argmax(1).eq(labels).double().mean())
             points.append(phis)
@@ -218,7 +304,8 @@ def main(argv=None) -> int:
     batches, labels = test_batches(args.data_dir, args.images, args.eval_batch)
     setting = (
         f"{len(labels)} CIFAR-10 test images; {args.samples} noisy passes per point in {args.batches} "
-        f"batches; reference at {args.reference}x the trained steps per block; phi = mean true-class probability"
+        f"batches, coupled across step counts and laws; reference at {args.reference}x the trained steps per block; "
+        "phi = mean true-class probability"
     )
     path = args.out / "sde_networks.json"
     before = previous_models(path, setting)
