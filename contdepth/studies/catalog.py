@@ -327,13 +327,13 @@ STUDIES: dict[str, Study] = {
                     "lm_resnet20",
                     "sd:0.8",
                     recipe="cpu-budget",
-                    priority=1,
+                    priority=2,
                     note="LM-ResNet + stochastic depth, the paper's combination, at depth 20",
                 ),
                 RunSpec(
                     "shake_resnet20_2x16d",
                     recipe="cpu-budget",
-                    priority=1,
+                    priority=2,
                     note="shake-shake (uniform law, independent backward draw) at depth 20, 2 x 16 channels",
                 ),
                 *(
@@ -342,7 +342,7 @@ STUDIES: dict[str, Study] = {
                         f"gaussian:{level}",
                         "euler",
                         "cpu-budget",
-                        priority=2,
+                        priority=1,  # first: the 30-epoch run at the chosen level waits for them
                         flags=("--epochs", "10", "--validation", "5000"),
                         tag="val",
                         note="choosing the Gaussian level: 10 epochs, evaluated on 5,000 held-out training images",
