@@ -19,8 +19,8 @@ from the jackknife over batches (``contdepth.analysis.montecarlo.batch_order``).
 over the images reduces the variance further: the draws of different images are independent.
 Expected from the theory: order ≈ 1 for Gaussian, Rademacher and uniform noise and ≈ ½ for a
 two-point law at fixed p ≠ ½ (E ξ³ ≠ 0), unless the test function hides it; the laws agree in the
-limit. It also compares, at the trained step count, the ensemble (mean softmax over the samples),
-the mean-field net and the deterministic accuracy.
+limit. It also compares the ensemble (mean softmax over 1, 2, 4, ... passes at the trained step count)
+with the mean-field (deterministic) net at 1, 2, 4 and 8 times the trained steps: accuracy at equal cost.
 
     python3 benchmarks/sde_networks.py --data-dir data [--run DIR ...] [--images 1000] [--out benchmarks/results]
 
@@ -172,18 +172,20 @@ def net_at(run: Path, law: str, steps: int, finest: int, draws: Draws) -> nn.Mod
 @torch.no_grad()
 def phi_samples(
     net: nn.Module, draws: Draws, batches, labels: Tensor, samples: int, seed: int
-) -> tuple[Tensor, Tensor]:
-    """``phi`` of each of ``samples`` noisy passes, ``(samples,)``, and the mean softmax ``(images, classes)``.
-    Pass ``j`` draws its noise from ``draws`` started at ``seed + j``: the same Gaussians at every step count."""
-    out, mean_probs = [], None
+) -> tuple[Tensor, dict[str, float]]:
+    """``phi`` of each of ``samples`` noisy passes, ``(samples,)``, and the ensemble's accuracy (argmax of the
+    mean softmax) after 1, 2, 4, ... passes. Pass ``j`` draws its noise from ``draws`` started at
+    ``seed + j``: the same Gaussians at every step count."""
+    out, mean_probs, ensemble = [], None, {}
     with noise_at_eval(net):
         for j in range(samples):
             draws.start(seed + j)
             probs = torch.cat([net(x).float().softmax(1) for x, _ in batches])
             out.append(probs.gather(1, labels[:, None]).mean())
             mean_probs = probs if mean_probs is None else mean_probs + probs
-    assert mean_probs is not None
-    return torch.stack(out).double(), mean_probs / samples
+            if (j + 1) & j == 0:  # a power of two
+                ensemble[str(j + 1)] = float(mean_probs.argmax(1).eq(labels).double().mean())
+    return torch.stack(out).double(), ensemble
 
 
 def measure(run: Path, batches, labels: Tensor, args, done: dict | None) -> dict:
@@ -203,8 +205,13 @@ def measure(run: Path, batches, labels: Tensor, args, done: dict | None) -> dict
     kept = done["laws"] if done is not None and done.get("fingerprint") == info["fingerprint"] else {}
     probe = cd.train.load_run(run)
     info["trained_law"] = trained_law(probe)
-    with torch.no_grad():  # the deterministic (mean-field) net, as trained
-        info["mean_field_acc"] = float(torch.cat([probe(x).argmax(1) for x, _ in batches]).eq(labels).double().mean())
+    with torch.no_grad():  # the deterministic (mean-field) net, as trained and at the costs of 2, 4, 8 passes
+        info["mean_field_acc"] = {}
+        for f in (1, 2, 4, 8):
+            net = probe.rediscretise(steps_per_block=base * f)
+            info["mean_field_acc"][f] = float(
+                torch.cat([net(x).argmax(1) for x, _ in batches]).eq(labels).double().mean()
+            )
     draws = Draws()
     finest = base * args.reference
     for law in args.laws:
@@ -216,9 +223,9 @@ def measure(run: Path, batches, labels: Tensor, args, done: dict | None) -> dict
         points, ensemble = [], None
         for f in factors:
             net = net_at(run, law, base * f, finest, draws)
-            phis, probs = phi_samples(net, draws, batches, labels, args.samples, args.seed)
+            phis, by_passes = phi_samples(net, draws, batches, labels, args.samples, args.seed)
             if f == 1:
-                ensemble = float(probs.argmax(1).eq(labels).double().mean())
+                ensemble = by_passes
             points.append(phis)
         per_batch = [
             [float(p.view(args.batches, -1)[b].mean() - ref.view(args.batches, -1)[b].mean()) for p in points]
@@ -234,7 +241,7 @@ def measure(run: Path, batches, labels: Tensor, args, done: dict | None) -> dict
             "order_stderr": fit.stderr,
             "phi_reference": float(ref.mean()),
             "phi_reference_stderr": float(ref.std() / len(ref) ** 0.5),
-            "ensemble_acc_trained_steps": ensemble,
+            "ensemble_acc_by_passes": ensemble,  # at the trained steps per block
             "seconds": time.perf_counter() - start,
         }
         args.checkpoint(info)
@@ -243,7 +250,8 @@ def measure(run: Path, batches, labels: Tensor, args, done: dict | None) -> dict
 
 
 def tables(results: dict) -> str:
-    header = ["run", "law", "weak order ± jackknife s.e.", "weak errors at 1x, 2x, 4x", "ensemble acc % (mean field)"]
+    header = ["run", "law", "weak order ± jackknife s.e.", "weak errors at 1x, 2x, 4x"]
+    header += ["ensemble acc % (1 / 16 passes)", "mean field acc % (1x / 8x steps)"]
     rows = []
     for net in results["models"]:
         for law, r in net["laws"].items():
@@ -255,10 +263,17 @@ def tables(results: dict) -> str:
                     name.replace("trained (trained)", f"trained: {net['trained_law']}"),
                     f"{r['order']:.2f} ± {r['order_stderr']:.2f}",
                     errors,
-                    f"{100 * r['ensemble_acc_trained_steps']:.2f} ({100 * net['mean_field_acc']:.2f})",
+                    _first_last(r["ensemble_acc_by_passes"]),
+                    _first_last(net["mean_field_acc"]),
                 ]
             )
     return markdown_table(header, rows)
+
+
+def _first_last(acc: dict[str, float]) -> str:
+    """``"a / b"``: the accuracies (%) at the smallest and the largest key (JSON keys: counts as strings)."""
+    keys = sorted(acc, key=int)
+    return f"{100 * acc[keys[0]]:.2f} / {100 * acc[keys[-1]]:.2f}"
 
 
 def plot(results: dict, path: Path) -> None:
