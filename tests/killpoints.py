@@ -56,6 +56,7 @@ def install(point: str) -> None:
     import torch
 
     from contdepth.train import records, rundir
+    from contdepth.train import runfiles as files
 
     name, _, nth = point.partition(":")
     hit = _counter(int(nth or 1))
@@ -70,7 +71,7 @@ def install(point: str) -> None:
 
         def write_json(path, obj):
             real_json(path, obj)
-            if Path(path).name == rundir.CONFIG and hit():
+            if Path(path).name == files.CONFIG and hit():
                 _die()
 
         records.write_json = write_json
@@ -79,7 +80,7 @@ def install(point: str) -> None:
 
         register_optimizer_step_post_hook(lambda optimizer, args, kwargs: _die() if hit() else None)
     elif name in ("checkpoint", "weights"):
-        target = (rundir.CHECKPOINT if name == "checkpoint" else rundir.WEIGHTS) + ".tmp"
+        target = (files.CHECKPOINT if name == "checkpoint" else files.WEIGHTS) + ".tmp"
         real_save = torch.save
 
         def save(obj, f, *args, **kwargs):
@@ -94,7 +95,7 @@ def install(point: str) -> None:
 
         torch.save = save
     elif name in ("metrics", "results"):
-        target = (rundir.METRICS if name == "metrics" else rundir.RESULTS) + ".tmp"
+        target = (files.METRICS if name == "metrics" else files.RESULTS) + ".tmp"
         real_write = Path.write_text
 
         def write_text(self, text, *args, **kwargs):

@@ -12,8 +12,8 @@ import torch
 import contdepth as cd
 from contdepth.train import TrainConfig, Trainer
 from contdepth.train import checkpoint as ckpt
-from contdepth.train.records import read_metrics
-from contdepth.train.rundir import FolderState, RunState, folder_state, read_results, run_state
+from contdepth.train.records import read_metrics, read_results
+from contdepth.train.runstate import FolderState, RunState, folder_state, run_state
 from contdepth.train.weights import export_weights, read_trained_state
 
 OLD_RUN = Path(__file__).parent / "data" / "old_run"

@@ -37,7 +37,7 @@ def test_the_commit_comes_from_git_else_from_the_variable(tmp_path, monkeypatch)
 
 
 def test_training_adds_how_it_computed_to_the_same_record():
-    from contdepth.train.records import provenance
+    from contdepth.train.report import provenance
 
     record = provenance(torch.device("cpu"), 3, 1, settings={"compile_mode": "none"})
     assert BASE <= set(record) and record["processes"] == 1 and record["gpu"] is None

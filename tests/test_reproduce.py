@@ -21,7 +21,8 @@ from contdepth.studies.planner import Estimate, Pending
 from contdepth.studies.runner import CONCURRENT_ENV, Runner
 from contdepth.studies.summary import device_sharing
 from contdepth.train.lock import FolderLock
-from contdepth.train.rundir import LOG, run_state
+from contdepth.train.runfiles import LOG
+from contdepth.train.runstate import run_state
 
 TINY = ["--epochs", "1", "--batch-size", "16", "--subset", "32", "--test-subset", "32", "--device", "cpu"]
 

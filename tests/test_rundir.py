@@ -11,18 +11,20 @@ from pathlib import Path
 import pytest
 
 from contdepth.train import rundir
+from contdepth.train import runfiles as files
 from contdepth.train.lock import FolderLock
-from contdepth.train.rundir import DamagedResults, FolderState, RunState, folder_state, read_results, run_state
+from contdepth.train.records import DamagedResults, read_results
+from contdepth.train.runstate import NO_PROGRESS, FolderState, RunState, folder_state, run_state
 
 REPO = Path(__file__).resolve().parents[1]
 NAMES = {
-    rundir.CHECKPOINT,
-    rundir.CONFIG,
-    rundir.METRICS,
-    rundir.RESULTS,
-    rundir.WEIGHTS,
-    rundir.LOG,
-    *rundir.PLOTS,
+    files.CHECKPOINT,
+    files.CONFIG,
+    files.METRICS,
+    files.RESULTS,
+    files.WEIGHTS,
+    files.LOG,
+    *files.PLOTS,
 }
 
 
@@ -30,16 +32,16 @@ def test_a_run_is_fresh_resumable_held_or_done(tmp_path):
     run = tmp_path / "run"
     assert run_state(run) is RunState.FRESH  # no folder yet
     run.mkdir()
-    (run / rundir.CONFIG).write_text("{}")
+    (run / files.CONFIG).write_text("{}")
     assert run_state(run) == "fresh"  # files of a start that saved no checkpoint
-    (run / rundir.CHECKPOINT).write_bytes(b"")
+    (run / files.CHECKPOINT).write_bytes(b"")
     assert run_state(run) is RunState.RESUME and run_state(run) == "resume"
-    (run / rundir.RESULTS).write_text(json.dumps({"complete": False}))
+    (run / files.RESULTS).write_text(json.dumps({"complete": False}))
     assert run_state(run) is RunState.RESUME
     with FolderLock(run, what="run"):  # a live process trains there
         assert run_state(run) is RunState.HELD and str(run_state(run)) == "held"
         assert run_state(run, locks=False) is RunState.RESUME
-        (run / rundir.RESULTS).write_text(json.dumps({"complete": True}))
+        (run / files.RESULTS).write_text(json.dumps({"complete": True}))
         assert run_state(run) is RunState.DONE  # done, whoever holds the folder
     assert run_state(run) is RunState.DONE
 
@@ -49,46 +51,46 @@ def test_each_folder_state_is_told_by_its_files(tmp_path):
     run = tmp_path / "run"
     cases = [
         ({}, FolderState.ABSENT, RunState.FRESH),
-        ({".lock": "123", rundir.LOG: "a study's log"}, FolderState.EMPTY, RunState.FRESH),
-        ({rundir.CONFIG: "{}"}, FolderState.STARTED, RunState.FRESH),
-        ({rundir.CONFIG: "{}", "checkpoint.pt.tmp": "half"}, FolderState.STARTED, RunState.FRESH),
+        ({".lock": "123", files.LOG: "a study's log"}, FolderState.EMPTY, RunState.FRESH),
+        ({files.CONFIG: "{}"}, FolderState.STARTED, RunState.FRESH),
+        ({files.CONFIG: "{}", "checkpoint.pt.tmp": "half"}, FolderState.STARTED, RunState.FRESH),
         (  # a first epoch that diverged: its results say so, no epoch was kept
-            {rundir.METRICS: "\n", rundir.RESULTS: json.dumps({"complete": False, "epochs_done": 0})},
+            {files.METRICS: "\n", files.RESULTS: json.dumps({"complete": False, "epochs_done": 0})},
             FolderState.STARTED,
             RunState.FRESH,
         ),
-        ({rundir.CHECKPOINT: "", "checkpoint.pt.tmp": "half"}, FolderState.SAVED, RunState.RESUME),
-        ({rundir.CHECKPOINT: "", rundir.RESULTS: "{damaged"}, FolderState.SAVED, RunState.RESUME),
-        ({rundir.CHECKPOINT: "", rundir.RESULTS: json.dumps({"complete": True})}, FolderState.UNFINISHED, "done"),
-        ({rundir.WEIGHTS: "", rundir.RESULTS: json.dumps({"complete": True})}, FolderState.DONE, RunState.DONE),
-        ({rundir.METRICS: '{"epoch": 1}\n'}, FolderState.LOST, RunState.FRESH),
-        ({rundir.RESULTS: json.dumps({"complete": False, "epochs_done": 2})}, FolderState.LOST, RunState.FRESH),
-        ({rundir.WEIGHTS: ""}, FolderState.LOST, RunState.FRESH),
+        ({files.CHECKPOINT: "", "checkpoint.pt.tmp": "half"}, FolderState.SAVED, RunState.RESUME),
+        ({files.CHECKPOINT: "", files.RESULTS: "{damaged"}, FolderState.SAVED, RunState.RESUME),
+        ({files.CHECKPOINT: "", files.RESULTS: json.dumps({"complete": True})}, FolderState.UNFINISHED, "done"),
+        ({files.WEIGHTS: "", files.RESULTS: json.dumps({"complete": True})}, FolderState.DONE, RunState.DONE),
+        ({files.METRICS: '{"epoch": 1}\n'}, FolderState.LOST, RunState.FRESH),
+        ({files.RESULTS: json.dumps({"complete": False, "epochs_done": 2})}, FolderState.LOST, RunState.FRESH),
+        ({files.WEIGHTS: ""}, FolderState.LOST, RunState.FRESH),
     ]
-    for files, state, coarse in cases:
+    for written, state, coarse in cases:
         if run.exists():
             shutil.rmtree(run)
-        if files:
+        if written:
             run.mkdir()
-        for name, text in files.items():
+        for name, text in written.items():
             (run / name).write_text(text)
-        assert (folder_state(run), run_state(run)) == (state, coarse), files
-    assert rundir.NO_PROGRESS == (FolderState.ABSENT, FolderState.EMPTY, FolderState.STARTED)
+        assert (folder_state(run), run_state(run)) == (state, coarse), written
+    assert NO_PROGRESS == (FolderState.ABSENT, FolderState.EMPTY, FolderState.STARTED)
 
 
 def test_results_are_read_once_and_damage_says_why(tmp_path):
     assert read_results(tmp_path) is None
-    (tmp_path / rundir.RESULTS).write_text('{"complete": tr')
+    (tmp_path / files.RESULTS).write_text('{"complete": tr')
     assert read_results(tmp_path) is None and run_state(tmp_path) is RunState.FRESH
     with pytest.raises(DamagedResults, match="Expecting value"):
         read_results(tmp_path, strict=True)
-    (tmp_path / rundir.RESULTS).write_text("[1, 2]")
+    (tmp_path / files.RESULTS).write_text("[1, 2]")
     with pytest.raises(DamagedResults, match="holds a list"):
         read_results(tmp_path, strict=True)
-    (tmp_path / rundir.RESULTS).write_bytes(b"\xff\xfe")
+    (tmp_path / files.RESULTS).write_bytes(b"\xff\xfe")
     with pytest.raises(DamagedResults):
         read_results(tmp_path, strict=True)
-    (tmp_path / rundir.RESULTS).write_text(json.dumps({"complete": True, "final_test_error": 8.5}))
+    (tmp_path / files.RESULTS).write_text(json.dumps({"complete": True, "final_test_error": 8.5}))
     assert read_results(tmp_path, strict=True) == {"complete": True, "final_test_error": 8.5}
 
 
@@ -114,7 +116,7 @@ def test_the_run_file_names_are_spelled_only_in_rundir():
     sources = [*(REPO / "contdepth").rglob("*.py"), *(REPO / "tools").rglob("*.py")]
     sources += (REPO / "benchmarks").glob("*.py")
     spelled = {str(p.relative_to(REPO)): names for p in sources if (names := _named_in(p))}
-    assert set(spelled) == {"contdepth/train/rundir.py"}, spelled
+    assert set(spelled) == {"contdepth/train/runfiles.py"}, spelled
 
 
 def test_run_exists_is_a_deprecated_name_of_run_folder_error():

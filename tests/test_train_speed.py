@@ -20,7 +20,8 @@ from contdepth.train.backends import apply_backend_flags, backend_flags, current
 from contdepth.train.command import config_from_args
 from contdepth.train.optim import sgd_options
 from contdepth.train.progress import Progress, clock
-from contdepth.train.records import read_metrics, steady_timing
+from contdepth.train.records import read_metrics
+from contdepth.train.report import steady_timing
 
 REPO = Path(__file__).resolve().parents[1]
 SYNCS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__")

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 from ..train.argtypes import positive_int
 from ..train.lock import FolderLock, FolderLocked
-from ..train.rundir import LOG
+from ..train.runfiles import LOG
 from . import planner
 from .calibration import calibrate, history_estimate
 from .catalog import STUDIES, Study, UnknownName, get_study

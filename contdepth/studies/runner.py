@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..train.lock import holder
-from ..train.rundir import LOG, RunState, run_state
+from ..train.runfiles import LOG
+from ..train.runstate import RunState, run_state
 from ..train.speed import resolves_to_cpu, usable_cores
 from . import planner
 from .launch import Launch, Process, launch_subprocess

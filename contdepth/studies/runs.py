@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..train.config import TrainConfig, differences
-from ..train.records import read_metrics
-from ..train.rundir import CONFIG, METRICS, NO_PROGRESS, FolderState, folder_state, read_dict
+from ..train.records import read_dict, read_metrics
+from ..train.runfiles import CONFIG, METRICS
+from ..train.runstate import NO_PROGRESS, FolderState, folder_state
 from .catalog import RunSpec
 
 TAIL_LINES = 12

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ..outputs import save_figure
-from ..train.records import read_metrics, write_json
-from ..train.rundir import METRICS, RESULTS, DamagedResults, read_results
+from ..train.records import DamagedResults, read_metrics, read_results, write_json
+from ..train.runfiles import METRICS, RESULTS
 from .catalog import RunSpec, Study
 from .runner import LAUNCHES
 

@@ -11,9 +11,9 @@ from typing import Any
 
 from .config import TrainConfig
 from .evaluate import evaluate_run
+from .loading import load_run
 from .rundir import RunFolderError
 from .trainer import Trainer
-from .weights import load_run
 
 __all__ = ["RunFolderError", "TrainConfig", "Trainer", "evaluate_run", "load_run"]
 

@@ -8,17 +8,23 @@ import os
 import random
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
-from .rundir import CHECKPOINT as CHECKPOINT  # the file's name, owned by rundir; also ckpt.CHECKPOINT
-
 if TYPE_CHECKING:
     from ..data import DeviceLoader
-    from .state import TrainState
+
+
+class LoopState(Protocol):
+    """The training loop's own state (:class:`contdepth.train.state.TrainState`): what a checkpoint keeps of
+    it, as plain types and tensors (``epoch``, ``batch``, ``partial``, ``history``, ``sessions``)."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 def rng_state() -> dict[str, Any]:
@@ -91,7 +97,7 @@ FORMAT = 1
 
 
 def training_checkpoint(
-    state: TrainState,
+    state: LoopState,
     config: dict[str, Any],
     *,
     model: nn.Module,
@@ -118,7 +124,7 @@ def training_checkpoint(
 
 def restore_training(
     saved: dict[str, Any],
-    state: TrainState,
+    state: LoopState,
     *,
     model: nn.Module,
     optimizer: torch.optim.Optimizer,

@@ -16,11 +16,12 @@ from ..data.cifar import DATASETS
 from .argtypes import milestones, positive_float, positive_int, report_error, step_counts
 from .compiling import COMPILE_MODES
 from .config import AMP_CHOICES, SCHEDULES, TrainConfig
-from .rundir import NO_PROGRESS, RunFolderError, folder_state
+from .loading import saved_run_config
+from .rundir import RunFolderError
+from .runstate import NO_PROGRESS, folder_state
 from .speed import cpu_defaults
 from .start import RunFinished
 from .trainer import Trainer
-from .weights import saved_run_config
 
 # CLI flag dest -> TrainConfig field, where the names differ
 _RENAMED = {"warmup": "warmup_epochs", "no_progress": "progress"}

@@ -27,7 +27,8 @@ from .build import model_from_config
 from .compiling import COMPILE_MODES, compile_module, effective_mode
 from .config import TrainConfig
 from .distributed import resolve_device
-from .weights import load_run_config, load_weights_into, read_trained_state, rediscretise
+from .loading import load_run_config, rediscretise
+from .weights import load_weights_into, read_trained_state
 
 
 @torch.no_grad()

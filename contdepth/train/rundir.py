@@ -1,9 +1,5 @@
-"""The run folder: the names of its files, its state and results, and the folder itself, checked,
-created and locked before a run starts and left as it was when the start fails.
-
-Every module that reads or writes a run folder takes the file names from here, and asks
-:func:`folder_state` what a folder holds (:func:`run_state`: whether a run is done, held by another
-process, to resume or to start afresh).
+"""The run folder itself: checked, created and locked before a run starts, and left as it was when the
+start fails.
 
 One process at a time writes a run folder (an OS lock that dies with its process). What a start does
 with the folder it finds is decided by :mod:`.start` (the table is in docs/troubleshooting.md).
@@ -11,147 +7,16 @@ with the folder it finds is decided by :mod:`.start` (the table is in docs/troub
 
 from __future__ import annotations
 
-import json
 import os
-from enum import Enum
 from pathlib import Path
-from typing import Any
 
-from .lock import LOCK_NAME, FolderLock, FolderLocked, holder
-
-CHECKPOINT = "checkpoint.pt"  # float32 weights, optimiser and RNG states: what --resume continues
-CONFIG = "config.json"  # the run's settings
-METRICS = "metrics.jsonl"  # one line per epoch
-RESULTS = "results.json"  # the outcome, written at every checkpoint; "complete" once the last epoch is done
-WEIGHTS = "weights.fp16.pt"  # the trained weights in float16, kept by a finished run
-LOG = "train.log"  # the output of a run that a study started
-CURVES = "curves.png"
-MOMENTUM_PLOT = "momentum.png"
-PLOTS = (CURVES, MOMENTUM_PLOT)
-#: The files a run writes (``--overwrite`` removes these, and only these, before the new run writes its own).
-RUN_FILES = (CHECKPOINT, CONFIG, METRICS, RESULTS, WEIGHTS, *PLOTS)
+from .lock import LOCK_NAME, FolderLock, FolderLocked
+from .runfiles import RUN_FILES
 
 
 class RunFolderError(RuntimeError):
     """The run folder cannot be used (holds another run, is in use, is not a writable folder, holds epochs it
     cannot continue)."""
-
-
-class RunState(str, Enum):
-    """What a run folder holds, as :func:`run_state` reads it (equal to its value: ``RunState.DONE == "done"``)."""
-
-    DONE = "done"  # results.json says the run is complete
-    HELD = "held"  # another live process holds the folder: a run is training there now
-    RESUME = "resume"  # a checkpoint to continue from
-    FRESH = "fresh"  # no checkpoint: no folder, an empty one, a start that saved none, or a run that lost it
-
-    def __str__(self) -> str:
-        return self.value
-
-
-class FolderState(str, Enum):
-    """What the files of a run folder say (:func:`folder_state`; the lock aside), one state per way forward."""
-
-    ABSENT = "absent"  # no folder
-    EMPTY = "empty"  # no run file (a dead process's .lock, a study's train.log aside)
-    STARTED = "started"  # files of a start that saved no progress: config.json, .tmp files, no epoch's metrics
-    SAVED = "saved"  # a checkpoint to continue from (or to write the last epoch's results from)
-    UNFINISHED = "unfinished"  # complete, but the fp16 weights were not written (its checkpoint holds them)
-    DONE = "done"  # complete
-    LOST = "lost"  # trained epochs (metrics rows, weights) whose checkpoint is gone: nothing to continue from
-
-    def __str__(self) -> str:
-        return self.value
-
-
-#: The states that hold no progress: the same command starts the run again there.
-NO_PROGRESS = (FolderState.ABSENT, FolderState.EMPTY, FolderState.STARTED)
-
-
-class DamagedResults(ValueError):
-    """A ``results.json`` that cannot be read (the message says why)."""
-
-
-def read_dict(path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The JSON object in ``path``; None when the file is missing, cannot be read or holds something else."""
-    try:
-        value = json.loads(Path(path).read_bytes().decode())
-    except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def read_results(folder: str | os.PathLike[str], *, strict: bool = False) -> dict[str, Any] | None:
-    """The run's ``results.json`` as a dict; None when there is none.
-
-    A file that cannot be read (not JSON, not an object) is None too, or with ``strict`` a
-    :class:`DamagedResults` saying why in a few words.
-    """
-    path = Path(folder) / RESULTS
-    if not path.is_file():
-        return None
-    try:
-        value = json.loads(path.read_bytes().decode())
-    except (OSError, ValueError) as err:
-        if not strict:
-            return None
-        why = str(err).splitlines()[0][:100] if str(err).strip() else type(err).__name__
-        raise DamagedResults(why) from None
-    if not isinstance(value, dict):
-        if strict:
-            raise DamagedResults(f"holds a {type(value).__name__}")
-        return None
-    return value
-
-
-def _has_rows(path: Path) -> bool:
-    """Whether ``path`` (metrics.jsonl) holds anything but blanks: a file that cannot be read counts as rows."""
-    try:
-        with open(path, "rb") as fh:
-            return any(line.strip() for line in fh)
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True
-
-
-def folder_state(folder: str | os.PathLike[str]) -> FolderState:
-    """What the files in ``folder`` hold (whoever holds its lock): see :class:`FolderState`.
-
-    Progress is a checkpoint, a metrics row, the fp16 weights, or a results.json that counts trained
-    epochs; a start that left none of these (a kill during start-up, the first epoch or the first
-    checkpoint's write, a first epoch that diverged) is :attr:`FolderState.STARTED`.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        return FolderState.ABSENT
-    results = read_results(folder)
-    checkpoint = (folder / CHECKPOINT).is_file()
-    weights = (folder / WEIGHTS).is_file()
-    if results is not None and results.get("complete"):
-        unfinished = checkpoint and not weights and not results.get("diverged")
-        return FolderState.UNFINISHED if unfinished else FolderState.DONE
-    if checkpoint:
-        return FolderState.SAVED
-    trained = results is not None and bool(results.get("epochs_done"))
-    if weights or trained or _has_rows(folder / METRICS):
-        return FolderState.LOST
-    return FolderState.STARTED if run_files(folder) else FolderState.EMPTY
-
-
-def run_state(folder: str | os.PathLike[str], *, locks: bool = True) -> RunState:
-    """Whether the run in ``folder`` is done, held by another live process, to resume or to start afresh.
-
-    A complete ``results.json`` is done whoever holds the folder (one whose weights were not written too:
-    its checkpoint holds them). ``locks=False`` leaves the lock alone and says what the files alone say
-    (never :attr:`RunState.HELD`).
-    """
-    state = folder_state(folder)
-    if state in (FolderState.DONE, FolderState.UNFINISHED):
-        return RunState.DONE
-    if locks and holder(folder) is not None:
-        return RunState.HELD
-    return RunState.RESUME if state is FolderState.SAVED else RunState.FRESH
 
 
 def check_out_path(out: str | os.PathLike[str]) -> Path:
@@ -162,11 +27,6 @@ def check_out_path(out: str | os.PathLike[str]) -> Path:
     if path.exists() and not path.is_dir():
         raise RunFolderError(f"--out {path} is a file, not a folder; choose another --out")
     return path
-
-
-def run_files(folder: Path) -> list[str]:
-    """The run files present in ``folder`` (with leftover ``.tmp`` files of an interrupted save)."""
-    return [n for n in RUN_FILES if (folder / n).exists() or (folder / f"{n}.tmp").exists()]
 
 
 def _missing_parents(path: Path) -> list[Path]:

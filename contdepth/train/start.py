@@ -1,6 +1,6 @@
 """What a start of ``contdepth train`` does with the run folder it finds: the run folder's state machine.
 
-Each state (:class:`~.rundir.FolderState`) has one way forward, and the same command, with or without
+Each state (:class:`~.runstate.FolderState`) has one way forward, and the same command, with or without
 ``--resume``, never gives two that contradict each other (the table is in docs/troubleshooting.md):
 
 - no progress (no folder, an empty one, a start that saved no checkpoint): the run starts, again if need
@@ -21,8 +21,11 @@ from pathlib import Path
 
 from . import checkpoint as ckpt
 from .config import TrainConfig, differences
-from .rundir import CHECKPOINT, METRICS, WEIGHTS, FolderState, RunFolderError, folder_state, read_results, run_files
-from .weights import saved_run_config
+from .loading import saved_run_config
+from .records import read_results
+from .rundir import RunFolderError
+from .runfiles import CHECKPOINT, METRICS, WEIGHTS, run_files
+from .runstate import FolderState, folder_state
 
 
 class RunFinished(RunFolderError):

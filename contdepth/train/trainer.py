@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..data import CifarData, DeviceLoader
-from . import build, records
+from . import build, records, report
 from . import checkpoint as ckpt
 from . import distributed as dist_util
 from .amp import autocast, resolve_amp
@@ -31,7 +31,8 @@ from .evaluate import eval_sums
 from .interrupt import StopRequest, terminate_as_interrupt
 from .momentum import check_stability, lm_schemes
 from .progress import Progress, choose_style
-from .rundir import CURVES, MOMENTUM_PLOT, WEIGHTS, RunFolder, RunFolderError
+from .rundir import RunFolder, RunFolderError
+from .runfiles import CHECKPOINT, CONFIG, CURVES, METRICS, MOMENTUM_PLOT, RESULTS, WEIGHTS
 from .start import plan
 from .state import EpochMeter, TrainState
 from .stepping import eval_steps_at, train_steps_at
@@ -139,7 +140,7 @@ class Trainer:
             print(self._start.note, file=sys.stderr, flush=True)
         if not self._start.resume:
             return None
-        path = self.out / ckpt.CHECKPOINT
+        path = self.out / CHECKPOINT
         state = ckpt.load(path)
         try:
             saved = TrainConfig.from_dict(state["config"])
@@ -159,7 +160,7 @@ class Trainer:
         self.amp = resolve_amp(cfg.amp, self.device)
         self.backend_flags = backend_flags(self.device.type, cfg.deterministic)
         apply_backend_flags(self.backend_flags)
-        self.concurrent_runs = records.concurrent_runs()
+        self.concurrent_runs = report.concurrent_runs()
         state = self._check_out_dir()
         seed_everything(cfg.seed)  # the weights (and LM's k) are the same on every process
         self.model = self._given_model if self._given_model is not None else build.model_from_config(cfg)
@@ -220,7 +221,7 @@ class Trainer:
             order_kept = ckpt.restore_training(state, self.state, **self._parts())
         except (KeyError, IndexError, TypeError, ValueError, AttributeError, RuntimeError) as err:  # another model
             first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
-            raise ckpt.damaged(self.out / ckpt.CHECKPOINT, f"does not fit this run: {first}") from None
+            raise ckpt.damaged(self.out / CHECKPOINT, f"does not fit this run: {first}") from None
         if not order_kept and d.main:
             print(
                 "note: the data order of the resumed run restarts (checkpoint from another device type)",
@@ -402,13 +403,13 @@ class Trainer:
         self.diverged = self.stopped = True
         self.diverged_at = {"epoch": epoch, "reason": why}
         if self.dist.main:
-            line = records.divergence_line(epoch, why, self._saved_at, self.out / ckpt.CHECKPOINT)
+            line = report.divergence_line(epoch, why, self._saved_at, self.out / CHECKPOINT)
             print(line, file=sys.stderr, flush=True)
 
     def _save_failed(self, what: Path, err: OSError) -> None:
         """Record a failed write (a full disk, say) as :attr:`failure`, one line saying what was kept."""
         if self.failure is None:
-            self.failure = records.failure_line(what, err, self._saved_at)
+            self.failure = report.failure_line(what, err, self._saved_at)
         self.stopped = True
 
     def _save(self) -> bool:
@@ -418,7 +419,7 @@ class Trainer:
         )
         failed = False
         if self.dist.main:
-            path = self.out / ckpt.CHECKPOINT
+            path = self.out / CHECKPOINT
             try:
                 ckpt.save_atomic(
                     ckpt.training_checkpoint(self.state, self.cfg.to_dict(), rngs=rngs, **self._parts()), path
@@ -433,9 +434,9 @@ class Trainer:
         return True
 
     def results(self) -> dict[str, Any]:
-        """Summary of the run so far, as ``results.json`` holds it (see :func:`records.results`)."""
+        """Summary of the run so far, as ``results.json`` holds it (see :func:`.report.results`)."""
         images = (self.train_loader.num_examples, self.test_loader.num_examples)
-        return records.results(
+        return report.results(
             self.cfg,
             self.state,
             model=self.model,
@@ -450,8 +451,8 @@ class Trainer:
         if not self.dist.main:
             return results
         try:
-            records.write_metrics(self.out / records.METRICS, self.history)
-            records.write_json(self.out / records.RESULTS, results)
+            records.write_metrics(self.out / METRICS, self.history)
+            records.write_json(self.out / RESULTS, results)
             if plots and results["complete"] and not self.diverged:
                 save_weights(self.model.state_dict(), self.out / WEIGHTS, model=self.cfg.model, epoch=self.epoch)
             if plots and self.history:
@@ -480,16 +481,16 @@ class Trainer:
                 state = self._setup()
                 if state is not None:
                     self._restore(state)
-                settings = records.speed_settings(
+                settings = report.speed_settings(
                     self.cfg, self.device, self.optimizer, self.concurrent_runs, amp=self.amp
                 )
                 self.state.sessions.append(
-                    records.provenance(self.device, self.cfg.seed, self.dist.world, settings=settings)
+                    report.provenance(self.device, self.cfg.seed, self.dist.world, settings=settings)
                 )
                 if self._folder is not None:
                     self._folder.create()
                     self._folder.clear(self._start.clear)
-                    records.write_json(self.out / records.CONFIG, self.cfg.to_dict())
+                    records.write_json(self.out / CONFIG, self.cfg.to_dict())
         except BaseException:
             if self._folder is not None:
                 self._folder.abandon()
@@ -516,7 +517,7 @@ class Trainer:
         self.train_loader.end_epoch()
         row = self._finish_epoch(epoch)
         if self.dist.main:
-            print(records.epoch_line(row, self.cfg.epochs), flush=True)
+            print(report.epoch_line(row, self.cfg.epochs), flush=True)
         why = self._divergence(row["test_loss"])
         if why is not None:
             self._report_divergence(epoch, why)

@@ -1,12 +1,10 @@
-"""A run's trained weights: the fp16 file a finished run keeps, and loading a run back as a module.
+"""A run's trained weights: the fp16 file a finished run keeps, and the latest weights a run folder holds.
 
 ``weights.fp16.pt`` holds the model's state dict with floating tensors in float16 (half the size of
 float32; a depth-20 CIFAR net is about 0.55 MB), the epoch it was saved at and the model's name.
 With ``config.json`` beside it, it is all that ``contdepth eval``, ``contdepth analyze`` and
-:func:`load_run` need; ``checkpoint.pt`` (float32, with optimiser state) is used instead when present.
-
->>> net = load_run("results/cifar10-cpu/lm_resnet20-s0")                # doctest: +SKIP
->>> rk4 = load_run("results/cifar10-cpu/lm_resnet20-s0", scheme="rk4", steps_per_block=4)  # doctest: +SKIP
+:func:`contdepth.train.load_run` need; ``checkpoint.pt`` (float32, with optimiser state) is used instead
+when present (:func:`read_trained_state`).
 """
 
 from __future__ import annotations
@@ -20,10 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from . import checkpoint as ckpt
-from .build import model_from_config
-from .config import TrainConfig
-from .records import read_config_file
-from .rundir import CHECKPOINT, CONFIG, WEIGHTS
+from .runfiles import CHECKPOINT, WEIGHTS
 
 
 def half_state(state: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -91,61 +86,3 @@ def load_weights_into(model: nn.Module, trained: TrainedState, model_name: str) 
         raise ckpt.CheckpointError(
             f"{trained.source} does not fit {model_name} (the model its run folder names): {first}"
         ) from None
-
-
-def saved_run_config(run: Path) -> TrainConfig | None:
-    """The settings saved in ``run``: its ``config.json``, else its checkpoint's copy; None if neither exists."""
-    if (run / CONFIG).is_file():
-        return TrainConfig.from_saved(read_config_file(run / CONFIG), run / CONFIG)
-    if (run / CHECKPOINT).is_file():
-        return TrainConfig.from_saved(ckpt.load(run / CHECKPOINT)["config"], run / CHECKPOINT)
-    return None
-
-
-def load_run_config(run_dir: str | os.PathLike) -> TrainConfig:
-    """The config a run was trained with (``config.json``, else the checkpoint's copy)."""
-    run = Path(run_dir)
-    if not str(run_dir).strip():
-        raise ValueError("--run is empty; name a folder written by `contdepth train`")
-    if run.exists() and not run.is_dir():
-        raise ValueError(f"--run {run} is a file; name the folder written by `contdepth train`")
-    cfg = saved_run_config(run)
-    if cfg is not None:
-        return cfg
-    raise FileNotFoundError(f"{run.resolve()} is not a training run (no {CONFIG} or {CHECKPOINT})")
-
-
-def load_run(
-    run_dir: str | os.PathLike,
-    *,
-    scheme: str | None = None,
-    steps_per_block: int | None = None,
-    model: nn.Module | None = None,
-) -> nn.Module:
-    """The trained module of a run folder, on the CPU in eval mode, in float32.
-
-    Args:
-        run_dir: a folder written by ``contdepth train`` (``config.json`` with ``checkpoint.pt`` or
-            ``weights.fp16.pt``), such as the committed ``results/cifar10-cpu/<run>``.
-        scheme, steps_per_block: re-discretise the trained weights (default: as trained).
-        model: a freshly built module of the run's architecture, for models not in the zoo.
-    """
-    cfg = load_run_config(run_dir)
-    trained = read_trained_state(run_dir)
-    net = model if model is not None else model_from_config(cfg, trained=True)
-    load_weights_into(net, trained, cfg.model)
-    rediscretise(net, scheme, steps_per_block)
-    return net.eval()
-
-
-def rediscretise(model: nn.Module, scheme: str | None, steps_per_block: float | None) -> None:
-    """``model.rediscretise(scheme=, steps_per_block=)`` when either is given; one line for a model without it."""
-    if scheme is None and steps_per_block is None:
-        return
-    method = getattr(model, "rediscretise", None)
-    if not callable(method):
-        raise TypeError(
-            f"{type(model).__name__} has no rediscretise(): it cannot be evaluated with another "
-            "scheme or steps per block"
-        )
-    method(scheme=scheme, steps_per_block=steps_per_block)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from contdepth.train.rundir import CHECKPOINT, WEIGHTS, RunState, read_results, run_state
+from contdepth.train.records import read_results
+from contdepth.train.runfiles import CHECKPOINT, WEIGHTS
+from contdepth.train.runstate import RunState, run_state
 from contdepth.train.weights import export_weights
 
 __all__ = ["WEIGHTS", "choose", "finished_runs", "weights_of"]

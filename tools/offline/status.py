@@ -10,7 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from contdepth.train.rundir import CONFIG, LOG, METRICS, RunState, read_dict, read_results, run_state
+from contdepth.train.records import read_dict, read_results
+from contdepth.train.runfiles import CONFIG, LOG, METRICS
+from contdepth.train.runstate import RunState, run_state
 
 from .layout import State, process_alive
 
