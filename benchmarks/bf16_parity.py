@@ -20,8 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, add_out_argument, provenance, write_json
 
+from contdepth.runs.files import RESULTS
 from contdepth.train import evaluate_run
-from contdepth.train.runfiles import RESULTS
 
 STUDY = ROOT / "results" / "cifar10-cpu"
 

@@ -41,8 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, add_out_argument, markdown_table, provenance, write_json
 
 from contdepth.provenance import device_name
-from contdepth.train.records import read_results
-from contdepth.train.runfiles import RESULTS
+from contdepth.runs.files import RESULTS
+from contdepth.runs.records import read_results
 from contdepth.train.speed import usable_cores
 
 HERE = Path(__file__).resolve().parent

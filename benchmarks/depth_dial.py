@@ -46,9 +46,9 @@ from refinement import (
 )
 
 import contdepth as cd
+from contdepth.runs.files import RESULTS
 from contdepth.train.amp import AMP_CHOICES, autocast, resolve_amp
 from contdepth.train.loading import load_run_config
-from contdepth.train.runfiles import RESULTS
 
 SCHEMES = ("euler", "heun", "rk4")
 STEPS = (1, 2, 4, 8)

@@ -37,8 +37,8 @@ from _common import ROOT, add_out_argument, markdown_table, provenance, save_fig
 import contdepth as cd
 from contdepth.analysis import fit_order
 from contdepth.analysis.plots import reference_slopes
-from contdepth.train.runfiles import RESULTS
-from contdepth.train.runstate import RunState, run_state
+from contdepth.runs.files import RESULTS
+from contdepth.runs.state import RunState, run_state
 
 STEPS = [1, 2, 4, 8]
 
@@ -53,9 +53,9 @@ DEFAULT_RUNS = [
 
 def load_run(run: Path) -> tuple[nn.Module, dict]:
     """A trained run (its committed fp16 weights suffice) and what the tables say about it."""
+    from contdepth.runs.weights import read_trained_state
     from contdepth.train.loading import load_run_config
     from contdepth.train.momentum import momentum
-    from contdepth.train.weights import read_trained_state
 
     cfg = load_run_config(run)
     model = cd.train.load_run(run)

@@ -47,8 +47,8 @@ from contdepth.analysis.montecarlo import batch_order
 from contdepth.models import noise_at_eval
 from contdepth.models.transition import Transition
 from contdepth.noise import Bernoulli, Gaussian, Noise, NoiseLaw, Rademacher, Uniform
+from contdepth.runs.files import RESULTS
 from contdepth.train.loading import load_run_config
-from contdepth.train.runfiles import RESULTS
 
 DEFAULT_RUNS = [
     ROOT / "results" / "depth-dial-cpu" / "preact_resnet20-sd0.8-s0",

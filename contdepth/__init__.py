@@ -26,14 +26,15 @@ __all__ = [
     "models",
     "noise",
     "odeint",
+    "runs",
     "schemes",
     "sdeint",
     "train",
 ]
 
 
-def __getattr__(name):  # models, analysis (scipy) and train are imported only when asked for
-    if name in ("models", "analysis", "train"):
+def __getattr__(name):  # models, analysis (scipy), runs and train are imported only when asked for
+    if name in ("models", "analysis", "runs", "train"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

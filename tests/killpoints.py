@@ -55,8 +55,7 @@ def install(point: str) -> None:
     """Make this process die at ``point`` (see the module docstring)."""
     import torch
 
-    from contdepth.train import records, rundir
-    from contdepth.train import runfiles as files
+    from contdepth.runs import files, folder, records
 
     name, _, nth = point.partition(":")
     hit = _counter(int(nth or 1))
@@ -65,7 +64,7 @@ def install(point: str) -> None:
         def create(self, *args, **kwargs):
             _die()
 
-        rundir.RunFolder.create = create
+        folder.RunFolder.create = create
     elif name == "config":
         real_json = records.write_json
 

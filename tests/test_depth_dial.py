@@ -13,8 +13,8 @@ from contdepth.cli import main
 from contdepth.fields import Interpolated, projection_matrix
 from contdepth.models import recalibrate_bn
 from contdepth.models.blocks import PreActBasicBranch
+from contdepth.runs.records import read_metrics
 from contdepth.train import TrainConfig, Trainer
-from contdepth.train.records import read_metrics
 from contdepth.train.stepping import train_steps_at
 
 pytestmark = pytest.mark.usefixtures("one_thread")

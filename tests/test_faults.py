@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from contdepth.cli import main
+from contdepth.runs import checkpoint as ckpt
+from contdepth.runs.records import read_metrics
 from contdepth.train import TrainConfig, Trainer
-from contdepth.train import checkpoint as ckpt
-from contdepth.train.records import read_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = [
@@ -177,9 +177,9 @@ def test_unusable_out_is_one_line_and_leaves_nothing(data_dir, tmp_path, capsys,
 
         monkeypatch.setattr(Path, "mkdir", refuse)
     else:  # the nearest existing folder is not writable (as on a read-only mount)
-        import contdepth.train.rundir as rundir
+        import contdepth.runs.folder as run_folder
 
-        monkeypatch.setattr(rundir.os, "access", lambda *a, **k: False)
+        monkeypatch.setattr(run_folder.os, "access", lambda *a, **k: False)
     assert main(["train", *SMALL, "--epochs", "1", "--data-dir", str(data_dir), "--out", str(out)]) == 2
     err = one_line_error(capsys)
     assert {

@@ -6,10 +6,10 @@ import sys
 
 import pytest
 
-from contdepth.train.lock import FolderLock, FolderLocked
+from contdepth.runs.lock import FolderLock, FolderLocked
 
 HOLD = (
-    "import sys, time; from contdepth.train.lock import FolderLock; lock = FolderLock(sys.argv[1]).acquire(); "
+    "import sys, time; from contdepth.runs.lock import FolderLock; lock = FolderLock(sys.argv[1]).acquire(); "
     "print('held', flush=True); time.sleep(60)"
 )
 

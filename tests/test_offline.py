@@ -114,7 +114,7 @@ def test_collect_gives_the_study_log_and_status_first_claim_and_cuts_logs_rather
 
 def _collect_work(tmp_path):
     """A work folder whose study holds one finished run (a real checkpoint of a tiny state dict)."""
-    from contdepth.train.checkpoint import save_atomic
+    from contdepth.runs.checkpoint import save_atomic
     from tools.offline.layout import State, Work
 
     work = Work(tmp_path / "work").make()
@@ -128,7 +128,7 @@ def _collect_work(tmp_path):
 
 def test_collect_checks_its_folder_before_any_work_and_a_full_disk_is_one_line(tmp_path, capsys, monkeypatch):
     import contdepth.outputs as outputs
-    from contdepth.train import checkpoint as ckpt
+    from contdepth.runs import checkpoint as ckpt
 
     work = _collect_work(tmp_path)
     args = ["--work", str(work.root), "--no-summary"]

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
+import pickletools
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
 import torch
 
 import contdepth as cd
+from contdepth.runs import checkpoint as ckpt
+from contdepth.runs.records import read_metrics, read_results
+from contdepth.runs.state import FolderState, RunState, folder_state, run_state
+from contdepth.runs.weights import export_weights, read_trained_state
 from contdepth.train import TrainConfig, Trainer
-from contdepth.train import checkpoint as ckpt
-from contdepth.train.records import read_metrics, read_results
-from contdepth.train.runstate import FolderState, RunState, folder_state, run_state
-from contdepth.train.weights import export_weights, read_trained_state
 
 OLD_RUN = Path(__file__).parent / "data" / "old_run"
 
@@ -38,6 +40,14 @@ def test_the_old_run_folder_reads_as_a_run_to_resume(old_run):
     assert (saved["format"], saved["epoch"], saved["batch"], saved["world"]) == (1, 1, 1, 1)
     assert read_results(old_run, strict=True)["epochs_done"] == 1
     assert [row["epoch"] for row in read_metrics(old_run / "metrics.jsonl")] == [1]
+
+
+def test_the_old_checkpoint_pickles_no_class_of_contdepth():
+    """Only tensors and plain types (read with ``weights_only``): moving a module cannot break loading it."""
+    with zipfile.ZipFile(OLD_RUN / "checkpoint.pt") as archive:
+        pickle = archive.read(next(n for n in archive.namelist() if n.endswith("data.pkl")))
+    modules = {arg.split(" ")[0] for op, arg, _ in pickletools.genops(pickle) if op.name == "GLOBAL"}
+    assert modules and modules <= {"torch", "torch._utils", "collections"}, modules
 
 
 def test_load_run_gives_the_old_runs_trained_module(old_run):

@@ -13,6 +13,9 @@ import pytest
 from contdepth.cli import main
 from contdepth.models import available, parse_noise
 from contdepth.models.noise_spec import NoiseSpec
+from contdepth.runs.files import LOG
+from contdepth.runs.lock import FolderLock
+from contdepth.runs.state import run_state
 from contdepth.studies import planner
 from contdepth.studies.calibration import burst_estimate, calibrate
 from contdepth.studies.catalog import SAFE_NAME, STUDIES, UnknownName, basic_blocks, get_study, matching_gaussian_level
@@ -20,9 +23,6 @@ from contdepth.studies.command import build_jobs
 from contdepth.studies.planner import Estimate, Pending
 from contdepth.studies.runner import CONCURRENT_ENV, Runner
 from contdepth.studies.summary import device_sharing
-from contdepth.train.lock import FolderLock
-from contdepth.train.runfiles import LOG
-from contdepth.train.runstate import run_state
 
 TINY = ["--epochs", "1", "--batch-size", "16", "--subset", "32", "--test-subset", "32", "--device", "cpu"]
 

@@ -5,16 +5,17 @@ from __future__ import annotations
 import ast
 import json
 import shutil
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
 import pytest
 
-from contdepth.train import rundir
-from contdepth.train import runfiles as files
-from contdepth.train.lock import FolderLock
-from contdepth.train.records import DamagedResults, read_results
-from contdepth.train.runstate import NO_PROGRESS, FolderState, RunState, folder_state, run_state
+from contdepth.runs import files, folder
+from contdepth.runs.lock import FolderLock
+from contdepth.runs.records import DamagedResults, read_results
+from contdepth.runs.state import NO_PROGRESS, FolderState, RunState, folder_state, run_state
 
 REPO = Path(__file__).resolve().parents[1]
 NAMES = {
@@ -112,11 +113,11 @@ def _named_in(path: Path) -> list[str]:
     ]
 
 
-def test_the_run_file_names_are_spelled_only_in_rundir():
+def test_the_run_file_names_are_spelled_only_in_runs_files():
     sources = [*(REPO / "contdepth").rglob("*.py"), *(REPO / "tools").rglob("*.py")]
     sources += (REPO / "benchmarks").glob("*.py")
     spelled = {str(p.relative_to(REPO)): names for p in sources if (names := _named_in(p))}
-    assert set(spelled) == {"contdepth/train/runfiles.py"}, spelled
+    assert set(spelled) == {"contdepth/runs/files.py"}, spelled
 
 
 def test_run_exists_is_a_deprecated_name_of_run_folder_error():
@@ -125,7 +126,24 @@ def test_run_exists_is_a_deprecated_name_of_run_folder_error():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         from contdepth.train import RunExists
-    assert RunExists is train.RunFolderError is rundir.RunFolderError
+    assert RunExists is train.RunFolderError is folder.RunFolderError
     assert caught and all(w.category is DeprecationWarning and "RunFolderError" in str(w.message) for w in caught)
     with pytest.raises(AttributeError):
         train.NoSuchName  # noqa: B018
+
+
+def test_the_run_folder_format_stands_below_training():
+    """contdepth.runs imports nothing of contdepth.train (or of the studies, analysis or tools above it)."""
+    above = ("contdepth.train", "contdepth.studies", "contdepth.analysis", "tools")
+    for path in (REPO / "contdepth" / "runs").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [("." * node.level + (node.module or "")).replace("..", "contdepth.", 1)]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            assert not [n for n in names if n.startswith(above)], (path.name, names)
+    code = "import sys, contdepth.runs; print(sorted(m for m in sys.modules if m.startswith('contdepth.train')))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"

@@ -14,9 +14,9 @@ import torch
 
 from contdepth.cli import main
 from contdepth.data import load_cifar
+from contdepth.runs.checkpoint import load
+from contdepth.runs.records import read_metrics
 from contdepth.train import TrainConfig, Trainer, evaluate_run
-from contdepth.train.checkpoint import load
-from contdepth.train.records import read_metrics
 from contdepth.train.schedule import RecipeFactor
 from contdepth.train.state import EpochMeter, TrainState
 

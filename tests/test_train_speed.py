@@ -15,12 +15,12 @@ import torch
 
 from contdepth.cli import build_parser, main
 from contdepth.data import write_fake_cifar
+from contdepth.runs.records import read_metrics
 from contdepth.train import TrainConfig, Trainer, compiling
 from contdepth.train.backends import apply_backend_flags, backend_flags, current_flags
 from contdepth.train.command import config_from_args
 from contdepth.train.optim import sgd_options
 from contdepth.train.progress import Progress, clock
-from contdepth.train.records import read_metrics
 from contdepth.train.report import steady_timing
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ import torch
 
 import contdepth as cd
 from contdepth.cli import main
-from contdepth.train.runfiles import WEIGHTS
+from contdepth.runs.files import WEIGHTS
 
 SMALL = ["--batch-size", "16", "--subset", "32", "--test-subset", "32", "--device", "cpu", "--no-progress"]
 

@@ -53,9 +53,9 @@ def _images(data_dir: str | None, dataset: str, n: int, seed: int) -> tuple[Tens
 
 
 def _load(args: argparse.Namespace) -> tuple[nn.Module, dict, Tensor, str]:
+    from ..runs.weights import load_weights_into, read_trained_state
     from ..train.build import build_model, model_from_config
     from ..train.loading import load_run_config
-    from ..train.weights import load_weights_into, read_trained_state
 
     if args.run is not None:
         run = Path(args.run)

@@ -11,7 +11,8 @@
 - :mod:`.summary`: the results beside the paper's (``summary.md``, ``.json``, ``.png``);
 - :mod:`.command`: the ``contdepth reproduce`` command line.
 
-The training loop itself, and the run folder each run writes, are :mod:`contdepth.train`'s.
+The training loop itself is :mod:`contdepth.train`'s; the run folder each run writes is read through
+:mod:`contdepth.runs`.
 """
 
 from .catalog import STUDIES, RunSpec, Study, UnknownName, get_study

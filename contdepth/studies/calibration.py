@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..train.records import read_metrics, read_results
-from ..train.runfiles import METRICS
+from ..runs.files import METRICS
+from ..runs.records import read_metrics, read_results
 from . import planner
 from .launch import Launch, launch_subprocess
 from .planner import Estimate

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
+from ..runs.files import LOG
+from ..runs.lock import FolderLock, FolderLocked
 from ..train.argtypes import positive_int
-from ..train.lock import FolderLock, FolderLocked
-from ..train.runfiles import LOG
 from . import planner
 from .calibration import calibrate, history_estimate
 from .catalog import STUDIES, Study, UnknownName, get_study

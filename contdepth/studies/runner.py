@@ -3,7 +3,7 @@
 Each run is a normal `contdepth train` run folder ``DIR/<row>-s<seed>/`` with its output in
 ``train.log``. A run that is done is skipped; one with a checkpoint resumes (one finished without its
 weights resumes to write them); one without progress starts again (see
-:func:`contdepth.train.rundir.folder_state` and :meth:`.RunJob.next_command`). A run starts only when it is
+:func:`contdepth.runs.state.folder_state` and :meth:`.RunJob.next_command`). A run starts only when it is
 predicted (:mod:`.planner`) to end by the deadline; a run that started is never stopped by the deadline.
 ``DIR/launches.jsonl`` records every start (time, command, runs sharing the device).
 
@@ -25,9 +25,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..train.lock import holder
-from ..train.runfiles import LOG
-from ..train.runstate import RunState, run_state
+from ..runs.files import LOG
+from ..runs.lock import holder
+from ..runs.state import RunState, run_state
 from ..train.speed import resolves_to_cpu, usable_cores
 from . import planner
 from .launch import Launch, Process, launch_subprocess

@@ -1,7 +1,7 @@
 """A study's runs and their folders: what each run is, what its folder holds, what earlier runs measured.
 
 Each run is a normal `contdepth train` run folder ``DIR/<row>-s<seed>/`` (its state is read by
-:func:`contdepth.train.rundir.folder_state`), with its output in ``train.log``.
+:func:`contdepth.runs.state.folder_state`), with its output in ``train.log``.
 """
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..runs.files import CONFIG, METRICS
+from ..runs.records import read_dict, read_metrics
+from ..runs.state import NO_PROGRESS, FolderState, folder_state
 from ..train.config import TrainConfig, differences
-from ..train.records import read_dict, read_metrics
-from ..train.runfiles import CONFIG, METRICS
-from ..train.runstate import NO_PROGRESS, FolderState, folder_state
 from .catalog import RunSpec
 
 TAIL_LINES = 12

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ..outputs import save_figure
-from ..train.records import DamagedResults, read_metrics, read_results, write_json
-from ..train.runfiles import METRICS, RESULTS
+from ..runs.files import METRICS, RESULTS
+from ..runs.records import DamagedResults, read_metrics, read_results, write_json
 from .catalog import RunSpec, Study
 from .runner import LAUNCHES
 

@@ -9,10 +9,10 @@
 import warnings
 from typing import Any
 
+from ..runs.folder import RunFolderError
 from .config import TrainConfig
 from .evaluate import evaluate_run
 from .loading import load_run
-from .rundir import RunFolderError
 from .trainer import Trainer
 
 __all__ = ["RunFolderError", "TrainConfig", "Trainer", "evaluate_run", "load_run"]

@@ -13,12 +13,12 @@ from typing import Any
 from .._checks import DEPTH_BASES
 from ..data import DataError
 from ..data.cifar import DATASETS
+from ..runs.folder import RunFolderError
+from ..runs.state import NO_PROGRESS, folder_state
 from .argtypes import milestones, positive_float, positive_int, report_error, step_counts
 from .compiling import COMPILE_MODES
 from .config import AMP_CHOICES, SCHEDULES, TrainConfig
 from .loading import saved_run_config
-from .rundir import RunFolderError
-from .runstate import NO_PROGRESS, folder_state
 from .speed import cpu_defaults
 from .start import RunFinished
 from .trainer import Trainer

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from .. import _checks
 from .._checks import DEPTH_BASES
 from ..data import CifarData, DataError, DeviceLoader, load_cifar
+from ..runs.weights import load_weights_into, read_trained_state
 from .amp import AMP_CHOICES, autocast, resolve_amp
 from .argtypes import positive_float, positive_int, report_error
 from .backends import apply_backend_flags, backend_flags
@@ -28,7 +29,6 @@ from .compiling import COMPILE_MODES, compile_module, effective_mode
 from .config import TrainConfig
 from .distributed import resolve_device
 from .loading import load_run_config, rediscretise
-from .weights import load_weights_into, read_trained_state
 
 
 @torch.no_grad()

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from torch import nn
 
+from ..runs.files import CHECKPOINT, CONFIG
+from ..runs.records import saved_settings
+from ..runs.weights import load_weights_into, read_trained_state
 from .build import model_from_config
 from .config import TrainConfig
-from .records import saved_settings
-from .runfiles import CHECKPOINT, CONFIG
-from .weights import load_weights_into, read_trained_state
 
 
 def saved_run_config(run: Path) -> TrainConfig | None:

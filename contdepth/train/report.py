@@ -14,10 +14,10 @@ from torch import nn
 
 from ..flow import HasFlows
 from ..provenance import provenance as base_provenance
+from ..runs.records import portable_command, portable_path
 from .backends import current_flags
 from .compiling import effective_mode
 from .momentum import momentum
-from .records import portable_command, portable_path
 
 if TYPE_CHECKING:
     from ..data import CifarData

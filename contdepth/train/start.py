@@ -19,13 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import checkpoint as ckpt
+from ..runs import checkpoint as ckpt
+from ..runs.files import CHECKPOINT, METRICS, WEIGHTS, run_files
+from ..runs.folder import RunFolderError
+from ..runs.records import read_results
+from ..runs.state import FolderState, folder_state
 from .config import TrainConfig, differences
 from .loading import saved_run_config
-from .records import read_results
-from .rundir import RunFolderError
-from .runfiles import CHECKPOINT, METRICS, WEIGHTS, run_files
-from .runstate import FolderState, folder_state
 
 
 class RunFinished(RunFolderError):

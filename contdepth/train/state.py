@@ -1,7 +1,7 @@
 """Where a run stands: epochs and steps done, the epochs' rows, the sessions, and the current epoch so far.
 
 :class:`TrainState` is what a checkpoint keeps of the loop itself (the weights, optimiser, schedule, data
-order and random streams are kept beside it, see :func:`~contdepth.train.checkpoint.training_checkpoint`).
+order and random streams are kept beside it, see :func:`~contdepth.runs.checkpoint.training_checkpoint`).
 """
 
 from __future__ import annotations

@@ -18,8 +18,12 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..data import CifarData, DeviceLoader
-from . import build, records, report
-from . import checkpoint as ckpt
+from ..runs import checkpoint as ckpt
+from ..runs import records
+from ..runs.files import CHECKPOINT, CONFIG, CURVES, METRICS, MOMENTUM_PLOT, RESULTS, WEIGHTS
+from ..runs.folder import RunFolder, RunFolderError
+from ..runs.weights import save_weights
+from . import build, report
 from . import distributed as dist_util
 from .amp import autocast, resolve_amp
 from .backends import apply_backend_flags, backend_flags
@@ -31,12 +35,9 @@ from .evaluate import eval_sums
 from .interrupt import StopRequest, terminate_as_interrupt
 from .momentum import check_stability, lm_schemes
 from .progress import Progress, choose_style
-from .rundir import RunFolder, RunFolderError
-from .runfiles import CHECKPOINT, CONFIG, CURVES, METRICS, MOMENTUM_PLOT, RESULTS, WEIGHTS
 from .start import plan
 from .state import EpochMeter, TrainState
 from .stepping import eval_steps_at, train_steps_at
-from .weights import save_weights
 
 BatchHook = Callable[["Trainer", int, int], None]
 STOP_CHECK_EVERY = 10  # batches between cross-process checks for a stop request (each one syncs)

@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from contdepth.train.records import read_results
-from contdepth.train.runfiles import CHECKPOINT, WEIGHTS
-from contdepth.train.runstate import RunState, run_state
-from contdepth.train.weights import export_weights
+from contdepth.runs.files import CHECKPOINT, WEIGHTS
+from contdepth.runs.records import read_results
+from contdepth.runs.state import RunState, run_state
+from contdepth.runs.weights import export_weights
 
 __all__ = ["WEIGHTS", "choose", "finished_runs", "weights_of"]
 
 
 def finished_runs(study_out: Path) -> list[Path]:
-    """Run folders that are done (:func:`~contdepth.train.rundir.run_state`), did not diverge and hold weights
+    """Run folders that are done (:func:`~contdepth.runs.state.run_state`), did not diverge and hold weights
     (``weights.fp16.pt``, or a checkpoint to take them from)."""
     folders = sorted(p for p in study_out.iterdir() if p.is_dir()) if study_out.is_dir() else []
     out = []

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from contdepth.train.records import read_dict, read_results
-from contdepth.train.runfiles import CONFIG, LOG, METRICS
-from contdepth.train.runstate import RunState, run_state
+from contdepth.runs.files import CONFIG, LOG, METRICS
+from contdepth.runs.records import read_dict, read_results
+from contdepth.runs.state import RunState, run_state
 
 from .layout import State, process_alive
 
@@ -48,7 +48,7 @@ def _last_row(path: Path) -> tuple[int, dict | None]:
 
 
 def run_status(folder: Path, study_running: bool) -> RunStatus:
-    """One run folder's state (:func:`~contdepth.train.rundir.run_state`): done, running (a process holds
+    """One run folder's state (:func:`~contdepth.runs.state.run_state`): done, running (a process holds
     its folder, or the study runs and so may it), stopped (a checkpoint to resume), failed (nothing to resume)."""
     done, last = _last_row(folder / METRICS)
     results = read_results(folder) or {}

@@ -12,9 +12,9 @@ import os
 from enum import Enum
 from pathlib import Path
 
+from .files import CHECKPOINT, METRICS, WEIGHTS, run_files
 from .lock import holder
 from .records import read_results
-from .runfiles import CHECKPOINT, METRICS, WEIGHTS, run_files
 
 
 class RunState(str, Enum):

@@ -2,7 +2,7 @@
 start fails.
 
 One process at a time writes a run folder (an OS lock that dies with its process). What a start does
-with the folder it finds is decided by :mod:`.start` (the table is in docs/troubleshooting.md).
+with the folder it finds is decided by :mod:`contdepth.train.start` (the table is in docs/troubleshooting.md).
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .files import RUN_FILES
 from .lock import LOCK_NAME, FolderLock, FolderLocked
-from .runfiles import RUN_FILES
 
 
 class RunFolderError(RuntimeError):
@@ -50,7 +50,7 @@ class RunFolder:
     locks it once the run is ready to write; :meth:`clear` removes what an earlier start left; :meth:`close`
     lets go. If the start fails, :meth:`abandon` releases the lock and removes the folders :meth:`create`
     made, so a refused or interrupted start-up leaves nothing behind. Whether the files found may be
-    replaced or continued is :func:`.start.plan`'s decision.
+    replaced or continued is :func:`contdepth.train.start.plan`'s decision.
 
     Args:
         out: the folder.

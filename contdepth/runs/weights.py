@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from . import checkpoint as ckpt
-from .runfiles import CHECKPOINT, WEIGHTS
+from .files import CHECKPOINT, WEIGHTS
 
 
 def half_state(state: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .runfiles import CHECKPOINT, CONFIG, RESULTS
+from .files import CHECKPOINT, CONFIG, RESULTS
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
