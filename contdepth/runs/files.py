@@ -5,17 +5,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-CHECKPOINT = "checkpoint.pt"  # float32 weights, optimiser and RNG states: what --resume continues
-CONFIG = "config.json"  # the run's settings
-METRICS = "metrics.jsonl"  # one line per epoch
-RESULTS = "results.json"  # the outcome, written at every checkpoint; "complete" once the last epoch is done
-WEIGHTS = "weights.fp16.pt"  # the trained weights in float16, kept by a finished run
-LOG = "train.log"  # the output of a run that a study started
+CHECKPOINT = "checkpoint.pt"
+"""Float32 weights, optimiser, schedule, data order and RNG states: what ``--resume`` continues."""
+CONFIG = "config.json"
+"""The run's settings."""
+METRICS = "metrics.jsonl"
+"""One line per finished epoch."""
+RESULTS = "results.json"
+"""The outcome, written at every checkpoint; ``"complete"`` once the last epoch is done."""
+WEIGHTS = "weights.fp16.pt"
+"""The trained weights in float16, kept by a finished run."""
+LOG = "train.log"
+"""The output of a run that a study started."""
 CURVES = "curves.png"
+"""Loss and accuracy by epoch."""
 MOMENTUM_PLOT = "momentum.png"
+"""LM's learned momentum ``k`` by block (LM models)."""
 PLOTS = (CURVES, MOMENTUM_PLOT)
-#: The files a run writes (``--overwrite`` removes these, and only these, before the new run writes its own).
+"""The figures a run draws."""
 RUN_FILES = (CHECKPOINT, CONFIG, METRICS, RESULTS, WEIGHTS, *PLOTS)
+"""The files a run writes (``--overwrite`` removes these, and only these, before the new run writes its own)."""
 
 
 def run_files(folder: Path) -> list[str]:
