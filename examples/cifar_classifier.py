@@ -13,8 +13,8 @@ import torch
 
 import contdepth as cd
 from contdepth.data import DataError
-from contdepth.runs import CheckpointError
-from contdepth.train import RunFolderError, TrainConfig, Trainer, evaluate_run
+from contdepth.runs import CheckpointError, RunFolderError
+from contdepth.train import TrainConfig, Trainer, evaluate_run
 
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
 p.add_argument("--data-dir", default="data", help="folder holding cifar-10-batches-py/")
