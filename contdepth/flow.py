@@ -13,6 +13,7 @@ from . import _checks
 from .fields import Coupled, Field
 from .noise import Noise, NoiseLaw, as_noise
 from .schemes import get as get_scheme
+from .schemes import registered
 from .schemes.base import Scheme, StepContext, StepField
 
 
@@ -91,7 +92,8 @@ class Flow(nn.Module):
         noise = noise if noise is not None else own
         if noise is not None and not self.scheme.supports_noise:
             raise ValueError(
-                f"scheme {self.scheme.name!r} takes no noise increment; schemes that do: euler (Euler–Maruyama), lm2"
+                f"scheme {self.scheme.name!r} takes no noise increment; schemes that do: "
+                f"{', '.join(registered(supports_noise=True))}"
             )
         return noise
 
@@ -108,7 +110,10 @@ class Flow(nn.Module):
             self.noise.check_pieces(max(1, len(self.field.breakpoints()) - 1))
         if self.reversible:
             if not s.invertible:
-                raise ValueError(f"reversible=True needs an invertible scheme (revnet, leapfrog), not {s.name!r}")
+                raise ValueError(
+                    f"reversible=True needs an invertible scheme ({', '.join(registered(invertible=True))}), "
+                    f"not {s.name!r}"
+                )
             if self.post_step is not None:
                 raise ValueError("reversible=True cannot be combined with post_step (it is not invertible)")
             if self.checkpoint:

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ._checks import check_options
+from .noise_names import LAW_ALIASES, law_name, law_names
 
 PER_CHOICES = ("sample", "batch", "element")
 BACKWARD_CHOICES = ("same", "independent")
@@ -208,21 +209,25 @@ class Bernoulli(NoiseLaw):
         return f"Bernoulli(p={self.p if len(self.p) > 1 else self.p[0]})"
 
 
-_LAWS: dict[str, type[NoiseLaw]] = {
+#: the class of each canonical law name of :data:`contdepth.noise_names.LAW_ALIASES`
+_CLASSES: dict[str, type[NoiseLaw]] = {
     "gaussian": Gaussian,
-    "normal": Gaussian,
     "rademacher": Rademacher,
     "uniform": Uniform,
-    "shake": Uniform,
     "bernoulli": Bernoulli,
-    "two_point": Bernoulli,
-    "stochastic_depth": Bernoulli,
 }
+assert set(_CLASSES) == set(LAW_ALIASES), "every law of the vocabulary has a class, and only those"
 
 
 def available_laws() -> list[str]:
-    """Names accepted by :func:`get_law`."""
-    return sorted(_LAWS)
+    """Names accepted by :func:`get_law`: every spelling of :mod:`contdepth.noise_names`, sorted."""
+    return law_names()
+
+
+def law_class(name: object) -> type[NoiseLaw] | None:
+    """The law class that ``name`` (a law's name or alias, any case) names, or ``None``."""
+    canonical = law_name(name)
+    return None if canonical is None else _CLASSES[canonical]
 
 
 def get_law(law: str | NoiseLaw, **kwargs: Any) -> NoiseLaw:
@@ -231,10 +236,10 @@ def get_law(law: str | NoiseLaw, **kwargs: Any) -> NoiseLaw:
         if kwargs:
             raise ValueError("options were given for a noise law that is already built")
         return law
-    if not isinstance(law, str) or law.lower() not in _LAWS:
+    cls = law_class(law)
+    if cls is None:
         raise ValueError(f"unknown noise law {law!r}; available: {', '.join(available_laws())}")
-    cls = _LAWS[law.lower()]
-    check_options(f"noise law {law.lower()!r}", kwargs, cls.options)
+    check_options(f"noise law {str(law).strip().lower()!r}", kwargs, cls.options)
     return cls(**kwargs)
 
 

@@ -16,6 +16,9 @@ draws ξ, so that one Euler–Maruyama step of size 1 is the published layer:
   same in both; ``shake:independent`` (alias ``shake:shake``) spells the default out.
 
 ξ is drawn per sample. In eval mode the noise is off and the drift ``a_l F_l`` (the mean) is used.
+The kind is read as a law name of :mod:`contdepth.noise_names` (``stochastic_depth``, ``bernoulli``
+and ``two_point`` name ``sd``; ``normal`` and ``gauss`` name ``gaussian``; ``uniform`` and
+``shake_shake`` name ``shake``); ``none``, ``off`` or an empty string is no noise.
 """
 
 from __future__ import annotations
@@ -25,8 +28,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..noise import Bernoulli, Gaussian, Noise, NoiseLaw, Uniform
+from ..noise_names import is_no_noise, law_name
 
 KINDS = ("sd", "gaussian", "shake")
+#: the kind of spec for each law (canonical name of :mod:`contdepth.noise_names`) the model zoo offers
+KIND_OF_LAW = {"bernoulli": "sd", "gaussian": "gaussian", "uniform": "shake"}
 CHOICES = (
     "None or 'none' (no noise), 'sd:P' (stochastic depth, final survival P in (0, 1]), "
     "'gaussian:SIGMA' (SIGMA >= 0), 'shake' or 'shake:same' (shake-shake models only; "
@@ -102,10 +108,10 @@ def parse_noise(noise: None | str | NoiseSpec) -> NoiseSpec | None:
     if not isinstance(noise, str):
         raise TypeError(f"noise must be a string or None, got {type(noise).__name__}; choices: {CHOICES}")
     text = noise.strip().lower()
-    if text in ("", "none", "off"):
+    if is_no_noise(text):
         return None
     kind, _, value = text.partition(":")
-    kind = {"stochastic_depth": "sd", "gauss": "gaussian", "shake_shake": "shake"}.get(kind, kind)
+    kind = KIND_OF_LAW.get(law_name(kind) or "", kind)
     if kind not in KINDS:
         raise ValueError(f"unknown noise spec {noise!r}; choices: {CHOICES}")
     if kind == "shake":

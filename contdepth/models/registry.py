@@ -74,6 +74,11 @@ def _entry(name: str) -> Entry:
     return _MODELS[name.lower()]
 
 
+def default_scheme(name: str) -> str:
+    """The scheme a named model is built with when given none (a registered name)."""
+    return _entry(name).scheme
+
+
 #: options of :func:`get` beyond ``num_classes``, ``scheme``, ``noise`` and ``steps_per_block``
 EXTRA_OPTIONS = ("scheme_options", "checkpoint", "depth_basis")
 

@@ -21,15 +21,8 @@ from .transition import Transition
 
 # ------------------------------------------------------------------------------------- schemes
 def noisy_schemes() -> list[str]:
-    """Registered schemes that can inject noise (``supports_noise``), canonical names."""
-    names = []
-    for name in sorted({schemes.canonical(n) for n in schemes.available()}):
-        try:
-            if schemes.get(name).supports_noise:
-                names.append(name)
-        except (TypeError, ValueError):
-            continue
-    return names
+    """Registered schemes that can inject noise, canonical names: ``cd.schemes.registered(supports_noise=True)``."""
+    return schemes.registered(supports_noise=True)
 
 
 def resolve_scheme(scheme: str, noise: NoiseSpec | None) -> str:
@@ -42,7 +35,7 @@ def resolve_scheme(scheme: str, noise: NoiseSpec | None) -> str:
             f"scheme must be a registered name (every stage builds its own scheme), got {type(scheme).__name__}"
         )
     name = schemes.canonical(scheme)
-    if noise is not None and not schemes.get(name).supports_noise:
+    if noise is not None and not schemes.scheme_class(name).supports_noise:
         raise ValueError(
             f"scheme {scheme!r} cannot inject noise (noise={str(noise)!r}); schemes that can: "
             f"{', '.join(noisy_schemes())}; or pass noise='none'"
@@ -53,7 +46,7 @@ def resolve_scheme(scheme: str, noise: NoiseSpec | None) -> str:
 def build_scheme(name: str, options: dict | None = None) -> Scheme:
     """A fresh scheme instance without noise of its own (one per stage: LM's k belong to one flow)."""
     kw = dict(options or {})
-    if schemes.get(name).supports_noise:
+    if schemes.scheme_class(name).supports_noise:
         kw.setdefault("noise", None)  # the flow holds the noise source (euler_maruyama defaults to Gaussian)
     return schemes.get(name, **kw)
 
@@ -100,10 +93,10 @@ class Stage(nn.Module):
         if scheme == base.scheme.name:
             new = base if steps == base.steps else base.refine(steps=steps)
         else:
-            options: dict = {"k": 0.0} if scheme == "lm2" else {}  # a ResNet is LM with k = 0
-            built = build_scheme(scheme, options)
+            # the new scheme starts from the trained net's own step where it can (lm2: k = 0, a ResNet)
+            built = build_scheme(scheme, schemes.scheme_class(scheme).neutral_options())
             new = base.refine(steps=steps, scheme=built)  # keeps the noise source where the scheme takes one
-            if any(True for _ in built.parameters()):  # lm2's k, created on the default device
+            if any(True for _ in built.parameters()):  # a scheme's own parameters (lm2's k), made on the default device
                 weight = next(base.field.parameters(), None)
                 self.rescheme = built if weight is None else built.to(weight.device)
         new.train(self.training)

@@ -25,7 +25,10 @@ class AB2State(NamedTuple):
 
 @register("ab2", "adams_bashforth2")
 class AdamsBashforth2(Scheme):
-    order = 2
+    ode_order = 2
+    supports_noise = False
+    strong_order = None
+    weak_order = None
     multistep = True
 
     @classmethod

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
 from .._checks import check_options
 from ..fields import Field
-from ..noise import _LAWS, Noise, NoiseLaw, add_scaled_noise, as_noise
+from ..noise import Noise, NoiseLaw, add_scaled_noise, as_noise, law_class
+from ..noise_names import LAW_ALIASES
 from .characteristic import Characteristic
 
 
@@ -78,15 +79,31 @@ class StepContext:
         )
 
 
+#: what every registered scheme states as a class attribute; registering one that leaves any out is an error
+DECLARED = ("ode_order", "strong_order", "weak_order", "supports_noise")
+
+
+def _is_order(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
 class Scheme(nn.Module):
     """One numerical method. ``step(ctx, u, state) -> (u_next, state)``; schemes know no layers.
 
-    Class attributes: ``name``, ``order`` (global order on smooth ODEs), ``multistep`` (keeps
-    history in ``state``, a typed tuple of the scheme), ``supports_noise`` (accepts a noise
-    increment: adds ``sqrt(h) g ξ`` with ``ξ = ctx.xi`` when the flow injects noise),
-    ``invertible`` (has ``inverse_step``), ``requires_coupled`` (steps a
-    :class:`~contdepth.fields.Coupled` field only), ``noise_free`` (the registered name of the
-    scheme whose step this one takes when its noise is off, for a scheme defined by its noise).
+    Every registered scheme declares (as class attributes, with no defaults to fall back on):
+
+    * ``ode_order``: its global order on smooth ODEs (noise off);
+    * ``supports_noise``: whether it accepts a noise increment (adds ``sqrt(h) g ξ`` with
+      ``ξ = ctx.xi`` when the flow injects noise);
+    * ``strong_order`` and ``weak_order``: its orders on SDEs with that noise, pathwise and in law
+      (``None`` for a scheme that takes no noise).
+
+    Other class attributes: ``name`` (set by ``register``), ``multistep`` (keeps history in
+    ``state``, a typed tuple of the scheme), ``invertible`` (has ``inverse_step``),
+    ``requires_coupled`` (steps a :class:`~contdepth.fields.Coupled` field only), ``noise_free``
+    (the registered name of the scheme whose step this one takes when its noise is off, for a scheme
+    defined by its noise), ``has_momentum`` (learns a momentum ``k`` per interval, read with
+    :meth:`momentum`: LM-ResNet's family).
 
     :meth:`characteristic` gives the polynomial of one step on ``u' = λu``, from which
     :func:`contdepth.analysis.stability_region` draws the scheme's region of absolute stability.
@@ -97,12 +114,37 @@ class Scheme(nn.Module):
     """
 
     name: str = "scheme"
-    order: int = 1
-    multistep: bool = False
-    supports_noise: bool = False
-    invertible: bool = False
-    requires_coupled: bool = False
-    noise_free: str | None = None
+    ode_order: ClassVar[float]
+    strong_order: ClassVar[float | None]
+    weak_order: ClassVar[float | None]
+    supports_noise: ClassVar[bool]
+    multistep: ClassVar[bool] = False
+    invertible: ClassVar[bool] = False
+    requires_coupled: ClassVar[bool] = False
+    noise_free: ClassVar[str | None] = None
+    has_momentum: ClassVar[bool] = False
+
+    @classmethod
+    def check_declared(cls) -> None:
+        """Raise ``TypeError`` when the class leaves out a declaration of :data:`DECLARED` or
+        ``ValueError`` when they disagree; ``register`` calls it."""
+        missing = [key for key in DECLARED if not hasattr(cls, key)]
+        if missing:
+            raise TypeError(
+                f"scheme {cls.name!r} does not declare {', '.join(missing)}: every scheme states its order on ODEs "
+                "(ode_order), whether it takes noise (supports_noise) and its strong and weak orders on SDEs "
+                "(strong_order, weak_order; None when it takes no noise) as class attributes"
+            )
+        if not _is_order(cls.ode_order):
+            raise ValueError(f"scheme {cls.name!r}: ode_order must be a positive number, got {cls.ode_order!r}")
+        if not isinstance(cls.supports_noise, bool):
+            raise ValueError(f"scheme {cls.name!r}: supports_noise must be True or False, got {cls.supports_noise!r}")
+        for key in ("strong_order", "weak_order"):
+            value = getattr(cls, key)
+            if cls.supports_noise and not _is_order(value):
+                raise ValueError(f"scheme {cls.name!r} takes noise: {key} must be a positive number, got {value!r}")
+            if not cls.supports_noise and value is not None:
+                raise ValueError(f"scheme {cls.name!r} takes no noise: {key} must be None, got {value!r}")
 
     def __init__(self) -> None:
         super().__init__()
@@ -136,8 +178,27 @@ class Scheme(nn.Module):
         """The field whose ODE this scheme converges to as h -> 0 (``field`` itself, but for LM)."""
         return field
 
+    @classmethod
+    def neutral_options(cls) -> dict[str, Any]:
+        """Options under which this scheme, put in place of another on a trained field, starts from the
+        plain residual (Euler) update where it has such options (lm2: ``k = 0``); ``{}`` otherwise."""
+        return {}
+
+    def momentum(self) -> Tensor | None:
+        """The learned momentum per interval, ``(intervals,)`` or ``(intervals, C)`` (detached), once the
+        scheme is attached to a flow; ``None`` for a scheme without (``has_momentum`` is False) or before."""
+        return None
+
+    def check_stability(self) -> bool:
+        """Warn and return False when learned parameters have left the scheme's zero-stable range;
+        True for a scheme without such parameters."""
+        return True
+
     def extra_repr(self) -> str:
-        return f"order={self.order}"
+        text = f"ode_order={self.ode_order:g}"
+        if self.supports_noise:
+            text += f", strong_order={self.strong_order:g}, weak_order={self.weak_order:g}"
+        return text
 
 
 def noise_options(
@@ -150,10 +211,11 @@ def noise_options(
 ) -> Noise | None:
     """The :class:`Noise` of a scheme built with ``noise=...`` (``None`` without); options that neither
     the scheme (``own``) nor the law take are refused, naming the valid ones."""
-    law_names = _LAWS[noise.lower()].options if isinstance(noise, str) and noise.lower() in _LAWS else ()
+    cls = law_class(noise)
+    law_names = cls.options if cls is not None else ()
     unknown = [k for k in law_options if k not in law_names]
     if unknown:
-        all_law_options = {o for law in _LAWS.values() for o in law.options}
+        all_law_options = {o for law in LAW_ALIASES if (c := law_class(law)) is not None for o in c.options}
         if noise is None and set(unknown) <= all_law_options:
             raise TypeError(f"{owner}: {unknown[0]!r} is an option of a noise law; give noise= (e.g. 'bernoulli') too")
         check_options(owner, unknown, [*own, *law_names])

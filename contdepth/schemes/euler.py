@@ -33,8 +33,10 @@ class Euler(Scheme):
         **law_options: options of the law (``p=`` for ``bernoulli``).
     """
 
-    order = 1
+    ode_order = 1
     supports_noise = True
+    strong_order = 0.5
+    weak_order = 1  # for ξ with E ξ³ = O(sqrt h); 1/2 for the two-point law at fixed p
     default_noise: str | None = None
 
     def __init__(
@@ -61,4 +63,5 @@ class Euler(Scheme):
         return add_noise(torch.add(u, f, alpha=ctx.h), ctx, g), state
 
     def extra_repr(self) -> str:
-        return "order=1" if self.noise is None else "order=1 (Euler–Maruyama with the flow's noise)"
+        text = super().extra_repr()
+        return text if self.noise is None else f"{text} (Euler–Maruyama with its noise)"

@@ -23,6 +23,9 @@ from .registry import register
 
 
 class _CoupledScheme(Scheme):
+    supports_noise = False
+    strong_order = None
+    weak_order = None
     invertible = True
     requires_coupled = True
 
@@ -46,7 +49,7 @@ class _CoupledScheme(Scheme):
 
 @register("revnet", "symplectic_euler")
 class RevNet(_CoupledScheme):
-    order = 1
+    ode_order = 1
 
     def step(self, ctx: StepContext, u: Tensor, state: None) -> tuple[Tensor, None]:
         field, t, h, p = self._parts(ctx), ctx.t, ctx.h, ctx.piece
@@ -65,7 +68,7 @@ class RevNet(_CoupledScheme):
 
 @register("leapfrog", "verlet")
 class Leapfrog(_CoupledScheme):
-    order = 2
+    ode_order = 2
 
     def step(self, ctx: StepContext, u: Tensor, state: None) -> tuple[Tensor, None]:
         field, t, h, p = self._parts(ctx), ctx.t, ctx.h, ctx.piece

@@ -59,9 +59,12 @@ class LM2(Scheme):
             usually given to the flow instead.
     """
 
-    order = 1
-    multistep = True
+    ode_order = 1  # to the rescaled u' = f / (1 + k), see continuous_field
     supports_noise = True
+    strong_order = 0.5  # to the rescaled SDE, drift and diffusion over 1 + k
+    weak_order = 1
+    multistep = True
+    has_momentum = True
 
     def __init__(
         self,
@@ -196,6 +199,15 @@ class LM2(Scheme):
 
     def max_abs_k(self) -> float:
         return float(self.k.detach().abs().max()) if self.breaks else 0.0
+
+    def momentum(self) -> Tensor | None:
+        """``k`` per interval, ``(intervals,)`` or ``(intervals, C)``, detached; ``None`` before a flow attaches it."""
+        return self.k.detach() if self.breaks else None
+
+    @classmethod
+    def neutral_options(cls) -> dict[str, Any]:
+        """``k = 0``: the two-step scheme's first steps on a trained ResNet are that ResNet's (Euler) steps."""
+        return {"k": 0.0}
 
     def check_stability(self) -> bool:
         """Warn (and return False) when a learned k has left the zero-stable range |k| < 1."""

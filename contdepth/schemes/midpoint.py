@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
-
-from .base import Scheme, StepContext
-from .characteristic import Characteristic, taylor
+from .explicit_rk import ExplicitRungeKutta
 from .registry import register
+from .tableau import ButcherTableau
 
 
 @register("midpoint")
-class Midpoint(Scheme):
-    order = 2
+class Midpoint(ExplicitRungeKutta):
+    """The explicit midpoint rule, from its tableau (stability polynomial ``1 + z + z²/2``)."""
 
-    @classmethod
-    def characteristic(cls) -> Characteristic:
-        return Characteristic.one_step(taylor(2), "|1 + z + z²/2| <= 1")
-
-    def step(self, ctx: StepContext, u: Tensor, state: None) -> tuple[Tensor, None]:
-        f, t, h = ctx.field.drift, ctx.t, ctx.h
-        k1 = f(t, u)
-        return torch.add(u, f(t + 0.5 * h, torch.add(u, k1, alpha=0.5 * h)), alpha=h), state
+    ode_order = 2
+    tableau = ButcherTableau([[], ["1/2"]], [0, 1])

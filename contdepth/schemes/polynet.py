@@ -19,7 +19,10 @@ from .registry import register
 
 @register("polynet")
 class PolyNet(Scheme):
-    order = 1
+    ode_order = 1  # where f(t, 0) = 0
+    supports_noise = False
+    strong_order = None
+    weak_order = None
 
     def __init__(self, terms: int = 2) -> None:
         super().__init__()

@@ -1,8 +1,11 @@
-"""Scheme registry: names -> scheme classes, ``get`` builds one, ``available`` lists them.
+"""Scheme registry: names -> scheme classes, ``get`` builds one, ``available`` lists them and
+``registered`` asks the classes what they can do.
 
-A new scheme is one module with a :class:`~.base.Scheme` subclass (its ``step``, ``order`` and
-:meth:`~.base.Scheme.characteristic`) decorated with ``@register("name", *aliases)``, imported in
-``contdepth/schemes/__init__.py``; flows, models and stability regions find it by name.
+A new scheme is one module with a :class:`~.base.Scheme` subclass (its ``step``, its declared orders
+and noise support, and :meth:`~.base.Scheme.characteristic`; or an
+:class:`~.explicit_rk.ExplicitRungeKutta` with its tableau) decorated with
+``@register("name", *aliases)``, imported in ``contdepth/schemes/__init__.py``; flows, models and
+stability regions find it by name.
 """
 
 from __future__ import annotations
@@ -14,21 +17,39 @@ from typing import Any
 from .._checks import check_options
 from .base import Scheme
 
+#: the class attributes :func:`registered` selects by
+CAPABILITIES = (
+    "supports_noise",
+    "multistep",
+    "invertible",
+    "requires_coupled",
+    "has_momentum",
+    "ode_order",
+    "strong_order",
+    "weak_order",
+    "noise_free",
+)
+
 _REGISTRY: dict[str, type[Scheme]] = {}
 _ALIASES: dict[str, str] = {}
 
 
 def register(name: str, *aliases: str) -> Callable[[type[Scheme]], type[Scheme]]:
-    """Class decorator: register a scheme under ``name`` and optional aliases."""
+    """Class decorator: register a scheme under ``name`` and optional aliases.
+
+    Raises ``TypeError`` for a class that does not declare its orders and noise support
+    (:data:`~.base.DECLARED`, see :meth:`~.base.Scheme.check_declared`) and ``ValueError`` for a taken name.
+    """
 
     def wrap(cls: type[Scheme]) -> type[Scheme]:
         for key in (name, *aliases):
             if key in _REGISTRY or key in _ALIASES:
                 raise ValueError(f"scheme name {key!r} is already registered")
+        cls.name = name
+        cls.check_declared()
         _REGISTRY[name] = cls
         for alias in aliases:
             _ALIASES[alias] = name
-        cls.name = name
         return cls
 
     return wrap
@@ -37,6 +58,14 @@ def register(name: str, *aliases: str) -> Callable[[type[Scheme]], type[Scheme]]
 def available() -> list[str]:
     """Registered scheme names (aliases included), sorted."""
     return sorted([*_REGISTRY, *_ALIASES])
+
+
+def registered(**capabilities: object) -> list[str]:
+    """Canonical names of the registered schemes whose class attributes have the given values, sorted:
+    ``registered(supports_noise=True)`` (the schemes that take noise), ``registered(invertible=True)``;
+    with no arguments, every scheme. Attributes: those of :data:`CAPABILITIES`."""
+    check_options("registered()", capabilities, CAPABILITIES)
+    return sorted(name for name, cls in _REGISTRY.items() if all(getattr(cls, k) == v for k, v in capabilities.items()))
 
 
 def canonical(name: str) -> str:

@@ -7,27 +7,14 @@
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
-
-from .base import Scheme, StepContext
-from .characteristic import Characteristic, taylor
+from .explicit_rk import ExplicitRungeKutta
 from .registry import register
+from .tableau import ButcherTableau
 
 
 @register("rk4")
-class RK4(Scheme):
-    order = 4
+class RK4(ExplicitRungeKutta):
+    """The classical Runge–Kutta method, from its tableau (stability polynomial ``1 + z + … + z⁴/24``)."""
 
-    @classmethod
-    def characteristic(cls) -> Characteristic:
-        return Characteristic.one_step(taylor(4), "|1 + z + z²/2 + z³/6 + z⁴/24| <= 1")
-
-    def step(self, ctx: StepContext, u: Tensor, state: None) -> tuple[Tensor, None]:
-        f, t, h = ctx.field.drift, ctx.t, ctx.h
-        half = 0.5 * h
-        k1 = f(t, u)
-        k2 = f(t + half, torch.add(u, k1, alpha=half))
-        k3 = f(t + half, torch.add(u, k2, alpha=half))
-        k4 = f(t + h, torch.add(u, k3, alpha=h))
-        return u + (h / 6.0) * (k1 + 2.0 * (k2 + k3) + k4), state
+    ode_order = 4
+    tableau = ButcherTableau([[], ["1/2"], [0, "1/2"], [0, 0, 1]], ["1/6", "1/3", "1/3", "1/6"])

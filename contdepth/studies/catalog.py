@@ -106,8 +106,12 @@ class RunSpec:
 
     @property
     def family(self) -> str:
-        """``lm`` for LM-ResNets (scheme lm2), ``resnet`` for the Euler ResNets, ``other`` otherwise."""
-        if self.scheme == "lm2" or (self.scheme is None and self.model.startswith("lm_")):
+        """``lm`` for LM-ResNets (a scheme that learns a momentum k, lm2: the row's, else the model's own),
+        ``resnet`` for the Euler ResNets, ``other`` otherwise."""
+        from ..models.registry import default_scheme  # the model zoo, only when asked
+        from ..schemes import scheme_class
+
+        if scheme_class(self.scheme or default_scheme(self.model)).has_momentum:
             return "lm"
         if self.model.startswith(("resnet", "preact_resnet")):
             return "resnet"

@@ -9,7 +9,8 @@ Noise variants (all evaluated without noise, i.e. with the mean drift, in ``eval
 - ``none``: deterministic, any of ``euler``, ``lm2``, ``rk4``.
 - ``gaussian``: additive noise, ``dX = F_m(X) dt + σ dW`` with a 2-D Brownian motion (ξ drawn
   per element, so the diffusion matrix is ``a = σ² I``); ``euler`` becomes Euler–Maruyama.
-- ``stochastic_depth`` (aliases ``sd``, ``bernoulli``): stochastic depth, ``f = p F_m``,
+- ``stochastic_depth`` (or any name of the two-point law in :mod:`contdepth.noise_names`: ``sd``,
+  ``bernoulli``, ...): stochastic depth, ``f = p F_m``,
   ``g = sqrt(p(1-p)) F_m`` with the two-point law and ξ drawn per sample; with one step per block
   this is exactly ``x + η F_m(x)``, η ~ Bernoulli(p).
 - ``dropout``: dropout on the hidden units inside each residual branch (the scheme is unchanged;
@@ -28,12 +29,15 @@ from torch import Tensor, nn
 from .. import _checks, schemes
 from ..fields import Blocks
 from ..flow import Flow
+from ..noise_names import is_no_noise, law_name
 from ..schemes import Scheme
 from ..schemes import get as get_scheme
 
 SCHEMES = ("euler", "lm2", "rk4")
 NOISES = ("none", "gaussian", "stochastic_depth", "dropout")
-_NOISE_ALIASES = {"sd": "stochastic_depth", "bernoulli": "stochastic_depth", "normal": "gaussian", "off": "none"}
+#: the toy's noise variant for each law (canonical name of :mod:`contdepth.noise_names`) it offers
+VARIANT_OF_LAW = {"gaussian": "gaussian", "bernoulli": "stochastic_depth"}
+_LAW_OF_VARIANT = {variant: law for law, variant in VARIANT_OF_LAW.items()}
 
 
 def check_choice(value: str, valid: tuple[str, ...], aliases: dict[str, str], what: str) -> str:
@@ -42,6 +46,17 @@ def check_choice(value: str, valid: tuple[str, ...], aliases: dict[str, str], wh
     if key not in valid:
         raise ValueError(f"unknown {what} {value!r}; valid choices: {', '.join(valid)}")
     return key
+
+
+def _noise_name(value: str) -> str:
+    """The toy's name of a noise variant: a law's name or alias read through :mod:`contdepth.noise_names`,
+    ``none``/``off``, or ``dropout``; a one-line ``ValueError`` listing :data:`NOISES` otherwise."""
+    if is_no_noise(value):
+        return "none"
+    law = law_name(value)
+    if law in VARIANT_OF_LAW:
+        return VARIANT_OF_LAW[law]
+    return check_choice(value, NOISES, {}, "noise")
 
 
 def _scheme_name(value: str) -> str:
@@ -76,12 +91,13 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scheme", _scheme_name(self.scheme))
-        object.__setattr__(self, "noise", check_choice(self.noise, NOISES, _NOISE_ALIASES, "noise"))
+        object.__setattr__(self, "noise", _noise_name(self.noise))
         if self.steps is not None:
             _checks.count("steps", self.steps, multiple_of=self.blocks, unit="blocks")
-        noisy = self.noise in ("gaussian", "stochastic_depth")
+        noisy = self.noise in _LAW_OF_VARIANT
         if noisy and not schemes.scheme_class(self.scheme).supports_noise:
-            raise ValueError(f"noise {self.noise!r} needs a stochastic scheme; use euler (Euler–Maruyama) or lm2")
+            takers = [s for s in SCHEMES if schemes.scheme_class(s).supports_noise]
+            raise ValueError(f"noise {self.noise!r} needs a scheme that takes noise; use {' or '.join(takers)}")
         if not 0.0 < self.survival <= 1.0:
             raise ValueError(f"survival probability must lie in (0, 1], got {self.survival}")
 
@@ -135,10 +151,11 @@ def _field(cfg: ModelConfig) -> Blocks:
 
 def _scheme(cfg: ModelConfig, noise_seed: int | None) -> Scheme:
     opts: dict[str, Any]
-    if cfg.noise == "gaussian":
-        opts = dict(noise="gaussian", per="element", seed=noise_seed)
-    elif cfg.noise == "stochastic_depth":
-        opts = dict(noise="bernoulli", per="sample", seed=noise_seed, p=cfg.survival)
+    law = _LAW_OF_VARIANT.get(cfg.noise)
+    if law == "gaussian":
+        opts = dict(noise=law, per="element", seed=noise_seed)
+    elif law == "bernoulli":
+        opts = dict(noise=law, per="sample", seed=noise_seed, p=cfg.survival)
     else:
         return get_scheme(cfg.scheme)
     return get_scheme(cfg.scheme, **opts)  # euler with noise is Euler-Maruyama
