@@ -13,6 +13,7 @@ SCHEMES = (
     ("euler", "`x + h f_n`", "1", "ResNet (h = 1 per block)"),
     ("heun", "`x + h (k1 + k2)/2`, `k1 = f_n`, `k2 = f(t+h, x + h k1)`", "2", ""),
     ("midpoint", "`x + h f(t+h/2, x + (h/2) f_n)`", "2", ""),
+    ("kutta3", "Kutta's third-order Runge–Kutta", "3", ""),
     ("rk4", "classical Runge–Kutta", "4", "FractalNet-like"),
     ("ab2", "`x + h (3/2 f_n - 1/2 f_{n-1})`", "2", ""),
     ("lm2", "`(1-k_n) x_n + k_n x_{n-1} + h f_n`, learnable `k_n`", "1, to `(1+k) u' = f(u)`", "LM-ResNet"),
@@ -43,7 +44,7 @@ def schemes(results: Results) -> str:
     return (
         f"{table(head, body)}\n\n*Measured: `benchmarks/results/convergence.json` (`problems.conv.schemes.*.order`, "
         "a convolutional field, float64) and `weak_convergence.json` (`problems.*.laws.*.order`, φ = x³); "
-        "`revnet` and `leapfrog` are checked by the tests only.*"
+        "`kutta3`, `revnet` and `leapfrog` are checked by the tests only.*"
     )
 
 
