@@ -218,6 +218,9 @@ def measure(run: Path, batches, labels: Tensor, args, done: dict | None) -> dict
         if law in kept:
             info["laws"][law] = kept[law]
             continue
+        if law == "two-point" and info["trained_law"] == "two-point" and "trained" in info["laws"]:
+            info["laws"][law] = {**info["laws"]["trained"], "same_as": "trained"}  # the same paths: not run twice
+            continue
         start = time.perf_counter()
         ref, _ = phi_samples(net_at(run, law, finest, finest, draws), draws, batches, labels, args.samples, args.seed)
         points, ensemble = [], None
