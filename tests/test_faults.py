@@ -202,12 +202,12 @@ def test_a_refused_start_up_leaves_no_empty_folder(tmp_path, capsys):
 
 
 def test_an_interrupted_start_up_leaves_no_empty_folder(data_dir, tmp_path, monkeypatch):
-    import contdepth.train.trainer as trainer_module
+    import contdepth.train.parts as parts_module
 
     def interrupted(cfg, **kwargs):
         raise KeyboardInterrupt  # Ctrl-C (or SIGTERM) while the data is read
 
-    monkeypatch.setattr(trainer_module, "data_from_config", interrupted)
+    monkeypatch.setattr(parts_module, "data_from_config", interrupted)
     out = tmp_path / "runs" / "run"
     assert main(["train", *SMALL, "--data-dir", str(data_dir), "--out", str(out)]) == 130
     assert not (tmp_path / "runs").exists()

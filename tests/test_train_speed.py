@@ -20,6 +20,7 @@ from contdepth.train import TrainConfig, Trainer, compiling
 from contdepth.train.backends import apply_backend_flags, backend_flags, current_flags
 from contdepth.train.command import config_from_args
 from contdepth.train.optim import sgd_options
+from contdepth.train.parts import make_progress
 from contdepth.train.progress import Progress, clock
 from contdepth.train.report import steady_timing
 
@@ -70,8 +71,7 @@ def test_no_host_sync_per_training_step(style, model, noise, data_dir, tmp_path,
         progress_every=1e-9 if style == "lines" else 30.0,
     )  # lines: a line (and a read) every step
     trainer = Trainer(cfg)
-    trainer.prepare()
-    trainer.progress = trainer._make_progress(style)
+    trainer.progress = make_progress(trainer.cfg, trainer.dist, trainer.train_loader, trainer.test_loader, style)
     trainer.progress.stream = io.StringIO()
     snapshots = []
     trainer.on_batch_end = lambda t, epoch, batch: snapshots.append((sum(counts.values()), t.progress.reads))

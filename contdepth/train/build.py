@@ -9,7 +9,7 @@ from torch import nn
 
 from ..data import CifarData, DeviceLoader, load_cifar
 from ..schemes import canonical
-from .config import TrainConfig
+from .config import ResolvedConfig, TrainConfig
 from .optim import build_optimizer
 from .schedule import build_scheduler
 
@@ -54,7 +54,9 @@ def build_model(
     )
 
 
-def model_from_config(cfg: TrainConfig, *, trained: bool = False, depth_basis: str | None = None) -> ResidualNet:
+def model_from_config(
+    cfg: TrainConfig | ResolvedConfig, *, trained: bool = False, depth_basis: str | None = None
+) -> ResidualNet:
     """The run's model at the step count training starts at, or, with ``trained``, the one it ends at;
     ``depth_basis`` builds it with another basis than the run's (the same ``state_dict`` keys)."""
     model = build_model(
@@ -70,7 +72,7 @@ def model_from_config(cfg: TrainConfig, *, trained: bool = False, depth_basis: s
     return model
 
 
-def data_from_config(cfg: TrainConfig, *, quiet: bool = False) -> CifarData:
+def data_from_config(cfg: TrainConfig | ResolvedConfig, *, quiet: bool = False) -> CifarData:
     return load_cifar(cfg.dataset, cfg.data_dir, download=cfg.download, quiet=quiet)
 
 
@@ -78,7 +80,7 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def place_model(model: nn.Module, cfg: TrainConfig, device: torch.device, *, distributed: bool = False) -> nn.Module:
+def place_model(model: nn.Module, cfg: ResolvedConfig, device: torch.device, *, distributed: bool = False) -> nn.Module:
     """``model`` on ``device``: with ``cfg.sync_bn`` and ``distributed``, its BatchNorms synchronised across
     processes (a new module); with ``cfg.channels_last``, its weights in channels-last memory format."""
     model.to(device)
@@ -91,7 +93,7 @@ def place_model(model: nn.Module, cfg: TrainConfig, device: torch.device, *, dis
 
 
 def loaders_from_config(
-    cfg: TrainConfig, data: CifarData, device: torch.device, *, rank: int = 0, world: int = 1
+    cfg: ResolvedConfig, data: CifarData, device: torch.device, *, rank: int = 0, world: int = 1
 ) -> tuple[DeviceLoader, DeviceLoader]:
     """The training loader (this process's share of the first ``cfg.subset`` images, shuffled and augmented on
     ``device`` from ``cfg.seed``) and the test loader (``cfg.test_subset`` images spread over the classes), or,
@@ -108,13 +110,12 @@ def loaders_from_config(
 
 
 def optimizer_from_config(
-    model: nn.Module, cfg: TrainConfig, device: torch.device, steps_per_epoch: int
+    model: nn.Module, cfg: ResolvedConfig, device: torch.device, steps_per_epoch: int
 ) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.LambdaLR]:
     """SGD over ``model``'s parameters and its learning-rate schedule, stepped ``steps_per_epoch`` times an epoch."""
     optimizer = build_optimizer(
         model, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov, device=device
     )
-    assert cfg.epochs is not None and cfg.milestones is not None  # TrainConfig.__post_init__ fills them
     scheduler = build_scheduler(
         optimizer,
         steps_per_epoch,

@@ -91,19 +91,114 @@ class TrainConfig:
             if isinstance(getattr(self, name), os.PathLike):
                 setattr(self, name, os.fspath(getattr(self, name)))
         self.dataset = self.dataset.lower().replace("-", "")
-        if self.epochs is None:
-            self.epochs = DEFAULT_EPOCHS.get(self.dataset, 160)
-        if self.milestones is None:
-            self.milestones = sorted({max(1, round(self.epochs / 2)), max(1, round(3 * self.epochs / 4))})
-        self.milestones = sorted(int(m) for m in self.milestones)
-        if self.compile_mode is not None:
-            self.compile = True
-        elif self.compile:
-            self.compile_mode = "default"
-        self.validate()
+        run = self.resolve()
+        self.epochs, self.milestones = run.epochs, list(run.milestones)
+        self.compile, self.compile_mode = run.compile, run.compile_mode
+
+    def resolve(self) -> ResolvedConfig:
+        """These settings with every default filled in (``epochs``, ``milestones``, ``compile_mode``), validated.
+
+        Raises ``ValueError`` with one line naming the bad value and the valid ones.
+        """
+        epochs = DEFAULT_EPOCHS.get(self.dataset, 160) if self.epochs is None else self.epochs
+        milestones = self.milestones
+        if milestones is None:
+            milestones = sorted({max(1, round(epochs / 2)), max(1, round(3 * epochs / 4))})
+        compile_mode = self.compile_mode
+        if compile_mode is None and self.compile:
+            compile_mode = "default"
+        return ResolvedConfig(
+            **{
+                **dataclasses.asdict(self),
+                "epochs": epochs,
+                "milestones": sorted(int(m) for m in milestones),
+                "compile": True if self.compile_mode is not None else self.compile,
+                "compile_mode": compile_mode,
+            }
+        )
 
     def validate(self) -> None:
         """Raise ``ValueError`` with one line naming the bad value and the valid ones."""
+        self.resolve()
+
+    @property
+    def trained_steps_per_block(self) -> int:
+        """The steps per block the finished run is evaluated at (after every refinement of ``refine_at``)."""
+        return self.resolve().trained_steps_per_block
+
+    @property
+    def num_classes(self) -> int:
+        return DATASETS[self.dataset].num_classes
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build from a saved dict, ignoring keys this version does not know."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    @classmethod
+    def from_saved(cls, values: Any, source: object) -> TrainConfig:
+        """:meth:`from_dict` of settings read from ``source`` (a file), whose name the error gives."""
+        if not isinstance(values, dict):
+            raise ValueError(f"{source} is damaged (holds a {type(values).__name__}, not a run's settings)")
+        try:
+            return cls.from_dict(values)
+        except (TypeError, ValueError, AttributeError) as err:
+            raise ValueError(f"{source} is damaged (its settings are not valid: {err})") from None
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResolvedConfig:
+    """A :class:`TrainConfig` with its defaults filled in and validated (:meth:`TrainConfig.resolve`): what a run
+    trains with. The same fields, in the same order, with the same values; ``epochs`` and ``milestones`` are
+    never None, and ``compile_mode`` is None exactly when ``compile`` is off. Frozen: a run's settings do not
+    change while it trains. No defaults: the defaults are :class:`TrainConfig`'s, filled in by ``resolve``."""
+
+    model: str
+    dataset: str
+    data_dir: str
+    out: str
+    scheme: str | None
+    noise: str | None
+    steps_per_block: int
+    train_steps: list[int] | None
+    refine_at: list[int] | None
+    depth_basis: str
+    epochs: int
+    batch_size: int
+    eval_batch_size: int
+    lr: float
+    momentum: float
+    nesterov: bool
+    weight_decay: float
+    schedule: str
+    milestones: list[int]
+    gamma: float
+    warmup_epochs: float
+    label_smoothing: float
+    seed: int
+    subset: int | None
+    test_subset: int | None
+    validation: int | None
+    amp: str
+    channels_last: bool
+    compile: bool
+    compile_mode: str | None
+    deterministic: bool
+    sync_bn: bool
+    device: str | None
+    progress: bool
+    progress_every: float
+    download: bool
+
+    def __post_init__(self) -> None:
+        """Validate: ``ValueError`` with one line naming the bad value and the valid ones."""
         if self.dataset not in DATASETS:
             raise ValueError(f"unknown dataset {self.dataset!r}; choose one of: {', '.join(DATASETS)}")
         if self.schedule not in SCHEDULES:
@@ -133,7 +228,6 @@ class TrainConfig:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if not 0 < self.gamma <= 1:
             raise ValueError(f"gamma must be in (0, 1], got {self.gamma!r}")
-        assert self.epochs is not None and self.milestones is not None  # __post_init__ fills them
         if not 0 <= self.warmup_epochs < self.epochs:
             raise ValueError(f"warmup_epochs must be in [0, epochs={self.epochs}), got {self.warmup_epochs!r}")
         if not 0 <= self.label_smoothing < 1:
@@ -163,37 +257,22 @@ class TrainConfig:
     @property
     def trained_steps_per_block(self) -> int:
         """The steps per block the finished run is evaluated at (after every refinement of ``refine_at``)."""
-        assert self.epochs is not None  # __post_init__ fills it
         return eval_steps_at(self.steps_per_block, self.refine_at, self.epochs)
 
     @property
     def num_classes(self) -> int:
         return DATASETS[self.dataset].num_classes
 
+    def resolve(self) -> ResolvedConfig:
+        """Itself: already resolved (so code may take either kind of config and resolve it)."""
+        return self
+
     def to_dict(self) -> dict[str, Any]:
+        """What :meth:`TrainConfig.to_dict` gives for the same settings (``config.json``, a checkpoint's config)."""
         return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Build from a saved dict, ignoring keys this version does not know."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
 
-    @classmethod
-    def from_saved(cls, values: Any, source: object) -> TrainConfig:
-        """:meth:`from_dict` of settings read from ``source`` (a file), whose name the error gives."""
-        if not isinstance(values, dict):
-            raise ValueError(f"{source} is damaged (holds a {type(values).__name__}, not a run's settings)")
-        try:
-            return cls.from_dict(values)
-        except (TypeError, ValueError, AttributeError) as err:
-            raise ValueError(f"{source} is damaged (its settings are not valid: {err})") from None
-
-    def replace(self, **changes: Any) -> TrainConfig:
-        return dataclasses.replace(self, **changes)
-
-
-def differences(saved: TrainConfig, given: dict[str, Any]) -> list[str]:
+def differences(saved: TrainConfig | ResolvedConfig, given: dict[str, Any]) -> list[str]:
     """``key: saved -> given`` for settings in ``given`` that would change the run (runtime keys excepted)."""
     out = []
     for key, value in given.items():

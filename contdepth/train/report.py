@@ -21,7 +21,7 @@ from .momentum import momentum
 
 if TYPE_CHECKING:
     from ..data import CifarData
-    from .config import TrainConfig
+    from .config import ResolvedConfig
     from .state import TrainState
 
 
@@ -61,7 +61,7 @@ def provenance(
 
 
 def speed_settings(
-    cfg: TrainConfig, device: torch.device, optimizer: torch.optim.Optimizer, concurrent: int, *, amp: str
+    cfg: ResolvedConfig, device: torch.device, optimizer: torch.optim.Optimizer, concurrent: int, *, amp: str
 ) -> dict[str, Any]:
     """How a session computes: compile mode, AMP (as asked, ``cfg.amp``, and as resolved, ``amp``), memory
     format, backend switches, the optimiser's implementation, and how many runs share the device (``concurrent``)."""
@@ -131,7 +131,7 @@ def scheme_name(model: nn.Module, default: str | None) -> str | None:
 
 
 def results(
-    cfg: TrainConfig,
+    cfg: ResolvedConfig,
     state: TrainState,
     *,
     model: nn.Module,
@@ -144,7 +144,6 @@ def results(
     learned momentum ``k`` (LM models), the data copy, and each session's provenance. ``images``: the train
     and test images used; ``diverged_at``: the epoch and reason of a divergence; paths are kept portable."""
     rows = state.history
-    assert cfg.epochs is not None  # TrainConfig.__post_init__ fills it
     res: dict[str, Any] = {
         "model": cfg.model,
         "dataset": cfg.dataset,

@@ -24,7 +24,7 @@ from ..runs.files import CHECKPOINT, METRICS, WEIGHTS, run_files
 from ..runs.folder import RunFolderError
 from ..runs.records import read_results
 from ..runs.state import FolderState, folder_state
-from .config import TrainConfig, differences
+from .config import ResolvedConfig, differences
 from .loading import saved_run_config
 
 
@@ -43,7 +43,7 @@ class Start:
     note: str | None = None
 
 
-def plan(out: str | Path, config: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> Start:
+def plan(out: str | Path, config: ResolvedConfig, *, resume: bool = False, overwrite: bool = False) -> Start:
     """How a run with ``config`` starts in ``out`` (flags ``--resume``, ``--overwrite``); see the module docstring.
 
     Raises :class:`RunFinished` for a finished run with the same settings, :class:`~.rundir.RunFolderError`
@@ -78,13 +78,13 @@ def plan(out: str | Path, config: TrainConfig, *, resume: bool = False, overwrit
         return Start(resume=True, clear=False)
     saved = ckpt.load(out / CHECKPOINT)  # a damaged checkpoint is named here, as --resume would name it
     at = f"epoch {saved['epoch']} batch {saved['batch']}" if saved["batch"] else f"the end of epoch {saved['epoch']}"
-    verb = "finish" if saved["epoch"] >= (config.epochs or 0) else "continue"  # its last results are to write
+    verb = "finish" if saved["epoch"] >= config.epochs else "continue"  # its last results are to write
     raise RunFolderError(
         f"{where} holds this run, saved at {at} of {config.epochs}; pass --resume to {verb} it, or {_again()}"
     )
 
 
-def _check_settings(out: Path, config: TrainConfig, *, resume: bool) -> None:
+def _check_settings(out: Path, config: ResolvedConfig, *, resume: bool) -> None:
     """Refuse a run with other settings than those of the run in ``out`` (one line naming them)."""
     saved = saved_run_config(out)
     if saved is None:  # neither config.json nor a checkpoint: a finished run with its weights alone

@@ -1,68 +1,66 @@
-"""The training loop: paper recipe, device-resident data, per-epoch checkpoints, exact resume, DDP."""
+"""The training loop: paper recipe, device-resident data, per-epoch checkpoints, exact resume, DDP.
+
+A :class:`Trainer` is built whole: :func:`~contdepth.train.parts.build_parts` sets the run up and gives its
+parts as one frozen record (:class:`~contdepth.train.parts.TrainerParts`: model, data, loaders, optimiser,
+schedule, compiled nets, progress, the run's state and its saver), which ``Trainer.__init__`` receives;
+every attribute of a Trainer is set there. The Trainer runs the loop (steps, epochs, evaluation, stopping,
+divergence); its :class:`~contdepth.train.saver.RunSaver` writes the run folder.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import itertools
 import math
-import random
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.nn.parallel import DistributedDataParallel
 
-from ..data import CifarData, DeviceLoader
-from ..runs import checkpoint as ckpt
-from ..runs import records
-from ..runs.files import CHECKPOINT, CONFIG, CURVES, METRICS, MOMENTUM_PLOT, RESULTS, WEIGHTS
-from ..runs.folder import RunFolder, RunFolderError
-from ..runs.weights import save_weights
-from . import build, report
+from ..runs.files import CHECKPOINT
 from . import distributed as dist_util
-from .amp import autocast, resolve_amp
-from .backends import apply_backend_flags, backend_flags
-from .build import data_from_config
-from .compiling import compile_module, effective_mode, mark_step
-from .config import TrainConfig, differences
+from . import report
+from .amp import autocast
+from .compiling import mark_step
+from .config import ResolvedConfig, TrainConfig
 from .divergence import DivergenceWatch, nonfinite_tensors
 from .evaluate import eval_sums
-from .interrupt import StopRequest, terminate_as_interrupt
+from .interrupt import StopRequest
 from .momentum import check_stability, lm_schemes
-from .progress import Progress, choose_style
-from .start import plan
-from .state import EpochMeter, TrainState
+from .parts import TrainerParts, build_parts
 from .stepping import eval_steps_at, train_steps_at
+
+__all__ = ["BatchHook", "Trainer", "TrainerParts", "build_parts"]
 
 BatchHook = Callable[["Trainer", int, int], None]
 STOP_CHECK_EVERY = 10  # batches between cross-process checks for a stop request (each one syncs)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 class Trainer:
     """Trains ``config.model`` on ``config.dataset`` and keeps the run directory ``config.out`` up to date.
 
     Args:
-        config: the run's settings (:class:`TrainConfig`).
+        config: the run's settings (:class:`TrainConfig`, or a :class:`ResolvedConfig`), or the parts of a
+            run already set up (:class:`TrainerParts`, from :func:`build_parts`, which takes the next three).
         resume: continue the run saved in ``config.out`` (its settings must match ``config``
             apart from :data:`~contdepth.train.config.RUNTIME_KEYS`); a folder without progress
             starts afresh, with a note. What each state of a run folder leads to is decided in
             :mod:`contdepth.train.start` (the table is in the troubleshooting guide).
         overwrite: start a new run in a folder that holds another run's progress (its files are
             removed once the new run is ready to write; without it such a folder is refused).
-        on_batch_end: called as ``hook(trainer, epoch, batch)`` after every optimiser step.
         model: train this module instead of building ``config.model`` from the zoo (``config.model``
             then only names it; build it the same way again to resume or evaluate the run).
+        on_batch_end: called as ``hook(trainer, epoch, batch)`` after every optimiser step.
+
+    Building a Trainer sets the run up (:mod:`contdepth.train.parts`): it joins the process group, locks the
+    run folder, builds model, data and optimiser and restores a resumed run, so set-up errors (bad names,
+    missing data, a run folder in use) surface here; a start-up that fails or is interrupted leaves no new
+    folder behind. Its parts are attributes of the same names (``trainer.model``, ``trainer.train_loader``,
+    ...); ``trainer.parts`` is the whole record and ``trainer.cfg`` the resolved settings.
 
     ``fit()`` returns the results dict (also written to ``results.json``); after Ctrl-C/SIGTERM
     it saves a checkpoint at the current step and returns with ``trainer.stopped`` set. Only
@@ -71,47 +69,34 @@ class Trainer:
     Where the run stands (epochs, steps, history, the epoch so far) is ``trainer.state`` (:class:`TrainState`).
     """
 
-    # built by prepare(), from the config and this process's place (``dist``)
-    device: torch.device
-    amp: str  # the resolved mode, "none" or "bf16"
-    backend_flags: dict[str, Any]
-    concurrent_runs: int  # runs sharing the device
-    model: nn.Module  # the bare model: its weights are what checkpoints keep
-    params: int
-    data: CifarData
-    train_loader: DeviceLoader
-    test_loader: DeviceLoader
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LambdaLR
-    net: nn.Module  # what trains (DDP and/or compiled)
-    eval_net: nn.Module  # what evaluates (compiled, no DDP)
-    criterion: nn.Module
-    progress: Progress
-
     def __init__(
         self,
-        config: TrainConfig,
+        config: TrainConfig | ResolvedConfig | TrainerParts,
         *,
         resume: bool = False,
         on_batch_end: BatchHook | None = None,
         model: nn.Module | None = None,
         overwrite: bool = False,
     ) -> None:
-        self.cfg = config
-        self._given_model = model
-        self.resume = resume
-        self.overwrite = overwrite
+        if isinstance(config, TrainerParts):
+            if resume or overwrite or model is not None:
+                raise TypeError("resume, overwrite and model set a run up: give them to build_parts(), not Trainer")
+            parts = config
+        else:
+            parts = build_parts(config, resume=resume, overwrite=overwrite, model=model)
+        self.parts = parts
+        self.cfg = parts.cfg
+        self.out = Path(parts.cfg.out)
+        self.dist, self.device, self.amp = parts.dist, parts.device, parts.amp
+        self.backend_flags, self.concurrent_runs, self.params = parts.backend_flags, parts.concurrent_runs, parts.params
+        self.model, self.net, self.eval_net, self.criterion = parts.model, parts.net, parts.eval_net, parts.criterion
+        self.optimizer, self.scheduler = parts.optimizer, parts.scheduler
+        self.data, self.train_loader, self.test_loader = parts.data, parts.train_loader, parts.test_loader
+        self.state, self.saver, self.progress = parts.state, parts.saver, parts.progress
         self.on_batch_end = on_batch_end
-        self.out = Path(config.out)
         self.stopped = False
         self.diverged = False
         self.diverged_at: dict[str, Any] | None = None
-        self.failure: str | None = None  # why the run could not save (a full disk, say): one line
-        self._saved_at: tuple[int, int] | None = None  # (epoch, batch) of the checkpoint on disk
-        self._folder: RunFolder | None = None
-        self.state = TrainState()  # its meter moves to the device in prepare()
-        self.dist = dist_util.Dist()  # this process alone until prepare() joins the process group
-        self._prepared = False
         self._stop = StopRequest()
         self._compiled = {"train": False, "eval": False}  # first call of each compiled graph seen this session
 
@@ -130,146 +115,18 @@ class Trainer:
         """One row per completed epoch (what ``metrics.jsonl`` holds)."""
         return self.state.history
 
-    # ------------------------------------------------------------------ set-up
-    def _check_out_dir(self) -> dict[str, Any] | None:
-        """Check (and, where it exists, lock) the run folder and decide how the run starts there (:func:`plan`);
-        the saved state when it goes on from a checkpoint."""
-        if self.dist.main:
-            self._folder = RunFolder(self.out, resume=self.resume, overwrite=self.overwrite).open()
-        self._start = plan(self.out, self.cfg, resume=self.resume, overwrite=self.overwrite)
-        if self._start.note and self.dist.main:
-            print(self._start.note, file=sys.stderr, flush=True)
-        if not self._start.resume:
-            return None
-        path = self.out / CHECKPOINT
-        state = ckpt.load(path)
-        try:
-            saved = TrainConfig.from_dict(state["config"])
-        except (ValueError, TypeError) as err:
-            raise ckpt.damaged(path, f"its config is not valid: {err}") from None
-        diffs = differences(saved, self.cfg.to_dict())
-        if diffs:
-            raise RunFolderError(
-                f"--resume: {self.out} was started with other settings ({'; '.join(diffs)}); "
-                "resume continues the same run: drop those options or choose another --out"
-            )
-        return state
-
-    def _setup(self) -> dict[str, Any] | None:
-        cfg, d = self.cfg, self.dist
-        self.device = d.device
-        self.amp = resolve_amp(cfg.amp, self.device)
-        self.backend_flags = backend_flags(self.device.type, cfg.deterministic)
-        apply_backend_flags(self.backend_flags)
-        self.concurrent_runs = report.concurrent_runs()
-        state = self._check_out_dir()
-        seed_everything(cfg.seed)  # the weights (and LM's k) are the same on every process
-        self.model = self._given_model if self._given_model is not None else build.model_from_config(cfg)
-        if (cfg.train_steps or cfg.refine_at) and not callable(getattr(self.model, "rediscretise", None)):
-            raise ValueError(
-                f"--train-steps and --refine-at change the step count, which {type(self.model).__name__} "
-                "cannot (it has no rediscretise())"
-            )
-        self.params = build.count_params(self.model)
-        self.data = self._load_data()
-        seed_everything(cfg.seed + 1000 * d.rank)  # the model's own noise differs per process; data order is shared
-        self.model = build.place_model(self.model, cfg, self.device, distributed=d.active)
-        self.train_loader, self.test_loader = build.loaders_from_config(
-            cfg, self.data, self.device, rank=d.rank, world=d.world
-        )
-        steps = self.train_loader.num_batches
-        self.optimizer, self.scheduler = build.optimizer_from_config(self.model, cfg, self.device, steps)
-        self._wrap_model()
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-        self.state.meter = EpochMeter(self.device, lr=self._lr())
-        return state
-
-    def _load_data(self) -> CifarData:
-        cfg, d = self.cfg, self.dist
-        first = cfg.download and d.active
-        if first and not d.main:
-            dist_util.barrier(d)  # rank 0 downloads, the others read after it
-        data = data_from_config(cfg, quiet=not d.main)  # one warning about the data, not one per process
-        if first and d.main:
-            dist_util.barrier(d)
-        if data.num_classes != cfg.num_classes:
-            raise ValueError(f"{cfg.dataset} at {data.root} has {data.num_classes} classes, expected {cfg.num_classes}")
-        return data
-
-    def _wrap_model(self) -> None:
-        """``self.net`` trains (DDP and/or compiled); ``self.eval_net`` evaluates the bare model, since DDP's
-        per-forward buffer broadcast would need the same number of test batches on every process."""
-        model, mode, device = self.model, self.cfg.compile_mode, self.device
-        if mode != effective_mode(mode, device) and self.dist.main:
-            print(
-                f"note: --compile-mode {mode} records CUDA graphs, which exist on CUDA only; "
-                f"compiling with mode {effective_mode(mode, device)} on {device.type}",
-                file=sys.stderr,
-            )
-        self.eval_net = compile_module(model, mode, device)
-        if not self.dist.active:
-            self.net = self.eval_net
-            return
-        # static_graph: parameters that no step ever reads need no per-step search for unused ones
-        ddp = DistributedDataParallel(
-            model, device_ids=[self.device.index] if self.device.type == "cuda" else None, static_graph=True
-        )
-        self.net = compile_module(ddp, mode, device)
-
-    def _restore(self, state: dict[str, Any]) -> None:
-        d = self.dist
-        try:
-            order_kept = ckpt.restore_training(state, self.state, **self._parts())
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError, RuntimeError) as err:  # another model
-            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
-            raise ckpt.damaged(self.out / CHECKPOINT, f"does not fit this run: {first}") from None
-        if not order_kept and d.main:
-            print(
-                "note: the data order of the resumed run restarts (checkpoint from another device type)",
-                file=sys.stderr,
-            )
-        self._saved_at = (self.epoch, self.batch)
-        rngs = state["rng"]
-        if len(rngs) == d.world:
-            ckpt.set_rng_state(rngs[d.rank]["rng"])
-            ckpt.set_module_generator_states(self.model, rngs[d.rank]["modules"])
-        elif d.main:
-            print(
-                f"note: the checkpoint was written by {len(rngs)} processes, this run has {d.world}; "
-                "the model's random streams restart (the data order is still exact)",
-                file=sys.stderr,
-            )
+    @property
+    def failure(self) -> str | None:
+        """Why the run could not save (a full disk, say): one line; None while every write succeeded."""
+        return self.saver.failure
 
     # ---------------------------------------------------------------- helpers
-    def _parts(self) -> dict[str, Any]:
-        """What a checkpoint keeps beside the loop's state."""
-        return {
-            "model": self.model,
-            "optimizer": self.optimizer,
-            "scheduler": self.scheduler,
-            "loader": self.train_loader,
-        }
-
     def _lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-
-    def _make_progress(self, style: str | None = None) -> Progress:
-        """Progress on stderr (rank 0 only): a bar on a terminal, a line every ``progress_every`` s otherwise."""
-        if style is None:
-            style = choose_style(self.cfg.progress and self.dist.main, sys.stderr)
-        assert self.cfg.epochs is not None  # TrainConfig.__post_init__ fills it
-        return Progress(
-            style,
-            epochs=self.cfg.epochs,
-            batches=len(self.train_loader),
-            eval_batches=len(self.test_loader),
-            images_per_batch=self.cfg.batch_size,
-            every=self.cfg.progress_every,
-        )
 
     @contextlib.contextmanager
     def _first_call_timed(self, graph: str):
@@ -404,35 +261,15 @@ class Trainer:
         self.diverged = self.stopped = True
         self.diverged_at = {"epoch": epoch, "reason": why}
         if self.dist.main:
-            line = report.divergence_line(epoch, why, self._saved_at, self.out / CHECKPOINT)
+            line = report.divergence_line(epoch, why, self.saver.saved_at, self.out / CHECKPOINT)
             print(line, file=sys.stderr, flush=True)
 
-    def _save_failed(self, what: Path, err: OSError) -> None:
-        """Record a failed write (a full disk, say) as :attr:`failure`, one line saying what was kept."""
-        if self.failure is None:
-            self.failure = report.failure_line(what, err, self._saved_at)
-        self.stopped = True
-
     def _save(self) -> bool:
-        """Checkpoint the current step (every process's RNG state; rank 0 writes); False when it failed."""
-        rngs = dist_util.all_gather_objects(
-            self.dist, {"rng": ckpt.rng_state(), "modules": ckpt.module_generator_states(self.model)}
-        )
-        failed = False
-        if self.dist.main:
-            path = self.out / CHECKPOINT
-            try:
-                ckpt.save_atomic(
-                    ckpt.training_checkpoint(self.state, self.cfg.to_dict(), rngs=rngs, **self._parts()), path
-                )
-            except OSError as err:
-                self._save_failed(path, err)
-                failed = True
-        if dist_util.any_flag(self.dist, failed):  # every process stops together
-            self.stopped = True
-            return False
-        self._saved_at = (self.epoch, self.batch)
-        return True
+        """Checkpoint the current step (:meth:`RunSaver.checkpoint`); False, and stopped, when it failed."""
+        if self.saver.checkpoint(self.state):
+            return True
+        self.stopped = True
+        return False
 
     def results(self) -> dict[str, Any]:
         """Summary of the run so far, as ``results.json`` holds it (see :func:`.report.results`)."""
@@ -448,70 +285,15 @@ class Trainer:
         )
 
     def _write_outputs(self, plots: bool) -> dict[str, Any]:
+        """The results so far, written with ``metrics.jsonl``; with ``plots``, the run's final outputs too."""
         results = self.results()
-        if not self.dist.main:
-            return results
-        try:
-            records.write_metrics(self.out / METRICS, self.history)
-            records.write_json(self.out / RESULTS, results)
-            if plots and results["complete"] and not self.diverged:
-                save_weights(self.model.state_dict(), self.out / WEIGHTS, model=self.cfg.model, epoch=self.epoch)
-            if plots and self.history:
-                from .plots import plot_curves, plot_momentum, run_title
-
-                title = run_title(self.cfg)
-                plot_curves(self.history, self.out / CURVES, title)
-                if "momentum_k" in results:
-                    plot_momentum(results["momentum_k"], self.out / MOMENTUM_PLOT, title)
-        except OSError as err:
-            self._save_failed(Path(err.filename) if err.filename else self.out, err)
+        if not self.saver.records(self.state, results, final=plots, diverged=self.diverged):
+            self.stopped = True
         return results
 
     # -------------------------------------------------------------------- run
     def prepare(self) -> None:
-        """Join the process group, build model, data and optimiser, and restore a resumed run.
-
-        Called by :meth:`fit`; call it first to surface set-up errors (bad names, missing data, a run
-        folder in use). A start-up that fails or is interrupted leaves no new folder behind.
-        """
-        if self._prepared:
-            return
-        self.dist = dist_util.setup(self.cfg.device)
-        try:
-            with terminate_as_interrupt():
-                state = self._setup()
-                if state is not None:
-                    self._restore(state)
-                settings = report.speed_settings(
-                    self.cfg, self.device, self.optimizer, self.concurrent_runs, amp=self.amp
-                )
-                self.state.sessions.append(
-                    report.provenance(self.device, self.cfg.seed, self.dist.world, settings=settings)
-                )
-                if self._folder is not None:
-                    self._folder.create()
-                    self._folder.clear(self._start.clear)
-                    records.write_json(self.out / CONFIG, self.cfg.to_dict())
-        except BaseException:
-            if self._folder is not None:
-                self._folder.abandon()
-            dist_util.teardown(self.dist)
-            raise
-        if self.dist.main:
-            where = "starting"
-            if state is not None and self.epoch >= (self.cfg.epochs or 0):
-                where = f"all {self.epoch} epochs trained, writing the outputs"
-            elif state is not None:
-                where = f"resuming at epoch {self.epoch + 1} batch {self.batch}"
-            held = "validation" if self.cfg.validation else "test"
-            print(
-                f"{self.cfg.model}: {self.params:,} parameters, {where}; "
-                f"{self.train_loader.num_examples} train / {self.test_loader.num_examples} {held} images "
-                f"on {self.device} x {self.dist.world}{' in bf16 autocast' if self.amp == 'bf16' else ''}",
-                flush=True,
-            )
-        self.progress = self._make_progress()
-        self._prepared = True
+        """Nothing left to do: building the Trainer set the run up (kept for code that calls it before :meth:`fit`)."""
 
     def _end_epoch(self, epoch: int) -> bool:
         """Evaluate, check for divergence, log, save; False when the run must stop here."""
@@ -548,8 +330,6 @@ class Trainer:
 
     def fit(self) -> dict[str, Any]:
         """Train to ``config.epochs`` (or until stopped); returns the results dict."""
-        self.prepare()
-        assert self.cfg.epochs is not None  # TrainConfig.__post_init__ fills it
         try:
             with self._stop:
                 while self.epoch < self.cfg.epochs:
@@ -572,6 +352,6 @@ class Trainer:
 
     def close(self) -> None:
         """Let go of the run folder's lock and the process group (:meth:`fit` does this when it returns)."""
-        if self._folder is not None:
-            self._folder.close()
+        if self.parts.folder is not None:
+            self.parts.folder.close()
         dist_util.teardown(self.dist)
