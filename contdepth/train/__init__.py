@@ -4,18 +4,32 @@
 >>> Trainer(TrainConfig(model="lm_resnet20", data_dir="data", out="runs/lm20")).fit()
 >>> evaluate_run("runs/lm20", scheme="rk4", steps_per_block=2)["test_acc"]
 >>> net = load_run("runs/lm20")                                         # the trained nn.Module, eval mode
+
+``Trainer(config)`` sets the run up as it is built: :func:`build_parts` gives everything it trains with as
+one frozen :class:`TrainerParts` (``Trainer(build_parts(config))`` is the same run), from the settings
+:meth:`TrainConfig.resolve` fills in and checks (:class:`ResolvedConfig`).
 """
 
 import warnings
 from typing import Any
 
 from ..runs.folder import RunFolderError
-from .config import TrainConfig
+from .config import ResolvedConfig, TrainConfig
 from .evaluate import evaluate_run
 from .loading import load_run
+from .parts import TrainerParts, build_parts
 from .trainer import Trainer
 
-__all__ = ["RunFolderError", "TrainConfig", "Trainer", "evaluate_run", "load_run"]
+__all__ = [
+    "ResolvedConfig",
+    "RunFolderError",
+    "TrainConfig",
+    "Trainer",
+    "TrainerParts",
+    "build_parts",
+    "evaluate_run",
+    "load_run",
+]
 
 
 def __getattr__(name: str) -> Any:
