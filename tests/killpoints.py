@@ -141,7 +141,7 @@ def serve() -> None:
     import torch
 
     import contdepth.cli
-    import contdepth.train.command  # noqa: F401  (imported once, before any fork)
+    import contdepth.cli.train  # noqa: F401  (imported once, before any fork)
 
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(False)  # its first call imports torch's compiler stack: seconds

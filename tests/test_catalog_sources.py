@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from contdepth.cli.reproduce import _list
 from contdepth.models.noise_spec import parse_noise
 from contdepth.studies.catalog import STUDIES, basic_blocks, get_study, matching_gaussian_level
-from contdepth.studies.command import _list
 
 
 def test_every_paper_number_names_its_table_and_every_source_its_number():

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from contdepth.train.command import config_from_args, configure
+from contdepth.cli.train import config_from_args, configure
 from contdepth.train.speed import COMPILE_PAYS_BACK_IMAGES
 
 

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from contdepth.cli import main
+from contdepth.cli.reproduce import build_jobs
 from contdepth.studies.catalog import get_study
-from contdepth.studies.command import build_jobs
 from contdepth.studies.runner import Runner
 
 
@@ -70,12 +70,12 @@ def test_summary_lists_each_run_the_paper_and_the_learned_k(tmp_path):
 
 
 def test_a_closed_pipe_is_not_a_study_folder_error(monkeypatch, capsys):
-    from contdepth.studies import command
+    from contdepth.cli import reproduce
 
-    def closed(args):  # what `contdepth reproduce --list | head` meets when head has gone
+    def closed():  # what `contdepth reproduce --list | head` meets when head has gone
         raise BrokenPipeError(32, "Broken pipe")
 
-    monkeypatch.setattr(command, "_run", closed)
-    monkeypatch.setattr("contdepth.cli._silence_stdout", lambda: None)
+    monkeypatch.setattr(reproduce, "_list", closed)
+    monkeypatch.setattr("contdepth.cli.entry._silence_stdout", lambda: None)
     assert main(["reproduce", "--list"]) == 1
     assert "choose another --out" not in capsys.readouterr().err

@@ -366,7 +366,7 @@ def test_bad_depth_and_steps():
 
 # ------------------------------------------------------------------------------------ command
 def test_models_command_table_and_json(capsys, monkeypatch):
-    from contdepth.models import command
+    from contdepth.cli import models as command
 
     names = ["resnet20", "lm_resnet56", "shake_resnet20_2x16d", "lm_resnext29_8x64d", "resnet50"]
     monkeypatch.setattr(command, "available", lambda: names)  # the full listing builds 32 nets

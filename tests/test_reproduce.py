@@ -11,6 +11,7 @@ import time
 import pytest
 
 from contdepth.cli import main
+from contdepth.cli.reproduce import build_jobs
 from contdepth.models import available, parse_noise
 from contdepth.models.noise_spec import NoiseSpec
 from contdepth.runs.files import LOG
@@ -19,7 +20,6 @@ from contdepth.runs.state import run_state
 from contdepth.studies import planner
 from contdepth.studies.calibration import burst_estimate, calibrate
 from contdepth.studies.catalog import SAFE_NAME, STUDIES, UnknownName, basic_blocks, get_study, matching_gaussian_level
-from contdepth.studies.command import build_jobs
 from contdepth.studies.planner import Estimate, Pending
 from contdepth.studies.runner import CONCURRENT_ENV, Runner
 from contdepth.studies.summary import device_sharing
@@ -313,7 +313,7 @@ def test_calibration_scales_each_burst_to_the_runs_epochs(tmp_path):
         (folder / "results.json").write_text(json.dumps({"complete": True, "train_images": 1024, "test_images": 1000}))
         return FakeProcess(clock, clock() + 20.0, 0, folder)
 
-    from contdepth.studies.command import _burst_job
+    from contdepth.cli.reproduce import _burst_job
 
     found, failed = calibrate(
         jobs, _burst_job, jobs=2, launch=launch, clock=clock, sleep=clock.sleep, say=lambda line: None
@@ -504,7 +504,7 @@ def test_budget_too_small_starts_nothing_and_a_busy_folder_is_refused(tmp_path, 
 
 
 def test_budget_without_any_timed_run_starts_nothing(tmp_path, data_dir, capsys, monkeypatch):
-    import contdepth.studies.command as command
+    import contdepth.cli.reproduce as command
 
     monkeypatch.setattr(command, "calibrate", lambda runs, make_job, **kw: ({}, [("resnet20-s0-c0", 2, ["no data"])]))
     out = tmp_path / "W"

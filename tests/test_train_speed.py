@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from contdepth.cli import build_parser, main
+from contdepth.cli.train import config_from_args
 from contdepth.data import write_fake_cifar
 from contdepth.runs.records import read_metrics
 from contdepth.train import TrainConfig, Trainer, compiling
 from contdepth.train.backends import apply_backend_flags, backend_flags, current_flags
-from contdepth.train.command import config_from_args
 from contdepth.train.optim import sgd_options
 from contdepth.train.parts import make_progress
 from contdepth.train.progress import Progress, clock

@@ -16,7 +16,9 @@ import torch
 from torch import Tensor, nn
 
 from ..outputs import unwritable
-from ..train.argtypes import positive_int
+from .argtypes import positive_int
+from .command import Command
+from .errors import CommandError, os_error_message
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -33,11 +35,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--out", help="output folder (default: runs/analyze/<run folder name>, or runs/analyze/MODEL)")
     a("--seed", type=int, default=0, help="seed of the weights of --model, the Gaussian inputs and ARPACK (default 0)")
     a("--threads", type=positive_int, help="torch CPU threads (1 is fastest for a few small images on a busy machine)")
-
-
-def _fail(message: str) -> int:
-    print(f"contdepth analyze: error: {message}", file=sys.stderr)
-    return 2
 
 
 def _images(data_dir: str | None, dataset: str, n: int, seed: int) -> tuple[Tensor, str]:
@@ -78,13 +75,14 @@ def _load(args: argparse.Namespace) -> tuple[nn.Module, dict, Tensor, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import DataError
+    """Compute the spectra, write the figure and the JSON, print a summary; failures raise (a usage error: exit
+    code 2; a failed write: 1)."""
+    from ..analysis.spectra import block_spectra
+    from ..analysis.spectra_plots import plot_spectra
     from ..provenance import provenance
-    from .spectra import block_spectra
-    from .spectra_plots import plot_spectra
 
     if args.tol is not None and not (0 <= args.tol < 1):
-        return _fail(f"--tol must be in [0, 1), got {args.tol}")
+        raise CommandError(f"--tol must be in [0, 1), got {args.tol}")
     if args.threads:
         torch.set_num_threads(args.threads)
     # not inside the run folder: a committed run (results/...) stays as it was checked out
@@ -92,14 +90,14 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default
     problem = unwritable(out)  # before the work, not after it
     if problem is not None:
-        return _fail(f"--out: {problem}; choose another --out")
+        raise CommandError(f"--out: {problem}; choose another --out")
     try:
         model, info, x, inputs = _load(args)
         start, cpu = time.perf_counter(), time.process_time()
         spectra = block_spectra(model, x, args.n_eigs, tol=args.tol, seed=args.seed)
         seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
-    except (ValueError, TypeError, FileNotFoundError, KeyError, DataError) as err:
-        return _fail(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)
+    except KeyError as err:  # a weight the net does not have: its name
+        raise CommandError(str(err).strip() or type(err).__name__) from err
     title = (
         f"{info['model']} under {info['scheme']}, {info['steps_per_block']} step/block: eigenvalues of h ∂f/∂u "
         f"({args.n_eigs} largest-modulus + {args.n_eigs} rightmost per input and step), {inputs}"
@@ -120,10 +118,8 @@ def run(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         plot_spectra(spectra, out / "stability.png", title=title)
         (out / "stability.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
-    except OSError as err:
-        where = err.filename or out
-        print(f"contdepth analyze: error: cannot write {where}: {err.strerror or err}", file=sys.stderr)
-        return 1  # not a usage error
+    except OSError as err:  # not a usage error
+        raise CommandError(f"cannot write {err.filename or out}: {os_error_message(err, filename=False)}", 1) from err
     inside = [s.summary()["inside_fraction"]["mean"] for s in spectra.steps]
     outside_steps = sum(1 for v in inside if v < 1.0)
     print(
@@ -134,3 +130,8 @@ def run(args: argparse.Namespace) -> int:
         f"{out / 'stability.json'}"
     )
     return 0
+
+
+COMMAND = Command(
+    "analyze", "where a network's blocks sit in its scheme's stability region (figure + JSON)", configure, run
+)

@@ -1,9 +1,8 @@
-"""Argument types shared by the command-line modules (a leaf module: it imports nothing of contdepth)."""
+"""Argument types of the subcommands' flags: each turns a word into a value or gives argparse's one-line error."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def positive_int(text: str) -> int:
@@ -48,10 +47,3 @@ def step_counts(text: str) -> list[int]:
     if not values or min(values) < 1 or len(set(values)) != len(values):
         raise argparse.ArgumentTypeError(f"expected distinct step counts >= 1 like '1,2,4', got {text!r}")
     return values
-
-
-def report_error(command: str, error: object) -> int:
-    """Print ``contdepth COMMAND: error: ...`` as one line on stderr (a message's lines joined); returns 2."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    print(f"contdepth {command}: error: {' '.join(lines)}", file=sys.stderr)
-    return 2

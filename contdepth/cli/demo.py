@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..outputs import save_figure
 from ..provenance import provenance
-from ._threads import one_thread
-from .data import DATASETS
-from .experiment import DEFAULT_CONFIGS, format_table, run_experiment
-from .kolmogorov import Grid, kolmogorov_check
-from .kolmogorov import summary as kolmogorov_summary
-from .model import NOISES, SCHEMES, ModelConfig
-from .train import ToyTrainConfig
+from ..toy._threads import one_thread
+from ..toy.data import DATASETS
+from ..toy.experiment import DEFAULT_CONFIGS, format_table, run_experiment
+from ..toy.kolmogorov import Grid, kolmogorov_check
+from ..toy.kolmogorov import summary as kolmogorov_summary
+from ..toy.model import NOISES, SCHEMES, ModelConfig
+from ..toy.train import ToyTrainConfig
+from .command import Command
+from .errors import CommandError, os_error_message
 
 
 # Sizes of the default and the --fast (smoke test) runs.
@@ -49,6 +50,7 @@ ROI = ((-2.0, -1.5), (2.0, 1.5))
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the ``demo`` flags."""
     parser.add_argument(
         "--scheme",
         default=None,
@@ -94,25 +96,23 @@ def _output_folder(name: str) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ValueError(f"cannot create --out {out.absolute()}: {err.strerror or err}") from None
+        raise ValueError(f"cannot create --out {out.absolute()}: {os_error_message(err, filename=False)}") from None
     return out
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train, check, plot and write ``demo.png`` and ``demo.json``; a bad option raises (exit code 2), a failed
+    write too (1)."""
     start = time.perf_counter()
     preset = PRESETS["fast" if args.fast else "default"]
-    try:
-        configs = build_configs(_split(args.scheme), _split(args.noise), args.steps)
-        if args.dataset not in DATASETS:
-            raise ValueError(f"unknown dataset {args.dataset!r}; valid choices: {', '.join(DATASETS)}")
-        if args.seeds < 1:
-            raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
-        if not 0 <= args.seed <= 2**63 - args.seeds:
-            raise ValueError(f"--seed must be an integer in [0, 2**63 - seeds], got {args.seed}")
-        out = _output_folder(args.out)
-    except ValueError as err:
-        print(f"contdepth demo: error: {err}", file=sys.stderr)
-        return 2
+    configs = build_configs(_split(args.scheme), _split(args.noise), args.steps)
+    if args.dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {args.dataset!r}; valid choices: {', '.join(DATASETS)}")
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+    if not 0 <= args.seed <= 2**63 - args.seeds:
+        raise ValueError(f"--seed must be an integer in [0, 2**63 - seeds], got {args.seed}")
+    out = _output_folder(args.out)
     seeds = list(range(args.seed, args.seed + args.seeds))
     train = ToyTrainConfig(iters=preset.iters)
     data_options = dict(name=args.dataset, n_train=preset.n_train, n_test=preset.n_test)
@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
                     f"{own['agreement']['max_abs_diff']:.4f} (weak error O(h))"
                 )
 
-    from .plots import experiment_figure  # matplotlib only when writing the figure
+    from ..toy.plots import experiment_figure  # matplotlib only when writing the figure
 
     shown = [(c.label, result.models[(c.label, seeds[0])]) for c in configs]
     fig = experiment_figure(shown, result.data[seeds[0]], check, kolmogorov_label=check_label or "")
@@ -168,8 +168,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         save_figure(fig, png, dpi=110)
     except OSError as err:  # a full disk, say
-        print(f"contdepth demo: error: cannot write {png}: {err.strerror or err}", file=sys.stderr)
-        return 1
+        raise CommandError(f"cannot write {png}: {os_error_message(err, filename=False)}", code=1) from err
     seconds = time.perf_counter() - start
     record = {
         "provenance": provenance(_command(args), args.seed),
@@ -186,8 +185,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         js.write_text(json.dumps(record, indent=2))
     except OSError as err:
-        print(f"contdepth demo: error: cannot write {js}: {err.strerror or err}", file=sys.stderr)
-        return 1
+        raise CommandError(f"cannot write {js}: {os_error_message(err, filename=False)}", code=1) from err
     print(f"wrote {png.resolve()} and {js.resolve()} ({seconds:.0f} s)")
     return 0
 
@@ -200,3 +198,8 @@ def _command(args: argparse.Namespace) -> list[str]:
             cmd += [f"--{name}", str(getattr(args, name))]
     cmd += ["--seed", str(args.seed), "--seeds", str(args.seeds), "--dataset", args.dataset, "--out", str(args.out)]
     return cmd + (["--fast"] if args.fast else [])
+
+
+COMMAND = Command(
+    "demo", "the stochastic-training toy of Sun, Tao and Du on built-in 2-D data (CPU, ~1 min)", configure, run
+)

@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 
-from .registry import available, describe
+from ..models.registry import available, describe
+from .command import Command
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the ``models`` flags."""
     parser.add_argument("--json", action="store_true", help="print one JSON list instead of a table")
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print the table (or ``--json``)."""
     rows = [describe(name) for name in available()]
     if getattr(args, "json", False):
         print(json.dumps(rows, indent=2))
@@ -26,3 +29,6 @@ def run(args: argparse.Namespace) -> int:
             f"{r['scheme']:<15} {r['noise']:<6} {r['num_classes']}"
         )
     return 0
+
+
+COMMAND = Command("models", "list the named models with depth, parameters and scheme", configure, run)

@@ -11,24 +11,24 @@ from __future__ import annotations
 import argparse
 import shlex
 import signal
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
 from ..runs.files import LOG
-from ..runs.lock import FolderLock, FolderLocked
-from ..train.argtypes import positive_int
-from . import planner
-from .calibration import calibrate, history_estimate
-from .catalog import STUDIES, Study, UnknownName, get_study
-from .runner import Runner
-from .runs import RunJob, measured_epoch_seconds, settings_conflict, timing_key
+from ..runs.lock import FolderLock
+from ..studies import planner
+from ..studies.calibration import calibrate, history_estimate
+from ..studies.catalog import STUDIES, Study, get_study
+from ..studies.runner import Runner
+from ..studies.runs import RunJob, measured_epoch_seconds, settings_conflict, timing_key
+from .argtypes import positive_int
+from .command import Command
+from .errors import CommandError
 
 # Flags that reproduce sets for every run itself.
 RESERVED = ("--model", "--out", "--seed", "--resume", "--overwrite", "--noise", "--scheme")
-TAKES_PASSTHROUGH = True  # the `contdepth` command hands the words after `--` over as args.passthrough
 
 
 class UsageError(ValueError):
@@ -36,6 +36,7 @@ class UsageError(ValueError):
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the ``reproduce`` flags (the words after ``--`` come as ``args.passthrough``)."""
     parser.epilog = (
         "Flags after `--` go to every `contdepth train` run (e.g. -- --epochs 1 --device cpu). "
         "Runs live in DIR/<model>[-<noise>]-s<seed>/; finished ones are skipped, interrupted ones resume."
@@ -63,7 +64,7 @@ class _TrainFlagParser(argparse.ArgumentParser):
 
 
 def _train_parser() -> argparse.ArgumentParser:
-    from ..train.command import configure as configure_train  # the train command's own flags and checks
+    from .train import configure as configure_train  # the train command's own flags and checks
 
     parser = _TrainFlagParser(prog="contdepth train", add_help=False)
     configure_train(parser)
@@ -97,7 +98,7 @@ def build_jobs(
     passthrough: list[str],
 ) -> list[RunJob]:
     """Every run of the study in run order (priority, seed, row), with its flags and config."""
-    from ..train.command import config_from_args
+    from .train import config_from_args
 
     parser = _train_parser()
     _check_passthrough(passthrough)
@@ -243,12 +244,7 @@ def _execute(study: Study, jobs: list[RunJob], out: Path, n_jobs: int, budget: f
     runner = Runner(jobs, out, jobs=n_jobs, estimates=estimate, deadline=deadline, say=_say)
     planned = _print_plan(runner, waiting, time.monotonic(), budget)
     if budget is not None and not any(runner.predicted_seconds(j) is not None for j in waiting):
-        print(
-            "contdepth reproduce: error: no run could be timed (its calibration burst failed, see above); "
-            "nothing started",
-            file=sys.stderr,
-        )
-        return 1
+        raise CommandError("no run could be timed (its calibration burst failed, see above); nothing started", code=1)
     if budget is not None and not planned:
         known = [(s, j.name) for j in waiting if (s := runner.predicted_seconds(j)) is not None]
         shortest = (
@@ -257,12 +253,9 @@ def _execute(study: Study, jobs: list[RunJob], out: Path, n_jobs: int, budget: f
             else ""
         )
         left = planner.format_duration(max(deadline - time.monotonic(), 0.0)) if deadline is not None else "?"
-        print(
-            f"contdepth reproduce: error: a budget of {budget:g} min ({left} left) is too small for any run"
-            f"{shortest}; nothing started",
-            file=sys.stderr,
+        raise CommandError(
+            f"a budget of {budget:g} min ({left} left) is too small for any run{shortest}; nothing started"
         )
-        return 2
     report = _with_sigterm_as_interrupt(runner.run)
     _say(
         f"{study.name}: {len(report.skipped) + len(report.finished)} of {len(jobs)} runs done "
@@ -283,15 +276,12 @@ def _execute(study: Study, jobs: list[RunJob], out: Path, n_jobs: int, budget: f
     return 1 if report.failed else 0
 
 
-_burst_parser: argparse.ArgumentParser | None = None
-
-
 def _burst_job(job: RunJob, flags: list[str], folder: Path) -> RunJob:
-    from ..train.command import config_from_args
+    """The job of a calibration burst of ``job`` (``flags`` parsed as ``contdepth train``'s, in a parser of its
+    own: a few milliseconds, next to a burst's seconds)."""
+    from .train import config_from_args
 
-    global _burst_parser
-    _burst_parser = _burst_parser or _train_parser()
-    return make_job(_burst_parser, config_from_args, folder.name, job.spec, 0, folder, flags)
+    return make_job(_train_parser(), config_from_args, folder.name, job.spec, 0, folder, flags)
 
 
 def _with_sigterm_as_interrupt(fn: Callable[[], Any]) -> Any:
@@ -308,20 +298,8 @@ def _with_sigterm_as_interrupt(fn: Callable[[], Any]) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except (UsageError, UnknownName, FolderLocked) as err:
-        print(f"contdepth reproduce: error: {err}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # the reader of the output went away (`--list | head`): the CLI stops quietly
-        raise
-    except OSError as err:  # the study folder cannot be created, locked or written
-        where = f" ({err.filename})" if err.filename else ""
-        print(f"contdepth reproduce: error: {err.strerror or err}{where}; choose another --out", file=sys.stderr)
-        return 2
-
-
-def _run(args: argparse.Namespace) -> int:
+    """List, plan, train or summarise the study. A bad argument, an unknown name or a study folder in use raise
+    (exit code 2); so does a study folder that cannot be created, locked or written (an OS error)."""
     if args.list:
         _list()
         return 0
@@ -341,9 +319,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.only is not None and not only:
         raise UsageError("--only needs run names, e.g. resnet56,lm_resnet56")
     seeds = _parse_seeds(args.seeds) if args.seeds is not None else list(study.seeds)
-    jobs = build_jobs(study, out, seeds, only, list(getattr(args, "passthrough", []) or []))
+    jobs = build_jobs(study, out, seeds, only, list(args.passthrough))
     if args.summary:
-        from .summary import write_summary
+        from ..studies.summary import write_summary
 
         if not out.is_dir():
             raise UsageError(f"--out {out} does not exist: nothing to summarise")
@@ -375,3 +353,13 @@ def _run(args: argparse.Namespace) -> int:
         raise
     with FolderLock(out, what="contdepth reproduce"):
         return _execute(study, jobs, out, args.jobs, args.budget)
+
+
+COMMAND = Command(
+    "reproduce",
+    "train a paper's study (its tables) in runs that fit your time",
+    configure,
+    run,
+    passthrough=True,
+    os_error_hint="choose another --out",
+)

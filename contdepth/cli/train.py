@@ -6,22 +6,21 @@ Under ``torchrun --nproc_per_node=N -m contdepth train ...`` it runs Distributed
 from __future__ import annotations
 
 import argparse
-import errno
 from pathlib import Path
 from typing import Any
 
 from .._checks import DEPTH_BASES
-from ..data import DataError
 from ..data.cifar import DATASETS
-from ..runs.folder import RunFolderError
 from ..runs.state import NO_PROGRESS, folder_state
-from .argtypes import milestones, positive_float, positive_int, report_error, step_counts
-from .compiling import COMPILE_MODES
-from .config import AMP_CHOICES, SCHEDULES, TrainConfig
-from .loading import saved_run_config
-from .speed import cpu_defaults
-from .start import RunFinished
-from .trainer import Trainer
+from ..train.compiling import COMPILE_MODES
+from ..train.config import AMP_CHOICES, SCHEDULES, TrainConfig
+from ..train.loading import saved_run_config
+from ..train.speed import cpu_defaults
+from ..train.start import RunFinished
+from ..train.trainer import Trainer
+from .argtypes import milestones, positive_float, positive_int, step_counts
+from .command import Command
+from .errors import CommandError
 
 # CLI flag dest -> TrainConfig field, where the names differ
 _RENAMED = {"warmup": "warmup_epochs", "no_progress": "progress"}
@@ -150,7 +149,7 @@ def given_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The TrainConfig fields set on the command line (unset flags are None and left out)."""
     out = {}
     for key, value in vars(args).items():
-        if key in ("command", "_run", "resume", "overwrite") or value is None:
+        if key in ("command", "resume", "overwrite") or value is None:
             continue
         name = _RENAMED.get(key, key)
         out[name] = (not value) if key == "no_progress" else value
@@ -168,8 +167,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             return TrainConfig.from_dict({**saved, **given})  # the Trainer rejects changed non-runtime settings
     given.setdefault("out", f"runs/{given.get('model', TrainConfig.model)}")
     cfg = TrainConfig(**given)
-    assert cfg.epochs is not None  # TrainConfig.__post_init__ fills it
-    speed = cpu_defaults(given, cfg.epochs)
+    speed = cpu_defaults(given, cfg.resolve().epochs)
     return cfg.replace(**speed) if speed else cfg
 
 
@@ -188,7 +186,7 @@ def saved_config(out: Path) -> dict[str, Any] | None:
 
 def _check_names(cfg: TrainConfig) -> None:
     from ..models import parse_noise  # raises ValueError listing the valid noise specs
-    from .build import check_model_name, check_scheme_name
+    from ..train.build import check_model_name, check_scheme_name
 
     check_model_name(cfg.model)
     check_scheme_name(cfg.scheme)
@@ -199,7 +197,8 @@ def _check_names(cfg: TrainConfig) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train; 0 when finished, 130 when stopped by Ctrl-C/SIGTERM (resumable), 1 if it diverged, 2 on a usage error."""
+    """Train; 0 when finished, 130 when stopped by Ctrl-C/SIGTERM (resumable), 1 if it diverged or could not save;
+    a bad setting, a run folder in use or missing data raise (exit code 2, a full disk 1)."""
     try:
         cfg = config_from_args(args)
         _check_names(cfg)
@@ -208,20 +207,12 @@ def run(args: argparse.Namespace) -> int:
     except RunFinished as done:  # nothing to train: said, and no error
         print(f"contdepth train: {done}", flush=True)
         return 0
-    except (ValueError, TypeError, DataError, RunFolderError) as err:
-        return report_error("train", err)
-    except OSError as err:  # the run folder or the data cannot be read or written
-        code = report_error("train", _os_error(err))
-        return 1 if err.errno in (errno.ENOSPC, errno.EDQUOT) else code  # a full disk is no usage error
     trainer.fit()
     if trainer.failure is not None:
-        report_error("train", trainer.failure)
-        return 1
+        raise CommandError(trainer.failure, code=1)
     if trainer.diverged:
         return 1
     return 130 if trainer.stopped else 0
 
 
-def _os_error(err: OSError) -> str:
-    where = f" ({err.filename})" if err.filename else ""
-    return f"{err.strerror or err}{where}"
+COMMAND = Command("train", "train a CIFAR classifier with any scheme", configure, run)

@@ -3,7 +3,7 @@ backward Kolmogorov equation of the trained stochastic network solved two ways.
 
 Modules: ``data`` (seeded moons/spirals), ``model`` (flow + read-out, noise variants), ``train``
 (optimal-control objective), ``kolmogorov`` (finite differences vs Monte Carlo), ``experiment``
-(configurations x seeds), ``plots``, ``command`` (``contdepth demo``).
+(configurations x seeds), ``plots``. ``contdepth demo`` (``contdepth.cli.demo``) runs it.
 """
 
 from .data import ToyData, make_data

@@ -1,4 +1,4 @@
-"""``contdepth eval``: test accuracy of a trained run, optionally under another scheme / step count.
+"""Test accuracy of a trained run, optionally under another scheme / step count (``contdepth eval``).
 
 >>> evaluate_run("runs/lm56", scheme="rk4", steps_per_block=2)    # doctest: +SKIP
 {'test_acc': 0.93, 'test_error': 7.0, ...}
@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,14 +16,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import _checks
-from .._checks import DEPTH_BASES
-from ..data import CifarData, DataError, DeviceLoader, load_cifar
+from ..data import CifarData, DeviceLoader, load_cifar
 from ..runs.weights import load_weights_into, read_trained_state
-from .amp import AMP_CHOICES, autocast, resolve_amp
-from .argtypes import positive_float, positive_int, report_error
-from .backends import apply_backend_flags, backend_flags
+from .amp import autocast, resolve_amp
 from .build import model_from_config
-from .compiling import COMPILE_MODES, compile_module, effective_mode
+from .compiling import compile_module, effective_mode
 from .config import TrainConfig
 from .distributed import resolve_device
 from .loading import load_run_config, rediscretise
@@ -212,99 +207,3 @@ def _with_depth_basis(model: nn.Module, cfg: TrainConfig, depth_basis: str) -> n
     new.rediscretise(steps_per_block=getattr(model, "steps_per_block", cfg.steps_per_block))
     return new
 
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    a = parser.add_argument
-    a("--run", required=True, help="run directory written by `contdepth train`")
-    a("--scheme", help="evaluate under this scheme (euler, lm2, rk4, heun, ...; default: as trained)")
-    a(
-        "--steps-per-block",
-        type=positive_float,
-        help="steps per residual block (default: as trained); a fraction such as 0.5 for depth-continuous nets",
-    )
-    a(
-        "--depth-basis",
-        choices=DEPTH_BASES,
-        help="linear: evaluate a blockwise-trained net as weights continuous in depth (default: as trained)",
-    )
-    a(
-        "--knots-per-block",
-        type=positive_float,
-        metavar="K",
-        help="project a depth-continuous net's weights onto K knots per block first (2: refine, 0.5: compress)",
-    )
-    a(
-        "--recalibrate-bn",
-        type=positive_int,
-        metavar="N",
-        help="re-estimate BatchNorm statistics at the new scheme and step count from N augmented training images "
-        "(e.g. 5000), one set per block evaluation",
-    )
-    a(
-        "--samples",
-        type=positive_int,
-        metavar="N",
-        help="Monte Carlo: also run the net N times with its noise on; ensemble, mean-field and single-draw accuracy",
-    )
-    a("--seed", type=int, default=0, help="seeds the Monte Carlo draws and the recalibration images (default 0)")
-    a("--data-dir", help="data folder (default: the run's)")
-    a("--device", help="cuda or cpu (default: cuda when available)")
-    a("--batch-size", type=positive_int, help="evaluation batch size (default: the run's, 500)")
-    a(
-        "--test-subset",
-        type=positive_int,
-        metavar="N",
-        help="N test images evenly spaced through the split (default: the run's, all)",
-    )
-    a(
-        "--compile-mode",
-        choices=COMPILE_MODES,
-        help="torch.compile the model: default, reduce-overhead (CUDA graphs, CUDA only), max-autotune "
-        "(worth it for large test sets only: compiling takes longer than evaluating 10,000 images)",
-    )
-    a("--amp", choices=AMP_CHOICES, help="bf16 autocast: auto (default: on a CPU with bf16 units), bf16 or none")
-    a("--json", action="store_true", help="print the result as JSON")
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        apply_backend_flags(backend_flags(resolve_device(args.device).type, deterministic=False))
-        result = evaluate_run(
-            args.run,
-            args.scheme,
-            args.steps_per_block,
-            data_dir=args.data_dir,
-            device=args.device,
-            batch_size=args.batch_size,
-            test_subset=args.test_subset,
-            compile_mode=args.compile_mode,
-            amp=args.amp,
-            depth_basis=args.depth_basis,
-            knots_per_block=args.knots_per_block,
-            recalibrate_bn=args.recalibrate_bn,
-            samples=args.samples,
-            seed=args.seed,
-        )
-    except (ValueError, TypeError, FileNotFoundError, DataError) as err:
-        return report_error("eval", err)
-    except OSError as err:  # the run or the data cannot be read
-        where = f" ({err.filename})" if err.filename else ""
-        return report_error("eval", f"{err.strerror or err}{where}")
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(
-            f"{result['model']} (trained: {result['trained_scheme']}, {result['trained_steps_per_block']} step/block, "
-            f"{result['epochs_done']} epochs) under {result['scheme']} with {result['steps_per_block']} step/block: "
-            f"test acc {100 * result['test_acc']:.2f}% (error {result['test_error']:.2f}%), "
-            f"loss {result['test_loss']:.4f}, {result['images']} images, {result['seconds']:.1f}s"
-            + (f"; BatchNorm recalibrated on {result['recalibrated_images']} images" if args.recalibrate_bn else "")
-        )
-        mc = result.get("monte_carlo")
-        if mc is not None:
-            print(
-                f"Monte Carlo, {mc['samples']} draws: ensemble acc {100 * mc['ensemble_acc']:.2f}%, mean field "
-                f"{100 * mc['mean_field_acc']:.2f}%, one draw {100 * mc['single_draw_acc']:.2f}%, "
-                f"predictive entropy {mc['predictive_entropy']:.3f} nats"
-            )
-    return 0
