@@ -23,10 +23,10 @@ import pytest
 from killpoints import KILLED, REPO, Killer
 
 from contdepth.cli import main
+from contdepth.cli import reproduce as study_command
 from contdepth.runs.files import WEIGHTS
 from contdepth.runs.records import read_metrics, read_results
 from contdepth.runs.state import FolderState, folder_state
-from contdepth.studies import command as study_command
 from contdepth.studies.runner import Runner
 
 TIMING = ("seconds", "images_per_s", "compile_seconds", "session")  # differ between a run and its resumption
