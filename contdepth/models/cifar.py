@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
@@ -30,6 +31,7 @@ from .blocks import (
     init_weights,
     projection,
 )
+from .registry import register_model
 from .stage import ResidualNet, StagePlan
 
 BranchFn = Callable[[int, int], nn.Module]  # (c_in, stride) -> branch
@@ -182,3 +184,176 @@ def resnext(
     model = ResidualNet(stem, stages, head(c_in, num_classes), plan)
     init_weights(model)
     return model
+
+
+# ------------------------------------------------------------------------------------------ named models
+# Each builder below is a name of the zoo (``contdepth.models.get(name)``); ``**kw`` are those of its family's
+# builder (scheme, noise, num_classes, steps_per_block, scheme_options, checkpoint, depth_basis).
+
+
+@register_model(depth=20, family="resnet", scheme="euler")
+def resnet20(**kw: Any) -> ResidualNet:
+    """ResNet-20 (He et al. 2015: post-activation, option-A shortcut)."""
+    return resnet(20, preact=False, **kw)
+
+
+@register_model(depth=32, family="resnet", scheme="euler")
+def resnet32(**kw: Any) -> ResidualNet:
+    """ResNet-32 (He et al. 2015: post-activation, option-A shortcut)."""
+    return resnet(32, preact=False, **kw)
+
+
+@register_model(depth=44, family="resnet", scheme="euler")
+def resnet44(**kw: Any) -> ResidualNet:
+    """ResNet-44 (He et al. 2015: post-activation, option-A shortcut)."""
+    return resnet(44, preact=False, **kw)
+
+
+@register_model(depth=56, family="resnet", scheme="euler")
+def resnet56(**kw: Any) -> ResidualNet:
+    """ResNet-56 (He et al. 2015: post-activation, option-A shortcut)."""
+    return resnet(56, preact=False, **kw)
+
+
+@register_model(depth=110, family="resnet", scheme="euler")
+def resnet110(**kw: Any) -> ResidualNet:
+    """ResNet-110 (He et al. 2015: post-activation, option-A shortcut)."""
+    return resnet(110, preact=False, **kw)
+
+
+@register_model(depth=1202, family="resnet", scheme="euler")
+def resnet1202(**kw: Any) -> ResidualNet:
+    """ResNet-1202 (He et al. 2015: post-activation, option-A shortcut)."""
+    return resnet(1202, preact=False, **kw)
+
+
+@register_model(depth=20, family="preact_resnet", scheme="euler")
+def preact_resnet20(**kw: Any) -> ResidualNet:
+    """Pre-activation ResNet-20 (He et al. 2016), Euler steps."""
+    return resnet(20, preact=True, **kw)
+
+
+@register_model(depth=32, family="preact_resnet", scheme="euler")
+def preact_resnet32(**kw: Any) -> ResidualNet:
+    """Pre-activation ResNet-32 (He et al. 2016), Euler steps."""
+    return resnet(32, preact=True, **kw)
+
+
+@register_model(depth=44, family="preact_resnet", scheme="euler")
+def preact_resnet44(**kw: Any) -> ResidualNet:
+    """Pre-activation ResNet-44 (He et al. 2016), Euler steps."""
+    return resnet(44, preact=True, **kw)
+
+
+@register_model(depth=56, family="preact_resnet", scheme="euler")
+def preact_resnet56(**kw: Any) -> ResidualNet:
+    """Pre-activation ResNet-56 (He et al. 2016), Euler steps."""
+    return resnet(56, preact=True, **kw)
+
+
+@register_model(depth=110, family="preact_resnet", scheme="euler")
+def preact_resnet110(**kw: Any) -> ResidualNet:
+    """Pre-activation ResNet-110 (He et al. 2016), Euler steps."""
+    return resnet(110, preact=True, **kw)
+
+
+@register_model(depth=164, family="preact_resnet", scheme="euler")
+def preact_resnet164(**kw: Any) -> ResidualNet:
+    """Pre-activation ResNet-164 (He et al. 2016), Euler steps."""
+    return resnet(164, preact=True, **kw)
+
+
+@register_model(depth=1202, family="preact_resnet", scheme="euler")
+def preact_resnet1202(**kw: Any) -> ResidualNet:
+    """Pre-activation ResNet-1202 (He et al. 2016), Euler steps."""
+    return resnet(1202, preact=True, **kw)
+
+
+@register_model(depth=164, family="preact_resnet", scheme="euler")
+def resnet164(**kw: Any) -> ResidualNet:
+    """ResNet-164 as published: the pre-activation bottleneck net (He et al. 2016)."""
+    return resnet(164, preact=True, **kw)
+
+
+@register_model(depth=20, family="lm_resnet", scheme="lm2")
+def lm_resnet20(**kw: Any) -> ResidualNet:
+    """LM-ResNet-20 (Lu et al. 2018): the pre-activation ResNet-20 under the LM scheme."""
+    return resnet(20, preact=True, **kw)
+
+
+@register_model(depth=32, family="lm_resnet", scheme="lm2")
+def lm_resnet32(**kw: Any) -> ResidualNet:
+    """LM-ResNet-32 (Lu et al. 2018): the pre-activation ResNet-32 under the LM scheme."""
+    return resnet(32, preact=True, **kw)
+
+
+@register_model(depth=44, family="lm_resnet", scheme="lm2")
+def lm_resnet44(**kw: Any) -> ResidualNet:
+    """LM-ResNet-44 (Lu et al. 2018): the pre-activation ResNet-44 under the LM scheme."""
+    return resnet(44, preact=True, **kw)
+
+
+@register_model(depth=56, family="lm_resnet", scheme="lm2")
+def lm_resnet56(**kw: Any) -> ResidualNet:
+    """LM-ResNet-56 (Lu et al. 2018): the pre-activation ResNet-56 under the LM scheme."""
+    return resnet(56, preact=True, **kw)
+
+
+@register_model(depth=110, family="lm_resnet", scheme="lm2")
+def lm_resnet110(**kw: Any) -> ResidualNet:
+    """LM-ResNet-110 (Lu et al. 2018): the pre-activation ResNet-110 under the LM scheme."""
+    return resnet(110, preact=True, **kw)
+
+
+@register_model(depth=164, family="lm_resnet", scheme="lm2")
+def lm_resnet164(**kw: Any) -> ResidualNet:
+    """LM-ResNet-164 (Lu et al. 2018): the pre-activation ResNet-164 under the LM scheme."""
+    return resnet(164, preact=True, **kw)
+
+
+@register_model(depth=20, family="shake_shake", scheme="euler_maruyama", noise="shake")
+def shake_resnet20_2x16d(**kw: Any) -> ResidualNet:
+    """Shake-shake ResNet-20 2x16d (Gastaldi 2017) as an Euler-Maruyama SDE."""
+    return shake_resnet(20, 16, **kw)
+
+
+@register_model(depth=26, family="shake_shake", scheme="euler_maruyama", noise="shake")
+def shake_resnet26_2x32d(**kw: Any) -> ResidualNet:
+    """Shake-shake ResNet-26 2x32d (Gastaldi 2017) as an Euler-Maruyama SDE."""
+    return shake_resnet(26, 32, **kw)
+
+
+@register_model(depth=26, family="shake_shake", scheme="euler_maruyama", noise="shake")
+def shake_resnet26_2x64d(**kw: Any) -> ResidualNet:
+    """Shake-shake ResNet-26 2x64d (Gastaldi 2017) as an Euler-Maruyama SDE."""
+    return shake_resnet(26, 64, **kw)
+
+
+@register_model(depth=26, family="shake_shake", scheme="euler_maruyama", noise="shake")
+def shake_resnet26_2x96d(**kw: Any) -> ResidualNet:
+    """Shake-shake ResNet-26 2x96d (Gastaldi 2017) as an Euler-Maruyama SDE."""
+    return shake_resnet(26, 96, **kw)
+
+
+@register_model(depth=29, family="resnext", scheme="euler")
+def resnext29_8x64d(**kw: Any) -> ResidualNet:
+    """ResNeXt-29 8x64d (Xie et al. 2017)."""
+    return resnext(29, 8, 64, **kw)
+
+
+@register_model(depth=29, family="lm_resnext", scheme="lm2")
+def lm_resnext29_8x64d(**kw: Any) -> ResidualNet:
+    """LM-ResNeXt-29 8x64d: ResNeXt-29 8x64d under the LM scheme."""
+    return resnext(29, 8, 64, **kw)
+
+
+@register_model(depth=29, family="resnext", scheme="euler")
+def resnext29_16x64d(**kw: Any) -> ResidualNet:
+    """ResNeXt-29 16x64d (Xie et al. 2017)."""
+    return resnext(29, 16, 64, **kw)
+
+
+@register_model(depth=29, family="lm_resnext", scheme="lm2")
+def lm_resnext29_16x64d(**kw: Any) -> ResidualNet:
+    """LM-ResNeXt-29 16x64d: ResNeXt-29 16x64d under the LM scheme."""
+    return resnext(29, 16, 64, **kw)

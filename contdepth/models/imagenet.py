@@ -6,10 +6,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 from .blocks import BottleneckBranch, conv, init_weights, projection
 from .cifar import check_sizes, head
+from .registry import register_model
 from .stage import ResidualNet, StagePlan
 
 LAYERS: dict[int, tuple[int, ...]] = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
@@ -51,3 +54,30 @@ def imagenet_resnet(
     model = ResidualNet(stem, stages, head(c_in, num_classes), plan)
     init_weights(model)
     return model
+
+
+# ------------------------------------------------------------------------------------------ named models
+
+
+@register_model(depth=50, family="imagenet_resnet", scheme="euler", dataset="imagenet")
+def resnet50(**kw: Any) -> ResidualNet:
+    """ResNet-50 for ImageNet (He et al. 2015)."""
+    return imagenet_resnet(50, **kw)
+
+
+@register_model(depth=50, family="imagenet_lm_resnet", scheme="lm2", dataset="imagenet")
+def lm_resnet50(**kw: Any) -> ResidualNet:
+    """LM-ResNet-50 for ImageNet (Lu et al. 2018): ResNet-50 under the LM scheme."""
+    return imagenet_resnet(50, **kw)
+
+
+@register_model(depth=101, family="imagenet_resnet", scheme="euler", dataset="imagenet")
+def resnet101(**kw: Any) -> ResidualNet:
+    """ResNet-101 for ImageNet (He et al. 2015)."""
+    return imagenet_resnet(101, **kw)
+
+
+@register_model(depth=101, family="imagenet_lm_resnet", scheme="lm2", dataset="imagenet")
+def lm_resnet101(**kw: Any) -> ResidualNet:
+    """LM-ResNet-101 for ImageNet (Lu et al. 2018): ResNet-101 under the LM scheme."""
+    return imagenet_resnet(101, **kw)

@@ -1,24 +1,35 @@
-"""Named models: ``available()``, ``get(name, ...)``, ``describe(name)``."""
+"""Named models: ``@register_model`` on a builder, ``available()``, ``get(name, ...)``, ``describe(name)``.
+
+A builder is registered under its function's name with what the table of models shows:
+
+>>> @register_model(depth=20, family="preact_resnet", scheme="euler")       # doctest: +SKIP
+... def preact_resnet20(**kw: Any) -> ResidualNet:
+...     return resnet(20, preact=True, **kw)
+
+Trained weights are asked for by name: ``get("preact_resnet20", pretrained=True)`` (the model's default
+weights) or ``get("preact_resnet20.cifar10_cpu_s1", pretrained=True)``; :mod:`contdepth.pretrained` keeps them.
+"""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from .._checks import close_matches
-from .cifar import resnet, resnext, shake_resnet
-from .imagenet import imagenet_resnet
 from .stage import ResidualNet
+
+Builder = Callable[..., ResidualNet]
 
 
 @dataclass(frozen=True)
 class Entry:
     """A named model: ``build(scheme=, noise=, num_classes=, steps_per_block=, **kw)`` and its defaults."""
 
-    build: Callable[..., ResidualNet]
+    build: Builder
     depth: int
     family: str
     scheme: str
@@ -34,38 +45,35 @@ class Entry:
 _MODELS: dict[str, Entry] = {}
 
 
-def _add(name: str, entry: Entry) -> None:
-    _MODELS[name] = entry
+def register_model(
+    *, depth: int, family: str, scheme: str, noise: str | None = None, dataset: str = "cifar"
+) -> Callable[[Builder], Builder]:
+    """Decorator: register a builder under its function's name (lower case) with its depth, family, default
+    scheme and noise and its data set (``cifar`` or ``imagenet``); ``ValueError`` for a taken name."""
 
+    def wrap(build: Builder) -> Builder:
+        name = build.__name__.lower()
+        if name in _MODELS:
+            raise ValueError(f"model name {name!r} is already registered")
+        _MODELS[name] = Entry(build, depth, family, scheme, noise, dataset)
+        return build
 
-for _d in (20, 32, 44, 56, 110, 1202):
-    _add(f"resnet{_d}", Entry(functools.partial(resnet, _d, preact=False), _d, "resnet", "euler"))
-for _d in (20, 32, 44, 56, 110, 164, 1202):
-    _add(f"preact_resnet{_d}", Entry(functools.partial(resnet, _d, preact=True), _d, "preact_resnet", "euler"))
-_add("resnet164", Entry(functools.partial(resnet, 164, preact=True), 164, "preact_resnet", "euler"))
-for _d in (20, 32, 44, 56, 110, 164):
-    _add(f"lm_resnet{_d}", Entry(functools.partial(resnet, _d, preact=True), _d, "lm_resnet", "lm2"))
-for _d, _w in ((20, 16), (26, 32), (26, 64), (26, 96)):
-    _add(
-        f"shake_resnet{_d}_2x{_w}d",
-        Entry(functools.partial(shake_resnet, _d, _w), _d, "shake_shake", "euler_maruyama", "shake"),
-    )
-for _c in (8, 16):
-    _add(f"resnext29_{_c}x64d", Entry(functools.partial(resnext, 29, _c, 64), 29, "resnext", "euler"))
-    _add(f"lm_resnext29_{_c}x64d", Entry(functools.partial(resnext, 29, _c, 64), 29, "lm_resnext", "lm2"))
-for _d in (50, 101):
-    _add(
-        f"resnet{_d}", Entry(functools.partial(imagenet_resnet, _d), _d, "imagenet_resnet", "euler", dataset="imagenet")
-    )
-    _add(
-        f"lm_resnet{_d}",
-        Entry(functools.partial(imagenet_resnet, _d), _d, "imagenet_lm_resnet", "lm2", dataset="imagenet"),
-    )
+    return wrap
 
 
 def available() -> list[str]:
     """Every model name, in registration order (CIFAR first, then ImageNet)."""
     return list(_MODELS)
+
+
+def list_models(*, pretrained: bool = False) -> list[str]:
+    """Every model name (:func:`available`) or, with ``pretrained``, every name with trained weights
+    (``model.tag``, such as ``preact_resnet20.cifar10_cpu_s0``), each model's default first."""
+    if not pretrained:
+        return available()
+    from ..pretrained import pretrained_names  # deferred: trained weights are read through the layers above
+
+    return pretrained_names()
 
 
 def _entry(name: str) -> Entry:
@@ -89,18 +97,36 @@ def get(
     num_classes: int | None = None,
     scheme: str | None = None,
     noise: str | None = None,
-    steps_per_block: int = 1,
-    **kw,
+    steps_per_block: int | None = None,
+    **kw: Any,
 ) -> ResidualNet:
     """Build a named model. ``scheme``/``noise`` override its defaults (``noise="none"`` turns a
     shake-shake model's noise off); ``**kw``: ``scheme_options`` (dict for every stage's scheme),
     ``checkpoint`` (per-step activation checkpointing), ``depth_basis`` (``blocks`` or ``linear``: weights
     interpolated in depth). ``num_classes`` defaults to the published
-    network's: 1000 for ImageNet names, 10 for CIFAR ones."""
+    network's: 1000 for ImageNet names, 10 for CIFAR ones; ``steps_per_block`` to 1.
+
+    ``pretrained=True`` (keyword): the trained net the project ships under ``name`` (a model's default weights,
+    or ``model.tag`` from ``list_models(pretrained=True)``), on the CPU in eval mode, in float32; ``scheme`` and
+    ``steps_per_block`` re-discretise it (default: as trained). See :func:`contdepth.pretrained.load_pretrained`."""
+    pretrained = kw.pop("pretrained", False)  # in **kw: callers pass build options as **dict[str, str]
+    if not isinstance(pretrained, bool):
+        raise TypeError(f"get({name!r}): pretrained must be True or False, got {pretrained!r}")
+    if pretrained or (isinstance(name, str) and "." in name):
+        if not pretrained:
+            raise ValueError(
+                f"{name!r} names trained weights: pass pretrained=True, or {name.partition('.')[0]!r} for an "
+                "untrained net"
+            )
+        from ..pretrained import load_pretrained  # deferred: trained weights are read through the layers above
+
+        return load_pretrained(
+            name, scheme=scheme, steps_per_block=steps_per_block, num_classes=num_classes, noise=noise, **kw
+        )
     entry = _entry(name)
     unknown = sorted(set(kw) - set(EXTRA_OPTIONS))
     if unknown:
-        options = ["num_classes", "scheme", "noise", "steps_per_block", *EXTRA_OPTIONS]
+        options = ["pretrained", "num_classes", "scheme", "noise", "steps_per_block", *EXTRA_OPTIONS]
         close = close_matches(unknown[0], options)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise TypeError(f"get({name!r}): unknown option {unknown[0]!r}{hint} (options: {', '.join(options)})")
@@ -108,7 +134,7 @@ def get(
         scheme=entry.scheme if scheme is None else scheme,
         noise=entry.noise if noise is None else noise,
         num_classes=entry.num_classes if num_classes is None else num_classes,
-        steps_per_block=steps_per_block,
+        steps_per_block=1 if steps_per_block is None else steps_per_block,
         **kw,
     )
 
