@@ -26,6 +26,7 @@ __all__ = [
     "models",
     "noise",
     "odeint",
+    "pretrained",
     "runs",
     "schemes",
     "sdeint",
@@ -33,8 +34,8 @@ __all__ = [
 ]
 
 
-def __getattr__(name):  # models, analysis (scipy), runs and train are imported only when asked for
-    if name in ("models", "analysis", "runs", "train"):
+def __getattr__(name):  # models, analysis (scipy), runs, train and pretrained are imported only when asked for
+    if name in ("models", "analysis", "runs", "train", "pretrained"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

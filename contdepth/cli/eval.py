@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 
 from .._checks import DEPTH_BASES
+from ..pretrained import evaluate_pretrained
 from ..train.amp import AMP_CHOICES
 from ..train.backends import apply_backend_flags, backend_flags
 from ..train.compiling import COMPILE_MODES
@@ -17,7 +19,14 @@ from .command import Command
 
 def configure(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
-    a("--run", required=True, help="run directory written by `contdepth train`")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", help="run directory written by `contdepth train`")
+    which.add_argument(
+        "--pretrained",
+        metavar="NAME",
+        help="a trained net the project ships, by name: a model's default (lm_resnet20) or model.tag "
+        "(`contdepth models --pretrained`); the data set from --data-dir (default data)",
+    )
     a("--scheme", help="evaluate under this scheme (euler, lm2, rk4, heun, ...; default: as trained)")
     a(
         "--steps-per-block",
@@ -71,8 +80,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the result (a missing run or data, a bad option: raised, exit code 2)."""
     apply_backend_flags(backend_flags(resolve_device(args.device).type, deterministic=False))
-    result = evaluate_run(
-        args.run,
+    by_name = args.pretrained is not None
+    evaluate = (
+        functools.partial(evaluate_pretrained, args.pretrained)
+        if by_name
+        else functools.partial(evaluate_run, args.run)
+    )
+    result = evaluate(
         args.scheme,
         args.steps_per_block,
         data_dir=args.data_dir,
@@ -97,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
             f"loss {result['test_loss']:.4f}, {result['images']} images, {result['seconds']:.1f}s"
             + (f"; BatchNorm recalibrated on {result['recalibrated_images']} images" if args.recalibrate_bn else "")
         )
+        if by_name:
+            recorded = f"{result['recorded_test_error']:.2f}% on {result['recorded_test_images']} images"
+            print(f"{result['pretrained']}: test error recorded when it was trained {recorded}")
         mc = result.get("monte_carlo")
         if mc is not None:
             print(

@@ -1,0 +1,40 @@
+"""The trained runs the project ships, and where they are: the one list a finished run joins to get a name.
+
+Every entry is a run folder of the repository's ``results/``, as ``<study>/<run>``. A wheel carries those
+folders' ``config.json``, ``results.json`` and ``weights.fp16.pt`` as the package data ``contdepth/_shipped``
+(``setup.py`` maps ``results/`` there); a checkout or an editable install reads ``results/`` in place.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SHIPPED: tuple[str, ...] = (
+    # the CPU study (`contdepth reproduce lu2018-cifar10-cpu`); its seed 0 is each model's default
+    "cifar10-cpu/preact_resnet20-s0",
+    "cifar10-cpu/lm_resnet20-s0",
+    "cifar10-cpu/resnet20-s0",
+    "cifar10-cpu/preact_resnet20-s1",
+    "cifar10-cpu/lm_resnet20-s1",
+    "cifar10-cpu/preact_resnet20-s2",
+    "cifar10-cpu/lm_resnet20-s2",
+    "cifar10-cpu/preact_resnet20-bf16-s0",
+    # the depth dial: stochastic depth, survival 0.8 at the last block
+    "depth-dial-cpu/preact_resnet20-sd0.8-s0",
+)
+"""The shipped runs, in order: a model's first run here is its default (the plain model name)."""
+
+PACKAGE_DATA = "_shipped"
+"""The folder of the installed package holding the shipped runs (``results/`` of the checkout)."""
+
+
+def shipped_root() -> Path:
+    """The folder holding the shipped runs: the installed package's data, else the checkout's ``results/``."""
+    package = Path(__file__).resolve().parent.parent
+    for folder in (package / PACKAGE_DATA, package.parent / "results"):
+        if folder.is_dir():
+            return folder
+    raise FileNotFoundError(
+        f"no trained weights: neither {package / PACKAGE_DATA} (an installed wheel) nor {package.parent / 'results'} "
+        "(a checkout) exists; reinstall contdepth from a wheel or a checkout"
+    )
