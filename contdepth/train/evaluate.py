@@ -206,4 +206,3 @@ def _with_depth_basis(model: nn.Module, cfg: TrainConfig, depth_basis: str) -> n
     new.load_state_dict(model.state_dict())
     new.rediscretise(steps_per_block=getattr(model, "steps_per_block", cfg.steps_per_block))
     return new
-
