@@ -1,8 +1,9 @@
-"""Shared by the benchmark scripts: provenance, output paths, JSON writing, table printing."""
+"""Shared by the benchmark scripts: provenance, output paths, JSON writing (resumable), table printing."""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ import torch
 
 from contdepth.outputs import save_figure  # noqa: F401  (the benchmarks' figure writer)
 from contdepth.provenance import provenance as contdepth_provenance
+from contdepth.runs.files import RESULTS
 
 ROOT = Path(__file__).resolve().parent.parent
 # Default output of every benchmark: a git-ignored folder, so a documented command never rewrites the
@@ -43,6 +45,41 @@ def write_json(path: Path, payload: dict[str, Any]) -> Path:
         json.dump(payload, f, indent=1, default=float)
         f.write("\n")
     return path
+
+
+def fingerprint(run: Path) -> str:
+    """Identifies a trained run: the digest of its results record (which names its weights' training)."""
+    return hashlib.sha256((run / RESULTS).read_bytes()).hexdigest()[:16]
+
+
+class Measurements:
+    """A trained-run benchmark's JSON (``{"provenance", "setting", "models": [...]}``), written after every
+    finished piece of a net (:meth:`checkpoint`) and every finished net (:meth:`add`): a stopped benchmark
+    loses nothing, and rerun with the same setting it finds in :attr:`before` the nets (by run name) that
+    the previous run measured, to continue where it stopped."""
+
+    def __init__(self, path: Path, setting: str, seed: int | None) -> None:
+        self.path = path
+        self.before: dict[str, dict] = {}
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError):
+            old = {}
+        if isinstance(old, dict) and old.get("setting") == setting:
+            self.before = {m["run"]: m for m in old.get("models", [])}
+        self.results: dict[str, Any] = {"provenance": provenance(seed), "setting": setting, "models": []}
+
+    def checkpoint(self, net: dict) -> None:
+        """Write the nets so far and ``net``, still being measured."""
+        write_json(self.path, {**self.results, "models": [*self.results["models"], net]})
+
+    def add(self, net: dict) -> None:
+        self.results["models"].append(net)
+        write_json(self.path, self.results)
+
+    def finish(self, markdown: str) -> None:
+        self.results["markdown"] = markdown
+        write_json(self.path, self.results)
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -35,15 +35,8 @@ import torch
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, add_out_argument, markdown_table, provenance, save_figure, setup_matplotlib, write_json
-from refinement import (
-    add_test_set_arguments,
-    check_runs,
-    continuous_forward,
-    fingerprint,
-    previous_models,
-    test_batches,
-)
+from _common import ROOT, Measurements, add_out_argument, fingerprint, markdown_table, save_figure, setup_matplotlib
+from refinement import add_test_set_arguments, check_runs, continuous_forward, test_batches
 
 import contdepth as cd
 from contdepth.runs.files import RESULTS
@@ -356,21 +349,14 @@ def main(argv=None) -> int:
         f"training images; fixed steps in {'bf16 autocast' if args.amp == 'bf16' else 'float32'}, "
         f"dopri5 in float32 at rtol {args.rtol:g}, atol {args.atol:g}"
     )
-    path = args.out / "depth_dial.json"
-    before = previous_models(path, setting)
-    results: dict = {"provenance": provenance(args.seed), "setting": setting, "models": []}
-
-    def checkpoint(info: dict) -> None:  # nothing measured is lost on a stop: the file holds every finished row
-        write_json(path, {**results, "models": [*results["models"], info]})
-
-    args.checkpoint = checkpoint
+    store = Measurements(args.out / "depth_dial.json", setting, args.seed)
+    args.checkpoint = store.checkpoint
     for run in runs:
-        net = measure(run, batches, labels, calibration, args, before.get(run.name))
+        net = measure(run, batches, labels, calibration, args, store.before.get(run.name))
         net["summary"] = summary(net)
-        results["models"].append(net)
-        write_json(path, results)
-    results["markdown"] = tables(results)
-    write_json(path, results)
+        store.add(net)
+    results = store.results
+    store.finish(tables(results))
     plot(results, args.out / "depth_dial.png")
     print(results["markdown"])
     return 0

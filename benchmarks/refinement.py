@@ -22,8 +22,6 @@ are recorded with the coefficients of its modified equation ``(1+k) u' + (1-k)/2
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import sys
 import time
 from pathlib import Path
@@ -172,23 +170,6 @@ def check_runs(runs: list[Path], data_dir: Path) -> None:
             )
     if not (data_dir / "cifar-10-batches-py").is_dir():
         raise SystemExit(f"refinement: no cifar-10-batches-py/ in {data_dir}; pass --data-dir")
-
-
-def fingerprint(run: Path) -> str:
-    """Identifies a trained run: the digest of its results record (which names its weights' training)."""
-    return hashlib.sha256((run / RESULTS).read_bytes()).hexdigest()[:16]
-
-
-def previous_models(path: Path, setting: str) -> dict[str, dict]:
-    """The nets a previous run of a benchmark wrote to ``path`` in the same ``setting``, by run name, for
-    the benchmark to continue where it stopped (an unreadable file, or another setting: none)."""
-    try:
-        old = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    if old.get("setting") != setting:
-        return {}
-    return {m["run"]: m for m in old.get("models", [])}
 
 
 def test_batches(data_dir: Path, n: int | None, batch: int) -> tuple[list, Tensor]:

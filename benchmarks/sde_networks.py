@@ -40,8 +40,8 @@ import torch
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, add_out_argument, markdown_table, provenance, save_figure, setup_matplotlib, write_json
-from refinement import check_runs, fingerprint, previous_models, test_batches
+from _common import ROOT, Measurements, add_out_argument, fingerprint, markdown_table, save_figure, setup_matplotlib
+from refinement import check_runs, test_batches
 
 import contdepth as cd
 from contdepth.analysis.montecarlo import batch_order
@@ -341,19 +341,12 @@ def main(argv=None) -> int:
         f"reference at {args.reference}x the trained steps per block; "
         "phi = mean true-class probability"
     )
-    path = args.out / "sde_networks.json"
-    before = previous_models(path, setting)
-    results: dict = {"provenance": provenance(args.seed), "setting": setting, "models": []}
-
-    def checkpoint(info: dict) -> None:  # nothing measured is lost on a stop: the file holds every finished law
-        write_json(path, {**results, "models": [*results["models"], info]})
-
-    args.checkpoint = checkpoint
+    store = Measurements(args.out / "sde_networks.json", setting, args.seed)
+    args.checkpoint = store.checkpoint
     for run in runs:
-        results["models"].append(measure(run, batches, labels, args, before.get(run.name)))
-        write_json(path, results)
-    results["markdown"] = tables(results)
-    write_json(args.out / "sde_networks.json", results)
+        store.add(measure(run, batches, labels, args, store.before.get(run.name)))
+    results = store.results
+    store.finish(tables(results))
     plot(results, args.out / "sde_networks.png")
     print(results["markdown"])
     return 0
