@@ -126,7 +126,7 @@ def get(
     entry = _entry(name)
     unknown = sorted(set(kw) - set(EXTRA_OPTIONS))
     if unknown:
-        options = ["pretrained", "num_classes", "scheme", "noise", "steps_per_block", *EXTRA_OPTIONS]
+        options = ["num_classes", "scheme", "noise", "steps_per_block", *EXTRA_OPTIONS, "pretrained"]
         close = close_matches(unknown[0], options)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise TypeError(f"get({name!r}): unknown option {unknown[0]!r}{hint} (options: {', '.join(options)})")
