@@ -21,6 +21,9 @@ SHIPPED: tuple[str, ...] = (
     "cifar10-cpu/preact_resnet20-bf16-s0",
     # the depth dial: stochastic depth, survival 0.8 at the last block
     "depth-dial-cpu/preact_resnet20-sd0.8-s0",
+    # the depth dial: a step count per batch drawn from {1, 2, 4}, with blockwise and with linear weights
+    "depth-dial-cpu/preact_resnet20-steps1.2.4-s0",
+    "depth-dial-cpu/preact_resnet20-linear-steps1.2.4-s0",
 )
 """The shipped runs, in order: a model's first run here is its default (the plain model name)."""
 
