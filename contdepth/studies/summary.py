@@ -23,9 +23,10 @@ from ..runs.records import DamagedResults, read_metrics, read_results, write_jso
 from .catalog import RunSpec, Study
 from .runner import LAUNCHES
 
-NOTE = (
-    "Errors are final-epoch CIFAR-10 test errors (%); the paper reports its own training of each "
-    "network once, so the comparison that counts is LM-ResNet against ResNet of the same depth here."
+NOTE = "Errors are final-epoch CIFAR-10 test errors (%)."
+PAPER_NOTE = (
+    "; the paper reports its own training of each network once, so the comparison that counts is "
+    "LM-ResNet against ResNet of the same depth here."
 )
 
 
@@ -177,7 +178,8 @@ def summarize(study: Study, directory: Path, warn: Callable[[str], None] = _stde
     return {
         "study": study.name,
         "title": study.title,
-        "note": NOTE,
+        # a study that compares with a paper says how to read that column
+        "note": NOTE[:-1] + PAPER_NOTE if any(r.paper_error is not None for r in study.rows) else NOTE,
         "study_notes": list(study.notes),
         "rows": rows,
         "damaged": damaged,
