@@ -132,7 +132,7 @@ def quantile(law: NoiseLaw, z: Tensor, pieces, table: Tensor | None) -> Tensor:
     if isinstance(law, Bernoulli):
         rows = (law.step_table(pieces) if table is None else table).to(z.dtype)
         p, kept, dropped = rows.view(3, len(pieces), *([1] * (z.dim() - 1))).unbind(0)
-        return torch.where(u < p, kept, dropped)
+        return torch.where(u >= 1 - p, kept, dropped)  # increasing in Z, as every other law here
     raise TypeError(f"no quantile function for the {type(law).__name__} law")
 
 
