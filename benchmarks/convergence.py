@@ -32,7 +32,7 @@ from contdepth.analysis.modified import fit_rescaling
 from contdepth.analysis.plots import reference_slopes
 from contdepth.schemes.registry import scheme_class
 
-SCHEMES = ["euler", "heun", "midpoint", "rk4", "ab2", "polynet"]
+SCHEMES = ["euler", "heun", "midpoint", "kutta3", "rk4", "ab2", "polynet"]
 THEORY = {name: scheme_class(name).ode_order for name in SCHEMES}  # each scheme's declared order
 # polynet is consistent only where f(t, 0) = 0 (see contdepth/schemes/polynet.py): not for problem (a)
 THEORY_SCALAR = {**THEORY, "polynet": 0}
