@@ -46,6 +46,7 @@ from refinement import check_runs, test_batches
 import contdepth as cd
 from contdepth.analysis.montecarlo import batch_order
 from contdepth.models import noise_at_eval
+from contdepth.models.sampling import noisy_parts
 from contdepth.models.transition import Transition
 from contdepth.noise import Bernoulli, Gaussian, Noise, NoiseLaw, Rademacher, Uniform
 from contdepth.runs.files import RESULTS
@@ -142,9 +143,7 @@ def couple(net: nn.Module, law: str, draws: Draws, finest: int, steps: int) -> N
     diffusion ``g`` is kept, so mean and variance of each noise term are too. ``trained`` keeps the
     trained law; ``two-point`` keeps a two-point law as it is and puts Bernoulli(0.8) (E ξ³ ≈ -1.5)
     elsewhere. Transitions are one step at every step count (``sub`` 1)."""
-    parts = [m for m in net.modules() if isinstance(m, (cd.Flow, Transition))]
-    parts += [f for f in net.flows() if all(f is not q for q in parts)]  # a re-discretised net's flows sit outside
-    for m in parts:
+    for m in noisy_parts(net):
         if m.noise is not None:
             old = m.noise
             base = old.law

@@ -18,7 +18,8 @@ from ..flow import Flow
 from .transition import Transition
 
 
-def _noisy_parts(model: nn.Module) -> list[Flow | Transition]:
+def noisy_parts(model: nn.Module) -> list[Flow | Transition]:
+    """The flows and transitions ``model`` runs, its re-discretised flows (kept outside its module tree) included."""
     parts: list[Flow | Transition] = [m for m in model.modules() if isinstance(m, (Flow, Transition))]
     flows = getattr(model, "flows", None)
     if callable(flows):  # a re-discretised net runs flows kept outside its module tree
@@ -29,7 +30,7 @@ def _noisy_parts(model: nn.Module) -> list[Flow | Transition]:
 @contextlib.contextmanager
 def noise_at_eval(model: nn.Module) -> Iterator[None]:
     """Within the block, ``model``'s flows and transitions inject their noise in eval mode too."""
-    parts = _noisy_parts(model)
+    parts = noisy_parts(model)
     before = [p.noise_at_eval for p in parts]
     for p in parts:
         p.noise_at_eval = True
@@ -42,7 +43,7 @@ def noise_at_eval(model: nn.Module) -> Iterator[None]:
 
 def has_noise(model: nn.Module) -> bool:
     """Whether any flow or transition of ``model`` injects noise (in training mode)."""
-    return any(p.noise is not None for p in _noisy_parts(model))
+    return any(p.noise is not None for p in noisy_parts(model))
 
 
 @torch.no_grad()
