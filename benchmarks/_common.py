@@ -55,31 +55,55 @@ def fingerprint(run: Path) -> str:
 class Measurements:
     """A trained-run benchmark's JSON (``{"provenance", "setting", "models": [...]}``), written after every
     finished piece of a net (:meth:`checkpoint`) and every finished net (:meth:`add`): a stopped benchmark
-    loses nothing, and rerun with the same setting it finds in :attr:`before` the nets (by run name) that
-    the previous run measured, to continue where it stopped."""
+    loses nothing. Rerun with the same setting, it finds in :attr:`before` the nets (by run name) measured
+    before, to continue where it stopped, and keeps the nets it does not measure this time, so nets can be
+    added one at a time. Each net records the ``provenance`` of the command that measured it (the file's
+    own is the latest command's) and ``complete``, whether all its rows are in."""
 
-    def __init__(self, path: Path, setting: str, seed: int | None) -> None:
+    def __init__(self, path: Path, setting: str, seed: int | None, replace: bool = False) -> None:
         self.path = path
         self.before: dict[str, dict] = {}
         try:
             old = json.loads(path.read_text())
         except (OSError, ValueError):
             old = {}
-        if isinstance(old, dict) and old.get("setting") == setting:
-            self.before = {m["run"]: m for m in old.get("models", [])}
+        if isinstance(old, dict) and old.get("models") and not replace:
+            if old.get("setting") != setting:
+                raise SystemExit(
+                    f"{path.name}: {path} holds nets measured in another setting ({old.get('setting')!r}, "
+                    f"now {setting!r}); pass another --out, or --replace to start it anew"
+                )
+            for net in old["models"]:  # files written before nets carried their own provenance
+                self.before[net["run"]] = {"provenance": old.get("provenance"), "complete": False, **net}
         self.results: dict[str, Any] = {"provenance": provenance(seed), "setting": setting, "models": []}
+        self._nets: dict[str, dict] = dict(self.before)
+
+    def _write(self) -> None:
+        self.results["models"] = list(self._nets.values())
+        write_json(self.path, self.results)
 
     def checkpoint(self, net: dict) -> None:
-        """Write the nets so far and ``net``, still being measured."""
-        write_json(self.path, {**self.results, "models": [*self.results["models"], net]})
+        """Write ``net``, still being measured, with the nets so far."""
+        self._nets[net["run"]] = {**net, "provenance": self.results["provenance"], "complete": False}
+        self._write()
 
     def add(self, net: dict) -> None:
-        self.results["models"].append(net)
-        write_json(self.path, self.results)
+        """Write ``net``, measured in full, with the nets so far."""
+        self._nets[net["run"]] = {**net, "provenance": self.results["provenance"], "complete": True}
+        self._write()
 
     def finish(self, markdown: str) -> None:
         self.results["markdown"] = markdown
-        write_json(self.path, self.results)
+        self._write()
+
+
+def add_replace_argument(parser: argparse.ArgumentParser) -> None:
+    """``--replace``: start the JSON anew instead of continuing it (needed when the setting changed)."""
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="discard the nets already in the output JSON instead of continuing it and keeping them",
+    )
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

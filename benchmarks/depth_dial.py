@@ -35,7 +35,16 @@ import torch
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, Measurements, add_out_argument, fingerprint, markdown_table, save_figure, setup_matplotlib
+from _common import (
+    ROOT,
+    Measurements,
+    add_out_argument,
+    add_replace_argument,
+    fingerprint,
+    markdown_table,
+    save_figure,
+    setup_matplotlib,
+)
 from refinement import add_test_set_arguments, check_runs, continuous_forward, test_batches
 
 import contdepth as cd
@@ -260,6 +269,9 @@ def tables(results: dict) -> str:
         return "-" if d is None else f"{d:+.2f}"
 
     for net in results["models"]:
+        if not net.get("complete") or "summary" not in net:
+            rows.append([net["run"], net["recipe"], f"(measuring: {len(net['rows'])} rows so far)"] + [""] * 7)
+            continue
         s, d, diag = net["summary"], net["summary"]["drop_points"], net.get("diagnostics") or {}
         k = net["trained_steps_per_block"]
         eight = next((r for r in net["rows"] if r["scheme"] == "euler" and r["steps_per_block"] == 8 * k), None)
@@ -319,6 +331,7 @@ def plot(results: dict, path: Path) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_out_argument(parser)
+    add_replace_argument(parser)
     parser.add_argument(
         "--run", type=Path, nargs="+", default=None, help="trained run folders (default: study + control)"
     )
@@ -345,7 +358,7 @@ def main(argv=None) -> int:
         f"training images; fixed steps in {'bf16 autocast' if args.amp == 'bf16' else 'float32'}, "
         f"dopri5 in float32 at rtol {args.rtol:g}, atol {args.atol:g}"
     )
-    store = Measurements(args.out / "depth_dial.json", setting, args.seed)
+    store = Measurements(args.out / "depth_dial.json", setting, args.seed, args.replace)
     args.checkpoint = store.checkpoint
     for run in runs:
         net = measure(run, batches, labels, calibration, args, store.before.get(run.name))

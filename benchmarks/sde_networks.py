@@ -40,7 +40,16 @@ import torch
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, Measurements, add_out_argument, fingerprint, markdown_table, save_figure, setup_matplotlib
+from _common import (
+    ROOT,
+    Measurements,
+    add_out_argument,
+    add_replace_argument,
+    fingerprint,
+    markdown_table,
+    save_figure,
+    setup_matplotlib,
+)
 from refinement import check_runs, test_batches
 
 import contdepth as cd
@@ -314,6 +323,7 @@ def plot(results: dict, path: Path) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_out_argument(parser)
+    add_replace_argument(parser)
     parser.add_argument("--run", type=Path, nargs="+", default=None, help="noise-trained run folders")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data", help="folder holding cifar-10-batches-py/")
     parser.add_argument("--images", type=int, default=1000, help="test images, evenly spaced")
@@ -340,7 +350,7 @@ def main(argv=None) -> int:
         f"reference at {args.reference}x the trained steps per block; "
         "phi = mean true-class probability"
     )
-    store = Measurements(args.out / "sde_networks.json", setting, args.seed)
+    store = Measurements(args.out / "sde_networks.json", setting, args.seed, args.replace)
     args.checkpoint = store.checkpoint
     for run in runs:
         store.add(measure(run, batches, labels, args, store.before.get(run.name)))

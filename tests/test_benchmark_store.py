@@ -1,0 +1,45 @@
+"""benchmarks/_common.Measurements: a benchmark's JSON continues, keeps the nets it does not measure, and refuses
+to mix settings."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+_common = pytest.importorskip("_common")
+
+
+def _runs(path: Path) -> dict[str, dict]:
+    return {net["run"]: net for net in json.loads(path.read_text())["models"]}
+
+
+def test_nets_added_one_at_a_time_are_all_kept(tmp_path):
+    path = tmp_path / "bench.json"
+    first = _common.Measurements(path, "setting A", seed=0)
+    first.add({"run": "a", "rows": [1]})
+    first.checkpoint({"run": "b", "rows": [1]})  # stopped while measuring b
+
+    second = _common.Measurements(path, "setting A", seed=0)
+    assert second.before["b"]["rows"] == [1] and not second.before["b"]["complete"]
+    second.add({"run": "c", "rows": [3]})
+    runs = _runs(path)
+    assert list(runs) == ["a", "b", "c"]
+    assert runs["a"]["complete"] and runs["c"]["complete"] and not runs["b"]["complete"]
+    assert runs["c"]["provenance"]["seed"] == 0 and "command" in runs["c"]["provenance"]
+
+    second.add({"run": "b", "rows": [1, 2]})  # b finished: replaced in place
+    assert _runs(path)["b"] == {**_runs(path)["b"], "rows": [1, 2], "complete": True}
+    assert list(_runs(path)) == ["a", "b", "c"]
+
+
+def test_another_setting_is_refused_unless_replaced(tmp_path):
+    path = tmp_path / "bench.json"
+    _common.Measurements(path, "setting A", seed=0).add({"run": "a", "rows": []})
+    with pytest.raises(SystemExit, match="another setting"):
+        _common.Measurements(path, "setting B", seed=0)
+    fresh = _common.Measurements(path, "setting B", seed=0, replace=True)
+    assert fresh.before == {}
+    fresh.add({"run": "z", "rows": []})
+    assert list(_runs(path)) == ["z"]
