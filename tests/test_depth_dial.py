@@ -200,3 +200,11 @@ def test_bad_recipe_and_evaluation_values_are_one_line(argv, needle, capsys, tmp
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_recalibration_asked_for_more_images_than_there_are_uses_and_reports_all(fake_cifar10, tmp_path):
+    run = tmp_path / "run"
+    argv = [*SMALL, "--epochs", "1", "--train-steps", "1", "--data-dir", str(fake_cifar10), "--out", str(run)]
+    assert main(["train", *argv]) == 0
+    result = cd.train.evaluate_run(run, recalibrate_bn=10**9, test_subset=8, amp="none", device="cpu")
+    assert result["recalibrated_images"] == 40  # the fake training set's size, not the number asked for

@@ -81,7 +81,8 @@ def evaluate_run(
         knots_per_block: project a depth-continuous net onto this many knots per block (2: refined,
             ½: compressed) before re-discretising (:meth:`~contdepth.models.ResidualNet.reknot`).
         recalibrate_bn: re-estimate BatchNorm statistics at the new discretisation from this many training
-            images, augmented as in training (:func:`~contdepth.models.recalibrate_bn`; ``per_step_bn``: one set
+            images (all of them when it exceeds the training set; ``recalibrated_images`` says how many), augmented
+            as in training (:func:`~contdepth.models.recalibrate_bn`; ``per_step_bn``: one set
             per evaluation of a block, the default, else one per BatchNorm).
         samples: also run the net this many times with its noise on (:func:`~contdepth.models.monte_carlo`):
             ensemble, mean-field and single-draw accuracy, predictive entropy; ``seed`` seeds the draws and the
@@ -124,14 +125,16 @@ def evaluate_run(
     if data is None or (recalibrate_bn and len(data.train) == 0):
         data = load_cifar(cfg.dataset, data_dir or cfg.data_dir, train=bool(recalibrate_bn))
     amp_used = resolve_amp(amp or "auto", dev)
-    recal_seconds = 0.0
+    recal_seconds, recalibrated = 0.0, 0
     if recalibrate_bn:
         recal_start = time.perf_counter()
         from ..models import recalibrate_bn as recalibrate_bn_stats
 
+        calibration = data.train.spread(recalibrate_bn)  # all the training images when asked for more
+        recalibrated = len(calibration)
         images = DeviceLoader(
-            data.train.spread(recalibrate_bn),
-            min(RECALIBRATION_BATCH, recalibrate_bn),
+            calibration,
+            min(RECALIBRATION_BATCH, recalibrated),
             train=True,
             seed=seed,
             mean=data.mean,
@@ -176,7 +179,7 @@ def evaluate_run(
         "epochs_done": trained_state.epoch,
         "weights": trained_state.source.name,
         "seconds": seconds,
-        "recalibrated_images": int(recalibrate_bn or 0),
+        "recalibrated_images": recalibrated,
         "recalibration_seconds": recal_seconds,
         "device": str(dev),
         "compile_mode": effective_mode(compile_mode, dev),
