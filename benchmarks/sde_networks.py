@@ -31,12 +31,14 @@ Writes ``sde_networks.json`` and ``sde_networks.png`` (weak error against step s
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import sys
 import time
 from pathlib import Path
 
 import torch
+from scipy.stats import t as student_t
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -63,8 +65,8 @@ from contdepth.train.loading import load_run_config
 
 DEFAULT_RUNS = [
     ROOT / "results" / "depth-dial-cpu" / "preact_resnet20-sd0.8-s0",
-    *sorted((ROOT / "results" / "sde-cpu").glob("*-s[0-9]*")),
-]
+    *sorted(p for p in (ROOT / "results" / "sde-cpu").glob("*-s[0-9]*") if "-val-" not in p.name),
+]  # the -val runs only choose the Gaussian level
 LAWS = ("trained", "two-point", "gaussian", "rademacher", "uniform")
 
 
@@ -197,6 +199,42 @@ def phi_samples(
     return torch.stack(out).double(), ensemble
 
 
+def fits(h: list[float], means: list[list[float]], successive: bool = True) -> dict:
+    """The weak-order fits of one law from its per-batch level means ``means[b] = [φ at h[0], h[1], ..., φ_ref]``:
+    against the reference, and (``successive``: the reference is the next halving) to the successive differences
+    ``φ_h - φ_h/2 ≈ C (1 - 2^-p) h^p``, which the finest level's own error does not bias. Each order has its
+    jackknife standard error over the batches and a 95% interval from Student's t with batches - 1 degrees."""
+    t = float(student_t.ppf(0.975, len(means) - 1))
+    fit = batch_order(h, [[row[i] - row[-1] for i in range(len(h))] for row in means])
+    out = {
+        "weak_errors": list(fit.errors),
+        "weak_error_stderr": list(fit.error_stderr),
+        "order": fit.order,
+        "order_stderr": fit.stderr,
+        "order_ci95": [fit.order - t * fit.stderr, fit.order + t * fit.stderr],
+        "successive_differences": None,
+        "successive_difference_stderr": None,
+        "order_successive": None,
+        "order_successive_stderr": None,
+        "order_successive_ci95": None,
+        "local_orders_successive": None,
+    }
+    if successive:
+        succ = batch_order(h, [[row[i] - row[i + 1] for i in range(len(h))] for row in means])
+        out |= {
+            "successive_differences": list(succ.errors),
+            "successive_difference_stderr": list(succ.error_stderr),
+            "order_successive": succ.order,
+            "order_successive_stderr": succ.stderr,
+            "order_successive_ci95": [succ.order - t * succ.stderr, succ.order + t * succ.stderr],
+            # the slope between neighbouring differences: does the order settle as h shrinks?
+            "local_orders_successive": [
+                math.log2(a / b) if a > 0 and b > 0 else None for a, b in itertools.pairwise(succ.errors)
+            ],
+        }
+    return out
+
+
 def measure(run: Path, batches, labels: Tensor, args, done: dict | None) -> dict:
     """One net's laws; the laws already in ``done`` (an interrupted measurement of the same run in the same
     setting) are kept, so a stopped benchmark continues where it was."""
@@ -224,8 +262,9 @@ def measure(run: Path, batches, labels: Tensor, args, done: dict | None) -> dict
     draws = Draws()
     finest = base * args.reference
     for law in args.laws:
-        if law in kept:
-            info["laws"][law] = kept[law]
+        if law in kept:  # refitted: a fit added since is filled in from the kept level means
+            again = fits(kept[law]["step_sizes"], kept[law]["phi_batch_means"], args.reference == 2 * factors[-1])
+            info["laws"][law] = {**kept[law], **again}
             continue
         if law == "two-point" and info["trained_law"] == "two-point" and "trained" in info["laws"]:
             info["laws"][law] = {**info["laws"]["trained"], "same_as": "trained"}  # the same paths: not run twice
@@ -241,35 +280,24 @@ def measure(run: Path, batches, labels: Tensor, args, done: dict | None) -> dict
             points.append(phis)
         levels = [*points, ref]  # coupled: pass j of every level saw the same Gaussians
         means = [[float(p.view(args.batches, -1)[b].mean()) for p in levels] for b in range(args.batches)]
-        per_batch = [[row[i] - row[-1] for i in range(len(points))] for row in means]
         h = [1.0 / (base * f) for f in factors]
-        fit = batch_order(h, per_batch)
-        # φ_h - φ_{h/2} ≈ C (1 - 2^-p) h^p: the order without the reference's own error in the fit
-        successive = [[row[i] - row[i + 1] for i in range(len(points))] for row in means]
-        fit_succ = batch_order(h, successive) if args.reference == 2 * factors[-1] else None
         info["laws"][law] = {
             "step_sizes": h,
             "phi_batch_means": means,  # per batch, per level (1x, 2x, 4x, reference): every fit can be redone
-            "weak_errors": list(fit.errors),
-            "weak_error_stderr": list(fit.error_stderr),
-            "order": fit.order,
-            "order_stderr": fit.stderr,
-            "successive_differences": None if fit_succ is None else list(fit_succ.errors),
-            "successive_difference_stderr": None if fit_succ is None else list(fit_succ.error_stderr),
-            "order_successive": None if fit_succ is None else fit_succ.order,
-            "order_successive_stderr": None if fit_succ is None else fit_succ.stderr,
+            **fits(h, means, successive=args.reference == 2 * factors[-1]),
             "phi_reference": float(ref.mean()),
             "phi_reference_stderr": float(ref.std() / len(ref) ** 0.5),
             "ensemble_acc_by_passes": ensemble,  # at the trained steps per block
             "seconds": time.perf_counter() - start,
         }
         args.checkpoint(info)
-        print(f"  {run.name:36s} {law:10s} order {fit.order:5.2f} ± {fit.stderr:.2f}  errors {fit.errors}", flush=True)
+        r = info["laws"][law]
+        print(f"  {run.name:36s} {law:10s} order {r['order_successive']} ± {r['order_successive_stderr']}", flush=True)
     return info
 
 
 def tables(results: dict) -> str:
-    header = ["run", "law", "weak order ± jackknife s.e. (successive differences)", "vs reference"]
+    header = ["run", "law", "weak order ± jackknife s.e. [95% CI] (successive differences)", "vs reference"]
     header += ["weak errors at 1x, 2x, 4x"]
     header += ["ensemble acc % (1 / 16 passes)", "mean field acc % (1x / 8x steps)"]
     rows = []
@@ -281,16 +309,19 @@ def tables(results: dict) -> str:
                 [
                     net["run"],
                     name.replace("trained (trained)", f"trained: {net['trained_law']}"),
-                    "-"
-                    if r.get("order_successive") is None
-                    else f"{r['order_successive']:.2f} ± {r['order_successive_stderr']:.2f}",
-                    f"{r['order']:.2f} ± {r['order_stderr']:.2f}",
+                    "-" if r.get("order_successive") is None else _order(r, "order_successive"),
+                    _order(r, "order"),
                     errors,
                     _first_last(r["ensemble_acc_by_passes"]),
                     _first_last(net["mean_field_acc"]),
                 ]
             )
     return markdown_table(header, rows)
+
+
+def _order(r: dict, key: str) -> str:
+    lo, hi = r[f"{key}_ci95"]
+    return f"{r[key]:.2f} ± {r[f'{key}_stderr']:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
 def _first_last(acc: dict[str, float]) -> str:
