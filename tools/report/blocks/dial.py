@@ -1,0 +1,151 @@
+"""Depth as a dial (benchmarks/depth_dial.py) and the networks' SDE (benchmarks/sde_networks.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..data import Results, commit_text, source
+from ..fmt import num, pct, table
+from ..registry import block
+
+DIAL = "benchmarks/results/depth_dial.json"
+SDE = "benchmarks/results/sde_networks.json"
+MULTIPLES = (2, 4, 8)  # benchmarks/depth_dial.py's MULTIPLES: the step counts a net is judged at, in trained steps
+
+
+def _row(net: dict[str, Any], scheme: str, steps: float | None) -> dict[str, Any] | None:
+    return next(
+        (r for r in net["rows"] if r["scheme"] == scheme and (steps is None or r["steps_per_block"] == steps)), None
+    )
+
+
+def _pair(row: dict[str, Any] | None) -> str:
+    """``as trained / recalibrated`` accuracy (%), or ``…`` while it is not measured."""
+    if row is None:
+        return "…"
+    recal = row.get("recalibrated")
+    return f"{pct(row['as_trained']['test_acc'])} / " + ("…" if recal is None else pct(recal["test_acc"]))
+
+
+def _verdict(net: dict[str, Any]) -> str:
+    s = net.get("summary")
+    if not net.get("complete") or s is None:
+        return "measuring"
+    return f"{'**yes**' if s['dial'] else 'no'} (worst {s['worst_drop_points']:+.1f})"
+
+
+def _commits(nets: list[dict[str, Any]]) -> str:
+    seen: list[str] = []
+    for net in nets:
+        prov = net.get("provenance") or {}
+        text = f"{commit_text(str(prov.get('git_commit') or ''))} ({str(prov.get('date', ''))[:10]})"
+        if text not in seen:
+            seen.append(text)
+    return ", ".join(seen)
+
+
+@block("depth-dial", DIAL)
+def depth_dial(results: Results) -> str:
+    data = results.json(DIAL)
+    nets = data["models"]
+    head = ["net", "recipe", "trained step: acc %"]
+    head += [f"{m}x steps" for m in MULTIPLES] + ["dopri5", "½x (compressed)", "a dial? (worst drop, points)"]
+    rows = []
+    for net in nets:
+        k = net["trained_steps_per_block"]
+        linear = net["depth_basis"] == "linear"
+        trained = _row(net, "euler", k)
+        rows.append(
+            [
+                f"`{net['run']}`",
+                net["recipe"],
+                "…" if trained is None else pct(trained["as_trained"]["test_acc"], 2),
+                *(_pair(_row(net, "euler", k * m)) for m in MULTIPLES),
+                _pair(_row(net, "dopri5", None)),
+                _pair(_row(net, "euler", k * 0.5)) if linear else "-",
+                _verdict(net),
+            ]
+        )
+    diag = table(
+        ["net", "roughness across depth, per stage", "largest ρ(h ∂f/∂u) at the trained step, per stage"],
+        [
+            [
+                f"`{net['run']}`",
+                ", ".join(num(r) for r in (net.get("diagnostics") or {}).get("roughness", [])),
+                ", ".join(num(r, 1) for r in (net.get("diagnostics") or {}).get("max_abs_h_lambda", [])),
+            ]
+            for net in nets
+        ],
+    )
+    cite = source(
+        DIAL,
+        "`models[].rows[].as_trained.test_acc`, `recalibrated.test_acc`, `models[].summary`, `models[].diagnostics`",
+        data["provenance"],
+        command=False,
+    )
+    return (
+        f"Accuracy (%) with BatchNorm as trained / recalibrated, {data['setting']}. A net is a dial when the better of "
+        "the two stays within 1 point of its trained accuracy at every column; `…`: not measured yet.\n\n"
+        f"{table(head, rows)}\n\n{diag}\n\n{cite} Nets measured at commits {_commits(nets)}; each net's command is "
+        "its `provenance`."
+    )
+
+
+def _ci(r: dict[str, Any], key: str) -> str:
+    lo, hi = r[f"{key}_ci95"]
+    return f"{num(r[key])} [{num(lo)}, {num(hi)}]"
+
+
+@block("sde-networks", SDE)
+def sde_networks(results: Results) -> str:
+    data = results.json(SDE)
+    rows = []
+    for net in data["models"]:
+        for law, r in net["laws"].items():
+            if r.get("same_as"):
+                continue
+            name = f"{net['trained_law']} (trained)" if law == "trained" else law
+            local = r.get("local_orders_successive") or []
+            rows.append(
+                [
+                    f"`{net['run']}`",
+                    name,
+                    ", ".join(f"{d:.1e}" for d in r["successive_differences"]),
+                    _ci(r, "order_successive"),
+                    ", ".join("-" if x is None else num(x) for x in local),
+                    _ci(r, "order"),
+                ]
+            )
+    head = [
+        "net",
+        "law of ξ",
+        "E φ_h − E φ_h/2 at h = 1, ½, ¼ (per block)",
+        "weak order [95% CI]",
+        "local orders (1→½→¼, ½→¼→⅛)",
+        "order against the ⅛ reference",
+    ]
+    cost = []
+    for net in data["models"]:
+        trained = net["laws"].get("trained")
+        if trained is None:
+            continue
+        passes = trained["ensemble_acc_by_passes"]
+        mean_field = net["mean_field_acc"]
+        cost.append(
+            f"- `{net['run']}`: ensemble of "
+            + ", ".join(f"{n} ({pct(passes[n])}%)" for n in sorted(passes, key=int))
+            + " passes; mean-field net at "
+            + ", ".join(f"{f}x steps ({pct(mean_field[f])}%)" for f in sorted(mean_field, key=int))
+            + "."
+        )
+    cite = source(
+        SDE,
+        "`models[].laws.*.successive_differences`, `order_successive`, `order_successive_ci95`, "
+        "`local_orders_successive`, `order_ci95`, `ensemble_acc_by_passes`, `models[].mean_field_acc`",
+        data["provenance"],
+        command=False,
+    )
+    return (
+        f"{data['setting']}.\n\n{table(head, rows)}\n\nAccuracy at equal cost (one pass at the trained step costs "
+        f"as much as the mean-field net at 1x):\n\n" + "\n".join(cost) + f"\n\n{cite}"
+    )
