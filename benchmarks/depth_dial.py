@@ -359,6 +359,7 @@ def main(argv=None) -> int:
         f"dopri5 in float32 at rtol {args.rtol:g}, atol {args.atol:g}"
     )
     store = Measurements(args.out / "depth_dial.json", setting, args.seed, args.replace)
+    store.results["multiples"] = list(MULTIPLES)
     args.checkpoint = store.checkpoint
     for run in runs:
         net = measure(run, batches, labels, calibration, args, store.before.get(run.name))

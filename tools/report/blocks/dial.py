@@ -10,7 +10,6 @@ from ..registry import block
 
 DIAL = "benchmarks/results/depth_dial.json"
 SDE = "benchmarks/results/sde_networks.json"
-MULTIPLES = (2, 4, 8)  # benchmarks/depth_dial.py's MULTIPLES: the step counts a net is judged at, in trained steps
 
 
 def _row(net: dict[str, Any], scheme: str, steps: float | None) -> dict[str, Any] | None:
@@ -47,9 +46,9 @@ def _commits(nets: list[dict[str, Any]]) -> str:
 @block("depth-dial", DIAL)
 def depth_dial(results: Results) -> str:
     data = results.json(DIAL)
-    nets = data["models"]
+    nets, multiples = data["models"], data["multiples"]  # the step counts a net is judged at, in trained steps
     head = ["net", "recipe", "trained step: acc %"]
-    head += [f"{m}x steps" for m in MULTIPLES] + ["dopri5", "½x (compressed)", "a dial? (worst drop, points)"]
+    head += [f"{m}x steps" for m in multiples] + ["dopri5", "½x (compressed)", "a dial? (worst drop, points)"]
     rows = []
     for net in nets:
         k = net["trained_steps_per_block"]
@@ -60,7 +59,7 @@ def depth_dial(results: Results) -> str:
                 f"`{net['run']}`",
                 net["recipe"],
                 "…" if trained is None else pct(trained["as_trained"]["test_acc"], 2),
-                *(_pair(_row(net, "euler", k * m)) for m in MULTIPLES),
+                *(_pair(_row(net, "euler", k * m)) for m in multiples),
                 _pair(_row(net, "dopri5", None)),
                 _pair(_row(net, "euler", k * 0.5)) if linear else "-",
                 _verdict(net),
