@@ -9,8 +9,9 @@ each as loaded and after BatchNorm recalibration (``cd.models.recalibrate_bn`` o
 augmented training images: per-step statistics for the fixed-step schemes, one set per BatchNorm for
 dopri5, whose times change from batch to batch), with the cost in residual-branch evaluations per image
 (counted by hooks; dopri5's from torchdiffeq's count) and in seconds on the machine named in the JSON.
-The fixed-step rows run in bf16 autocast on a CPU with bf16 units (``--amp``, as ``contdepth eval``),
-dopri5 always in float32 (its error control needs more than bf16's 8 bits).
+The fixed-step rows run in bf16 autocast on a CPU with bf16 units (``--amp``, as ``contdepth eval``;
+each net records its ``fixed_step_amp`` and is finished in it when continued elsewhere), dopri5 always in
+float32 (its error control needs more than bf16's 8 bits).
 Nets trained at k > 1 steps per block are also measured under euler at 2k, 4k and 8k: the summary
 asks whether a net keeps its trained accuracy (within 1 point) at 2x, 4x, 8x its trained steps, under
 dopri5 and, for depth-continuous nets, at ½x, and records per net what can stop it: how much the
@@ -118,12 +119,15 @@ def measure(run: Path, batches, labels: Tensor, calibration: list[Tensor], args,
         "depth_basis": cfg.depth_basis,
         "recipe": recipe(cfg),
         "trained_steps_per_block": cfg.trained_steps_per_block,
+        "fixed_step_amp": args.amp,  # dopri5 runs in float32
         "rows": [],
     }
     kept = {}
     if done is not None and done.get("fingerprint") == info["fingerprint"]:
         kept = {(r["scheme"], r["steps_per_block"]): r for r in done["rows"]}
         info["diagnostics"] = done.get("diagnostics")
+        info["fixed_step_amp"] = done.get("fixed_step_amp", args.amp)  # a net is finished in the precision it began
+    amp = info["fixed_step_amp"]
     if not info.get("diagnostics"):
         info["diagnostics"] = diagnostics(run, batches[0][0][: args.spectra_images], args.seed)
         args.checkpoint(info)
@@ -135,7 +139,7 @@ def measure(run: Path, batches, labels: Tensor, calibration: list[Tensor], args,
         for recal in (False, True):
             net = fresh(run, scheme, s)
             seconds = 0.0
-            with autocast(args.amp, torch.device("cpu")):
+            with autocast(amp, torch.device("cpu")):
                 if recal:
                     start = time.perf_counter()
                     cd.models.recalibrate_bn(net, calibration, per_step=True)
@@ -256,7 +260,7 @@ def summary(net: dict) -> dict:
         "trained_acc": trained,
         "drop_points": drops,
         "worst_drop_points": max(measured) if measured else None,
-        "dial": bool(measured) and len(measured) == len(drops) and max(measured) <= 1.0,
+        "dial": bool(measured) and len(measured) == len(drops) and max(measured) <= 1.0 + 1e-9,  # rounding
     }
 
 
@@ -343,7 +347,8 @@ def main(argv=None) -> int:
         "--amp",
         choices=AMP_CHOICES,
         default="auto",
-        help="the fixed-step rows' precision (auto: bf16 autocast on a CPU with bf16 units); dopri5 runs in float32",
+        help="the fixed-step rows' precision of a net measured anew (auto: bf16 autocast on a CPU with bf16 "
+        "units); a net begun before is finished in its own; dopri5 runs in float32",
     )
     args = parser.parse_args(argv)
     args.amp = resolve_amp(args.amp, "cpu")
@@ -355,7 +360,7 @@ def main(argv=None) -> int:
     calibration = calibration_images(args.data_dir, args.recalibrate, args.seed)
     setting = (
         f"{len(labels)} CIFAR-10 test images; BatchNorm recalibrated on {args.recalibrate} augmented "
-        f"training images; fixed steps in {'bf16 autocast' if args.amp == 'bf16' else 'float32'}, "
+        f"training images; fixed steps in each net's `fixed_step_amp` (bf16 autocast or float32), "
         f"dopri5 in float32 at rtol {args.rtol:g}, atol {args.atol:g}"
     )
     store = Measurements(args.out / "depth_dial.json", setting, args.seed, args.replace)

@@ -66,10 +66,16 @@ def depth_dial(results: Results) -> str:
             ]
         )
     diag = table(
-        ["net", "roughness across depth, per stage", "largest ρ(h ∂f/∂u) at the trained step, per stage"],
+        [
+            "net",
+            "fixed steps in",
+            "roughness across depth, per stage",
+            "largest ρ(h ∂f/∂u) at the trained step, per stage",
+        ],
         [
             [
                 f"`{net['run']}`",
+                {"bf16": "bf16 autocast", "none": "float32"}.get(net["fixed_step_amp"], net["fixed_step_amp"]),
                 ", ".join(num(r) for r in (net.get("diagnostics") or {}).get("roughness", [])),
                 ", ".join(num(r, 1) for r in (net.get("diagnostics") or {}).get("max_abs_h_lambda", [])),
             ]
