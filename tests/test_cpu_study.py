@@ -47,6 +47,19 @@ def test_cpu_runs_share_the_cores(tmp_path, monkeypatch, jobs, threads):
     assert Runner([job], tmp_path, jobs=jobs)._thread_env(job) == {}
 
 
+@pytest.mark.parametrize("load, warned", [(0.3, False), (1.2, True)])
+def test_a_runner_says_once_when_other_processes_keep_the_cores_busy(tmp_path, monkeypatch, load, warned):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr("os.getloadavg", lambda: (load, load, load))
+    (job,) = build_jobs(get_study("lu2018-cifar10-cpu"), tmp_path, [0], ["resnet20"], ["--device", "cpu"])
+    said: list[str] = []
+    runner = Runner([job], tmp_path, jobs=1, say=said.append)
+    for _ in range(2):
+        assert runner._thread_env(job) == {"OMP_NUM_THREADS": "2"}
+    assert len(said) == int(warned) and all("OMP_NUM_THREADS" in line for line in said)
+
+
 def test_summary_lists_each_run_the_paper_and_the_learned_k(tmp_path):
     def finished(name: str, error: float, ks=None) -> None:
         folder = tmp_path / name

@@ -96,6 +96,7 @@ class Runner:
         self.running: list[_Running] = []
         self.held: dict[str, tuple[RunJob, str]] = {}  # run folders another live process holds: (job, its PID)
         self.report = Report()
+        self._load_warned = False
 
     # predictions
     def predicted_seconds(self, job: RunJob) -> float | None:
@@ -137,7 +138,24 @@ class Runner:
         two 1-thread runs train more images per second in all than one 2-thread run."""
         if "OMP_NUM_THREADS" in os.environ or not resolves_to_cpu(job.config.device):
             return {}
-        return {"OMP_NUM_THREADS": str(max(1, usable_cores() // self.jobs))}
+        cores = usable_cores()
+        threads = max(1, cores // self.jobs)
+        self._warn_if_cores_are_busy(cores, own=self._busy_slots() * threads)
+        return {"OMP_NUM_THREADS": str(threads)}
+
+    def _warn_if_cores_are_busy(self, cores: int, own: int) -> None:
+        """Say once when processes outside this study keep cores busy: the threads given out assume the cores
+        are free, and more threads than cores slow every run down many times, not by their share."""
+        if self._load_warned or not hasattr(os, "getloadavg"):
+            return
+        others = round(os.getloadavg()[0] - own)
+        if others >= 1:
+            self._load_warned = True
+            self.say(
+                f"note: other processes keep about {others} of the {cores} cores busy (load average); each run "
+                f"gets {max(1, cores // self.jobs)} thread(s) as if the cores were free. Running two studies at "
+                "once? Set OMP_NUM_THREADS (e.g. 1) for each, so their threads do not outnumber the cores"
+            )
 
     def _start(self, job: RunJob, now: float) -> None:
         job.folder.mkdir(parents=True, exist_ok=True)
