@@ -154,3 +154,63 @@ def sde_networks(results: Results) -> str:
         f"{data['setting']}.\n\n{table(head, rows)}\n\nAccuracy at equal cost (one pass at the trained step costs "
         f"as much as the mean-field net at 1x):\n\n" + "\n".join(cost) + f"\n\n{cite}"
     )
+
+
+def _best(row: dict[str, Any] | None) -> float | None:
+    """The better accuracy of BatchNorm as trained and recalibrated (None while a half is missing)."""
+    if row is None or "recalibrated" not in row:
+        return None
+    return max(row["as_trained"]["test_acc"], row["recalibrated"]["test_acc"])
+
+
+def dial_headline(results: Results) -> str:
+    """The README's bullet: per net, its trained accuracy and what it keeps at 8x, under dopri5 and at ½x."""
+    data = results.json(DIAL)
+    parts = []
+    for net in data["models"]:
+        k, top = net["trained_steps_per_block"], max(data["multiples"])
+        trained = _row(net, "euler", k)
+        if trained is None:
+            continue
+        kept = [
+            f"{pct(acc)}% {where}"
+            for acc, where in (
+                (_best(_row(net, "euler", k * top)), f"at {top}x steps"),
+                (_best(_row(net, "dopri5", None)), "under dopri5"),
+                (_best(_row(net, "euler", k * 0.5)) if net["depth_basis"] == "linear" else None, "compressed to ½x"),
+            )
+            if acc is not None
+        ]
+        s = net.get("summary") if net.get("complete") else None
+        verdict = (
+            "" if s is None else f", {'a dial' if s['dial'] else 'not a dial'} (worst {s['worst_drop_points']:+.1f})"
+        )
+        parts.append(
+            f"`{net['run']}` ({net['recipe']}) {pct(trained['as_trained']['test_acc'])}% at its trained step, "
+            f"{', '.join(kept) or 'measuring'}{verdict}"
+        )
+    return (
+        "**Depth as a dial** (nets measured so far, accuracy with the better of BatchNorm as trained and "
+        "recalibrated; worst drop in points): "
+        + "; ".join(parts)
+        + " (`depth_dial.json`: `models[].rows`, `models[].summary`)."
+    )
+
+
+def sde_headline(results: Results) -> str:
+    """The README's bullet: the weak orders measured on trained nets, law by law."""
+    data = results.json(SDE)
+    parts = []
+    for net in data["models"]:
+        laws = [
+            f"{net['trained_law'] + ' (trained)' if law == 'trained' else law} {_ci(r, 'order_successive')}"
+            for law, r in net["laws"].items()
+            if not r.get("same_as")
+        ]
+        parts.append(f"`{net['run']}`: " + ", ".join(laws))
+    return (
+        "**Weak order on trained noisy nets** (E of the true-class probability, paths coupled across step counts "
+        "and laws, 95% intervals; nets measured so far): "
+        + "; ".join(parts)
+        + " (`sde_networks.json`: `models[].laws.*.order_successive`, `order_successive_ci95`)."
+    )

@@ -6,7 +6,7 @@ from .. import freshness
 from ..data import Results
 from ..fmt import num, pct, pm, span, table
 from ..registry import block
-from . import orders, speed, toy, trained
+from . import dial, orders, speed, toy, trained
 
 # name, update, order in theory, network
 SCHEMES = (
@@ -63,6 +63,8 @@ def _tests_only(measured: dict[str, str]) -> str:
     speed.INSTRUCTIONS,
     *trained.REFINEMENT,
     toy.TOY,
+    dial.DIAL,
+    dial.SDE,
 )
 def headline(results: Results) -> str:
     conv = results.json(orders.CONVERGENCE)["problems"]["conv"]
@@ -113,6 +115,8 @@ def headline(results: Results) -> str:
         f"LM-ResNet-20 ({pct(lm['trained'])}%) to {pct(lm['dopri5'])}%; the distance to the limit shrinks at order "
         f"{span(all_orders)} (`refinement.json`, `refinement_seed1.json`: `models[].rows[].test_acc`, "
         "`orders_to_dopri5`).",
+        dial.dial_headline(results),
+        dial.sde_headline(results),
         f"**Noise as optimal control** (the toy, {len(results.json(toy.TOY)['seeds'])} seeds): on two moons with noisy "
         f"labels, Gaussian noise in training gives {pct(moons['euler/gaussian']['test_mean'])} ± "
         f"{pct(moons['euler/gaussian']['test_std'])}% test accuracy against {pct(moons['euler/none']['test_mean'])} ± "
