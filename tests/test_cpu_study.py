@@ -82,6 +82,20 @@ def test_summary_lists_each_run_the_paper_and_the_learned_k(tmp_path):
     assert rows["lm_resnet20"]["momentum_k"] == {"lm_resnet20-s0": [[-0.2, 0.1], [0.3], [0.0]]}
 
 
+def test_summary_marks_errors_measured_on_held_out_training_images(tmp_path):
+    folder = tmp_path / "preact_resnet20-gaussian0.3-val-s0"
+    folder.mkdir()
+    res = {"complete": True, "final_test_error": 18.0, "epochs": 10, "params": 272282}
+    res["evaluated_on"] = "validation: the last 5000 training images"
+    (folder / "results.json").write_text(json.dumps(res))
+    assert main(["reproduce", "sde-cpu", "--out", str(tmp_path), "--summary"]) == 0
+    md = (tmp_path / "summary.md").read_text()
+    assert "| 1 | 10 | 18.00 (validation) | 18.00 (s0) |" in md
+    assert "not on the test set" in md
+    row = next(r for r in json.loads((tmp_path / "summary.json").read_text())["rows"] if r["runs"])
+    assert row["evaluated_on"] == ["validation: the last 5000 training images"]
+
+
 def test_a_closed_pipe_is_not_a_study_folder_error(monkeypatch, capsys):
     from contdepth.cli import reproduce
 

@@ -162,6 +162,8 @@ def summarize(study: Study, directory: Path, warn: Callable[[str], None] = _stde
                 "error_mean": statistics.mean(errors) if errors else None,
                 "error_std": statistics.stdev(errors) if len(errors) > 1 else None,
                 "errors": errors,
+                # "test", or the held-out training images a -val row is measured on (--validation)
+                "evaluated_on": sorted({str(r.get("evaluated_on", "test")) for _, r in runs}),
                 "momentum_k": {f.name: r["momentum_k"] for f, r in runs if isinstance(r.get("momentum_k"), list)},
                 "epochs": sorted({int(r["epochs"]) for _, r in runs}),
                 "params": params,
@@ -228,6 +230,11 @@ def unofficial_data_line(fingerprints: list[str]) -> str:
     return head + "; a re-encoded copy, a JPEG round-trip say, differs too)."
 
 
+def _validation(row: dict[str, Any]) -> bool:
+    """Whether a row's errors are measured on held-out training images (a -val row), not on the test set."""
+    return any(e.startswith("validation") for e in row.get("evaluated_on", []))
+
+
 def markdown(summary: dict[str, Any]) -> str:
     header = (
         "| run | runs | epochs | our error % | each run's error % | paper error % | params (M) | median epoch s "
@@ -238,6 +245,8 @@ def markdown(summary: dict[str, Any]) -> str:
     notes: list[str] = []
     for r in summary["rows"]:
         ours = _cell(r["error_mean"]) + (f" ± {r['error_std']:.2f}" if r["error_std"] is not None else "")
+        if _validation(r):
+            ours += " (validation)"
         each = ", ".join(f"{e:.2f} (s{s})" for e, s in zip(r["errors"], r["seeds"], strict=True)) or "-"
         name = r["name"]
         if r["note"]:
@@ -249,6 +258,8 @@ def markdown(summary: dict[str, Any]) -> str:
             f"{_cell(r['median_epoch_seconds'], '{:.1f}')} | {'; '.join(r['devices']) or '-'} | "
             f"{r['max_concurrent_runs'] or '-'} |"
         )
+    if any(_validation(r) for r in summary["rows"]):
+        lines += ["", "(validation): the error on the training images the run held out, not on the test set."]
     if notes:
         lines += ["", "Notes:", "", *notes]
     lines += _k_lines(summary["rows"])
@@ -274,7 +285,10 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     ax = fig.subplots()
     styles = {"resnet": ("ResNet", "tab:blue"), "lm": ("LM-ResNet", "tab:red"), "other": ("other", "tab:gray")}
     for family, (label, colour) in styles.items():
-        rows = sorted((r for r in summary["rows"] if r["family"] == family and r["params"]), key=lambda r: r["params"])
+        rows = sorted(
+            (r for r in summary["rows"] if r["family"] == family and r["params"] and not _validation(r)),
+            key=lambda r: r["params"],
+        )
         ours = [r for r in rows if r["error_mean"] is not None]
         paper = [r for r in rows if r["paper_error"] is not None]
         if ours:
