@@ -266,7 +266,7 @@ def measure(run: Path, batches, labels: Tensor, args, done: dict | None) -> dict
             again = fits(kept[law]["step_sizes"], kept[law]["phi_batch_means"], args.reference == 2 * factors[-1])
             info["laws"][law] = {**kept[law], **again}
             continue
-        if law == "two-point" and info["trained_law"] == "two-point" and "trained" in info["laws"]:
+        if law == info["trained_law"] and "trained" in info["laws"]:
             info["laws"][law] = {**info["laws"]["trained"], "same_as": "trained"}  # the same paths: not run twice
             continue
         start = time.perf_counter()
@@ -303,6 +303,8 @@ def tables(results: dict) -> str:
     rows = []
     for net in results["models"]:
         for law, r in net["laws"].items():
+            if r.get("same_as"):  # the trained law under its own name: the same paths
+                continue
             name = f"{law} (trained)" if law == "trained" else law
             errors = ", ".join(f"{e:.2e}" for e in r["weak_errors"])
             rows.append(
