@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..data import Results, commit_text, source
-from ..fmt import num, pct, table
+from ..fmt import num, pct, signed, span, table
 from ..registry import block
 
 DIAL = "benchmarks/results/depth_dial.json"
@@ -213,4 +213,61 @@ def sde_headline(results: Results) -> str:
         "and laws, 95% intervals; nets measured so far): "
         + "; ".join(parts)
         + " (`sde_networks.json`: `models[].laws.*.order_successive`, `order_successive_ci95`)."
+    )
+
+
+RECALIBRATION = "benchmarks/results/recalibration.json"
+
+
+@block("recalibration", RECALIBRATION)
+def recalibration(results: Results) -> str:
+    data = results.json(RECALIBRATION)
+    parts = []
+    for net in data["models"]:
+        k = net["trained_steps_per_block"]
+        fine = max(r["steps_per_block"] for r in net["rows"])
+        by = {(r["variant"], r["steps_per_block"]): r for r in net["rows"]}
+        variants = list(dict.fromkeys(r["variant"] for r in net["rows"]))
+        rows = [
+            [
+                name,
+                *("…" if (name, s) not in by else pct(by[(name, s)]["test_acc"], 2) for s in (k, fine)),
+                "…" if (name, fine) not in by else f"{by[(name, fine)]['recalibration_seconds']:.0f}",
+            ]
+            for name in variants
+        ]
+        head = ["recalibration", f"{k:g} step/block (trained) %", f"{fine:g} steps/block %", f"seconds at {fine:g}"]
+        parts.append(f"`{net['run']}`:\n\n{table(head, rows)}")
+    cite = source(RECALIBRATION, "`models[].rows[].test_acc`, `recalibration_seconds`", data["provenance"])
+    return f"{data['setting']}.\n\n" + "\n\n".join(parts) + f"\n\n{cite}"
+
+
+SDE_SUMMARY = "results/sde-cpu/summary.json"
+CPU_SUMMARY = "results/cifar10-cpu/summary.json"
+
+
+def lm_with_stochastic_depth(results: Results) -> str:
+    """LM-ResNet-20 with stochastic depth against LM-ResNet-20's seeds: does the difference exceed their spread?"""
+    rows = {r["name"]: r for r in results.json(SDE_SUMMARY)["rows"]}
+    base = {r["name"]: r for r in results.json(CPU_SUMMARY)["rows"]}["lm_resnet20"]
+    sd = rows["lm_resnet20-sd0.8"]
+    seeds = f"{num(base['error_mean'])} ± {num(base['error_std'])}% over {base['runs']} seeds ({span(base['errors'])})"
+    if not sd["runs"]:
+        return f"LM-ResNet-20 with stochastic depth: not trained yet; LM-ResNet-20 alone: {seeds}"
+    diff = sd["error_mean"] - base["error_mean"]
+    inside = min(base["errors"]) <= sd["error_mean"] <= max(base["errors"])
+    return (
+        f"LM-ResNet-20 with stochastic depth (sd:0.8, {sd['runs']} seed): {num(sd['error_mean'])}% test error against "
+        f"{seeds} without it: {signed(diff)} points, {abs(diff) / base['error_std']:.1f} seed standard deviations, "
+        f"{'inside' if inside else 'outside'} the seeds' range"
+    )
+
+
+@block("lm-stochastic-depth", SDE_SUMMARY, CPU_SUMMARY)
+def lm_stochastic_depth(results: Results) -> str:
+    return (
+        f"{lm_with_stochastic_depth(results)}. "
+        + source(SDE_SUMMARY, "`rows[].error_mean` of `lm_resnet20-sd0.8`")
+        + " "
+        + source(CPU_SUMMARY, "`rows[].errors` of `lm_resnet20`")
     )
