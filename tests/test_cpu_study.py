@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +107,17 @@ def test_a_closed_pipe_is_not_a_study_folder_error(monkeypatch, capsys):
     monkeypatch.setattr("contdepth.cli.entry._silence_stdout", lambda: None)
     assert main(["reproduce", "--list"]) == 1
     assert "choose another --out" not in capsys.readouterr().err
+
+
+def test_the_gaussian_run_is_at_the_level_the_validation_runs_chose():
+    from contdepth.studies.catalog import GAUSSIAN_LEVELS
+
+    folder = Path(__file__).resolve().parents[1] / "results" / "sde-cpu"
+    errors = {}
+    for level in GAUSSIAN_LEVELS:
+        res = json.loads((folder / f"preact_resnet20-gaussian{level}-val-s0" / "results.json").read_text())
+        assert res["complete"] and res["evaluated_on"].startswith("validation")
+        errors[level] = res["final_test_error"]
+    rows = get_study("sde-cpu").rows
+    gaussian = [r.noise for r in rows if r.noise and r.noise.startswith("gaussian") and "--validation" not in r.flags]
+    assert gaussian == [f"gaussian:{min(errors, key=errors.__getitem__)}"]
