@@ -5,7 +5,7 @@ discretisation of an SDE whose state is the feature map (~16k dimensions) and wh
 multiplicative. The quantity of interest is the softmax output. For each net, on ``--images`` test
 images, it estimates ``E phi`` with ``phi`` = the mean softmax probability of the true class
 (a smooth test function of the output), with the noise on and BatchNorm in eval mode:
-  * at 1x, 2x and 4x the trained steps per block, against a reference at ``--reference``x;
+  * at 1x, 2x, 4x, ... the trained steps per block, up to a reference at ``--reference``x (8: 1x, 2x, 4x, 8x);
   * under the trained law and under other standardised laws of the same mean and variance
     (two-point at the net's p or at p = 0.8, Gaussian, Rademacher, uniform): the diffusion ``g``
     stays, only the law of ξ changes.
@@ -199,40 +199,30 @@ def phi_samples(
     return torch.stack(out).double(), ensemble
 
 
-def fits(h: list[float], means: list[list[float]], successive: bool = True) -> dict:
-    """The weak-order fits of one law from its per-batch level means ``means[b] = [φ at h[0], h[1], ..., φ_ref]``:
-    against the reference, and (``successive``: the reference is the next halving) to the successive differences
+def fits(h: list[float], means: list[list[float]]) -> dict:
+    """The weak-order fits of one law from its per-batch level means ``means[b] = [φ at h[0], h[1], ..., φ_ref]``
+    (each level halves the step of the one before): against the reference, and to the successive differences
     ``φ_h - φ_h/2 ≈ C (1 - 2^-p) h^p``, which the finest level's own error does not bias. Each order has its
     jackknife standard error over the batches and a 95% interval from Student's t with batches - 1 degrees."""
     t = float(student_t.ppf(0.975, len(means) - 1))
     fit = batch_order(h, [[row[i] - row[-1] for i in range(len(h))] for row in means])
-    out = {
+    succ = batch_order(h, [[row[i] - row[i + 1] for i in range(len(h))] for row in means])
+    return {
         "weak_errors": list(fit.errors),
         "weak_error_stderr": list(fit.error_stderr),
         "order": fit.order,
         "order_stderr": fit.stderr,
         "order_ci95": [fit.order - t * fit.stderr, fit.order + t * fit.stderr],
-        "successive_differences": None,
-        "successive_difference_stderr": None,
-        "order_successive": None,
-        "order_successive_stderr": None,
-        "order_successive_ci95": None,
-        "local_orders_successive": None,
+        "successive_differences": list(succ.errors),
+        "successive_difference_stderr": list(succ.error_stderr),
+        "order_successive": succ.order,
+        "order_successive_stderr": succ.stderr,
+        "order_successive_ci95": [succ.order - t * succ.stderr, succ.order + t * succ.stderr],
+        # the slope between neighbouring differences: does the order settle as h shrinks?
+        "local_orders_successive": [
+            math.log2(a / b) if a > 0 and b > 0 else None for a, b in itertools.pairwise(succ.errors)
+        ],
     }
-    if successive:
-        succ = batch_order(h, [[row[i] - row[i + 1] for i in range(len(h))] for row in means])
-        out |= {
-            "successive_differences": list(succ.errors),
-            "successive_difference_stderr": list(succ.error_stderr),
-            "order_successive": succ.order,
-            "order_successive_stderr": succ.stderr,
-            "order_successive_ci95": [succ.order - t * succ.stderr, succ.order + t * succ.stderr],
-            # the slope between neighbouring differences: does the order settle as h shrinks?
-            "local_orders_successive": [
-                math.log2(a / b) if a > 0 and b > 0 else None for a, b in itertools.pairwise(succ.errors)
-            ],
-        }
-    return out
 
 
 def measure(run: Path, batches, labels: Tensor, args, done: dict | None) -> dict:
@@ -240,7 +230,7 @@ def measure(run: Path, batches, labels: Tensor, args, done: dict | None) -> dict
     setting) are kept, so a stopped benchmark continues where it was."""
     cfg = load_run_config(run)
     base = cfg.trained_steps_per_block
-    factors = [1, 2, 4]
+    factors = [2**i for i in range(args.reference.bit_length() - 1)]  # 1, 2, ..., reference / 2
     info: dict = {
         "run": run.name,
         "fingerprint": fingerprint(run),
@@ -263,7 +253,7 @@ def measure(run: Path, batches, labels: Tensor, args, done: dict | None) -> dict
     finest = base * args.reference
     for law in args.laws:
         if law in kept:  # refitted: a fit added since is filled in from the kept level means
-            again = fits(kept[law]["step_sizes"], kept[law]["phi_batch_means"], args.reference == 2 * factors[-1])
+            again = fits(kept[law]["step_sizes"], kept[law]["phi_batch_means"])
             info["laws"][law] = {**kept[law], **again}
             continue
         if law == info["trained_law"] and "trained" in info["laws"]:
@@ -283,8 +273,8 @@ def measure(run: Path, batches, labels: Tensor, args, done: dict | None) -> dict
         h = [1.0 / (base * f) for f in factors]
         info["laws"][law] = {
             "step_sizes": h,
-            "phi_batch_means": means,  # per batch, per level (1x, 2x, 4x, reference): every fit can be redone
-            **fits(h, means, successive=args.reference == 2 * factors[-1]),
+            "phi_batch_means": means,  # per batch, per level (1x, 2x, ..., the reference): every fit can be redone
+            **fits(h, means),
             "phi_reference": float(ref.mean()),
             "phi_reference_stderr": float(ref.std() / len(ref) ** 0.5),
             "ensemble_acc_by_passes": ensemble,  # at the trained steps per block
@@ -298,7 +288,7 @@ def measure(run: Path, batches, labels: Tensor, args, done: dict | None) -> dict
 
 def tables(results: dict) -> str:
     header = ["run", "law", "weak order ± jackknife s.e. [95% CI] (successive differences)", "vs reference"]
-    header += ["weak errors at 1x, 2x, 4x"]
+    header += ["weak errors against the reference, coarsest first"]
     header += ["ensemble acc % (1 / 16 passes)", "mean field acc % (1x / 8x steps)"]
     rows = []
     for net in results["models"]:
@@ -362,12 +352,20 @@ def main(argv=None) -> int:
     parser.add_argument("--images", type=int, default=1000, help="test images, evenly spaced")
     parser.add_argument("--samples", type=int, default=16, help="noisy passes per point (a multiple of --batches)")
     parser.add_argument("--batches", type=int, default=8, help="independent batches for the error bars")
-    parser.add_argument("--reference", type=int, default=8, help="the reference's steps, times the trained ones")
+    parser.add_argument(
+        "--reference",
+        type=int,
+        default=8,
+        help="the finest level's steps, times the trained ones: a power of 2 >= 4; the levels are 1, 2, 4, ... "
+        "times the trained steps up to it",
+    )
     parser.add_argument("--laws", nargs="+", default=list(LAWS), choices=LAWS)
     parser.add_argument("--eval-batch", type=int, default=500)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.reference < 4 or args.reference & (args.reference - 1):
+        raise SystemExit(f"sde_networks: --reference must be a power of 2 >= 4, got {args.reference}")
     if args.samples % args.batches or args.batches < 2:
         raise SystemExit("sde_networks: --samples must be a multiple of --batches, and --batches >= 2")
     if args.threads:

@@ -124,10 +124,10 @@ def sde_networks(results: Results) -> str:
     head = [
         "net",
         "law of ξ",
-        "E φ_h − E φ_h/2 at h = 1, ½, ¼ (per block)",
+        "E φ_h − E φ_h/2, h = trained step, its ½, ¼, ...",
         "weak order [95% CI]",
-        "local orders (1→½→¼, ½→¼→⅛)",
-        "order against the ⅛ reference",
+        "local orders, coarsest first",
+        "order against the finest level",
     ]
     cost = []
     for net in data["models"]:
