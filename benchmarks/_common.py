@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,10 +41,13 @@ def provenance(seed: int | None, device: str | torch.device = "cpu") -> dict[str
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` whole or not at all: a kill mid-write leaves the previous file, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
+    partial = path.with_name(f".{path.name}.partial")
+    with open(partial, "w") as f:
         json.dump(payload, f, indent=1, default=float)
         f.write("\n")
+    os.replace(partial, path)
     return path
 
 
@@ -65,7 +69,13 @@ class Measurements:
         self.before: dict[str, dict] = {}
         try:
             old = json.loads(path.read_text())
-        except (OSError, ValueError):
+        except FileNotFoundError:
+            old = {}
+        except (OSError, ValueError) as e:
+            if not replace:
+                raise SystemExit(
+                    f"{path.name}: {path} cannot be read ({e}); move it away, or pass --replace to start it anew"
+                ) from None
             old = {}
         if isinstance(old, dict) and old.get("models") and not replace:
             if old.get("setting") != setting:

@@ -43,3 +43,13 @@ def test_another_setting_is_refused_unless_replaced(tmp_path):
     assert fresh.before == {}
     fresh.add({"run": "z", "rows": []})
     assert list(_runs(path)) == ["z"]
+
+
+def test_an_unreadable_file_is_refused_not_overwritten(tmp_path):
+    path = tmp_path / "bench.json"
+    path.write_text('{"setting": "setting A", "models": [{"run": "a"')  # cut short
+    with pytest.raises(SystemExit, match="cannot be read"):
+        _common.Measurements(path, "setting A", seed=0)
+    assert path.read_text().endswith('"a"')  # left as it was
+    _common.Measurements(path, "setting A", seed=0, replace=True).add({"run": "b", "rows": []})
+    assert list(_runs(path)) == ["b"] and not list(tmp_path.glob(".*.partial"))
