@@ -52,6 +52,7 @@ import contdepth as cd
 from contdepth.runs.files import RESULTS
 from contdepth.train.amp import AMP_CHOICES, autocast, resolve_amp
 from contdepth.train.loading import load_run_config
+from contdepth.train.stepping import eval_steps_at
 
 SCHEMES = ("euler", "heun", "rk4")
 STEPS = (1, 2, 4, 8)
@@ -119,6 +120,7 @@ def measure(run: Path, batches, labels: Tensor, calibration: list[Tensor], args,
         "depth_basis": cfg.depth_basis,
         "recipe": recipe(cfg),
         "trained_steps_per_block": cfg.trained_steps_per_block,
+        "training_steps_per_block": training_steps(cfg),
         "fixed_step_amp": args.amp,  # dopri5 runs in float32
         "rows": [],
     }
@@ -208,6 +210,14 @@ def diagnostics(run: Path, images: Tensor, seed: int) -> dict:
     spectra = block_spectra(net, images.float(), n_eigs=1, seed=seed)
     lam = [max(float(np.nanmax(s.spectral_radius)) for s in spectra.stage(i)) for i in spectra.stages]
     return {"roughness": roughness, "max_abs_h_lambda": lam, "spectra_images": int(images.shape[0])}
+
+
+def training_steps(cfg) -> float:
+    """The steps per block a training image went through, on average over the epochs: the recipe's training cost
+    in units of one step per block (random step counts at their expected value)."""
+    if cfg.train_steps:
+        return sum(cfg.train_steps) / len(cfg.train_steps)
+    return sum(eval_steps_at(cfg.steps_per_block, cfg.refine_at, e) for e in range(1, cfg.epochs + 1)) / cfg.epochs
 
 
 def recipe(cfg) -> str:

@@ -68,6 +68,7 @@ def depth_dial(results: Results) -> str:
     diag = table(
         [
             "net",
+            "training cost (mean steps per block)",
             "fixed steps in",
             "roughness across depth, per stage",
             "largest ρ(h ∂f/∂u) at the trained step, per stage",
@@ -75,6 +76,7 @@ def depth_dial(results: Results) -> str:
         [
             [
                 f"`{net['run']}`",
+                "…" if "training_steps_per_block" not in net else f"{net['training_steps_per_block']:.2f}",
                 {"bf16": "bf16 autocast", "none": "float32"}.get(net["fixed_step_amp"], net["fixed_step_amp"]),
                 ", ".join(num(r) for r in (net.get("diagnostics") or {}).get("roughness", [])),
                 ", ".join(num(r, 1) for r in (net.get("diagnostics") or {}).get("max_abs_h_lambda", [])),
