@@ -24,6 +24,8 @@ SHIPPED: tuple[str, ...] = (
     # the depth dial: a step count per batch drawn from {1, 2, 4}, with blockwise and with linear weights
     "depth-dial-cpu/preact_resnet20-steps1.2.4-s0",
     "depth-dial-cpu/preact_resnet20-linear-steps1.2.4-s0",
+    # the depth dial: 1 step per block, doubled after epochs 10 and 20 (trained and evaluated at 4)
+    "depth-dial-cpu/preact_resnet20-refine1.2.4-s0",
     # the SDE study: Gaussian noise injection at the level chosen on held-out training images
     "sde-cpu/preact_resnet20-gaussian0.1-s0",
 )
