@@ -51,6 +51,7 @@ from refinement import add_test_set_arguments, check_runs, continuous_forward, t
 import contdepth as cd
 from contdepth.runs.files import RESULTS
 from contdepth.train.amp import AMP_CHOICES, autocast, resolve_amp
+from contdepth.train.evaluate import recalibration_batches
 from contdepth.train.loading import load_run_config
 from contdepth.train.stepping import eval_steps_at
 
@@ -239,12 +240,10 @@ def _cell(row: dict) -> str:
 
 
 def calibration_images(data_dir: Path, n: int, seed: int) -> list[Tensor]:
-    from contdepth.data import DeviceLoader, load_cifar
+    """``contdepth eval --recalibrate-bn n``'s images, kept for every row."""
+    from contdepth.data import load_cifar
 
-    data = load_cifar("cifar10", data_dir)
-    loader = DeviceLoader(data.train.spread(n), min(200, n), train=True, seed=seed, mean=data.mean, std=data.std)
-    loader.begin_epoch()
-    return [x for x, _ in loader.batches()]
+    return list(recalibration_batches(load_cifar("cifar10", data_dir), n, seed))
 
 
 def summary(net: dict) -> dict:

@@ -38,6 +38,7 @@ from refinement import add_test_set_arguments, check_runs, test_batches
 import contdepth as cd
 from contdepth.models.batchnorm import batchnorms
 from contdepth.train.amp import AMP_CHOICES, autocast, resolve_amp
+from contdepth.train.evaluate import recalibration_batches
 
 CONTROL = ROOT / "results" / "cifar10-cpu" / "preact_resnet20-s0"
 MULTIPLE = 8  # the finer step, in trained steps per block
@@ -75,13 +76,7 @@ VARIANTS: dict[str, Recipe | None] = {
 
 def calibration(data, recipe: Recipe) -> list[Tensor]:
     """The recalibration images of ``recipe``: evenly spaced training images, augmented or not, in batches."""
-    from contdepth.data import DeviceLoader
-
-    split = data.train.spread(recipe.images)
-    loader = DeviceLoader(split, recipe.batch, train=recipe.augment, seed=recipe.seed, mean=data.mean, std=data.std)
-    if recipe.augment:
-        loader.begin_epoch()
-    return [x for x, _ in loader.batches()]
+    return list(recalibration_batches(data, recipe.images, recipe.seed, batch=recipe.batch, augment=recipe.augment))
 
 
 @torch.no_grad()

@@ -81,7 +81,7 @@ def evaluate_run(
         knots_per_block: project a depth-continuous net onto this many knots per block (2: refined,
             ½: compressed) before re-discretising (:meth:`~contdepth.models.ResidualNet.reknot`).
         recalibrate_bn: re-estimate BatchNorm statistics at the new discretisation from this many training
-            images (all of them when it exceeds the training set; ``recalibrated_images`` says how many), augmented
+            images (:func:`recalibration_batches`; ``recalibrated_images`` says how many it used), augmented
             as in training (:func:`~contdepth.models.recalibrate_bn`; ``per_step_bn``: one set
             per evaluation of a block, the default, else one per BatchNorm).
         samples: also run the net this many times with its noise on (:func:`~contdepth.models.monte_carlo`):
@@ -130,20 +130,9 @@ def evaluate_run(
         recal_start = time.perf_counter()
         from ..models import recalibrate_bn as recalibrate_bn_stats
 
-        calibration = data.train.spread(recalibrate_bn)  # all the training images when asked for more
-        recalibrated = len(calibration)
-        images = DeviceLoader(
-            calibration,
-            min(RECALIBRATION_BATCH, recalibrated),
-            train=True,
-            seed=seed,
-            mean=data.mean,
-            std=data.std,
-            device=dev,
-        )
-        images.begin_epoch()
+        images = recalibration_batches(data, recalibrate_bn, seed, device=dev)
         with autocast(amp_used, dev):
-            recalibrate_bn_stats(model, (x for x, _ in images.batches()), per_step=per_step_bn)
+            recalibrated = recalibrate_bn_stats(model, images, per_step=per_step_bn)
         recal_seconds = time.perf_counter() - recal_start
     subset = test_subset if test_subset is not None else cfg.test_subset
     loader = DeviceLoader(
@@ -189,6 +178,27 @@ def evaluate_run(
 
 
 RECALIBRATION_BATCH = 200  # images per recalibration batch (BatchNorm's batch statistics, as in training)
+
+
+def recalibration_batches(
+    data: CifarData,
+    images: int,
+    seed: int,
+    *,
+    batch: int = RECALIBRATION_BATCH,
+    augment: bool = True,
+    device: str | torch.device = "cpu",
+) -> Iterable[Tensor]:
+    """The inputs BatchNorm recalibration runs on: ``images`` training images evenly spaced (all of them when there
+    are fewer), in batches of ``batch`` (at most the images), augmented as in training under ``seed`` (which then
+    drops a last partial batch) or as they are. Normalised ``(B, 3, 32, 32)`` tensors on ``device``."""
+    split = data.train.spread(images)
+    loader = DeviceLoader(
+        split, min(batch, len(split)), train=augment, seed=seed, mean=data.mean, std=data.std, device=device
+    )
+    if augment:
+        loader.begin_epoch()
+    return (x for x, _ in loader.batches())
 
 
 def check_eval_options(
