@@ -282,7 +282,7 @@ def measure(run: Path, batches, labels: Tensor, args, done: dict | None) -> dict
         }
         args.checkpoint(info)
         r = info["laws"][law]
-        print(f"  {run.name:36s} {law:10s} order {r['order_successive']} ± {r['order_successive_stderr']}", flush=True)
+        print(f"  {run.name:36s} {law:10s} order {_order(r, 'order_successive')}", flush=True)
     return info
 
 
@@ -301,7 +301,7 @@ def tables(results: dict) -> str:
                 [
                     net["run"],
                     name.replace("trained (trained)", f"trained: {net['trained_law']}"),
-                    "-" if r.get("order_successive") is None else _order(r, "order_successive"),
+                    _order(r, "order_successive"),
                     _order(r, "order"),
                     errors,
                     _first_last(r["ensemble_acc_by_passes"]),

@@ -140,20 +140,20 @@ class Runner:
             return {}
         cores = usable_cores()
         threads = max(1, cores // self.jobs)
-        self._warn_if_cores_are_busy(cores, own=self._busy_slots() * threads)
+        self._warn_if_cores_are_busy(cores, threads)
         return {"OMP_NUM_THREADS": str(threads)}
 
-    def _warn_if_cores_are_busy(self, cores: int, own: int) -> None:
+    def _warn_if_cores_are_busy(self, cores: int, threads: int) -> None:
         """Say once when processes outside this study keep cores busy: the threads given out assume the cores
         are free, and more threads than cores slow every run down many times, not by their share."""
         if self._load_warned or not hasattr(os, "getloadavg"):
             return
-        others = round(os.getloadavg()[0] - own)
+        others = round(os.getloadavg()[0] - self._busy_slots() * threads)  # less this study's running runs
         if others >= 1:
             self._load_warned = True
             self.say(
                 f"note: other processes keep about {others} of the {cores} cores busy (load average); each run "
-                f"gets {max(1, cores // self.jobs)} thread(s) as if the cores were free. Running two studies at "
+                f"gets {threads} thread(s) as if the cores were free. Running two studies at "
                 "once? Set OMP_NUM_THREADS (e.g. 1) for each, so their threads do not outnumber the cores"
             )
 

@@ -26,9 +26,14 @@ def _pair(row: dict[str, Any] | None) -> str:
     return f"{pct(row['as_trained']['test_acc'])} / " + ("…" if recal is None else pct(recal["test_acc"]))
 
 
+def _summary(net: dict[str, Any]) -> dict[str, Any] | None:
+    """The benchmark's verdict on a net, once every row of it is in."""
+    return net.get("summary") if net.get("complete") else None
+
+
 def _verdict(net: dict[str, Any]) -> str:
-    s = net.get("summary")
-    if not net.get("complete") or s is None:
+    s = _summary(net)
+    if s is None:
         return "measuring"
     return f"{'**yes**' if s['dial'] else 'no'} (worst {s['worst_drop_points']:+.1f})"
 
@@ -183,7 +188,7 @@ def dial_headline(results: Results) -> str:
             )
             if acc is not None
         ]
-        s = net.get("summary") if net.get("complete") else None
+        s = _summary(net)
         verdict = (
             "" if s is None else f", {'a dial' if s['dial'] else 'not a dial'} (worst {s['worst_drop_points']:+.1f})"
         )
