@@ -11,7 +11,8 @@ dopri5, whose times change from batch to batch), with the cost in residual-branc
 (counted by hooks; dopri5's from torchdiffeq's count) and in seconds on the machine named in the JSON.
 The fixed-step rows run in bf16 autocast on a CPU with bf16 units (``--amp``, as ``contdepth eval``;
 each net records its ``fixed_step_amp`` and is finished in it when continued elsewhere), dopri5 always in
-float32 (its error control needs more than bf16's 8 bits).
+float32 (its error control needs more than bf16's 8 bits). Nets and images are in channels_last memory
+format, which oneDNN's CPU convolutions run faster than NCHW (as in training: :mod:`contdepth.train.speed`).
 Nets trained at k > 1 steps per block are also measured under euler at 2k, 4k and 8k: the summary
 asks whether a net keeps its trained accuracy (within 1 point) at 2x, 4x, 8x its trained steps, under
 dopri5 and, for depth-continuous nets, at ½x, and records per net what can stop it: how much the
@@ -89,7 +90,8 @@ def fresh(run: Path, scheme: str, steps: float) -> nn.Module:
     net = cd.train.load_run(run)
     if steps < 1:
         net.reknot(steps)
-    return net.rediscretise(scheme=scheme, steps_per_block=steps).eval()
+    net = net.rediscretise(scheme=scheme, steps_per_block=steps).eval()
+    return net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
 
 def accuracy(forward, batches, labels: Tensor) -> tuple[float, float]:
@@ -243,7 +245,8 @@ def calibration_images(data_dir: Path, n: int, seed: int) -> list[Tensor]:
     """``contdepth eval --recalibrate-bn n``'s images, kept for every row."""
     from contdepth.data import load_cifar
 
-    return list(recalibration_batches(load_cifar("cifar10", data_dir), n, seed))
+    batches = recalibration_batches(load_cifar("cifar10", data_dir), n, seed)
+    return [x.contiguous(memory_format=torch.channels_last) for x in batches]
 
 
 def summary(net: dict) -> dict:
@@ -365,7 +368,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     runs = args.run or default_runs()
     check_runs(runs, args.data_dir)
-    batches, labels = test_batches(args.data_dir, args.test_subset, args.eval_batch)
+    batches, labels = test_batches(args.data_dir, args.test_subset, args.eval_batch, channels_last=True)
     calibration = calibration_images(args.data_dir, args.recalibrate, args.seed)
     setting = (
         f"{len(labels)} CIFAR-10 test images; BatchNorm recalibrated on {args.recalibrate} augmented "

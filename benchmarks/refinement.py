@@ -172,11 +172,13 @@ def check_runs(runs: list[Path], data_dir: Path) -> None:
         raise SystemExit(f"refinement: no cifar-10-batches-py/ in {data_dir}; pass --data-dir")
 
 
-def test_batches(data_dir: Path, n: int | None, batch: int) -> tuple[list, Tensor]:
+def test_batches(data_dir: Path, n: int | None, batch: int, channels_last: bool = False) -> tuple[list, Tensor]:
     from contdepth.data import DeviceLoader, load_cifar
 
     data = load_cifar("cifar10", data_dir, train=False)
-    loader = DeviceLoader(data.test.spread(n), batch, train=False, mean=data.mean, std=data.std)
+    loader = DeviceLoader(
+        data.test.spread(n), batch, train=False, mean=data.mean, std=data.std, channels_last=channels_last
+    )
     batches = list(loader.batches())
     return batches, torch.cat([y for _, y in batches])
 

@@ -176,6 +176,7 @@ def old_device(m: nn.Module) -> torch.device:
 
 def net_at(run: Path, law: str, steps: int, finest: int, draws: Draws) -> nn.Module:
     net = cd.train.load_run(run).rediscretise(steps_per_block=steps).eval()
+    net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # as in depth_dial.py
     couple(net, law, draws, finest, steps)
     return net
 
@@ -374,7 +375,7 @@ def main(argv=None) -> int:
     if not runs:
         raise SystemExit("sde_networks: no noise-trained runs found; train them with `contdepth reproduce sde-cpu`")
     check_runs(runs, args.data_dir)
-    batches, labels = test_batches(args.data_dir, args.images, args.eval_batch)
+    batches, labels = test_batches(args.data_dir, args.images, args.eval_batch, channels_last=True)
     setting = (
         f"{len(labels)} CIFAR-10 test images; {args.samples} noisy passes per point in {args.batches} "
         f"batches, coupled across step counts and laws; orders from successive differences; "
