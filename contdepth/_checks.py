@@ -103,13 +103,18 @@ def state(u0: object, complex_ok: bool = False) -> Tensor:
     return u0
 
 
-def count(name: str, value: object, multiple_of: int = 1, unit: str = "") -> int:
-    """``value`` as an integer >= 1 (a multiple of ``multiple_of``, the number of ``unit``), or a one-line error."""
+def count(
+    name: str, value: object, multiple_of: int = 1, unit: str = "", maximum: int | None = None, why: str = ""
+) -> int:
+    """``value`` as an integer >= 1 (a multiple of ``multiple_of``, the number of ``unit``; at most ``maximum``,
+    for the reason ``why``), or a one-line error."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     if value < 1 or value % multiple_of:
         need = ">= 1" if multiple_of == 1 else f"a positive multiple of {unit}={multiple_of}"
         raise ValueError(f"{name} must be {need}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be at most {maximum}, got {value}" + (f": {why}" if why else ""))
     return value
 
 

@@ -21,6 +21,10 @@ from torch import Tensor, nn
 
 from ._checks import count, piece_of, positive, sub_piece
 
+#: Knots a depth-continuous field may be projected onto (each one a copy of a block: 1024 copies of the
+#: widest CIFAR block are ~300 MB).
+MAX_KNOTS = 1024
+
 FieldFn = Callable[[float, Tensor], Tensor]
 BufferFactory = Callable[[nn.Module], dict[str, Tensor]]
 
@@ -418,7 +422,7 @@ class Interpolated(Field):
         projection (in time, over ``[0, H]``) of this field's: exact where the new knots contain the old
         ones (refinement), the closest piecewise-linear fit with fewer (compression). BatchNorm variances
         are kept positive; integer buffers (batch counts) take the largest."""
-        knots = count("knots", knots)
+        knots = count("knots", knots, maximum=MAX_KNOTS, why="each knot holds a full copy of a block's weights")
         matrix = projection_matrix(len(self.blocks), knots, self._horizon)
         states = [dict(_state(m)) for m in self.blocks]
         modules = [copy.deepcopy(self.blocks[0]) for _ in range(knots)]

@@ -17,6 +17,12 @@ from .schemes import registered
 from .schemes.base import Scheme, StepContext, StepField
 
 
+#: Steps one flow may take: building one costs about 40 µs a step (per-step tables), so more would stall
+#: for minutes before the first forward; the limit they approach is what ``cd.odeint`` computes.
+MAX_STEPS = 1 << 16
+_TOO_MANY_STEPS = "for the continuous limit, integrate the field with cd.odeint (an adaptive solver)"
+
+
 class Flow(nn.Module):
     """The map ``u(t0) -> u(t1)`` of ``field`` under ``scheme`` with ``steps`` equal steps.
 
@@ -64,7 +70,7 @@ class Flow(nn.Module):
             raise TypeError(f"Flow needs a contdepth Field (Blocks, Tied, ...), got {type(field).__name__}")
         self.field = field
         self.scheme = get_scheme(scheme)
-        self.steps = _checks.count("steps", steps)
+        self.steps = _checks.count("steps", steps, maximum=MAX_STEPS, why=_TOO_MANY_STEPS)
         t0, t1 = _checks.interval(field, t0, t1)
         self.t0, self.t1 = t0, t1
         self.h = (t1 - t0) / self.steps

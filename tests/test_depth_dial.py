@@ -81,6 +81,21 @@ def test_a_depth_continuous_net_compresses_to_half_a_step_per_block():
         blockwise.rediscretise(steps_per_block=0.3)
 
 
+def test_step_and_knot_counts_too_large_to_build_fail_at_once_in_one_line():
+    from contdepth.fields import MAX_KNOTS
+    from contdepth.flow import MAX_STEPS
+
+    net = cd.models.get("preact_resnet20", depth_basis="linear")
+    with pytest.raises(ValueError, match=f"more than the {MAX_STEPS} a flow may take; .* cd.odeint$"):
+        net.rediscretise(steps_per_block=10**9)
+    with pytest.raises(ValueError, match=f"more than the {MAX_KNOTS} a field may hold"):
+        net.reknot(1e9)
+    field = cd.Blocks([torch.nn.Linear(2, 2)])
+    with pytest.raises(ValueError, match=f"steps must be at most {MAX_STEPS}, got {MAX_STEPS + 1}"):
+        cd.Flow(field, steps=MAX_STEPS + 1)
+    assert net.steps_per_block == 1  # a refused request leaves the net as it was
+
+
 def _tiny_net() -> cd.models.ResidualNet:
     torch.manual_seed(1)
     return cd.models.resnet(8, num_classes=4)

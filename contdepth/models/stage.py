@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from .. import _checks, schemes
-from ..fields import Blocks, Interpolated
-from ..flow import Flow
+from ..fields import MAX_KNOTS, Blocks, Interpolated
+from ..flow import MAX_STEPS, Flow
 from ..noise import Noise
 from ..schemes.base import Scheme
 from .noise_spec import NoiseSpec, parse_noise
@@ -258,6 +258,11 @@ def _whole_steps(steps_per_block: float, blocks: int) -> int:
             f"steps_per_block={steps_per_block:g} gives {steps:g} steps over a flow of {blocks} blocks; "
             "it must give a whole number of steps >= 1"
         )
+    if steps > MAX_STEPS:
+        raise ValueError(
+            f"steps_per_block={steps_per_block:g} gives {steps:g} steps over a flow of {blocks} blocks, "
+            f"more than the {MAX_STEPS} a flow may take; for the continuous limit use cd.odeint"
+        )
     return int(round(steps))
 
 
@@ -323,6 +328,12 @@ class ResidualNet(nn.Module):
         piecewise-linear fit (:meth:`~contdepth.fields.Interpolated.with_knots`)."""
         rate = _checks.positive("knots_per_block", knots_per_block)
         stages = [s for s in self._stage_list() if s.flow is not None]
+        most = max((round(rate * s.blocks) for s in stages), default=0)
+        if most > MAX_KNOTS:
+            raise ValueError(
+                f"knots_per_block={knots_per_block:g} gives {most} knots in a stage, more than the {MAX_KNOTS} "
+                "a field may hold (each knot is a copy of a block's weights)"
+            )
         for stage in stages:
             stage.reknot(max(1, round(rate * stage.blocks)))
         return self.rediscretise(self.scheme, self.steps_per_block)
