@@ -16,7 +16,6 @@ from .schemes import get as get_scheme
 from .schemes import registered
 from .schemes.base import Scheme, StepContext, StepField
 
-
 #: Steps one flow may take: building one costs about 40 µs a step (per-step tables), so more would stall
 #: for minutes before the first forward; the limit they approach is what ``cd.odeint`` computes.
 MAX_STEPS = 1 << 16
