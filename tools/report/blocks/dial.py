@@ -226,6 +226,14 @@ def sde_headline(results: Results) -> str:
 RECALIBRATION = "benchmarks/results/recalibration.json"
 
 
+def seen(row: dict | None) -> str:
+    """The images a recalibration ran on (augmentation drops a last partial batch), "-" without one."""
+    if row is None:
+        return "…"
+    n = row.get("images_seen")
+    return "-" if n is None else f"{n:,}"
+
+
 @block("recalibration", RECALIBRATION)
 def recalibration(results: Results) -> str:
     data = results.json(RECALIBRATION)
@@ -240,12 +248,16 @@ def recalibration(results: Results) -> str:
                 name,
                 *("…" if (name, s) not in by else pct(by[(name, s)]["test_acc"], 2) for s in (k, fine)),
                 "…" if (name, fine) not in by else f"{by[(name, fine)]['recalibration_seconds']:.0f}",
+                seen(by.get((name, fine))),
             ]
             for name in variants
         ]
         head = ["recalibration", f"{k:g} step/block (trained) %", f"{fine:g} steps/block %", f"seconds at {fine:g}"]
+        head.append("images seen")
         parts.append(f"`{net['run']}`:\n\n{table(head, rows)}")
-    cite = source(RECALIBRATION, "`models[].rows[].test_acc`, `recalibration_seconds`", data["provenance"])
+    cite = source(
+        RECALIBRATION, "`models[].rows[].test_acc`, `recalibration_seconds`, `images_seen`", data["provenance"]
+    )
     return f"{data['setting']}.\n\n" + "\n\n".join(parts) + f"\n\n{cite}"
 
 
