@@ -28,6 +28,8 @@ SHIPPED: tuple[str, ...] = (
     "depth-dial-cpu/preact_resnet20-refine1.2.4-s0",
     # the SDE study: Gaussian noise injection at the level chosen on held-out training images
     "sde-cpu/preact_resnet20-gaussian0.1-s0",
+    # the SDE study: LM-ResNet-20 with stochastic depth (the paper's LM + SD, at depth 20)
+    "sde-cpu/lm_resnet20-sd0.8-s0",
 )
 """The shipped runs, in order: a model's first run here is its default (the plain model name)."""
 
