@@ -270,14 +270,18 @@ def calibration_images(data_dir: Path, n: int, seed: int) -> list[Tensor]:
 def summary(net: dict) -> dict:
     """The trained accuracy (euler at the trained steps per block, BatchNorm as trained) and, at 2x, 4x and 8x
     the trained steps, under dopri5 and (depth-continuous nets) at ½x, the drop from it in points, with the
-    better of BatchNorm as trained and recalibrated; ``dial`` says whether every drop is within 1 point."""
+    better of BatchNorm as trained and recalibrated (None until both are measured); ``dial`` says whether
+    every drop is within 1 point, ``decided`` whether the rows in so far settle that (all measured, or one
+    drop already above 1 point): a net's verdict comes before its heun and rk4 rows."""
     rows = net["rows"]
     k = net["trained_steps_per_block"]
     euler = {r["steps_per_block"]: r for r in rows if r["scheme"] == "euler"}
+    if k not in euler:
+        return {"trained_acc": None, "drop_points": {}, "worst_drop_points": None, "dial": False, "decided": False}
     trained = euler[k]["as_trained"]["test_acc"]
 
     def drop(row: dict | None) -> float | None:
-        if row is None:
+        if row is None or "recalibrated" not in row:
             return None
         return 100 * (trained - max(row["as_trained"]["test_acc"], row["recalibrated"]["test_acc"]))
 
@@ -286,11 +290,14 @@ def summary(net: dict) -> dict:
     if net["depth_basis"] == "linear":
         drops["0.5x"] = drop(euler.get(k * 0.5))
     measured = [d for d in drops.values() if d is not None]
+    failed = any(d > 1.0 + 1e-9 for d in measured)  # 1e-9: rounding
+    every = len(measured) == len(drops)
     return {
         "trained_acc": trained,
         "drop_points": drops,
         "worst_drop_points": max(measured) if measured else None,
-        "dial": bool(measured) and len(measured) == len(drops) and max(measured) <= 1.0 + 1e-9,  # rounding
+        "dial": every and not failed,
+        "decided": every or failed,
     }
 
 
@@ -303,15 +310,16 @@ def tables(results: dict) -> str:
         return "-" if d is None else f"{d:+.2f}"
 
     for net in results["models"]:
-        if not net.get("complete") or "summary" not in net:
+        s = net.get("summary") or {}
+        if s.get("trained_acc") is None:
             rows.append([net["run"], net["recipe"], f"(measuring: {len(net['rows'])} rows so far)"] + [""] * 7)
             continue
-        s, d, diag = net["summary"], net["summary"]["drop_points"], net.get("diagnostics") or {}
+        d, diag = s["drop_points"], net.get("diagnostics") or {}
         k = net["trained_steps_per_block"]
         eight = next((r for r in net["rows"] if r["scheme"] == "euler" and r["steps_per_block"] == 8 * k), None)
         gain = (
             "-"
-            if eight is None
+            if eight is None or "recalibrated" not in eight
             else f"{100 * (eight['recalibrated']['test_acc'] - eight['as_trained']['test_acc']):+.1f}"
         )
         rows.append(
@@ -322,7 +330,7 @@ def tables(results: dict) -> str:
                 " / ".join(pts(d.get(f"{m}x")) for m in MULTIPLES),
                 pts(d.get("dopri5")),
                 pts(d.get("0.5x")),
-                "yes" if s["dial"] else "no",
+                "yes" if s["dial"] else "no" if s.get("decided", net.get("complete")) else "(measuring)",
                 gain,
                 ", ".join("-" if r is None else f"{r:.2f}" for r in diag.get("roughness", [])),
                 ", ".join(f"{x:.2f}" for x in diag.get("max_abs_h_lambda", [])),
@@ -340,7 +348,7 @@ def plot(results: dict, path: Path) -> None:
         (line,) = ax.plot(x, [100 * r["recalibrated"]["test_acc"] for r in euler], "o-", label=f"{net['run']}")
         ax.plot(x, [100 * r["as_trained"]["test_acc"] for r in euler], "o:", color=line.get_color(), alpha=0.5)
         for r in net["rows"]:
-            if r["scheme"] != "euler":
+            if r["scheme"] != "euler" and "recalibrated" in r:
                 marker = {"heun": "^", "rk4": "s", "dopri5": "*"}[r["scheme"]]
                 ax.plot(
                     [r["branch_evals_per_image"]],
@@ -395,7 +403,7 @@ def main(argv=None) -> int:
     )
     store = Measurements(args.out / "depth_dial.json", setting, args.seed, args.replace)
     store.results["multiples"] = list(MULTIPLES)
-    args.checkpoint = store.checkpoint
+    args.checkpoint = lambda net: store.checkpoint({**net, "summary": summary(net)})  # the verdict so far
     for run in runs:
         net = measure(run, batches, labels, calibration, args, store.before.get(run.name))
         net["summary"] = summary(net)

@@ -3,6 +3,8 @@ step-count recipes (multi-resolution and refinement) that resume exactly, and th
 
 import os
 import signal
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -223,3 +225,29 @@ def test_recalibration_asked_for_more_images_than_there_are_uses_and_reports_all
     assert main(["train", *argv]) == 0
     result = cd.train.evaluate_run(run, recalibrate_bn=10**9, test_subset=8, amp="none", device="cpu")
     assert result["recalibrated_images"] == 40  # the fake training set's size, not the number asked for
+
+
+def _row(scheme: str, steps: float | None, trained: float, recalibrated: float | None) -> dict:
+    row = {"scheme": scheme, "steps_per_block": steps, "as_trained": {"test_acc": trained}}
+    if recalibrated is not None:
+        row["recalibrated"] = {"test_acc": recalibrated}
+    return row
+
+
+def test_a_nets_verdict_is_decided_as_soon_as_its_rows_settle_it():
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    depth_dial = pytest.importorskip("depth_dial")
+    net = {"trained_steps_per_block": 1, "depth_basis": "blocks", "rows": [_row("euler", 1, 0.85, 0.85)]}
+    net["rows"] += [_row("euler", s, 0.80, 0.845) for s in (2, 4, 8)]
+    s = depth_dial.summary(net)
+    assert not s["decided"] and not s["dial"] and s["drop_points"]["dopri5"] is None  # dopri5 still to come
+    net["rows"].append(_row("dopri5", None, 0.70, None))  # half a row: not a drop yet
+    assert not depth_dial.summary(net)["decided"]
+    net["rows"][-1] = _row("dopri5", None, 0.70, 0.845)
+    s = depth_dial.summary(net)
+    assert s["decided"] and s["dial"] and s["worst_drop_points"] == pytest.approx(0.5)
+    net["rows"][1] = _row("euler", 2, 0.80, 0.83)  # 2 points down at 2x: not a dial, whatever comes after
+    del net["rows"][-1]
+    s = depth_dial.summary(net)
+    assert s["decided"] and not s["dial"] and s["worst_drop_points"] == pytest.approx(2.0)
+    assert depth_dial.summary({**net, "rows": []})["trained_acc"] is None

@@ -27,15 +27,29 @@ def _pair(row: dict[str, Any] | None) -> str:
 
 
 def _summary(net: dict[str, Any]) -> dict[str, Any] | None:
-    """The benchmark's verdict on a net, once every row of it is in."""
-    return net.get("summary") if net.get("complete") else None
+    """The benchmark's verdict on a net, once the rows in settle it (a net measured before verdicts were written
+    as it goes: once every row of it is in)."""
+    s = net.get("summary")
+    return s if s and s.get("decided", net.get("complete")) else None
+
+
+_WHERE = {"dopri5": "under dopri5", "0.5x": "compressed to ½x"}
+
+
+def _worst(s: dict[str, Any], complete: bool) -> str:
+    """The largest drop in points and where it is (``so far`` while rows are missing)."""
+    drops = {k: d for k, d in s["drop_points"].items() if d is not None}
+    where = max(drops, key=lambda k: drops[k])
+    return f"worst {s['worst_drop_points']:+.1f} {_WHERE.get(where, f'at {where} steps')}" + (
+        "" if complete else " so far"
+    )
 
 
 def _verdict(net: dict[str, Any]) -> str:
     s = _summary(net)
     if s is None:
         return "measuring"
-    return f"{'**yes**' if s['dial'] else 'no'} (worst {s['worst_drop_points']:+.1f})"
+    return f"{'**yes**' if s['dial'] else 'no'} ({_worst(s, bool(net.get('complete')))})"
 
 
 def _commits(nets: list[dict[str, Any]]) -> str:
@@ -171,36 +185,31 @@ def _best(row: dict[str, Any] | None) -> float | None:
 
 
 def dial_headline(results: Results) -> str:
-    """The README's bullet: per net, its trained accuracy and what it keeps at 8x, under dopri5 and at ½x."""
+    """The README's bullet: which nets are dials, at what training cost, and which are not."""
     data = results.json(DIAL)
-    parts = []
+    dials, others, measuring = [], [], []
     for net in data["models"]:
-        k, top = net["trained_steps_per_block"], max(data["multiples"])
-        trained = _row(net, "euler", k)
-        if trained is None:
-            continue
-        kept = [
-            f"{pct(acc)}% {where}"
-            for acc, where in (
-                (_best(_row(net, "euler", k * top)), f"at {top}x steps"),
-                (_best(_row(net, "dopri5", None)), "under dopri5"),
-                (_best(_row(net, "euler", k * 0.5)) if net["depth_basis"] == "linear" else None, "compressed to ½x"),
-            )
-            if acc is not None
-        ]
         s = _summary(net)
-        verdict = (
-            "" if s is None else f", {'a dial' if s['dial'] else 'not a dial'} (worst {s['worst_drop_points']:+.1f})"
+        if s is None:
+            measuring.append(f"`{net['run']}`")
+            continue
+        cost = net.get("training_steps_per_block")
+        text = (
+            f"`{net['run']}` ({net['recipe']}; training cost {'…' if cost is None else num(cost)} steps per block): "
+            f"{pct(s['trained_acc'])}% at its trained step, {_worst(s, bool(net.get('complete')))}"
         )
-        parts.append(
-            f"`{net['run']}` ({net['recipe']}) {pct(trained['as_trained']['test_acc'])}% at its trained step, "
-            f"{', '.join(kept) or 'measuring'}{verdict}"
-        )
+        (dials if s["dial"] else others).append(text)
+    parts = ["Dials: " + "; ".join(dials) if dials else "No net measured so far is a dial"]
+    if others:
+        parts.append("Not dials: " + "; ".join(others))
+    if measuring:
+        parts.append("Being measured: " + ", ".join(measuring))
     return (
-        "**Depth as a dial** (nets measured so far, accuracy with the better of BatchNorm as trained and "
-        "recalibrated; worst drop in points): "
-        + "; ".join(parts)
-        + " (`depth_dial.json`: `models[].rows`, `models[].summary`)."
+        "**Depth as a dial** (a net within 1 point of its trained accuracy at 2x, 4x and 8x its trained steps and "
+        "under dopri5, and compressed to ½x when its weights are continuous in depth, with the better of BatchNorm "
+        "as trained and recalibrated): "
+        + ". ".join(parts)
+        + " (`depth_dial.json`: `models[].summary`, `models[].training_steps_per_block`)."
     )
 
 
