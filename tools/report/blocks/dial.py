@@ -187,7 +187,9 @@ def _best(row: dict[str, Any] | None) -> float | None:
 def dial_headline(results: Results) -> str:
     """The README's bullet: which nets are dials, at what training cost, and which are not."""
     data = results.json(DIAL)
-    dials, others, measuring = [], [], []
+    dials: list[str] = []
+    others: list[str] = []
+    measuring: list[str] = []
     for net in data["models"]:
         s = _summary(net)
         if s is None:
