@@ -97,9 +97,13 @@ class Measurements:
         self._nets[net["run"]] = {**net, "provenance": self.results["provenance"], "complete": False}
         self._write()
 
-    def add(self, net: dict) -> None:
-        """Write ``net``, measured in full, with the nets so far."""
-        self._nets[net["run"]] = {**net, "provenance": self.results["provenance"], "complete": True}
+    def add(self, net: dict, measured: str) -> None:
+        """Write ``net``, measured in full, with the nets so far. A net that was complete before and whose
+        ``net[measured]`` (its measurements: rows, laws) is unchanged keeps the provenance that measured it."""
+        old = self.before.get(net["run"])
+        same = old is not None and old.get("complete") and old.get(measured) == net.get(measured)
+        prov = old["provenance"] if same and old is not None else self.results["provenance"]
+        self._nets[net["run"]] = {**net, "provenance": prov, "complete": True}
         self._write()
 
     def finish(self, markdown: str) -> None:

@@ -407,7 +407,7 @@ def main(argv=None) -> int:
     for run in runs:
         net = measure(run, batches, labels, calibration, args, store.before.get(run.name))
         net["summary"] = summary(net)
-        store.add(net)
+        store.add(net, "rows")
     results = store.results
     store.finish(tables(results))
     plot(results, args.out / "depth_dial.png")

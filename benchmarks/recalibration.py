@@ -183,7 +183,7 @@ def main(argv=None) -> int:
     store = Measurements(args.out / "recalibration.json", setting, args.seed, args.replace)
     args.checkpoint = store.checkpoint
     for run in args.run:
-        store.add(measure(run, data, batches, labels, args, store.before.get(run.name)))
+        store.add(measure(run, data, batches, labels, args, store.before.get(run.name)), "rows")
     store.finish(tables(store.results))
     print(store.results["markdown"])
     return 0

@@ -385,7 +385,7 @@ def main(argv=None) -> int:
     store = Measurements(args.out / "sde_networks.json", setting, args.seed, args.replace)
     args.checkpoint = store.checkpoint
     for run in runs:
-        store.add(measure(run, batches, labels, args, store.before.get(run.name)))
+        store.add(measure(run, batches, labels, args, store.before.get(run.name)), "laws")
     results = store.results
     store.finish(tables(results))
     plot(results, args.out / "sde_networks.png")

@@ -18,30 +18,30 @@ def _runs(path: Path) -> dict[str, dict]:
 def test_nets_added_one_at_a_time_are_all_kept(tmp_path):
     path = tmp_path / "bench.json"
     first = _common.Measurements(path, "setting A", seed=0)
-    first.add({"run": "a", "rows": [1]})
+    first.add({"run": "a", "rows": [1]}, "rows")
     first.checkpoint({"run": "b", "rows": [1]})  # stopped while measuring b
 
     second = _common.Measurements(path, "setting A", seed=0)
     assert second.before["b"]["rows"] == [1] and not second.before["b"]["complete"]
-    second.add({"run": "c", "rows": [3]})
+    second.add({"run": "c", "rows": [3]}, "rows")
     runs = _runs(path)
     assert list(runs) == ["a", "b", "c"]
     assert runs["a"]["complete"] and runs["c"]["complete"] and not runs["b"]["complete"]
     assert runs["c"]["provenance"]["seed"] == 0 and "command" in runs["c"]["provenance"]
 
-    second.add({"run": "b", "rows": [1, 2]})  # b finished: replaced in place
+    second.add({"run": "b", "rows": [1, 2]}, "rows")  # b finished: replaced in place
     assert _runs(path)["b"] == {**_runs(path)["b"], "rows": [1, 2], "complete": True}
     assert list(_runs(path)) == ["a", "b", "c"]
 
 
 def test_another_setting_is_refused_unless_replaced(tmp_path):
     path = tmp_path / "bench.json"
-    _common.Measurements(path, "setting A", seed=0).add({"run": "a", "rows": []})
+    _common.Measurements(path, "setting A", seed=0).add({"run": "a", "rows": []}, "rows")
     with pytest.raises(SystemExit, match="another setting"):
         _common.Measurements(path, "setting B", seed=0)
     fresh = _common.Measurements(path, "setting B", seed=0, replace=True)
     assert fresh.before == {}
-    fresh.add({"run": "z", "rows": []})
+    fresh.add({"run": "z", "rows": []}, "rows")
     assert list(_runs(path)) == ["z"]
 
 
@@ -51,5 +51,17 @@ def test_an_unreadable_file_is_refused_not_overwritten(tmp_path):
     with pytest.raises(SystemExit, match="cannot be read"):
         _common.Measurements(path, "setting A", seed=0)
     assert path.read_text().endswith('"a"')  # left as it was
-    _common.Measurements(path, "setting A", seed=0, replace=True).add({"run": "b", "rows": []})
+    _common.Measurements(path, "setting A", seed=0, replace=True).add({"run": "b", "rows": []}, "rows")
     assert list(_runs(path)) == ["b"] and not list(tmp_path.glob(".*.partial"))
+
+
+def test_a_complete_net_rerun_with_nothing_new_keeps_the_provenance_that_measured_it(tmp_path, monkeypatch):
+    path = tmp_path / "bench.json"
+    _common.Measurements(path, "setting A", seed=0).add({"run": "a", "rows": [1]}, "rows")
+    first = _runs(path)["a"]["provenance"]
+    monkeypatch.setattr(_common, "provenance", lambda seed: {**first, "command": "a later command"})
+    again = _common.Measurements(path, "setting A", seed=0)
+    again.add({"run": "a", "rows": [1], "summary": {"extra": 1}}, "rows")  # derived fields may change
+    assert _runs(path)["a"]["provenance"] == first
+    again.add({"run": "a", "rows": [1, 2]}, "rows")  # a new row: this command measured it
+    assert _runs(path)["a"]["provenance"]["command"] == "a later command"
