@@ -48,3 +48,24 @@ def test_coupled_levels_and_laws_move_together_and_passes_differ():
     gauss, two_point = draw(Gaussian(), sub=1), draw(Bernoulli(0.8), sub=1)
     assert float(torch.corrcoef(torch.stack([gauss.flatten(), two_point.flatten()]))[0, 1]) > 0.5
     assert not torch.equal(draw(Gaussian(), sub=1, pass_seed=4), gauss)
+
+
+def test_the_gap_between_two_laws_closes_at_the_order_it_is_built_with():
+    h = [1.0, 0.5, 0.25]  # three levels and the reference at 0.125
+    gen = torch.Generator().manual_seed(0)
+    trained, other = [], []
+    for _ in range(8):  # batches: coupled, so both laws share the batch's own wobble
+        wobble = 0.01 * torch.randn(1, generator=gen).item()
+        base = [0.7 + 0.05 * x + wobble for x in [*h, 0.125]]
+        trained.append(base)
+        other.append(
+            [
+                b + 0.02 * x**0.5 + 1e-4 * torch.randn(1, generator=gen).item()
+                for b, x in zip(base, [*h, 0.125], strict=True)
+            ]
+        )
+    gap = sde_networks.law_gap({"step_sizes": h, "phi_batch_means": trained}, {"phi_batch_means": other})
+    assert gap["step_sizes"] == [1.0, 0.5, 0.25, 0.125]
+    assert gap["gaps"][0] == pytest.approx(0.02, abs=1e-3) and all(e < 1e-4 for e in gap["gap_stderr"])
+    lo, hi = gap["order_ci95"]
+    assert gap["order"] == pytest.approx(0.5, abs=0.02) and lo < gap["order"] < hi and hi - lo < 0.1

@@ -164,16 +164,39 @@ def sde_networks(results: Results) -> str:
             + ", ".join(f"{f}x steps ({pct(mean_field[f])}%)" for f in sorted(mean_field, key=int))
             + "."
         )
+    gaps = [
+        [
+            f"`{net['run']}`",
+            law,
+            ", ".join(
+                f"{1e3 * g:+.1f} ± {1e3 * e:.1f}"
+                for g, e in zip(r["gap_to_trained"]["gaps"], r["gap_to_trained"]["gap_stderr"], strict=True)
+            ),
+            _ci(r["gap_to_trained"], "order"),
+        ]
+        for net in data["models"]
+        for law, r in net["laws"].items()
+        if "gap_to_trained" in r
+    ]
+    gap_table = (
+        ""
+        if not gaps
+        else "Do the laws share their limit? The gap between a law and the trained one, per level (10⁻³, ± its "
+        "standard error; the last level is the reference), and the order at which it closes:\n\n"
+        + table(["net", "law of ξ", "E φ^law − E φ^trained, h = trained step, its ½, ¼, ...", "order [95% CI]"], gaps)
+        + "\n\n"
+    )
     cite = source(
         SDE,
         "`models[].laws.*.successive_differences`, `order_successive`, `order_successive_ci95`, "
-        "`local_orders_successive`, `order_ci95`, `ensemble_acc_by_passes`, `models[].mean_field_acc`",
+        "`local_orders_successive`, `order_ci95`, `gap_to_trained`, `ensemble_acc_by_passes`, "
+        "`models[].mean_field_acc`",
         data["provenance"],
         command=False,
     )
     return (
-        f"{data['setting']}.\n\n{table(head, rows)}\n\nAccuracy at equal cost (one pass at the trained step costs "
-        f"as much as the mean-field net at 1x):\n\n" + "\n".join(cost) + f"\n\n{cite}"
+        f"{data['setting']}.\n\n{table(head, rows)}\n\n{gap_table}Accuracy at equal cost (one pass at the trained "
+        f"step costs as much as the mean-field net at 1x):\n\n" + "\n".join(cost) + f"\n\n{cite}"
     )
 
 
