@@ -22,12 +22,14 @@ Every finished row is written at once; rerun with the same settings and it conti
 
     python3 benchmarks/depth_dial.py --data-dir data [--run DIR ...] [--test-subset 10000] [--out benchmarks/results]
 
-Writes ``depth_dial.json`` and ``depth_dial.png`` (accuracy against branch evaluations, one line per net).
+Writes ``depth_dial.json`` and ``depth_dial.png`` (accuracy against branch evaluations, one line per net; after
+every net, and with ``--figure-only`` from the JSON alone).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -341,13 +343,22 @@ def tables(results: dict) -> str:
 
 def plot(results: dict, path: Path) -> None:
     plt = setup_matplotlib()
-    fig, ax = plt.subplots(figsize=(9, 5))
+    fig, ax = plt.subplots(figsize=(11, 5))
     for net in results["models"]:
         euler = sorted((r for r in net["rows"] if r["scheme"] == "euler"), key=lambda r: r["steps_per_block"])
         x = [r["branch_evals_per_image"] for r in euler]
         (line,) = ax.plot(x, [100 * r["recalibrated"]["test_acc"] for r in euler], "o-", label=f"{net['run']}")
         ax.plot(x, [100 * r["as_trained"]["test_acc"] for r in euler], "o:", color=line.get_color(), alpha=0.5)
         for r in net["rows"]:
+            if r["scheme"] == "dopri5":  # as trained too (hollow): the collapse of a net that is no discretisation
+                ax.plot(
+                    [r["branch_evals_per_image"]],
+                    [100 * r["as_trained"]["test_acc"]],
+                    "*",
+                    mfc="none",
+                    color=line.get_color(),
+                    ms=9,
+                )
             if r["scheme"] != "euler" and "recalibrated" in r:
                 marker = {"heun": "^", "rk4": "s", "dopri5": "*"}[r["scheme"]]
                 ax.plot(
@@ -361,10 +372,11 @@ def plot(results: dict, path: Path) -> None:
     ax.set(
         xlabel="residual-branch evaluations per image",
         ylabel="test accuracy (%)",
-        title="accuracy against cost: euler (dotted: BatchNorm as trained), heun ▲, rk4 ■, dopri5 ★ (recalibrated)",
+        title="accuracy against cost: euler (dotted: BatchNorm as trained), heun ▲, rk4 ■, dopri5 ★ (recalibrated; "
+        "hollow ☆: dopri5 as trained)",
     )
     ax.title.set_fontsize(8)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: the axes hold every point
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
     plt.close(fig)
@@ -388,7 +400,18 @@ def main(argv=None) -> int:
         help="the fixed-step rows' precision of a net measured anew (auto: bf16 autocast on a CPU with bf16 "
         "units); a net begun before is finished in its own; dopri5 runs in float32",
     )
+    parser.add_argument(
+        "--figure-only",
+        action="store_true",
+        help="measure nothing: draw depth_dial.png from the nets in --out's depth_dial.json (after a stopped run)",
+    )
     args = parser.parse_args(argv)
+    if args.figure_only:
+        path = args.out / "depth_dial.json"
+        if not path.is_file():
+            raise SystemExit(f"depth_dial: --figure-only needs {path}; measure some nets first")
+        plot(json.loads(path.read_text()), args.out / "depth_dial.png")
+        return 0
     args.amp = resolve_amp(args.amp, "cpu")
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -408,6 +431,7 @@ def main(argv=None) -> int:
         net = measure(run, batches, labels, calibration, args, store.before.get(run.name))
         net["summary"] = summary(net)
         store.add(net, "rows")
+        plot(store.results, args.out / "depth_dial.png")  # after every net: a stopped run leaves a figure
     results = store.results
     store.finish(tables(results))
     plot(results, args.out / "depth_dial.png")
