@@ -2,4 +2,4 @@
 
 from . import dial, headline, later_studies, orders, pretrained, speed, study, toy, trained
 
-__all__ = ["dial", "headline", "orders", "pretrained", "speed", "study", "toy", "trained"]
+__all__ = ["dial", "headline", "later_studies", "orders", "pretrained", "speed", "study", "toy", "trained"]

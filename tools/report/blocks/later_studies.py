@@ -16,7 +16,7 @@ def runs_table(results: Results, path: str, study: str) -> str:
     for r in results.json(path)["rows"]:
         where = r.get("evaluated_on") or []
         held_out = any(w.startswith("validation") for w in where)
-        error = "not trained yet" if not r["runs"] else f"{num(r['error_mean'])}" + (" (validation)" if held_out else "")
+        error = "not trained yet" if not r["runs"] else num(r["error_mean"]) + (" (validation)" if held_out else "")
         epochs = "/".join(map(str, r.get("epochs") or [])) or "-"
         body.append([f"`{r['name']}`", r.get("note") or "", epochs, error])
     cite = source(path, f"`rows[]`, written by `contdepth reproduce {study} --out {path.rsplit('/', 1)[0]} --summary`")
