@@ -92,6 +92,10 @@ class Measurements:
         self.results["models"] = list(self._nets.values())
         write_json(self.path, self.results)
 
+    def latest(self, run: str) -> dict | None:
+        """The net ``run`` as written last (this command's rows included), or None."""
+        return self._nets.get(run)
+
     def checkpoint(self, net: dict) -> None:
         """Write ``net``, still being measured, with the nets so far."""
         self._nets[net["run"]] = {**net, "provenance": self.results["provenance"], "complete": False}

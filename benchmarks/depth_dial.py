@@ -114,9 +114,12 @@ def planned(cfg) -> list[tuple[str, float]]:
     return [(scheme, s) for scheme in SCHEMES for s in steps] + [("euler", s) for s in extra]
 
 
-def measure(run: Path, batches, labels: Tensor, calibration: list[Tensor], args, done: dict | None) -> dict:
+def measure(
+    run: Path, batches, labels: Tensor, calibration: list[Tensor], args, done: dict | None, verdict_only: bool = False
+) -> dict:
     """One net's rows; rows already in ``done`` (a previous, interrupted measurement of the same run
-    in the same setting) are kept, so a stopped benchmark continues where it was."""
+    in the same setting) are kept, so a stopped benchmark continues where it was. ``verdict_only``: measure
+    only the rows the verdict needs (euler and dopri5), keeping the others measured before."""
     cfg = load_run_config(run)
     info = {
         "run": run.name,
@@ -139,9 +142,11 @@ def measure(run: Path, batches, labels: Tensor, calibration: list[Tensor], args,
         info["diagnostics"] = diagnostics(run, batches[0][0][: args.spectra_images], args.seed)
         args.checkpoint(info)
 
-    def fixed_step_row(scheme: str, s: float) -> None:
+    def fixed_step_row(scheme: str, s: float, new: bool = True) -> None:
         if (scheme, s) in kept:
             info["rows"].append(kept[(scheme, s)])
+            return
+        if not new:
             return
         row: dict = {"scheme": scheme, "steps_per_block": s}
         for recal in (False, True):
@@ -168,7 +173,7 @@ def measure(run: Path, batches, labels: Tensor, calibration: list[Tensor], args,
     if has_ode_limit(cfg):
         continuous_rows(run, kept, info, calibration, batches, labels, args)
     for scheme, s in (r for r in rows if r[0] != "euler"):
-        fixed_step_row(scheme, s)
+        fixed_step_row(scheme, s, new=not verdict_only)
     return info
 
 
@@ -401,6 +406,11 @@ def main(argv=None) -> int:
         "units); a net begun before is finished in its own; dopri5 runs in float32",
     )
     parser.add_argument(
+        "--verdicts-first",
+        action="store_true",
+        help="measure every net's verdict rows (euler, dopri5) before any net's heun and rk4 rows",
+    )
+    parser.add_argument(
         "--figure-only",
         action="store_true",
         help="measure nothing: draw depth_dial.png from the nets in --out's depth_dial.json (after a stopped run)",
@@ -427,11 +437,16 @@ def main(argv=None) -> int:
     store = Measurements(args.out / "depth_dial.json", setting, args.seed, args.replace)
     store.results["multiples"] = list(MULTIPLES)
     args.checkpoint = lambda net: store.checkpoint({**net, "summary": summary(net)})  # the verdict so far
-    for run in runs:
-        net = measure(run, batches, labels, calibration, args, store.before.get(run.name))
-        net["summary"] = summary(net)
-        store.add(net, "rows")
-        plot(store.results, args.out / "depth_dial.png")  # after every net: a stopped run leaves a figure
+    for verdict_only in (True, False) if args.verdicts_first else (False,):
+        for run in runs:
+            if verdict_only and (store.latest(run.name) or {}).get("complete"):
+                continue
+            net = measure(run, batches, labels, calibration, args, store.latest(run.name), verdict_only)
+            if verdict_only:
+                args.checkpoint(net)
+            else:
+                store.add({**net, "summary": summary(net)}, "rows")
+            plot(store.results, args.out / "depth_dial.png")  # after every net: a stopped run leaves a figure
     results = store.results
     store.finish(tables(results))
     plot(results, args.out / "depth_dial.png")
