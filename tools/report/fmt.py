@@ -35,7 +35,8 @@ def span(values: Iterable[float], digits: int = 2, unit: str = "") -> str:
     """``lo–hi`` of the values (one number when they round alike)."""
     vals = list(values)
     lo, hi = f"{min(vals):.{digits}f}", f"{max(vals):.{digits}f}"
-    return f"{lo}{unit}" if lo == hi else f"{lo}–{hi}{unit}"
+    dash = " to " if min(vals) < 0 else "–"  # "-0.6–-0.3" reads badly
+    return f"{lo}{unit}" if lo == hi else f"{lo}{dash}{hi}{unit}"
 
 
 def thousands(x: float) -> str:

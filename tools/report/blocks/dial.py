@@ -248,12 +248,19 @@ def sde_headline(results: Results) -> str:
             for law, r in net["laws"].items()
             if not r.get("same_as")
         ]
-        parts.append(f"`{net['run']}`: " + ", ".join(laws))
+        gaps = [r["gap_to_trained"]["order"] for r in net["laws"].values() if "gap_to_trained" in r]
+        tops = [r["gap_to_trained"]["order_ci95"][1] for r in net["laws"].values() if "gap_to_trained" in r]
+        finest = [r["local_orders_successive"][-1] for r in net["laws"].values() if not r.get("same_as")]
+        notes = [] if None in finest else [f"local orders at the finest pair {span(finest)}"]
+        if gaps:
+            top = num(max(tops))
+            notes.append(f"the gap to the trained law closes at order {span(gaps)}, upper bounds up to {top}")
+        parts.append(f"`{net['run']}`" + (f" ({'; '.join(notes)})" if notes else "") + ": " + ", ".join(laws))
     return (
         "**Weak order on trained noisy nets** (E of the true-class probability, paths coupled across step counts "
         "and laws, 95% intervals; nets measured so far): "
         + "; ".join(parts)
-        + " (`sde_networks.json`: `models[].laws.*.order_successive`, `order_successive_ci95`)."
+        + " (`sde_networks.json`: `models[].laws.*.order_successive`, `order_successive_ci95`, `gap_to_trained`)."
     )
 
 

@@ -98,9 +98,10 @@ def headline(results: Results) -> str:
         f"**Orders** (ODE, float64, a convolutional field): {fitted}; LM-ResNet's scheme with fixed k converges at "
         f"order {num(conv['lm2']['limit_fit']['order'])} to the rescaled `(1+k) u' = f(u)` and not to `u' = f(u)` "
         "(`convergence.json`: `problems.conv`).",
-        f"**Weak order of Euler–Maruyama**: {span(sym)} under Gaussian, Rademacher and uniform (shake-shake) noise; "
-        f"{span(fixed)} under stochastic depth's two-point law at fixed p, and {span(scaled)} once `1 − 2p = O(√h)` "
-        "(`weak_convergence.json`: `problems.*.laws.*.order`).",
+        f"**Weak order of Euler–Maruyama** on scalar SDEs with a smooth test function: {span(sym)} under Gaussian, "
+        f"Rademacher and uniform (shake-shake) noise; {span(fixed)} under stochastic depth's two-point law at fixed "
+        f"p, and {span(scaled)} once `1 − 2p = O(√h)` (`weak_convergence.json`: `problems.*.laws.*.order`); on trained "
+        "nets, see *Weak order on trained noisy nets* below.",
         f"**Speed against hand-written nets** (batch {tp['batch']}, CPU): contdepth's resnet56 runs {resnet_ops} aten "
         f"operations as the hand-written net and saves as much for backward ({saved['resnet56']['contdepth']:.1f} MB); "
         f"lm_resnet56 runs {lerps:g} `lerp` in place of as many `sub`, `mul` and `add` in inference, {lm_train} op "
