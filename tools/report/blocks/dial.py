@@ -62,6 +62,13 @@ def _commits(nets: list[dict[str, Any]]) -> str:
     return ", ".join(seen)
 
 
+def _recalibration_gain(row: dict[str, Any] | None) -> str:
+    """Recalibrated minus as-trained accuracy in points: how much of a net's drop is its BatchNorm statistics."""
+    if row is None or "recalibrated" not in row:
+        return "…"
+    return signed(100 * (row["recalibrated"]["test_acc"] - row["as_trained"]["test_acc"]), 1)
+
+
 @block("depth-dial", DIAL)
 def depth_dial(results: Results) -> str:
     data = results.json(DIAL)
@@ -89,6 +96,7 @@ def depth_dial(results: Results) -> str:
             "net",
             "training cost (mean steps per block)",
             "fixed steps in",
+            "BatchNorm: recalibration's gain at 8x steps (points)",
             "roughness across depth, per stage",
             "largest ρ(h ∂f/∂u) at the trained step, per stage",
         ],
@@ -97,6 +105,7 @@ def depth_dial(results: Results) -> str:
                 f"`{net['run']}`",
                 "…" if "training_steps_per_block" not in net else f"{net['training_steps_per_block']:.2f}",
                 {"bf16": "bf16 autocast", "none": "float32"}.get(net["fixed_step_amp"], net["fixed_step_amp"]),
+                _recalibration_gain(_row(net, "euler", 8 * net["trained_steps_per_block"])),
                 ", ".join(num(r) for r in (net.get("diagnostics") or {}).get("roughness", [])),
                 ", ".join(num(r, 1) for r in (net.get("diagnostics") or {}).get("max_abs_h_lambda", [])),
             ]
