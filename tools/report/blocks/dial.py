@@ -36,20 +36,20 @@ def _summary(net: dict[str, Any]) -> dict[str, Any] | None:
 _WHERE = {"dopri5": "under dopri5", "0.5x": "compressed to ½x"}
 
 
-def _worst(s: dict[str, Any], complete: bool) -> str:
-    """The largest drop in points and where it is (``so far`` while rows are missing)."""
+def _worst(s: dict[str, Any]) -> str:
+    """The largest drop in points and where it is (``so far`` while some of the judged rows are missing)."""
     drops = {k: d for k, d in s["drop_points"].items() if d is not None}
     where = max(drops, key=lambda k: drops[k])
-    return f"worst {s['worst_drop_points']:+.1f} {_WHERE.get(where, f'at {where} steps')}" + (
-        "" if complete else " so far"
-    )
+    partial = len(drops) < len(s["drop_points"])
+    place = _WHERE.get(where, f"at {where} steps")
+    return f"worst {s['worst_drop_points']:+.1f} {place}" + (" so far" if partial else "")
 
 
 def _verdict(net: dict[str, Any]) -> str:
     s = _summary(net)
     if s is None:
         return "measuring"
-    return f"{'**yes**' if s['dial'] else 'no'} ({_worst(s, bool(net.get('complete')))})"
+    return f"{'**yes**' if s['dial'] else 'no'} ({_worst(s)})"
 
 
 def _commits(nets: list[dict[str, Any]]) -> str:
@@ -230,7 +230,7 @@ def dial_headline(results: Results) -> str:
         cost = net.get("training_steps_per_block")
         text = (
             f"`{net['run']}` ({net['recipe']}; training cost {'…' if cost is None else num(cost)} steps per block): "
-            f"{pct(s['trained_acc'])}% at its trained step, {_worst(s, bool(net.get('complete')))}"
+            f"{pct(s['trained_acc'])}% at its trained step, {_worst(s)}"
         )
         (dials if s["dial"] else others).append(text)
     parts = ["Dials: " + "; ".join(dials) if dials else "No net measured so far is a dial"]
