@@ -26,6 +26,8 @@ SHIPPED: tuple[str, ...] = (
     "depth-dial-cpu/preact_resnet20-linear-steps1.2.4-s0",
     # the depth dial: 1 step per block, doubled after epochs 10 and 20 (trained and evaluated at 4)
     "depth-dial-cpu/preact_resnet20-refine1.2.4-s0",
+    # the depth dial: four Euler steps per block throughout (h = 1/4)
+    "depth-dial-cpu/preact_resnet20-k4-s0",
     # the SDE study: Gaussian noise injection at the level chosen on held-out training images
     "sde-cpu/preact_resnet20-gaussian0.1-s0",
     # the SDE study: LM-ResNet-20 with stochastic depth (the paper's LM + SD, at depth 20)
