@@ -171,7 +171,7 @@ def measure(
     for scheme, s in (r for r in rows if r[0] == "euler"):  # the verdict's rows first: euler, then dopri5
         fixed_step_row(scheme, s)
     if has_ode_limit(cfg):
-        continuous_rows(run, kept, info, calibration, batches, labels, args)
+        continuous_rows(run, cfg.trained_steps_per_block, kept, info, calibration, batches, labels, args)
     for scheme, s in (r for r in rows if r[0] != "euler"):
         fixed_step_row(scheme, s, new=not verdict_only)
     return info
@@ -183,16 +183,17 @@ def has_ode_limit(cfg) -> bool:
     return cfg.scheme in (None, "euler") and not (cfg.noise and "shake" in cfg.noise)
 
 
-def continuous_rows(run: Path, kept: dict, info: dict, calibration, batches, labels: Tensor, args) -> None:
+def continuous_rows(
+    run: Path, trained_steps: int, kept: dict, info: dict, calibration, batches, labels: Tensor, args
+) -> None:
     """The dopri5 row, as trained and then recalibrated, each half written as it is done."""
-    cfg = load_run_config(run)
     row = dict(kept.get(("dopri5", None), {"scheme": "dopri5", "steps_per_block": None}))
     info["rows"].append(row)  # filled in place, and written after each half: the row takes the longest
     for recal in (False, True):
         key = "recalibrated" if recal else "as_trained"
         if key in row:
             continue
-        net = fresh(run, "euler", cfg.trained_steps_per_block)
+        net = fresh(run, "euler", trained_steps)
         nfe: list[int] = []
 
         def forward(x: Tensor, net: nn.Module = net, nfe: list[int] = nfe) -> Tensor:
@@ -449,7 +450,6 @@ def main(argv=None) -> int:
             plot(store.results, args.out / "depth_dial.png")  # after every net: a stopped run leaves a figure
     results = store.results
     store.finish(tables(results))
-    plot(results, args.out / "depth_dial.png")
     print(results["markdown"])
     return 0
 

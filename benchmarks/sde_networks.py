@@ -302,15 +302,12 @@ def law_gap(trained: dict, other: dict) -> dict:
         for row_o, row_t in zip(other["phi_batch_means"], trained["phi_batch_means"], strict=True)
     ]
     n = len(diffs)
-    columns = list(zip(*diffs, strict=True))
-    gaps = [sum(c) / n for c in columns]
-    stderr = [math.sqrt(sum((x - g) ** 2 for x in c) / (n - 1) / n) for c, g in zip(columns, gaps, strict=True)]
-    fit = batch_order(h, diffs)
+    fit = batch_order(h, diffs)  # its errors are |gap|; the signed means are taken here
     t = float(student_t.ppf(0.975, n - 1))
     return {
         "step_sizes": h,
-        "gaps": gaps,
-        "gap_stderr": stderr,
+        "gaps": [sum(c) / n for c in zip(*diffs, strict=True)],
+        "gap_stderr": list(fit.error_stderr),
         "order": fit.order,
         "order_stderr": fit.stderr,
         "order_ci95": [fit.order - t * fit.stderr, fit.order + t * fit.stderr],

@@ -209,13 +209,6 @@ def sde_networks(results: Results) -> str:
     )
 
 
-def _best(row: dict[str, Any] | None) -> float | None:
-    """The better accuracy of BatchNorm as trained and recalibrated (None while a half is missing)."""
-    if row is None or "recalibrated" not in row:
-        return None
-    return max(row["as_trained"]["test_acc"], row["recalibrated"]["test_acc"])
-
-
 def dial_headline(results: Results) -> str:
     """The README's bullet: which nets are dials, at what training cost, and which are not."""
     data = results.json(DIAL)
@@ -276,7 +269,7 @@ def sde_headline(results: Results) -> str:
 RECALIBRATION = "benchmarks/results/recalibration.json"
 
 
-def seen(row: dict | None) -> str:
+def _images_seen(row: dict | None) -> str:
     """The images a recalibration ran on (augmentation drops a last partial batch), "-" without one."""
     if row is None:
         return "…"
@@ -298,12 +291,12 @@ def recalibration(results: Results) -> str:
                 name,
                 *("…" if (name, s) not in by else pct(by[(name, s)]["test_acc"], 2) for s in (k, fine)),
                 "…" if (name, fine) not in by else f"{by[(name, fine)]['recalibration_seconds']:.0f}",
-                seen(by.get((name, fine))),
+                _images_seen(by.get((name, fine))),
             ]
             for name in variants
         ]
         head = ["recalibration", f"{k:g} step/block (trained) %", f"{fine:g} steps/block %", f"seconds at {fine:g}"]
-        head.append("images seen")
+        head += ["images seen"]
         parts.append(f"`{net['run']}`:\n\n{table(head, rows)}")
     cite = source(
         RECALIBRATION, "`models[].rows[].test_acc`, `recalibration_seconds`, `images_seen`", data["provenance"]
