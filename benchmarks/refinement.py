@@ -162,14 +162,15 @@ def evaluate(model: nn.Module, info: dict, batches, labels: Tensor, args) -> dic
 
 def check_runs(runs: list[Path], data_dir: Path) -> None:
     """Refuse, in one line, runs that are not there and a data folder without CIFAR-10."""
+    prog = Path(sys.argv[0]).stem or "benchmark"
     for run in runs:
         if run_state(run, locks=False) is not RunState.DONE:
             raise SystemExit(
-                f"refinement: {run} is not a finished run (no complete {RESULTS}); train it with "
-                "`contdepth reproduce lu2018-cifar10-cpu` or pass --run DIR"
+                f"{prog}: {run} is not a finished run (no complete {RESULTS}); finish its training (the command "
+                "that started it resumes it with --resume) or pass a finished run with --run"
             )
     if not (data_dir / "cifar-10-batches-py").is_dir():
-        raise SystemExit(f"refinement: no cifar-10-batches-py/ in {data_dir}; pass --data-dir")
+        raise SystemExit(f"{prog}: no cifar-10-batches-py/ in {data_dir}; pass --data-dir")
 
 
 def test_batches(data_dir: Path, n: int | None, batch: int, channels_last: bool = False) -> tuple[list, Tensor]:

@@ -65,3 +65,16 @@ def test_a_complete_net_rerun_with_nothing_new_keeps_the_provenance_that_measure
     assert _runs(path)["a"]["provenance"] == first
     again.add({"run": "a", "rows": [1, 2]}, "rows")  # a new row: this command measured it
     assert _runs(path)["a"]["provenance"]["command"] == "a later command"
+
+
+def test_an_unfinished_run_is_refused_in_one_line_naming_the_benchmark(tmp_path, monkeypatch):
+    refinement = pytest.importorskip("refinement")
+    run = tmp_path / "half-trained"
+    run.mkdir()
+    (run / "results.json").write_text('{"complete": false}')
+    monkeypatch.setattr(sys, "argv", ["benchmarks/sde_networks.py"])
+    with pytest.raises(SystemExit) as refusal:
+        refinement.check_runs([run], tmp_path)
+    message = str(refusal.value)
+    assert message.startswith("sde_networks: ") and "not a finished run" in message
+    assert "reproduce" not in message and len(message.splitlines()) == 1
