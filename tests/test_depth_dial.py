@@ -241,8 +241,11 @@ def test_a_nets_verdict_is_decided_as_soon_as_its_rows_settle_it():
     net["rows"] += [_row("euler", s, 0.80, 0.845) for s in (2, 4, 8)]
     s = depth_dial.summary(net)
     assert not s["decided"] and not s["dial"] and s["drop_points"]["dopri5"] is None  # dopri5 still to come
-    net["rows"].append(_row("dopri5", None, 0.70, None))  # half a row: not a drop yet
+    net["rows"].append(_row("dopri5", None, 0.70, None))  # half a row, 15 points down: recalibration may mend it
     assert not depth_dial.summary(net)["decided"]
+    net["rows"][-1] = _row("dopri5", None, 0.845, None)  # half a row already within 1 point: settled
+    s = depth_dial.summary(net)
+    assert s["decided"] and s["dial"] and s["drop_points"]["dopri5"] == pytest.approx(0.5)
     net["rows"][-1] = _row("dopri5", None, 0.70, 0.845)
     s = depth_dial.summary(net)
     assert s["decided"] and s["dial"] and s["worst_drop_points"] == pytest.approx(0.5)
