@@ -250,7 +250,7 @@ def training_steps(cfg) -> float:
 
 
 def recipe(cfg) -> str:
-    parts = [f"{cfg.steps_per_block} step/block"]
+    parts = [f"{cfg.steps_per_block} step{'s' if cfg.steps_per_block != 1 else ''}/block"]
     if cfg.train_steps:
         parts = [f"steps per batch from {{{','.join(map(str, cfg.train_steps))}}}"]
     if cfg.refine_at:
