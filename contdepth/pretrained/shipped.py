@@ -32,6 +32,8 @@ SHIPPED: tuple[str, ...] = (
     "sde-cpu/preact_resnet20-gaussian0.1-s0",
     # the SDE study: LM-ResNet-20 with stochastic depth (the paper's LM + SD, at depth 20)
     "sde-cpu/lm_resnet20-sd0.8-s0",
+    # the SDE study: shake-shake at depth 20, 2 x 16 channels (uniform law, independent backward draw)
+    "sde-cpu/shake_resnet20_2x16d-s0",
 )
 """The shipped runs, in order: a model's first run here is its default (the plain model name)."""
 
