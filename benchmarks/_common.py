@@ -105,7 +105,9 @@ class Measurements:
         """Write ``net``, measured in full, with the nets so far. A net that was complete before and whose
         ``net[measured]`` (its measurements: rows, laws) is unchanged keeps the provenance that measured it."""
         old = self.before.get(net["run"])
-        same = old is not None and old.get("complete") and old.get(measured) == net.get(measured)
+        same = (
+            old is not None and old.get("complete") and _unordered(old.get(measured)) == _unordered(net.get(measured))
+        )
         prov = old["provenance"] if same and old is not None else self.results["provenance"]
         self._nets[net["run"]] = {**net, "provenance": prov, "complete": True}
         self._write()
@@ -139,3 +141,10 @@ def setup_matplotlib():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _unordered(measurements: Any) -> Any:
+    """Rows as a multiset: a rerun may measure the same rows in another order (``--verdicts-first``)."""
+    if isinstance(measurements, list):
+        return sorted(json.dumps(row, sort_keys=True) for row in measurements)
+    return measurements

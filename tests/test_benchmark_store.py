@@ -78,3 +78,14 @@ def test_an_unfinished_run_is_refused_in_one_line_naming_the_benchmark(tmp_path,
     message = str(refusal.value)
     assert message.startswith("sde_networks: ") and "not a finished run" in message
     assert "reproduce" not in message and len(message.splitlines()) == 1
+
+
+def test_a_complete_net_whose_rows_come_back_in_another_order_keeps_its_provenance(tmp_path, monkeypatch):
+    path = tmp_path / "bench.json"
+    rows = [{"scheme": "euler", "steps": 1}, {"scheme": "heun", "steps": 1}, {"scheme": "dopri5", "steps": None}]
+    _common.Measurements(path, "setting A", seed=0).add({"run": "a", "rows": rows}, "rows")
+    first = _runs(path)["a"]["provenance"]
+    monkeypatch.setattr(_common, "provenance", lambda seed: {**first, "command": "a later command"})
+    again = _common.Measurements(path, "setting A", seed=0)
+    again.add({"run": "a", "rows": [rows[0], rows[2], rows[1]]}, "rows")  # verdict rows first: same rows
+    assert _runs(path)["a"]["provenance"] == first
