@@ -125,3 +125,23 @@ def test_every_committed_run_records_its_copy_of_the_data():
     for path in runs:
         data = json.loads(path.read_text()).get("data")
         assert isinstance(data, dict) and len(data.get("fingerprint", "")) == 32, path
+
+
+def test_the_sde_headline_fits_no_order_to_gaps_lost_in_the_noise(tmp_path):
+    from tools.report.blocks.dial import SDE, sde_headline
+    from tools.report.data import Results
+
+    law = {"order_successive": 1.0, "order_successive_ci95": [0.8, 1.2], "local_orders_successive": [0.9, 1.0]}
+    gap = {"step_sizes": [1.0, 0.5], "order": 0.4, "order_stderr": 0.1, "order_ci95": [0.2, 0.6]}
+    net = {"run": "net-s0", "trained_law": "uniform", "laws": {"trained": law}}
+
+    def headline(gaps: list[float]) -> str:
+        net["laws"]["gaussian"] = {**law, "gap_to_trained": {**gap, "gaps": gaps, "gap_stderr": [1e-3, 1e-3]}}
+        root = tmp_path / str(gaps)  # a root of its own: result files are read once per path
+        (root / SDE).parent.mkdir(parents=True)
+        (root / SDE).write_text(json.dumps({"models": [net]}))
+        return sde_headline(Results(root))
+
+    assert "no law's gap to the trained law reaches 3 standard errors" in headline([2e-3, -2.5e-3])
+    resolved = headline([5e-3, 2e-3])  # one level 5 standard errors wide: the gap is there, with its order
+    assert "closes at order 0.40" in resolved and "no law's gap" not in resolved
