@@ -292,9 +292,9 @@ def summary(net: dict) -> dict:
     def drop(row: dict | None) -> float | None:
         if row is None:
             return None
-        drop = 100 * (trained - max(row[half]["test_acc"] for half in ("as_trained", "recalibrated") if half in row))
+        points = 100 * (trained - max(row[half]["test_acc"] for half in ("as_trained", "recalibrated") if half in row))
         # the half still to come can only lower the drop: one already within 1 point settles the column
-        return drop if "recalibrated" in row or drop <= 1.0 + 1e-9 else None
+        return points if "recalibrated" in row or points <= 1.0 + 1e-9 else None
 
     drops = {f"{m}x": drop(euler.get(k * m)) for m in MULTIPLES}
     drops["dopri5"] = drop(next((r for r in rows if r["scheme"] == "dopri5"), None))
